@@ -1,0 +1,62 @@
+"""Column names and event vocabularies shared by ingest, features, models and publishing."""
+
+from __future__ import annotations
+
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+EVENT_ID = "event_id"
+EVENT_TIME = "event_time"
+EVENT_TYPE = "event_type"
+SESSION_ID = "session_id"
+SCORE = "score"
+RANK = "rank"
+REASON = "reason"
+WEIGHT = "weight"
+
+EVENT_TYPES = ("view", "search", "add_to_cart", "purchase", "review", "impression", "click")
+ITEM_EVENT_TYPES = ("view", "add_to_cart", "purchase", "review", "impression", "click")
+
+# landing contract: table -> {column: kind}; kinds: str, time, float, int, json
+LANDING: dict[str, dict[str, str]] = {
+    "items": {
+        "item_id": "str",
+        "title": "str",
+        "description": "str",
+        "category_path": "str",
+        "brand": "str",
+        "price": "float",
+        "attributes": "json",
+        "created_at": "time",
+    },
+    "events": {
+        "event_id": "str",
+        "event_time": "time",
+        "user_id": "str",
+        "session_id": "str",
+        "event_type": "str",
+        "item_id": "str",
+        "query": "str",
+        "price": "float",
+        "quantity": "int",
+        "rating": "int",
+        "review_text": "str",
+        "recommendation_id": "str",
+        "position": "int",
+    },
+    "users": {"user_id": "str", "signup_time": "time", "country": "str"},
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "items": ("item_id", "title", "category_path", "price"),
+    "events": ("event_id", "event_time", "user_id", "event_type"),
+    "users": ("user_id",),
+}
+KEYS = {"items": "item_id", "events": "event_id", "users": "user_id"}
+
+# implicit-feedback weights per event type (the dbt var `event_weights` mirrors these)
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 2.0,
+    "add_to_cart": 3.0,
+    "review": 4.0,
+    "purchase": 5.0,
+}

@@ -1,0 +1,417 @@
+"""Synthetic shop generator: a landing batch shaped exactly like a real shop export.
+
+Users carry latent interest mixtures over leaf categories and styles. Some interests are
+*dormant* (never visible in the history, but the user clicks them when shown), some *emerge*
+half-way through the period (drift). Sessions follow the interests: searches, views, carts,
+purchases, reviews, plus impressions and clicks on slates from the shop's previous (uniform
+random) recommender. Ground truth goes to ``_ground_truth/`` for evaluation only.
+
+Everything is vectorised with NumPy so the ``large`` size (>= 10M events) stays practical.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.shop import taxonomy as tx
+
+
+@dataclass(frozen=True)
+class ShopSize:
+    users: int
+    items: int
+    sessions_per_user: float
+    days: int
+
+
+SIZES: dict[str, ShopSize] = {
+    "tiny": ShopSize(users=150, items=120, sessions_per_user=6.0, days=60),
+    "small": ShopSize(users=1_000, items=500, sessions_per_user=7.0, days=90),
+    "default": ShopSize(users=5_000, items=2_000, sessions_per_user=7.5, days=120),
+    "large": ShopSize(users=120_000, items=24_000, sessions_per_user=11.0, days=180),
+}
+
+DEFAULT_END = datetime(2026, 10, 31, tzinfo=UTC)
+NEW_ITEM_SHARE = 0.03  # items released after the last event: no interactions yet
+POSITION_BIAS = np.array([1.0, 0.75, 0.55, 0.42, 0.33])
+COLORS = ["black", "white", "navy", "olive", "red", "beige", "grey", "blue", "green", "pink"]
+MATERIALS = ["cotton", "leather", "wool", "steel", "wood", "ceramic", "nylon", "linen", "glass"]
+USE_CASES = [
+    "for the weekend",
+    "for the office",
+    "for travel",
+    "as a gift",
+    "for everyday use",
+    "for special occasions",
+    "for the gym",
+    "for the holidays",
+]
+REVIEW_GOOD = ["Love it", "Great quality", "Exactly as described", "Would buy again", "Perfect fit"]
+REVIEW_BAD = ["Not as pictured", "Poor quality", "Returned it", "Disappointing", "Broke quickly"]
+
+
+def _items(rng: np.random.Generator, n: int, start: datetime, end: datetime) -> pd.DataFrame:
+    leaves = tx.leaves()
+    styles = list(tx.STYLES)
+    tiers = list(tx.TIERS)
+    leaf_pop = rng.dirichlet(np.full(len(leaves), 2.0))
+    leaf_idx = rng.choice(len(leaves), size=n, p=leaf_pop)
+    leaf_idx[: len(leaves)] = np.arange(min(n, len(leaves)))[: min(n, len(leaves))]
+    style_idx = rng.integers(0, len(styles), n)
+    tier_idx = rng.choice(len(tiers), size=n, p=[0.35, 0.45, 0.20])
+    rows = []
+    new_cut = int(n * (1 - NEW_ITEM_SHARE))
+    for i in range(n):
+        lf = leaves[leaf_idx[i]]
+        style = styles[style_idx[i]]
+        tier = tiers[tier_idx[i]]
+        brand = tx.BRANDS[tier][int(rng.integers(len(tx.BRANDS[tier])))]
+        word = tx.STYLE_WORDS[style][int(rng.integers(3))]
+        color = COLORS[int(rng.integers(len(COLORS)))]
+        material = MATERIALS[int(rng.integers(len(MATERIALS)))]
+        use = USE_CASES[int(rng.integers(len(USE_CASES)))]
+        lo, hi = tx.PRICE_BANDS[lf.department]
+        price = round(float(rng.uniform(lo, hi)) * tx.TIER_PRICE_FACTOR[tier], 2)
+        title = f"{brand} {word} {lf.leaf.rstrip('s')} in {color}"
+        description = (
+            f"{word} {lf.leaf.lower()} made of {material}, {tx.STYLES[style]}. "
+            f"A {lf.category.lower()} pick {use}."
+        )
+        if i < new_cut:
+            created = start - timedelta(days=float(rng.uniform(1, 365)))
+        else:  # released after the last recorded event: a genuinely new item
+            created = end + timedelta(hours=float(rng.uniform(1, 20)))
+        rows.append(
+            {
+                "item_id": f"I{i + 1:06d}",
+                "title": title,
+                "description": description,
+                "category_path": lf.path,
+                "brand": brand,
+                "price": price,
+                "attributes": json.dumps({"color": color, "material": material}),
+                "created_at": created.replace(microsecond=0),
+                "_leaf": int(leaf_idx[i]),
+                "_style": int(style_idx[i]),
+                "_tier": int(tier_idx[i]),
+                "_pop": float(rng.lognormal(0.0, 1.0)),
+                "_new": i >= new_cut,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _users(rng: np.random.Generator, n: int, start: datetime) -> pd.DataFrame:
+    countries = ["DE", "FR", "GB", "NL", "ES", "IT", "SE", "PL"]
+    signup = [start - timedelta(days=float(d)) for d in rng.uniform(0, 700, n)]
+    return pd.DataFrame(
+        {
+            "user_id": [f"U{i + 1:07d}" for i in range(n)],
+            "signup_time": [s.replace(microsecond=0) for s in signup],
+            "country": rng.choice(countries, n),
+        }
+    )
+
+
+def _interests(rng: np.random.Generator, n_users: int, n_leaves: int) -> dict[str, np.ndarray]:
+    """Per user: 4 interest slots over leaves. Slot status 0=active, 1=emerging, 2=dormant."""
+    dept_of_leaf = np.array([list(tx.TREE).index(lf.department) for lf in tx.leaves()])
+    n_dept = len(tx.TREE)
+    slots = np.zeros((n_users, 4), dtype=np.int64)
+    status = np.zeros((n_users, 4), dtype=np.int64)
+    home_dept = rng.integers(0, n_dept, n_users)
+    for s in range(4):
+        same = rng.random(n_users) < 0.55  # interests cluster within a department
+        dept = np.where(same, home_dept, rng.integers(0, n_dept, n_users))
+        for d in range(n_dept):
+            cand = np.flatnonzero(dept_of_leaf == d)
+            m = dept == d
+            slots[m, s] = rng.choice(cand, m.sum())
+    # de-duplicate slots per user by nudging repeated leaves to a random one
+    for s in range(1, 4):
+        dup = (slots[:, [s]] == slots[:, :s]).any(axis=1)
+        slots[dup, s] = (slots[dup, s] + rng.integers(1, n_leaves, dup.sum())) % n_leaves
+    n_active = rng.choice([1, 2, 3], n_users, p=[0.3, 0.45, 0.25])
+    status[:] = 2
+    for s in range(3):
+        status[n_active > s, s] = 0
+    emerging = rng.random(n_users) < 0.3
+    last_active = n_active - 1
+    rows = np.arange(n_users)
+    status[rows[emerging & (n_active > 1)], last_active[emerging & (n_active > 1)]] = 1
+    has_dormant = rng.random(n_users) < 0.65
+    status[~has_dormant, 3] = 3  # 3 = unused slot
+    w_start = rng.dirichlet(np.ones(4), n_users)
+    w_end = rng.dirichlet(np.ones(4), n_users)
+    style_pref = rng.integers(0, len(tx.STYLES), n_users)
+    tier_pref = rng.choice(len(tx.TIERS), n_users, p=[0.35, 0.45, 0.20])
+    return {
+        "slots": slots,
+        "status": status,
+        "w_start": w_start,
+        "w_end": w_end,
+        "style": style_pref,
+        "tier": tier_pref,
+    }
+
+
+def _visible_weights(intr: dict[str, np.ndarray], users: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Interest-slot weights visible in behaviour for users at relative time t in [0, 1]."""
+    w = (1 - t)[:, None] * intr["w_start"][users] + t[:, None] * intr["w_end"][users]
+    st = intr["status"][users]
+    w = np.where(st == 0, w, 0.0)
+    w = np.where((st == 1) & (t[:, None] >= 0.5), w + 0.3, w)
+    w = w / w.sum(axis=1, keepdims=True)
+    return w
+
+
+def generate(size: str = "tiny", seed: int = 7, end: datetime = DEFAULT_END) -> dict[str, pd.DataFrame]:
+    """Generate a shop. Returns landing tables ``items``, ``events``, ``users`` and the
+    ground-truth tables ``truth_user_interests`` and ``truth_item_tags``."""
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; choose one of {sorted(SIZES)}")
+    cfg = SIZES[size]
+    rng = np.random.default_rng(seed)
+    start = end - timedelta(days=cfg.days)
+    leaves = tx.leaves()
+    styles = list(tx.STYLES)
+    tiers = list(tx.TIERS)
+    items = _items(rng, cfg.items, start, end)
+    users = _users(rng, cfg.users, start)
+    intr = _interests(rng, cfg.users, len(leaves))
+
+    # ---- sessions -------------------------------------------------------------------------
+    n_sess = np.maximum(1, rng.poisson(cfg.sessions_per_user, cfg.users))
+    s_user = np.repeat(np.arange(cfg.users), n_sess)
+    s_t = rng.random(len(s_user))
+    n_s = len(s_user)
+    w = _visible_weights(intr, s_user, s_t)
+    slot = (rng.random(n_s)[:, None] > np.cumsum(w, axis=1)).sum(axis=1).clip(0, 3)
+    s_leaf = intr["slots"][s_user, slot]
+    noise = rng.random(n_s) < 0.08
+    s_leaf = np.where(noise, rng.integers(0, len(leaves), n_s), s_leaf)
+    s_start = np.datetime64(start.replace(tzinfo=None), "s") + (s_t * cfg.days * 86400).astype(
+        "timedelta64[s]"
+    )
+
+    old = ~items["_new"].to_numpy()
+    item_leaf = items["_leaf"].to_numpy()
+    item_style = items["_style"].to_numpy()
+    item_tier = items["_tier"].to_numpy()
+    item_pop = items["_pop"].to_numpy()
+    item_price = items["price"].to_numpy()
+
+    def pick_items(leaf: np.ndarray, user: np.ndarray) -> np.ndarray:
+        """Sample one old item per row from `leaf`, preferring the user's style and tier."""
+        out = np.empty(len(leaf), dtype=np.int64)
+        u_style = intr["style"][user]
+        u_tier = intr["tier"][user]
+        r = rng.random(len(leaf))
+        for lf in np.unique(leaf):
+            cand = np.flatnonzero((item_leaf == lf) & old)
+            if len(cand) == 0:
+                cand = np.flatnonzero(old)
+            rows = np.flatnonzero(leaf == lf)
+            key = u_style[rows] * len(tiers) + u_tier[rows]
+            for k in np.unique(key):
+                sel = rows[key == k]
+                st, ti = divmod(int(k), len(tiers))
+                wt = item_pop[cand] * np.where(item_style[cand] == st, 4.0, 1.0)
+                wt = wt * np.where(item_tier[cand] == ti, 1.5, 1.0)
+                cdf = np.cumsum(wt) / wt.sum()
+                out[sel] = cand[np.searchsorted(cdf, r[sel]).clip(0, len(cand) - 1)]
+        return out
+
+    parts: list[pd.DataFrame] = []
+
+    def block(sess: np.ndarray, order: np.ndarray, **cols: object) -> None:
+        parts.append(pd.DataFrame({"_sess": sess, "_order": order, **cols}))
+
+    # searches at session start
+    has_search = rng.random(n_s) < 0.5
+    ss = np.flatnonzero(has_search)
+    leaf_names = np.array([lf.leaf.lower() for lf in leaves])
+    style_names = np.array(styles)
+    with_style = rng.random(len(ss)) < 0.4
+    q = np.where(
+        with_style,
+        np.char.add(np.char.add(style_names[intr["style"][s_user[ss]]], " "), leaf_names[s_leaf[ss]]),
+        leaf_names[s_leaf[ss]],
+    )
+    block(ss, np.zeros(len(ss)), event_type="search", _item=-1, query=q)
+
+    # recommendation slates from the previous (uniform random) recommender
+    has_slate = rng.random(n_s) < 0.3
+    sl = np.flatnonzero(has_slate)
+    k = len(POSITION_BIAS)
+    sl_sess = np.repeat(sl, k)
+    sl_pos = np.tile(np.arange(1, k + 1), len(sl))
+    old_idx = np.flatnonzero(old)
+    sl_item = old_idx[rng.integers(0, len(old_idx), len(sl_sess))]
+    block(sl_sess, 1 + sl_pos * 0.01, event_type="impression", _item=sl_item, position=sl_pos)
+    u = s_user[sl_sess]
+    liked = (intr["slots"][u] == item_leaf[sl_item][:, None]) & (intr["status"][u] < 3)
+    p_click = POSITION_BIAS[sl_pos - 1] * np.where(liked.any(axis=1), 0.30, 0.02)
+    p_click = p_click * np.where(item_style[sl_item] == intr["style"][u], 1.3, 1.0)
+    clicked = rng.random(len(sl_sess)) < p_click
+    block(
+        sl_sess[clicked],
+        1.5 + sl_pos[clicked] * 0.01,
+        event_type="click",
+        _item=sl_item[clicked],
+        position=sl_pos[clicked],
+    )
+
+    # views, carts, purchases, reviews
+    n_views = 1 + rng.poisson(4, n_s)
+    v_sess = np.repeat(np.arange(n_s), n_views)
+    v_order = 2 + np.concatenate([np.arange(n) for n in n_views]) if n_s else np.zeros(0)
+    v_item = pick_items(s_leaf[v_sess], s_user[v_sess])
+    block(v_sess, v_order, event_type="view", _item=v_item)
+    carted = rng.random(len(v_sess)) < 0.15
+    c_sess, c_item, c_order = v_sess[carted], v_item[carted], v_order[carted] + 0.3
+    block(c_sess, c_order, event_type="add_to_cart", _item=c_item, quantity=1)
+    bought = rng.random(len(c_sess)) < 0.45
+    p_sess, p_item, p_order = c_sess[bought], c_item[bought], c_order[bought] + 100
+    qty = 1 + (rng.random(len(p_sess)) < 0.15).astype(np.int64)
+    block(p_sess, p_order, event_type="purchase", _item=p_item, quantity=qty)
+    reviewed = rng.random(len(p_sess)) < 0.25
+    r_sess, r_item = p_sess[reviewed], p_item[reviewed]
+    match = item_style[r_item] == intr["style"][s_user[r_sess]]
+    rating = np.clip(np.where(match, 5, 3) + rng.integers(-1, 1, len(r_sess)), 1, 5)
+    good = np.array(REVIEW_GOOD)[rng.integers(0, len(REVIEW_GOOD), len(r_sess))]
+    bad = np.array(REVIEW_BAD)[rng.integers(0, len(REVIEW_BAD), len(r_sess))]
+    text = np.where(rating >= 4, good, bad)
+    block(r_sess, p_order[reviewed] + 1000, event_type="review", _item=r_item, rating=rating, review_text=text)
+
+    ev = pd.concat(parts, ignore_index=True)
+    ev = ev.sort_values(["_sess", "_order"], kind="stable").reset_index(drop=True)
+    # event times: session start plus exponential gaps (about a minute)
+    gaps = rng.exponential(55.0, len(ev)).astype("int64") + 1
+    sess_arr = ev["_sess"].to_numpy()
+    csum = np.cumsum(gaps)
+    first = np.r_[0, np.flatnonzero(np.diff(sess_arr)) + 1]
+    base = np.repeat(csum[first] - gaps[first], np.diff(np.r_[first, len(ev)]))
+    offset = csum - base
+    times = s_start[sess_arr] + offset.astype("timedelta64[s]")
+    times = np.minimum(times, np.datetime64(end.replace(tzinfo=None), "s") - np.timedelta64(1, "s"))
+    item_codes = ev["_item"].to_numpy()
+    has_item = item_codes >= 0
+    n_ev = len(ev)
+    event_type = ev["event_type"].to_numpy()
+    events = pd.DataFrame(
+        {
+            "event_id": [f"E{seed:03d}{i:010d}" for i in range(n_ev)],
+            "event_time": pd.to_datetime(times).tz_localize("UTC"),
+            "user_id": users["user_id"].to_numpy()[s_user[sess_arr]],
+            "session_id": [f"S{seed:03d}{s:09d}" for s in sess_arr],
+            "event_type": event_type,
+            "item_id": np.where(has_item, items["item_id"].to_numpy()[np.maximum(item_codes, 0)], None),
+            "query": ev.get("query"),
+            "price": np.where(
+                np.isin(event_type, ["add_to_cart", "purchase"]),
+                item_price[np.maximum(item_codes, 0)],
+                np.nan,
+            ),
+            "quantity": ev.get("quantity"),
+            "rating": ev.get("rating"),
+            "review_text": ev.get("review_text"),
+            "recommendation_id": np.where(
+                np.isin(event_type, ["impression", "click"]),
+                np.char.add("R", np.char.zfill(sess_arr.astype(str), 9)),
+                None,
+            ),
+            "position": ev.get("position"),
+        }
+    )
+    for col in ("quantity", "rating", "position"):
+        events[col] = events[col].astype("Int64")
+    events = events.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
+
+    # ---- ground truth --------------------------------------------------------------------
+    status_names = np.array(["active", "emerging", "dormant", "unused"])
+    gt_rows = {
+        "user_id": np.repeat(users["user_id"].to_numpy(), 4),
+        "tag": np.array([lf.tag for lf in leaves])[intr["slots"].ravel()],
+        "status": status_names[intr["status"].ravel()],
+        "weight_start": intr["w_start"].ravel(),
+        "weight_end": intr["w_end"].ravel(),
+    }
+    truth = pd.DataFrame(gt_rows)
+    truth = truth[truth["status"] != "unused"]
+    style_truth = pd.DataFrame(
+        {
+            "user_id": users["user_id"],
+            "tag": [f"style:{styles[s]}" for s in intr["style"]],
+            "status": "active",
+            "weight_start": 1.0,
+            "weight_end": 1.0,
+        }
+    )
+    truth = pd.concat([truth, style_truth], ignore_index=True)
+    truth = truth.drop_duplicates(["user_id", "tag"]).reset_index(drop=True)
+    item_tags = pd.DataFrame(
+        {
+            "item_id": np.repeat(items["item_id"].to_numpy(), 3),
+            "tag": np.stack(
+                [
+                    np.array([leaves[i].tag for i in item_leaf]),
+                    np.array([f"style:{styles[s]}" for s in item_style]),
+                    np.array([f"tier:{tiers[t]}" for t in item_tier]),
+                ],
+                axis=1,
+            ).ravel(),
+        }
+    )
+    landing_items = items[[c for c in items.columns if not c.startswith("_")]].copy()
+    landing_items["created_at"] = pd.to_datetime(landing_items["created_at"], utc=True)
+    users["signup_time"] = pd.to_datetime(users["signup_time"], utc=True)
+    return {
+        "items": landing_items,
+        "events": events,
+        "users": users,
+        "truth_user_interests": truth,
+        "truth_item_tags": item_tags,
+    }
+
+
+def write_shop(
+    out: Path, size: str = "tiny", seed: int = 7, fmt: str = "parquet", end: datetime = DEFAULT_END
+) -> dict[str, int]:
+    """Generate and write a landing batch to ``out``. Returns row counts per table."""
+    tables = generate(size=size, seed=seed, end=end)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    truth_dir = out / "_ground_truth"
+    truth_dir.mkdir(exist_ok=True)
+    counts: dict[str, int] = {}
+    for name in ("items", "events", "users"):
+        df = tables[name]
+        counts[name] = len(df)
+        path = out / f"{name}.{ 'jsonl' if fmt == 'jsonl' else fmt}"
+        if fmt == "parquet":
+            df.to_parquet(path, index=False)
+        elif fmt == "csv":
+            df.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+        elif fmt == "jsonl":
+            df.to_json(path, orient="records", lines=True, date_format="iso", date_unit="s")
+        else:
+            raise ValueError(f"unknown format {fmt!r}: use parquet, csv or jsonl")
+    tables["truth_user_interests"].to_parquet(truth_dir / "user_interests.parquet", index=False)
+    tables["truth_item_tags"].to_parquet(truth_dir / "item_tags.parquet", index=False)
+    manifest = {
+        "size": size,
+        "seed": seed,
+        "format": fmt,
+        "end": end.isoformat(),
+        "counts": counts,
+        "config": asdict(SIZES[size]),
+    }
+    (out / "_ground_truth" / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return counts

@@ -1,0 +1,160 @@
+"""A thin warehouse adapter over DuckDB (embedded default) and PostgreSQL (scale-out).
+
+SQL in ``ml/`` is written once with ``?`` placeholders and portable types; this module turns
+placeholders into psycopg's ``%s`` for PostgreSQL and bulk-loads DataFrames with ``COPY``.
+DuckDB allows one writer process per file: open write connections briefly, and in Airflow
+serialise writers with the ``warehouse`` pool (size 1).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from ml import config
+
+SCHEMAS = ("raw", "ml", "registry", "serving", "quality")
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    url: str
+
+    @classmethod
+    def from_env(cls, url: str | None = None) -> Warehouse:
+        return cls(url or config.warehouse_url())
+
+    @property
+    def kind(self) -> str:
+        scheme = urlparse(self.url).scheme
+        if scheme == "duckdb":
+            return "duckdb"
+        if scheme in ("postgres", "postgresql"):
+            return "postgres"
+        raise ValueError(f"unsupported warehouse URL {self.url!r}: use duckdb:/// or postgresql://")
+
+    @property
+    def path(self) -> Path:
+        """The DuckDB file (DuckDB only)."""
+        return Path(self.url.removeprefix("duckdb://"))
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[Any]:
+        """A native connection; commits on success, rolls back on error."""
+        if self.kind == "duckdb":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = _duckdb_connect(str(self.path), read_only and self.path.exists())
+            try:
+                yield con
+            finally:
+                con.close()
+        else:
+            import psycopg
+
+            con = psycopg.connect(self.url, autocommit=False)
+            try:
+                yield con
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+            finally:
+                con.close()
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s") if self.kind == "postgres" else text
+
+    def execute(self, con: Any, text: str, params: Sequence[Any] | None = None) -> None:
+        if self.kind == "duckdb":
+            con.execute(text, params or [])
+        else:
+            with con.cursor() as cur:
+                cur.execute(self.sql(text), params or None)
+
+    def query(self, text: str, params: Sequence[Any] | None = None, con: Any = None) -> pd.DataFrame:
+        if con is None:
+            with self.connect(read_only=True) as c:
+                return self.query(text, params, c)
+        if self.kind == "duckdb":
+            return con.execute(text, params or []).df()
+        with con.cursor() as cur:
+            cur.execute(self.sql(text), params or None)
+            cols = [d.name for d in cur.description] if cur.description else []
+            return pd.DataFrame(cur.fetchall(), columns=cols)
+
+    def table_exists(self, con: Any, schema: str, table: str) -> bool:
+        df = self.query(
+            "select count(*) as n from information_schema.tables "
+            "where table_schema = ? and table_name = ?",
+            [schema, table],
+            con,
+        )
+        return bool(df["n"].iloc[0])
+
+    def ensure_schemas(self, con: Any) -> None:
+        for s in SCHEMAS:
+            self.execute(con, f"create schema if not exists {s}")
+
+    def begin(self, con: Any) -> None:
+        """Start an explicit transaction (psycopg connections are already transactional)."""
+        if self.kind == "duckdb":
+            con.begin()
+
+    def commit(self, con: Any) -> None:
+        con.commit() if self.kind == "postgres" else con.execute("commit")
+
+    def rollback(self, con: Any) -> None:
+        con.rollback() if self.kind == "postgres" else con.execute("rollback")
+
+    def append_df(self, con: Any, table: str, df: pd.DataFrame) -> int:
+        """Append ``df`` to an existing table by column name; PostgreSQL uses ``COPY``."""
+        if df.empty:
+            return 0
+        cols = ", ".join(f'"{c}"' for c in df.columns)
+        if self.kind == "duckdb":
+            con.register("_append_df", df)
+            try:
+                con.execute(f"insert into {table} ({cols}) select {cols} from _append_df")
+            finally:
+                con.unregister("_append_df")
+        else:
+            copy_df(con, table, df)
+        return len(df)
+
+
+def _duckdb_connect(path: str, read_only: bool) -> Any:
+    """Open DuckDB, retrying briefly while another process holds the write lock."""
+    import duckdb
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def copy_df(con: Any, table: str, df: pd.DataFrame) -> None:
+    """Bulk-load a DataFrame into PostgreSQL with ``COPY … FROM STDIN`` (CSV)."""
+    buf = io.StringIO()
+    out = df.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.DatetimeTZDtype):
+            out[c] = out[c].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    out.to_csv(buf, index=False, header=False, na_rep="\\N")
+    cols = ", ".join(f'"{c}"' for c in df.columns)
+    with con.cursor() as cur:
+        with cur.copy(f"copy {table} ({cols}) from stdin with (format csv, null '\\N')") as cp:
+            buf.seek(0)
+            while chunk := buf.read(1 << 20):
+                cp.write(chunk)
