@@ -66,9 +66,7 @@ def airflow_env(home: Path | None = None) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": "http://127.0.0.1:8080",
         "AIRFLOW__API__PORT": "8080",
         "AIRFLOW__API__HOST": "127.0.0.1",
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p
-        ),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p),
     }
 
 

@@ -92,8 +92,7 @@ class Warehouse:
 
     def table_exists(self, con: Any, schema: str, table: str) -> bool:
         df = self.query(
-            "select count(*) as n from information_schema.tables "
-            "where table_schema = ? and table_name = ?",
+            "select count(*) as n from information_schema.tables where table_schema = ? and table_name = ?",
             [schema, table],
             con,
         )
@@ -153,8 +152,7 @@ def copy_df(con: Any, table: str, df: pd.DataFrame) -> None:
             out[c] = out[c].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
     out.to_csv(buf, index=False, header=False, na_rep="\\N")
     cols = ", ".join(f'"{c}"' for c in df.columns)
-    with con.cursor() as cur:
-        with cur.copy(f"copy {table} ({cols}) from stdin with (format csv, null '\\N')") as cp:
-            buf.seek(0)
-            while chunk := buf.read(1 << 20):
-                cp.write(chunk)
+    with con.cursor() as cur, cur.copy(f"copy {table} ({cols}) from stdin with (format csv, null '\\N')") as cp:
+        buf.seek(0)
+        while chunk := buf.read(1 << 20):
+            cp.write(chunk)

@@ -305,9 +305,7 @@ def ingest_file(
     with wh.connect() as con:
         ensure_raw_tables(wh, con)
         wh.begin(con)
-        prev = wh.query(
-            "select * from raw.ingest_batches where batch_id = ? and status = 'accepted'", [batch_id], con
-        )
+        prev = wh.query("select * from raw.ingest_batches where batch_id = ? and status = 'accepted'", [batch_id], con)
         if len(prev):
             r = prev.iloc[0]
             return BatchReport(
@@ -355,8 +353,10 @@ def ingest_file(
         ingested_at = pd.Timestamp(now or datetime.now(UTC))
         accepted = accepted.copy()
         if extra:
-            accepted["_extra"] = df.loc[accepted.index, extra].astype("string").apply(
-                lambda r: json.dumps({k: v for k, v in r.items() if pd.notna(v)}), axis=1
+            accepted["_extra"] = (
+                df.loc[accepted.index, extra]
+                .astype("string")
+                .apply(lambda r: json.dumps({k: v for k, v in r.items() if pd.notna(v)}), axis=1)
             )
         else:
             accepted["_extra"] = None

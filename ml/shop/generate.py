@@ -80,8 +80,7 @@ def _items(rng: np.random.Generator, n: int, start: datetime, end: datetime) -> 
         price = round(float(rng.uniform(lo, hi)) * tx.TIER_PRICE_FACTOR[tier], 2)
         title = f"{brand} {word} {lf.leaf.rstrip('s')} in {color}"
         description = (
-            f"{word} {lf.leaf.lower()} made of {material}, {tx.STYLES[style]}. "
-            f"A {lf.category.lower()} pick {use}."
+            f"{word} {lf.leaf.lower()} made of {material}, {tx.STYLES[style]}. A {lf.category.lower()} pick {use}."
         )
         if i < new_cut:
             created = start - timedelta(days=float(rng.uniform(1, 365)))
@@ -196,9 +195,7 @@ def generate(size: str = "tiny", seed: int = 7, end: datetime = DEFAULT_END) -> 
     s_leaf = intr["slots"][s_user, slot]
     noise = rng.random(n_s) < 0.08
     s_leaf = np.where(noise, rng.integers(0, len(leaves), n_s), s_leaf)
-    s_start = np.datetime64(start.replace(tzinfo=None), "s") + (s_t * cfg.days * 86400).astype(
-        "timedelta64[s]"
-    )
+    s_start = np.datetime64(start.replace(tzinfo=None), "s") + (s_t * cfg.days * 86400).astype("timedelta64[s]")
 
     old = ~items["_new"].to_numpy()
     item_leaf = items["_leaf"].to_numpy()
@@ -324,8 +321,8 @@ def generate(size: str = "tiny", seed: int = 7, end: datetime = DEFAULT_END) -> 
             "review_text": ev.get("review_text"),
             "recommendation_id": np.where(
                 np.isin(event_type, ["impression", "click"]),
-                np.char.add("R", np.char.zfill(sess_arr.astype(str), 9)),
-                None,
+                np.char.add("R", np.char.zfill(sess_arr.astype(str), 9)).astype(object),
+                np.array(None, dtype=object),
             ),
             "position": ev.get("position"),
         }
@@ -394,7 +391,7 @@ def write_shop(
     for name in ("items", "events", "users"):
         df = tables[name]
         counts[name] = len(df)
-        path = out / f"{name}.{ 'jsonl' if fmt == 'jsonl' else fmt}"
+        path = out / f"{name}.{'jsonl' if fmt == 'jsonl' else fmt}"
         if fmt == "parquet":
             df.to_parquet(path, index=False)
         elif fmt == "csv":

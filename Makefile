@@ -1,0 +1,57 @@
+# Interestflow — every target bootstraps .venv from requirements.txt first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+SIZE ?= default
+SEED ?= 7
+# a local folder of prebuilt wheels (the CPU build of torch) is used when present
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+REQ_HASH := $(shell sha1sum requirements.txt | cut -c1-12)
+STAMP := $(VENV)/.installed-$(REQ_HASH)
+
+.DEFAULT_GOAL := help
+.PHONY: help bootstrap demo test test-fast lint format typecheck airflow bench system-deps clean
+
+help: ## show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -r requirements.txt
+	@rm -f $(VENV)/.installed-*; touch $@
+
+bootstrap: $(STAMP) ## create .venv (Python 3.11) and install the pinned requirements
+
+system-deps: ## Debian packages some tests need (headless Chromium, docker-compose for config checks)
+	@bash scripts/system-deps.sh
+
+demo: bootstrap ## generate a shop (SIZE=default) and run every DAG on the embedded runtime
+	$(BIN)/python -m ml demo --size $(SIZE) --seed $(SEED)
+
+test: bootstrap system-deps ## the whole test suite (what CI runs)
+	$(BIN)/python -m pytest
+
+test-fast: bootstrap ## unit tests only
+	$(BIN)/python -m pytest -m "unit"
+
+lint: bootstrap ## ruff lint and format check
+	$(BIN)/ruff check ml dags plugins tests
+	$(BIN)/ruff format --check ml dags plugins tests
+
+format: bootstrap ## ruff format and autofix
+	$(BIN)/ruff format ml dags plugins tests
+	$(BIN)/ruff check --fix ml dags plugins tests
+
+typecheck: bootstrap ## mypy on ml/
+	$(BIN)/mypy ml
+
+airflow: bootstrap ## start Airflow (api-server, scheduler, ...) on http://127.0.0.1:8080
+	$(BIN)/python -m ml airflow standalone
+
+bench: bootstrap ## list the benchmarks (python -m ml bench NAME --help)
+	$(BIN)/python -m ml bench --help
+
+clean: ## remove local state (.airflow, .interestflow) but keep .venv
+	rm -rf .airflow .interestflow dbt/target dbt/logs

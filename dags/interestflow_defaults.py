@@ -1,0 +1,38 @@
+"""Shared defaults for Interestflow DAGs: default_args, assets, pools, tags.
+
+Kept tiny and import-light so the DAG processor parses every DAG file in milliseconds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset
+
+OWNER = "interestflow"
+START = datetime(2026, 1, 1)
+DEFAULT_ARGS = {
+    "owner": OWNER,
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+}
+# DuckDB allows a single writer process: every task that writes the warehouse takes this pool.
+WAREHOUSE_POOL = "warehouse"
+APPROVED_TAGS = {
+    "interestflow",
+    "ingest",
+    "features",
+    "training",
+    "publishing",
+    "tagging",
+    "explore",
+    "marketing",
+    "quality",
+    "backfill",
+}
+
+RAW_EVENTS = Asset(name="raw_events", uri="interestflow://warehouse/raw/events")
+FEATURE_MARTS = Asset(name="feature_marts", uri="interestflow://warehouse/marts")
+CHAMPION_MODEL = Asset(name="champion_model", uri="interestflow://registry/recommender/champion")
+RECOMMENDATIONS = Asset(name="recommendations", uri="interestflow://warehouse/serving/recommendations_current")

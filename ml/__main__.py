@@ -1,0 +1,5 @@
+"""``python -m ml …`` — the Interestflow command line."""
+
+from ml.cli import main
+
+raise SystemExit(main())

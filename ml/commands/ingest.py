@@ -1,0 +1,41 @@
+"""``python -m ml ingest PATH…``: load landing files; exit 2 on a bad file, 3 on a blocked batch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help="load landing batches into the warehouse raw schema")
+    p.add_argument("paths", nargs="+", type=Path, help="files or folders (CSV, JSON Lines, Parquet)")
+    p.add_argument("--warehouse", help="warehouse URL (default: $INTERESTFLOW_WAREHOUSE or local DuckDB)")
+    p.add_argument("--quarantine-threshold", type=float, help="block a batch above this bad-row share")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ml.config import IngestSettings
+    from ml.ingest.landing import BatchBlocked, LandingFileError, ingest_file, order_paths
+    from ml.warehouse import Warehouse
+
+    wh = Warehouse.from_env(args.warehouse)
+    settings = IngestSettings()
+    if args.quarantine_threshold is not None:
+        settings = replace(settings, quarantine_threshold=args.quarantine_threshold)
+    try:
+        paths = order_paths(args.paths)
+        for p in paths:
+            report = ingest_file(p, wh, settings)
+            print(json.dumps(report.accounting()), flush=True)
+    except LandingFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BatchBlocked as exc:
+        print(json.dumps(exc.report.accounting()), flush=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0

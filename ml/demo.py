@@ -1,0 +1,137 @@
+"""``make demo``: generate a shop, run the four DAGs in asset order, print what was published."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ml import config
+
+PIPELINE = ("ingest_events", "build_features", "retrain_models", "publish_recommendations")
+
+
+def landing_for(size: str, seed: int) -> Path:
+    return config.landing_dir() / f"{size}-seed{seed}"
+
+
+def run(size: str = "default", seed: int = 7, users_to_show: int = 3) -> dict[str, Any]:
+    from ml.orchestration import local
+
+    t0 = time.perf_counter()
+    local.prepare()
+    landing = landing_for(size, seed)
+    if not (landing / "events.parquet").exists():
+        from ml.shop.generate import write_shop
+
+        write_shop(landing, size=size, seed=seed)
+    timings: dict[str, float] = {}
+    runs: dict[str, str] = {}
+    for dag_id in PIPELINE:
+        t = time.perf_counter()
+        conf = {"paths": [str(landing)]} if dag_id == "ingest_events" else {}
+        dr = local.run_dag(dag_id, conf)
+        timings[dag_id] = round(time.perf_counter() - t, 1)
+        runs[dag_id] = dr.run_id
+    summary = collect_summary(runs, users_to_show)
+    summary["timings_seconds"] = timings
+    summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    summary["size"] = size
+    return summary
+
+
+def collect_summary(runs: dict[str, str], users_to_show: int = 3) -> dict[str, Any]:
+    from ml.registry import Registry
+    from ml.warehouse import Warehouse
+
+    wh = Warehouse.from_env()
+    with wh.connect(read_only=True) as con:
+        batches = wh.query(
+            "select table_name, sum(rows_total) as rows_total, sum(accepted) as accepted, "
+            "sum(quarantined) as quarantined from raw.ingest_batches where status = 'accepted' "
+            "group by table_name order by table_name",
+            None,
+            con,
+        )
+        landed = {
+            r.table_name: {"rows": int(r.rows_total), "accepted": int(r.accepted), "quarantined": int(r.quarantined)}
+            for r in batches.itertuples()
+        }
+        pub = wh.query(
+            "select version, table_name, rows_total, model_version from serving.publish_log "
+            "where name = 'recommendations' and run_id = ?",
+            [runs.get("publish_recommendations", "")],
+            con,
+        )
+        recs = wh.query(
+            "select r.user_id, r.rank, r.item_id, i.title, r.reason from serving.recommendations_current r "
+            "join marts.item_features i using (item_id) where r.user_id in "
+            "(select distinct user_id from serving.recommendations_current order by user_id limit ?) "
+            "order by r.user_id, r.rank",
+            [users_to_show],
+            con,
+        )
+    reg = Registry(wh)
+    versions = reg.versions()
+    trained = versions[versions["run_id"] == runs.get("retrain_models", "")]
+    decisions = reg.decisions()
+    last = decisions.iloc[-1] if len(decisions) else None
+    return {
+        "landed": landed,
+        "models": [
+            {
+                "version": r.version_id,
+                "model": r.model_name,
+                **{
+                    k: round(v, 4)
+                    for k, v in json.loads(r.metrics).items()
+                    if "@" in k and k.split("@")[0] in ("ndcg", "precision", "recall", "coverage")
+                },
+            }
+            for r in trained.itertuples()
+        ],
+        "gate": None if last is None else {"promoted": bool(last["promoted"]), "reason": last["reason"]},
+        "published": None
+        if pub.empty
+        else {
+            "view": "serving.recommendations_current",
+            "table": pub["table_name"].iloc[0],
+            "rows": int(pub["rows_total"].iloc[0]),
+            "model_version": pub["model_version"].iloc[0],
+        },
+        "examples": {
+            u: [{"rank": int(r.rank), "item": f"{r.item_id} {r.title}", "reason": r.reason} for r in g.itertuples()]
+            for u, g in recs.groupby("user_id")
+        },
+    }
+
+
+def render(summary: dict[str, Any]) -> str:
+    out = [
+        "",
+        "=" * 78,
+        f"Interestflow demo — {summary.get('size')} shop, {summary.get('wall_seconds')} s",
+        "=" * 78,
+        "Rows landed (accepted / quarantined):",
+    ]
+    for t, c in summary["landed"].items():
+        out.append(f"  {t:<8} {c['rows']:>9,} rows  {c['accepted']:>9,} accepted  {c['quarantined']:>6,} quarantined")
+    out.append("Models trained (time-based holdout, last 7 days):")
+    for m in summary["models"]:
+        metrics = "  ".join(f"{k}={v}" for k, v in m.items() if "@" in k)
+        out.append(f"  {m['model']:<12} {m['version']:<24} {metrics}")
+    if summary.get("gate"):
+        g = summary["gate"]
+        out.append(f"Gate: {'PROMOTED' if g['promoted'] else 'kept champion'} — {g['reason']}")
+    if summary.get("published"):
+        p = summary["published"]
+        out.append(f"Published: {p['view']} -> {p['table']} ({p['rows']:,} rows, model {p['model_version']})")
+    for user, items in summary["examples"].items():
+        out.append(f"Top-{len(items)} for {user}:")
+        for it in items:
+            out.append(f"  {it['rank']:>2}. {it['item']:<48} {it['reason']}")
+    if summary.get("timings_seconds"):
+        out.append("DAG wall times (s): " + ", ".join(f"{k} {v}" for k, v in summary["timings_seconds"].items()))
+    out.append("=" * 78)
+    return "\n".join(out)

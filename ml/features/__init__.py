@@ -1,0 +1,1 @@
+"""The dbt feature layer: running the project and reading its marts."""

@@ -1,0 +1,75 @@
+"""Run the dbt project (``dbt/``) against the configured warehouse.
+
+The DAG renders the project through astronomer-cosmos; this module is the direct path used by
+the CLI, the benchmarks and the tests. Both use :func:`dbt_env` so they build the same target.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from ml import config
+from ml.warehouse import Warehouse
+
+
+def dbt_env(wh: Warehouse | None = None) -> dict[str, str]:
+    """Environment variables that point dbt's ``profiles.yml`` at the warehouse."""
+    wh = wh or Warehouse.from_env()
+    env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "False", "DO_NOT_TRACK": "1"}
+    if wh.kind == "duckdb":
+        env.update({"DBT_TARGET": "duckdb", "INTERESTFLOW_DUCKDB_PATH": str(wh.path)})
+    else:
+        u = urlparse(wh.url)
+        env.update(
+            {
+                "DBT_TARGET": "postgres",
+                "PGHOST": u.hostname or "127.0.0.1",
+                "PGPORT": str(u.port or 5432),
+                "PGUSER": unquote(u.username or "postgres"),
+                "PGDATABASE": (u.path or "/interestflow").lstrip("/") or "interestflow",
+            }
+        )
+        if u.password:
+            env["PGPASSWORD"] = unquote(u.password)
+    return env
+
+
+def dbt_executable() -> str:
+    exe = Path(sys.executable).parent / "dbt"
+    return str(exe) if exe.exists() else "dbt"
+
+
+@dataclass
+class DbtResult:
+    command: list[str]
+    seconds: float
+    returncode: int
+    output: str
+
+
+def run_dbt(args: list[str], wh: Warehouse | None = None, check: bool = True) -> DbtResult:
+    """Run ``dbt <args>`` in the project folder in a subprocess (dbt is not re-entrant)."""
+    env = {**os.environ, **dbt_env(wh)}
+    cmd = [dbt_executable(), *args, "--project-dir", str(config.DBT_DIR), "--profiles-dir", str(config.DBT_DIR)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=config.DBT_DIR, env=env, capture_output=True, text=True)
+    res = DbtResult(cmd, time.perf_counter() - t0, proc.returncode, proc.stdout + proc.stderr)
+    if check and proc.returncode != 0:
+        tail = "\n".join(res.output.splitlines()[-40:])
+        raise RuntimeError(f"dbt {' '.join(args)} failed (exit {proc.returncode}):\n{tail}")
+    return res
+
+
+def build(wh: Warehouse | None = None, select: str | None = None, full_refresh: bool = False) -> DbtResult:
+    args = ["build"]
+    if select:
+        args += ["--select", select]
+    if full_refresh:
+        args.append("--full-refresh")
+    return run_dbt(args, wh)

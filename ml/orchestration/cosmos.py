@@ -1,0 +1,54 @@
+"""The dbt project rendered as an Airflow task group by astronomer-cosmos.
+
+Each dbt model becomes a task that runs ``dbt build --select <model>`` (model, its unit tests
+and data tests). The project is parsed from ``dbt/target/manifest.json`` when it exists (made
+by ``dbt parse`` during set-up: fast DAG parsing), else with ``dbt ls``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ml import config
+
+
+def dbt_task_group(group_id: str = "dbt", pool: str | None = None, **kwargs: Any) -> Any:
+    from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+
+    from ml.features.dbt import dbt_env, dbt_executable
+
+    manifest = config.DBT_DIR / "target" / "manifest.json"
+    project = ProjectConfig(
+        dbt_project_path=config.DBT_DIR,
+        manifest_path=manifest if manifest.exists() else None,
+        install_dbt_deps=False,
+        env_vars=None,
+    )
+    profile = ProfileConfig(
+        profile_name="interestflow",
+        target_name=dbt_env()["DBT_TARGET"],
+        profiles_yml_filepath=config.DBT_DIR / "profiles.yml",
+    )
+    render = RenderConfig(
+        load_method=LoadMode.DBT_MANIFEST if manifest.exists() else LoadMode.DBT_LS,
+        test_behavior=TestBehavior.BUILD,
+        emit_datasets=False,
+        enable_mock_profile=False,
+        should_detach_multiple_parents_tests=True,
+    )
+    execution = ExecutionConfig(dbt_executable_path=dbt_executable(), invocation_mode=InvocationMode.SUBPROCESS)
+    # the worker's own environment supplies secrets (PGPASSWORD); only locations go in here
+    env = {k: v for k, v in dbt_env().items() if k != "PGPASSWORD"}
+    operator_args: dict[str, Any] = {"install_deps": False, "append_env": True, "env": env}
+    if pool:
+        operator_args["pool"] = pool
+    return DbtTaskGroup(
+        group_id=group_id,
+        project_config=project,
+        profile_config=profile,
+        render_config=render,
+        execution_config=execution,
+        operator_args=operator_args,
+        **kwargs,
+    )

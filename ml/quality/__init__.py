@@ -1,0 +1,1 @@
+"""Data-quality gates: checks that stop bad data before training or serving."""
