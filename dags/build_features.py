@@ -31,7 +31,7 @@ def build_features():
 
     @task(outlets=[FEATURE_MARTS], pool=WAREHOUSE_POOL)
     def check_marts() -> dict:
-        from ml.tasks import check_marts
+        from ml.tasks.features import check_marts
 
         return check_marts()
 

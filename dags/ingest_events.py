@@ -37,7 +37,7 @@ from interestflow_defaults import DEFAULT_ARGS, RAW_EVENTS, START, WAREHOUSE_POO
 def ingest_events():
     @task(outlets=[RAW_EVENTS], pool=WAREHOUSE_POOL)
     def load_landing_batches(params=None) -> list[dict]:
-        from ml.tasks import ingest_landing
+        from ml.tasks.ingest import ingest_landing
 
         return ingest_landing(params["paths"] or None, threshold=params["quarantine_threshold"])
 

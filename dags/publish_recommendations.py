@@ -34,7 +34,7 @@ from interestflow_defaults import CHAMPION_MODEL, DEFAULT_ARGS, RECOMMENDATIONS,
 def publish_recommendations():
     @task(outlets=[RECOMMENDATIONS], pool=WAREHOUSE_POOL)
     def publish(params=None, run_id=None) -> dict:
-        from ml.tasks import publish_recommendations
+        from ml.tasks.publishing import publish_recommendations
 
         return publish_recommendations(
             run_id=run_id,

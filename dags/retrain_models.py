@@ -41,7 +41,7 @@ def retrain_models():
 
     @task(pool=WAREHOUSE_POOL, map_index_template="{{ task.op_kwargs['candidate']['model'] }}")
     def train(candidate: dict, params=None, run_id=None) -> dict:
-        from ml.tasks import train_candidate
+        from ml.tasks.training import train_candidate
 
         return train_candidate(
             candidate["model"], candidate.get("params"), run_id=run_id, holdout_days=params["holdout_days"]
@@ -49,7 +49,7 @@ def retrain_models():
 
     @task(outlets=[CHAMPION_MODEL], pool=WAREHOUSE_POOL)
     def evaluate_and_gate(results: list[dict], params=None, run_id=None) -> dict:
-        from ml.tasks import evaluate_and_gate
+        from ml.tasks.training import evaluate_and_gate
 
         return evaluate_and_gate(
             list(results), run_id=run_id, margin=params["margin"], min_coverage=params["min_coverage"]

@@ -44,7 +44,7 @@ def test_registry_recorded_versions_and_a_champion(pipeline_runs):
 
 
 def test_rerunning_publish_for_the_same_run_gives_identical_rows(pipeline_runs):
-    from ml.tasks import publish_recommendations
+    from ml.tasks.publishing import publish_recommendations
     from ml.warehouse import Warehouse
 
     wh = Warehouse.from_env()

@@ -1,0 +1,41 @@
+"""Task functions of the ingest_events DAG."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ml import config
+from ml.defaults import DEFAULT_CANDIDATES, FAMILY, PRIMARY_METRIC  # noqa: F401
+from ml.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+def ingest_landing(
+    paths: list[str] | None = None, threshold: float | None = None, warehouse: str | None = None
+) -> list[dict[str, Any]]:
+    """Ingest landing files/folders (default: the landing folder).
+
+    A blocked batch or a bad file fails the task *without retries* (retrying cannot fix data).
+    """
+    from dataclasses import replace
+
+    from ml.config import IngestSettings
+    from ml.ingest.landing import BatchBlocked, LandingFileError, ingest_paths
+    from ml.orchestration.errors import fail_without_retry
+
+    settings = IngestSettings()
+    if threshold is not None:
+        settings = replace(settings, quarantine_threshold=float(threshold))
+    targets = [Path(p) for p in (paths or [str(config.landing_dir())])]
+    try:
+        reports = ingest_paths(targets, Warehouse.from_env(warehouse), settings)
+    except (BatchBlocked, LandingFileError) as exc:
+        fail_without_retry(str(exc))
+    out = [r.accounting() for r in reports]
+    for line in out:
+        log.info("ingest %s", json.dumps(line))
+    return out
