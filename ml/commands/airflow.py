@@ -31,6 +31,9 @@ def _standalone(args: argparse.Namespace) -> int:
     env = local.prepare()
     home = Path(env["AIRFLOW_HOME"])
     os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    # `airflow standalone` starts its components as `airflow …` sub-processes: find ours first
+    bin_dir = str(Path(local.airflow_bin()).parent)
+    os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
     pw = home / "simple_auth_manager_passwords.json.generated"
     print(
         "\nStarting Airflow on http://127.0.0.1:8080 (Ctrl-C stops it).\n"
