@@ -11,7 +11,7 @@ REQ_HASH := $(shell sha1sum requirements.txt | cut -c1-12)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap demo test test-fast lint format typecheck airflow bench system-deps clean
+.PHONY: help bootstrap demo test test-fast lint format typecheck airflow bench system-deps clean ui-screenshot
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,8 +50,22 @@ typecheck: bootstrap ## mypy on ml/
 airflow: bootstrap ## start Airflow (api-server, scheduler, ...) on http://127.0.0.1:8080
 	$(BIN)/python -m ml airflow standalone
 
+ui-screenshot: bootstrap ## screenshot the Interestflow page of a running `make airflow` into .interestflow/
+	$(BIN)/python -m ml.ui.browser
+
 bench: bootstrap ## list the benchmarks (python -m ml bench NAME --help)
 	$(BIN)/python -m ml bench --help
 
 clean: ## remove local state (.airflow, .interestflow) but keep .venv
 	rm -rf .airflow .interestflow dbt/target dbt/logs
+
+.PHONY: scale-up scale-down compose-config
+
+scale-up: bootstrap ## Airflow with CeleryExecutor (2 workers) on local PostgreSQL + Redis (docs/scale-out.md)
+	@bash scripts/scale-up.sh
+
+scale-down: ## stop exactly what scale-up started
+	@bash scripts/scale-down.sh
+
+compose-config: system-deps ## validate docker-compose.yml (needs docker-compose, not a Docker engine)
+	docker-compose -f docker-compose.yml config --quiet

@@ -1,0 +1,400 @@
+"""Headless Chromium over the Chrome DevTools Protocol, and the Interestflow page check.
+
+Used by the browser test (``tests/plugins/test_plugin_browser.py``) and for manual screenshots of
+a running ``make airflow`` (password read from ``.airflow/``, first user with recommendations,
+screenshots into the state folder ``.interestflow/``)::
+
+    .venv/bin/python -m ml.ui.browser [--base-url http://127.0.0.1:8080] [--user U0000001] [--out DIR]
+
+``check_page`` logs in through Airflow's own login page, opens the Interestflow entry of the
+Airflow UI (the page in an iframe), looks a user up, reads back the rendered recommendations and
+counts the SVG marks every chart drew, and saves two screenshots: ``ui-airflow.png`` (the page
+inside the Airflow UI, scrolled to the user) and ``ui-screenshot.png`` (the whole page).
+Only the ``websockets`` package and Debian's ``chromium`` are needed (no Selenium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+    "--disable-extensions",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--remote-debugging-port=0",
+)
+PLUGIN_ROUTE = "/plugin/interestflow"
+PAGE_PATH = "/interestflow/"
+FRAME = "document.querySelector('iframe') && document.querySelector('iframe').contentDocument"
+
+
+def find_chromium() -> str | None:
+    """The Chromium binary (``$CHROMIUM`` first), or None when not installed."""
+    explicit = os.environ.get("CHROMIUM")
+    if explicit and Path(explicit).exists():
+        return explicit
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class BrowserError(RuntimeError):
+    """The browser did not reach the expected state (the message says which)."""
+
+
+class CDP:
+    """A minimal DevTools client for one page target (synchronous, one command at a time)."""
+
+    def __init__(self, ws_url: str, timeout: float = 60.0):
+        from websockets.sync.client import connect
+
+        self.timeout = timeout
+        self._ws = connect(ws_url, max_size=None, open_timeout=timeout, legacy=True)
+        self._next = 0
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self._next += 1
+        msg_id = self._next
+        self._ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BrowserError(f"no answer to {method} within {self.timeout:.0f} s")
+            msg = json.loads(self._ws.recv(timeout=left))
+            if msg.get("id") != msg_id:
+                continue  # an event
+            if "error" in msg:
+                raise BrowserError(f"{method} failed: {msg['error']}")
+            return dict(msg.get("result", {}))
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page (promises awaited)."""
+        res = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in res:
+            detail = res["exceptionDetails"]
+            text = detail.get("exception", {}).get("description") or detail.get("text")
+            raise BrowserError(f"JavaScript error in {expression[:80]!r}: {text}")
+        return res.get("result", {}).get("value")
+
+    def wait_for(self, expression: str, what: str, timeout: float = 60.0) -> None:
+        """Poll until ``expression`` is truthy; raise naming ``what`` (and the page URL) if never."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value = self.evaluate(f"!!({expression})")
+            except BrowserError:
+                value = None
+            if value:
+                return
+            if time.monotonic() > deadline:
+                url = self.evaluate("location.href")
+                raise BrowserError(f"timed out after {timeout:.0f} s waiting for {what} (page: {url})")
+            time.sleep(0.25)
+
+    def navigate(self, url: str) -> None:
+        self.call("Page.navigate", url=url)
+        self.wait_for("document.readyState === 'complete'", f"{url} to load")
+
+    def type_into(self, selector: str, text: str) -> None:
+        """Focus an input and type (real key input events, so React forms see it)."""
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
+        self.call("Input.insertText", text=text)
+
+    def screenshot(self, path: Path, full_page: bool = False) -> Path:
+        """Save a PNG of the viewport (or of the whole page) to ``path``."""
+        params: dict[str, Any] = {"format": "png"}
+        if full_page:
+            m = self.call("Page.getLayoutMetrics")
+            size = m.get("cssContentSize") or m["contentSize"]
+            params["clip"] = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+            params["captureBeyondViewport"] = True
+        data = self.call("Page.captureScreenshot", **params)["data"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._ws.close()
+
+
+@contextlib.contextmanager
+def chromium(binary: str | None = None, width: int = 1440, height: int = 1000, timeout: float = 60.0) -> Iterator[CDP]:
+    """Start headless Chromium with a throw-away profile; yield a client for its first tab."""
+    exe = binary or find_chromium()
+    if not exe:
+        raise BrowserError("chromium is not installed (make system-deps installs Debian's chromium)")
+    profile = Path(tempfile.mkdtemp(prefix="interestflow-chromium-"))
+    cmd = [exe, *CHROMIUM_FLAGS, f"--window-size={width},{height}", f"--user-data-dir={profile}", "about:blank"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    client: CDP | None = None
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + timeout
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+                raise BrowserError(f"chromium did not start: {err}")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        targets = _get_json(f"http://127.0.0.1:{port}/json/list", timeout)
+        page = next((t for t in targets if t.get("type") == "page"), None)
+        if page is None:
+            page = _get_json(f"http://127.0.0.1:{port}/json/new?about:blank", timeout, method="PUT")
+        client = CDP(str(page["webSocketDebuggerUrl"]), timeout)
+        client.call("Page.enable")
+        client.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        yield client
+    finally:
+        if client is not None:
+            client.close()
+        _stop(proc)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _get_json(url: str, timeout: float, method: str = "GET") -> Any:
+    req = urllib.request.Request(url, method=method)
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read().decode())
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process started in its own session, and its children."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
+
+
+@dataclass
+class ApiServer:
+    """``airflow api-server`` on a free port with the project's plugins (stopped on exit).
+
+    ``env`` is the full environment (the caller's Airflow home, metadata DB and warehouse);
+    the server's output goes to ``log_file``.
+    """
+
+    env: dict[str, str]
+    log_file: Path
+    port: int = 0
+    startup_timeout: float = 240.0
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ApiServer:
+        from ml.orchestration.local import airflow_bin
+
+        self.port = self.port or free_port()
+        env = {
+            **self.env,
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__BASE_URL": self.base_url,
+            "AIRFLOW__API__WORKERS": "1",
+        }
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_file, "wb")
+        cmd = [airflow_bin(), "api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        self._proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            if self._proc.poll() is not None:
+                raise BrowserError(f"airflow api-server exited ({self._proc.returncode}); see {self.log_file}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/api/v2/monitor/health", timeout=5) as r:
+                    if r.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise BrowserError(f"airflow api-server not up after {self.startup_timeout:.0f} s; see {self.log_file}")
+            time.sleep(1.0)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            _stop(self._proc)
+            self._proc = None
+
+
+@dataclass
+class PageCheck:
+    """What the browser saw: the user looked up, the rendered top-k item ids (in rank order),
+    SVG marks per section (``if-series`` lines, ``if-bar`` bars, ``if-point``, ``if-errorbar``),
+    the text shown for an unknown user, and the screenshots written."""
+
+    user_id: str
+    rendered_items: list[str]
+    marks: dict[str, dict[str, int]]
+    unknown_user_text: str
+    screenshots: list[Path]
+
+
+_MARKS_JS = """
+(() => {
+  const d = %s;
+  const out = {};
+  for (const id of ['models', 'quality', 'exploration', 'user']) {
+    const s = d.getElementById(id);
+    out[id] = {
+      charts: s.querySelectorAll('svg.if-chart').length,
+      series: s.querySelectorAll('svg .if-series').length,
+      points: s.querySelectorAll('svg .if-point').length,
+      bars: s.querySelectorAll('svg .if-bar').length,
+      errorbars: s.querySelectorAll('svg .if-errorbar').length,
+    };
+  }
+  return out;
+})()
+"""
+
+
+# charts draw right after the script that filled their section; an empty box is one still to draw
+_CHARTS_DRAWN = "Array.from((%s).querySelectorAll('.chart')).every(c => c.childElementCount > 0)"
+
+
+def _lookup_js(doc: str, user_id: str) -> str:
+    return (
+        f"(() => {{ const d = {doc}; d.getElementById('user-input').value = {json.dumps(user_id)}; "
+        "d.getElementById('lookup-form').requestSubmit(); return true; })()"
+    )
+
+
+def check_page(
+    base_url: str,
+    username: str,
+    password: str,
+    user_id: str,
+    out_dir: Path,
+    binary: str | None = None,
+    timeout: float = 90.0,
+) -> PageCheck:
+    """Log in, open the Interestflow page in the Airflow UI, look ``user_id`` up, screenshot."""
+    out_dir = Path(out_dir)
+    shots: list[Path] = []
+    with chromium(binary, timeout=timeout) as page:
+        page.navigate(f"{base_url}/auth/login?next={quote(PLUGIN_ROUTE)}")
+        page.wait_for("document.querySelector('input[name=username]')", "Airflow's login form", timeout)
+        page.type_into("input[name=username]", username)
+        page.type_into("input[name=password]", password)
+        page.evaluate("document.querySelector('button[type=submit]').click()")
+        page.wait_for(
+            f"location.pathname === {json.dumps(PLUGIN_ROUTE)}", "the Interestflow entry after login", timeout
+        )
+        page.wait_for(f"{FRAME} && {FRAME}.querySelector('#models svg.if-chart')", "the models chart", timeout)
+        page.evaluate(_lookup_js(FRAME, user_id))
+        page.wait_for(
+            f"{FRAME}.querySelector('#user .body').dataset.user === {json.dumps(user_id)}",
+            f"user {user_id} to render",
+            timeout,
+        )
+        page.wait_for(
+            f"{FRAME}.querySelectorAll('#exploration .body[data-state]').length === 0", "exploration", timeout
+        )
+        page.wait_for(f"{FRAME}.querySelectorAll('#quality .body[data-state]').length === 0", "data quality", timeout)
+        page.wait_for(_CHARTS_DRAWN % FRAME, "every chart to draw", timeout)
+        items = page.evaluate(f"Array.from({FRAME}.querySelectorAll('#recs tbody tr')).map(r => r.dataset.key)")
+        marks = page.evaluate(_MARKS_JS % FRAME)
+        time.sleep(0.5)
+        shots.append(page.screenshot(out_dir / "ui-airflow.png"))
+        # the page alone, whole length, with the same user
+        page.navigate(f"{base_url}{PAGE_PATH}?user={quote(user_id)}")
+        page.wait_for(
+            f"document.querySelector('#user .body').dataset.user === {json.dumps(user_id)}", "the page alone", timeout
+        )
+        page.wait_for("document.querySelectorAll('main .body[data-state]').length === 0", "every section", timeout)
+        page.wait_for(_CHARTS_DRAWN % "document", "every chart to draw", timeout)
+        page.evaluate("window.scrollTo(0, 0)")
+        time.sleep(0.5)
+        shots.append(page.screenshot(out_dir / "ui-screenshot.png", full_page=True))
+        page.evaluate(_lookup_js("document", "no-such-user-0"))
+        page.wait_for(
+            "document.querySelector('#user .body').dataset.state === 'not-found'", "the unknown user", timeout
+        )
+        unknown = str(page.evaluate("document.querySelector('#user .body').textContent"))
+    return PageCheck(user_id, [str(i) for i in items or []], marks or {}, unknown, shots)
+
+
+def _default_user() -> str:
+    from ml.ui import views
+    from ml.ui.reader import WarehouseReader
+
+    with WarehouseReader.from_env().session() as rs:
+        found = views.users(rs, "", 1).get("users") or []
+    if not found:
+        raise SystemExit("no users in the warehouse yet: run make demo first, or pass --user")
+    return str(found[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ml import config
+
+    home = Path(os.environ.get("AIRFLOW_HOME", config.PROJECT_ROOT / ".airflow"))
+    p = argparse.ArgumentParser(prog="python -m ml.ui.browser", description="Screenshot the Interestflow page.")
+    p.add_argument("--base-url", default="http://127.0.0.1:8080", help="the Airflow api-server")
+    p.add_argument("--username", default="admin")
+    p.add_argument("--password", help="default: the user's entry in --password-file")
+    p.add_argument(
+        "--password-file",
+        type=Path,
+        default=home / "simple_auth_manager_passwords.json.generated",
+        help="the simple auth manager's JSON {user: password} (default: %(default)s)",
+    )
+    p.add_argument("--user", help="the user id to look up (default: the first user with recommendations)")
+    p.add_argument("--out", type=Path, default=config.state_dir(), help="folder for the screenshots (%(default)s)")
+    args = p.parse_args(argv)
+    password = args.password or json.loads(args.password_file.read_text())[args.username]
+    res = check_page(args.base_url.rstrip("/"), args.username, password, args.user or _default_user(), args.out)
+    print(json.dumps({**res.__dict__, "screenshots": [str(s) for s in res.screenshots]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The plugin inside Airflow's own api-server app, after a real pipeline run on the tiny shop:
+registered with a navigation entry, refused without login, real data after logging in."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+pytestmark = [pytest.mark.dags, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def airflow_app(pipeline_warehouse) -> Any:
+    from airflow.api_fastapi.app import create_app
+
+    return create_app()
+
+
+@pytest.fixture(scope="module")
+def login(airflow_app) -> str:
+    """A JWT from Airflow's own login endpoint with the generated admin password."""
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+
+    with open(SimpleAuthManager.get_generated_password_file()) as f:
+        password = json.load(f)["admin"]
+    res = TestClient(airflow_app).post("/auth/token", json={"username": "admin", "password": password})
+    assert res.status_code == 201, res.text
+    return str(res.json()["access_token"])
+
+
+def test_plugin_registers_the_app_and_a_navigation_entry(airflow_app, login):
+    c = TestClient(airflow_app, headers={"Authorization": f"Bearer {login}"})
+    plugins = {p["name"]: p for p in c.get("/api/v2/plugins").json()["plugins"]}
+    ours = plugins["interestflow_ui"]
+    assert [a["url_prefix"] for a in ours["fastapi_apps"]] == ["/interestflow"]
+    (view,) = ours["external_views"]
+    assert view["url_route"] == "interestflow" and view["destination"] == "nav" and view["href"] == "/interestflow/"
+    errors = c.get("/api/v2/plugins/importErrors").json()
+    assert not [e for e in errors.get("import_errors", []) if "interestflow" in json.dumps(e)]
+
+
+def test_anonymous_is_refused_and_a_login_opens_the_page(airflow_app, login):
+    anon = TestClient(airflow_app)
+    assert anon.get("/interestflow/api/models").status_code == 401
+    redirect = anon.get("/interestflow/", follow_redirects=False)
+    assert redirect.status_code == 307 and redirect.headers["location"].startswith("/auth/login")
+    c = TestClient(airflow_app)
+    c.cookies.set("_token", login)
+    page = c.get("/interestflow/")
+    assert page.status_code == 200 and "static/charts.js" in page.text
+
+
+def test_user_lookup_through_airflow_shows_the_published_top_k(airflow_app, login, pipeline_warehouse):
+    from ml.registry import Registry
+
+    wh = pipeline_warehouse
+    first = wh.query("select min(user_id) as u from serving.recommendations_current")["u"].iloc[0]
+    want = wh.query(
+        "select item_id, reason from serving.recommendations_current where user_id = ? order by rank", [first]
+    )
+    c = TestClient(airflow_app, headers={"Authorization": f"Bearer {login}"})
+    body = c.get(f"/interestflow/api/users/{first}?k=100").json()
+    items = body["recommendations"]["items"]
+    assert [r["item_id"] for r in items] == want["item_id"].tolist()
+    assert [r["reason"] for r in items] == want["reason"].tolist()
+    assert body["behaviour"]["available"] and body["behaviour"]["recent"]
+    models = c.get("/interestflow/api/models?family=recommender").json()
+    (rec,) = models["families"]
+    assert rec["champion"]["version_id"] == Registry(wh).champion("recommender")["version_id"]
+    assert c.get("/interestflow/api/users/U9999999").json()["detail"] == "no such user: U9999999"

@@ -1,0 +1,114 @@
+"""The page in a real browser: Airflow's api-server on the tiny shop after a full pipeline run,
+headless Chromium logs in through Airflow's login page, opens the Interestflow entry, looks a
+user up; the rendered top-k must be the published one and every chart with data must draw.
+
+Screenshots land in the test's tmp folder and are copied to ``$INTERESTFLOW_HOME``
+(``ui-screenshot.png``: the whole page; ``ui-airflow.png``: the page inside the Airflow UI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+
+import pytest
+
+from ml import config
+from tests.conftest import in_ci
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def chromium_binary() -> str:
+    from ml.ui.browser import find_chromium
+
+    found = find_chromium()
+    if found is None:
+        if in_ci():
+            pytest.fail("chromium is missing and CI=true: scripts/system-deps.sh installs it")
+        pytest.skip("chromium is not installed (make system-deps)")
+    return found
+
+
+def _expected(wh, tmp_path, user_id: str) -> dict:
+    """What the page should draw, from the same views the endpoints use."""
+    from ml.ui import views
+    from ml.ui.reader import WarehouseReader
+
+    with WarehouseReader(wh, snapshot_dir=tmp_path / "expect-snaps").session() as rs:
+        return {
+            "models": views.models(rs, family="recommender"),
+            "quality": views.quality(rs),
+            "exploration": views.exploration(rs),
+            "user": views.user(rs, user_id),
+        }
+
+
+def _pick_user(wh) -> str:
+    """A user with a published slate, preferring one with an interest profile."""
+    with wh.connect(read_only=True) as con:
+        if wh.table_exists(con, "ml", "user_interest_profiles"):
+            df = wh.query(
+                "select min(r.user_id) as u from serving.recommendations_current r "
+                "join ml.user_interest_profiles p on p.user_id = r.user_id",
+                None,
+                con,
+            )
+            if df["u"].iloc[0] is not None:
+                return str(df["u"].iloc[0])
+        return str(wh.query("select min(user_id) as u from serving.recommendations_current", None, con)["u"].iloc[0])
+
+
+def test_page_in_the_airflow_ui_shows_a_users_top_k_and_draws_its_charts(
+    pipeline_warehouse, chromium_binary, tmp_path, capsys
+):
+    from ml.ui.browser import ApiServer, check_page
+
+    wh = pipeline_warehouse
+    user_id = _pick_user(wh)
+    password = secrets.token_urlsafe(12)
+    (tmp_path / "passwords.json").write_text(json.dumps({"admin": password}))
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "passwords.json"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        "INTERESTFLOW_UI_REFRESH_SECONDS": "0",
+        "INTERESTFLOW_UI_QUIET_SECONDS": "0",
+    }
+    with ApiServer(env, tmp_path / "api-server.log") as server:
+        seen = check_page(server.base_url, "admin", password, user_id, tmp_path, binary=chromium_binary)
+
+    want = wh.query("select item_id from serving.recommendations_current where user_id = ? order by rank", [user_id])
+    assert seen.rendered_items == want["item_id"].tolist()
+    assert "No such user: no-such-user-0" in seen.unknown_user_text
+
+    exp = _expected(wh, tmp_path, user_id)
+    (rec,) = exp["models"]["families"]
+    assert seen.marks["models"]["series"] >= len({v["model_name"] for v in rec["versions"]})
+    assert seen.marks["models"]["points"] >= len(rec["versions"])
+    counts = exp["user"]["behaviour"]["counts"]
+    profile = exp["user"]["profile"]
+    profile_bars = min(len(profile.get("known", [])), 12) + min(len(profile.get("candidate", [])), 12)
+    assert seen.marks["user"]["bars"] == len(counts) + profile_bars > 0
+    quarantine = exp["quality"]["quarantine"]
+    if quarantine["available"] and quarantine["total"]:
+        assert seen.marks["quality"]["bars"] == len(quarantine["reasons"])
+    estimates = exp["exploration"]["estimates"]
+    if estimates["available"] and estimates["current"]:
+        assert seen.marks["exploration"]["bars"] >= 1 and seen.marks["exploration"]["errorbars"] >= 1
+    if exp["exploration"]["ctr"].get("days"):
+        assert seen.marks["exploration"]["series"] >= 1
+
+    copies = []
+    for shot in seen.screenshots:
+        data = shot.read_bytes()
+        assert data.startswith(PNG) and len(data) > 20_000, shot
+        copies.append(shutil.copy(shot, config.state_dir() / shot.name))
+    with capsys.disabled():
+        print(f"\nInterestflow UI screenshots ({user_id}): {', '.join(map(str, seen.screenshots + copies))}")
