@@ -1,11 +1,19 @@
 """
 ### build_features
 Builds the dbt feature layer (`dbt/`: sources -> staging -> intermediate -> marts) through
-astronomer-cosmos, so every model and its tests are visible tasks. Runs when new raw events
-land (`raw_events` asset). All dbt tasks share the `warehouse` pool (DuckDB has one writer).
+astronomer-cosmos, so every model with its unit and data tests is a visible task, with the
+data-quality gates between the layers:
 
-Ends with a data-quality check of the marts and emits `feature_marts`, which schedules
-`retrain_models`.
+`dbt_staging` (seeds, staging models) -> `gate_staged_events` -> `dbt_features` (intermediate
+models, marts) -> `gate_marts` -> behaviour patterns (`segment_users`, `mine_category_rules`,
+`fit_category_transitions`) -> `features_ready`, which emits `feature_marts` (schedules
+`retrain_models`).
+
+A failed gate fails its task (no retries) with the failing expectations, columns, counts and
+example values, writes Data Docs under `$INTERESTFLOW_HOME/data_docs/` and records a row in
+`quality.gate_runs`; everything downstream is skipped, so nothing is retrained or published and
+the last published recommendations stay served. Runs when new raw events land (`raw_events`).
+All tasks share the `warehouse` pool (DuckDB has one writer).
 """
 
 from __future__ import annotations
@@ -23,19 +31,51 @@ from ml.orchestration.cosmos import dbt_task_group
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["interestflow", "features"],
+    tags=["interestflow", "features", "quality"],
     default_args=DEFAULT_ARGS,
 )
 def build_features():
-    dbt = dbt_task_group(group_id="dbt", pool=WAREHOUSE_POOL)
+    staging = dbt_task_group(group_id="dbt_staging", pool=WAREHOUSE_POOL, select=["tag:staging"])
+    features = dbt_task_group(group_id="dbt_features", pool=WAREHOUSE_POOL, select=["tag:features"])
+
+    @task(pool=WAREHOUSE_POOL)
+    def gate_staged_events(run_id=None) -> dict:
+        from ml.tasks.features import gate_staged_events
+
+        return gate_staged_events(run_id=run_id)
+
+    @task(pool=WAREHOUSE_POOL)
+    def gate_marts(run_id=None) -> dict:
+        from ml.tasks.features import gate_marts
+
+        return gate_marts(run_id=run_id)
+
+    @task(pool=WAREHOUSE_POOL)
+    def segment_users(run_id=None) -> dict:
+        from ml.tasks.features import segment_users
+
+        return segment_users(run_id=run_id)
+
+    @task(pool=WAREHOUSE_POOL)
+    def mine_category_rules(run_id=None) -> dict:
+        from ml.tasks.features import mine_category_rules
+
+        return mine_category_rules(run_id=run_id)
+
+    @task(pool=WAREHOUSE_POOL)
+    def fit_category_transitions(run_id=None) -> dict:
+        from ml.tasks.features import fit_category_transitions
+
+        return fit_category_transitions(run_id=run_id)
 
     @task(outlets=[FEATURE_MARTS], pool=WAREHOUSE_POOL)
-    def check_marts() -> dict:
+    def features_ready() -> dict:
         from ml.tasks.features import check_marts
 
         return check_marts()
 
-    dbt >> check_marts()
+    patterns = [segment_users(), mine_category_rules(), fit_category_transitions()]
+    staging >> gate_staged_events() >> features >> gate_marts() >> patterns >> features_ready()
 
 
 build_features()

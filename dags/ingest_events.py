@@ -3,10 +3,13 @@
 Loads landing batches (CSV, JSON Lines, Parquet) into the warehouse `raw` schema.
 
 * Every row is accepted or quarantined with a reason code (`raw.quarantine`); the task log
-  prints one JSON accounting line per file.
+  prints one JSON accounting line per file (`rows == accepted + quarantined`).
+* Each batch passes the Great Expectations landing gate (`ml/quality/suites/landing_*.yml`:
+  keys, ranges, null rates, drift against the previous accepted batch) before it is accepted.
 * A file is identified by the hash of its bytes: re-running adds nothing.
-* A batch with more than the allowed share of bad rows is **blocked** and the task fails
-  without retrying, so nothing downstream (features, training, publishing) runs.
+* A batch with more than the allowed share of bad rows, or failing its gate, is **blocked**
+  and the task fails without retrying, so nothing downstream (features, training, publishing)
+  runs. Gate results: `quality.gate_runs`, Data Docs under `$INTERESTFLOW_HOME/data_docs/`.
 
 Emits the `raw_events` asset, which schedules `build_features`.
 """
@@ -25,7 +28,7 @@ from interestflow_defaults import DEFAULT_ARGS, RAW_EVENTS, START, WAREHOUSE_POO
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["interestflow", "ingest"],
+    tags=["interestflow", "ingest", "quality"],
     default_args=DEFAULT_ARGS,
     params={
         "paths": Param([], type="array", description="Files or folders to ingest; empty = the landing folder."),

@@ -1,10 +1,19 @@
 """
 ### publish_recommendations
-Scores every active user with the champion model and publishes the top-k atomically: a new
-version table `serving.recommendations__<version>` is written, checked by the pre-publish gate,
-then `serving.recommendations_current` is switched to it in one transaction. The last
-`keep_versions` versions are kept for rollback (`python -m ml publish rollback --to VERSION`).
-Re-running the same DAG run rewrites the same version with identical rows.
+Applies the serving explore/exploit policy to the champion recommender's candidates and publishes
+a slate of `k` items per active user atomically: a new version table
+`serving.recommendations__<version>` is written, checked by the pre-publish gate, then
+`serving.recommendations_current` is switched to it in one transaction.
+
+* The policy is the registry's `policy` champion (see `evaluate_policies`), or `greedy` when there
+  is none; the `policy` Param names one explicitly for a manual run.
+* Every shown item carries its interest tag (`reason_tag`), `policy`, `propensity` (exact, or Monte
+  Carlo over `propensity_draws` slates with `propensity_se`), `is_exploration` and the
+  `recommendation_id` that feedback events carry back.
+* The slot allocator reserves `exploration_budget` (share of slots per user segment) for candidate
+  interests, scaled down for users with fewer than `min_sessions` sessions.
+* Randomness is seeded per (user, day): re-running the same DAG run rewrites the same rows. The
+  last `keep_versions` versions are kept for rollback (`python -m ml publish rollback --to VERSION`).
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from interestflow_defaults import CHAMPION_MODEL, DEFAULT_ARGS, RECOMMENDATIONS, START, WAREHOUSE_POOL
+from ml.explore.defaults import DEFAULT_EXPLORATION_BUDGET, DEFAULT_MIN_SESSIONS, DEFAULT_PROPENSITY_DRAWS
 
 
 @dag(
@@ -21,13 +31,29 @@ from interestflow_defaults import CHAMPION_MODEL, DEFAULT_ARGS, RECOMMENDATIONS,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["interestflow", "publishing"],
+    tags=["interestflow", "publishing", "explore"],
     default_args=DEFAULT_ARGS,
     params={
         "k": Param(10, type="integer", minimum=1, maximum=100, description="Items per user."),
         "keep_versions": Param(3, type="integer", minimum=1, description="Published versions kept."),
         "exclude_event_types": Param(
             ["purchase"], type="array", description="Never recommend items the user did this with."
+        ),
+        "policy": Param(
+            "",
+            type="string",
+            description="Serve this policy (see `python -m ml policy list`); empty = the registry's policy champion.",
+        ),
+        "exploration_budget": Param(
+            DEFAULT_EXPLORATION_BUDGET,
+            type="object",
+            description="Share of slots reserved for exploration per user segment ('default' for the rest).",
+        ),
+        "min_sessions": Param(
+            DEFAULT_MIN_SESSIONS, type="integer", minimum=0, description="Users with fewer sessions explore less."
+        ),
+        "propensity_draws": Param(
+            DEFAULT_PROPENSITY_DRAWS, type="integer", minimum=1, description="Monte Carlo slates per user."
         ),
     },
 )
@@ -41,6 +67,10 @@ def publish_recommendations():
             k=params["k"],
             keep_versions=params["keep_versions"],
             exclude_event_types=params["exclude_event_types"],
+            policy=params["policy"] or None,
+            exploration_budget=params["exploration_budget"],
+            min_sessions=params["min_sessions"],
+            propensity_draws=params["propensity_draws"],
         )
 
     publish()

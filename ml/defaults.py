@@ -6,7 +6,30 @@ from typing import Any
 
 FAMILY = "recommender"
 PRIMARY_METRIC = "ndcg@10"
+
+# The candidates retrain_models trains by default: cheap enough for the tiny shop in CI.
 DEFAULT_CANDIDATES: list[dict[str, Any]] = [
     {"model": "popularity", "params": {"half_life_days": 14.0}},
     {"model": "item_knn", "params": {"neighbours": 100, "shrinkage": 10.0}},
 ]
+
+# One config per model in ml.recommend.MODELS, for manual runs (paste into the `candidates` Param).
+ALL_CANDIDATES: list[dict[str, Any]] = [
+    {"model": "popularity", "params": {"half_life_days": 14.0}},
+    {"model": "item_knn", "params": {"neighbours": 100, "shrinkage": 10.0}},
+    {"model": "user_knn", "params": {"neighbours": 50, "shrinkage": 10.0}},
+    {"model": "als", "params": {"factors": 64, "regularization": 1.0, "alpha": 5.0, "iterations": 15}},
+    {"model": "bpr", "params": {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 20}},
+    {"model": "ease", "params": {"l2": 500.0, "dropout": 0.25, "session_weight": 0.5}},
+    {"model": "content", "params": {"popularity_weight": 0.3}},
+    {"model": "two_tower", "params": {"dim": 64, "hidden": 256, "epochs": 30}},
+    {"model": "context", "params": {"base": "item_knn", "recency_weight": 0.3, "markov_weight": 0.2}},
+    {"model": "blend", "params": {"components": [{"model": "ease"}, {"model": "item_knn"}, {"model": "als"}]}},
+]
+MODEL_NAMES: list[str] = [c["model"] for c in ALL_CANDIDATES]
+
+# Gate defaults (the retrain_models Params start from these).
+GATE_MARGIN = 0.0
+GATE_MIN_COVERAGE = 0.0
+GATE_MAX_COVERAGE_DROP = 0.5
+GATE_MIN_NEW_USER_HIT_RATE = 0.0

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
+
 from interestflow_ui.app import URL_PREFIX, create_app
 
 _ROOT = urlsplit(conf.get("api", "base_url", fallback="") or "/").path.rstrip("/")

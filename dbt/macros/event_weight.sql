@@ -1,4 +1,5 @@
-{#- A CASE expression giving each event type its implicit-feedback weight (var event_weights). -#}
+{#- A CASE expression giving each event type its implicit-feedback weight (var event_weights); 0 for
+    event types without a weight (search, impression). -#}
 {% macro event_weight(column) -%}
     case {{ column }}
     {%- for event_type, w in var('event_weights').items() %}

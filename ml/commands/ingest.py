@@ -1,4 +1,8 @@
-"""``python -m ml ingest PATH…``: load landing files; exit 2 on a bad file, 3 on a blocked batch."""
+"""``python -m ml ingest PATH…``: load landing files; exit 2 on a bad file, 3 on a blocked batch.
+
+Prints one JSON accounting line per file (``rows == accepted + quarantined``); errors go to
+stderr naming the file and the problem (or the failed gate's expectations).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,16 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ingest", help="load landing batches into the warehouse raw schema")
+    p = sub.add_parser(
+        "ingest",
+        help="load landing batches into the warehouse raw schema",
+        description="Load landing files (CSV, JSON Lines, Parquet). Exit codes: 0 ok, 2 bad file, 3 blocked batch.",
+    )
     p.add_argument("paths", nargs="+", type=Path, help="files or folders (CSV, JSON Lines, Parquet)")
     p.add_argument("--warehouse", help="warehouse URL (default: $INTERESTFLOW_WAREHOUSE or local DuckDB)")
-    p.add_argument("--quarantine-threshold", type=float, help="block a batch above this bad-row share")
+    p.add_argument("--quarantine-threshold", type=float, help="block a batch above this share of bad rows (0.05)")
+    p.add_argument("--price-cap", type=float, help="prices above this are absurd (default 100000)")
+    p.add_argument("--no-gate", action="store_true", help="skip the Great Expectations landing gate")
     p.set_defaults(func=_run)
 
 
@@ -26,10 +36,12 @@ def _run(args: argparse.Namespace) -> int:
     settings = IngestSettings()
     if args.quarantine_threshold is not None:
         settings = replace(settings, quarantine_threshold=args.quarantine_threshold)
+    if args.price_cap is not None:
+        settings = replace(settings, price_cap=args.price_cap)
     try:
         paths = order_paths(args.paths)
         for p in paths:
-            report = ingest_file(p, wh, settings)
+            report = ingest_file(p, wh, settings, gate=not args.no_gate)
             print(json.dumps(report.accounting()), flush=True)
     except LandingFileError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,26 +1,28 @@
-"""``python -m ml registry list|show|promote|rollback``."""
+"""``python -m ml registry list|show|promote|rollback|decisions``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from ml.defaults import FAMILY
+from ml.defaults import FAMILY, PRIMARY_METRIC
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("registry", help="model versions, champions and gate decisions")
     s = p.add_subparsers(dest="registry_command", required=True)
-    ls = s.add_parser("list", help="list versions")
+    ls = s.add_parser("list", help="list versions (newest last; * marks the champion)")
     ls.add_argument("--family", default=None)
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(func=_list)
-    sh = s.add_parser("show", help="show one version")
+    sh = s.add_parser("show", help="show one version: params, metrics, snapshot, artifact")
     sh.add_argument("version")
     sh.set_defaults(func=_show)
-    pr = s.add_parser("promote", help="make a version champion (manual override)")
+    pr = s.add_parser("promote", help="make a version champion (manual override; recommenders get a smoke load)")
     pr.add_argument("version")
     pr.add_argument("--reason", required=True)
     pr.add_argument("--family", default=FAMILY)
+    pr.add_argument("--skip-smoke", action="store_true", help="do not reload the artifact in a fresh process first")
     pr.set_defaults(func=_promote)
     rb = s.add_parser("rollback", help="restore the previous champion")
     rb.add_argument("--family", default=FAMILY)
@@ -38,16 +40,30 @@ def _list(args: argparse.Namespace) -> int:
     if df.empty:
         print("no model versions yet")
         return 0
-    df["primary"] = df["metrics"].map(lambda m: json.loads(m).get("ndcg@10"))
-    cols = ["version_id", "family", "model_name", "primary", "snapshot_id", "git_sha", "created_at", "is_champion"]
-    print(df[cols].to_string(index=False))
+    metrics = df["metrics"].map(json.loads)
+    df["primary"] = metrics.map(lambda m: m.get(PRIMARY_METRIC))
+    df["coverage"] = metrics.map(lambda m: m.get("coverage@10"))
+    df["new_user_hr"] = metrics.map(lambda m: m.get("new_user_hit_rate@10"))
+    df["champion"] = df["is_champion"].map(lambda b: "*" if b else "")
+    df["kib"] = (df["artifact_bytes"] / 1024).round(1)
+    cols = ["champion", "version_id", "family", "model_name", "primary", "coverage", "new_user_hr"]
+    cols += ["train_seconds", "kib", "snapshot_id", "git_sha", "created_at"]
+    if args.json:
+        for row in df[cols].to_dict(orient="records"):
+            print(json.dumps(row, default=str))
+    else:
+        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     from ml.registry import Registry
 
-    print(json.dumps(Registry().get(args.version), indent=2, default=str))
+    try:
+        print(json.dumps(Registry().get(args.version), indent=2, default=str))
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}")
+        return 2
     return 0
 
 
@@ -55,8 +71,33 @@ def _promote(args: argparse.Namespace) -> int:
     from ml.registry import Registry
 
     reg = Registry()
+    try:
+        reg.get(args.version)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}")
+        return 2
+    details: dict = {}
+    if args.family != FAMILY:
+        print(f"note: no smoke load for family {args.family!r} (recommender artifacts only)")
+    elif not args.skip_smoke:
+        from ml.tasks.training import smoke_load
+
+        smoke = smoke_load(args.version, warehouse=reg.wh.url)
+        details["smoke_load"] = smoke
+        if not (smoke.get("ok") and smoke.get("finite") and smoke.get("explained")):
+            print(f"error: smoke load failed, {args.version} not promoted: {smoke}")
+            return 3
+    champ = reg.champion(args.family)
     reg.set_champion(args.family, args.version, f"manual: {args.reason}", actor="cli")
-    reg.record_decision(args.family, "manual", args.version, None, True, f"manual override: {args.reason}", {})
+    reg.record_decision(
+        args.family,
+        "manual",
+        args.version,
+        champ["version_id"] if champ else None,
+        True,
+        f"manual override: {args.reason}",
+        details,
+    )
     print(f"{args.version} is now champion of {args.family}")
     return 0
 
@@ -64,7 +105,11 @@ def _promote(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     from ml.registry import Registry
 
-    v = Registry().rollback(args.family, args.reason)
+    try:
+        v = Registry().rollback(args.family, args.reason)
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 2
     print(f"rolled back: {v} is champion of {args.family} again")
     return 0
 
@@ -73,5 +118,9 @@ def _decisions(args: argparse.Namespace) -> int:
     from ml.registry import Registry
 
     df = Registry().decisions(args.family)
-    print(df.to_string(index=False) if len(df) else "no gate decisions yet")
+    if df.empty:
+        print("no gate decisions yet")
+        return 0
+    cols = ["decided_at", "family", "run_id", "challenger_version", "champion_version", "promoted", "reason"]
+    print(df[cols].to_string(index=False))
     return 0

@@ -53,10 +53,18 @@ class DbtResult:
     output: str
 
 
-def run_dbt(args: list[str], wh: Warehouse | None = None, check: bool = True) -> DbtResult:
-    """Run ``dbt <args>`` in the project folder in a subprocess (dbt is not re-entrant)."""
+def run_dbt(
+    args: list[str], wh: Warehouse | None = None, check: bool = True, target_path: Path | None = None
+) -> DbtResult:
+    """Run ``dbt <args>`` in the project folder in a subprocess (dbt is not re-entrant).
+
+    ``target_path`` keeps dbt's artefacts and logs in another folder than ``dbt/target`` (tests
+    and benchmarks, so they never touch the manifest the DAGs render from).
+    """
     env = {**os.environ, **dbt_env(wh)}
     cmd = [dbt_executable(), *args, "--project-dir", str(config.DBT_DIR), "--profiles-dir", str(config.DBT_DIR)]
+    if target_path is not None:
+        cmd += ["--target-path", str(target_path), "--log-path", str(Path(target_path) / "logs")]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=config.DBT_DIR, env=env, capture_output=True, text=True)
     res = DbtResult(cmd, time.perf_counter() - t0, proc.returncode, proc.stdout + proc.stderr)
@@ -66,10 +74,19 @@ def run_dbt(args: list[str], wh: Warehouse | None = None, check: bool = True) ->
     return res
 
 
-def build(wh: Warehouse | None = None, select: str | None = None, full_refresh: bool = False) -> DbtResult:
+def build(
+    wh: Warehouse | None = None,
+    select: str | None = None,
+    full_refresh: bool = False,
+    target_path: Path | None = None,
+    exclude: str | None = None,
+) -> DbtResult:
+    """``dbt build`` (seeds, models, unit and data tests) of the project or of ``select``."""
     args = ["build"]
     if select:
         args += ["--select", select]
+    if exclude:
+        args += ["--exclude", exclude]
     if full_refresh:
         args.append("--full-refresh")
-    return run_dbt(args, wh)
+    return run_dbt(args, wh, target_path=target_path)

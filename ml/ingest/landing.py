@@ -1,14 +1,26 @@
 """Load landing batches (CSV, JSON Lines, Parquet) into the warehouse ``raw`` schema.
 
 Every row ends up in exactly one place: the raw table, or ``raw.quarantine`` with a reason
-code and its original values. Whole-file problems raise :class:`LandingFileError` (exit 2)
-and write nothing; a batch whose invalid share exceeds the threshold is *blocked*
-(:class:`BatchBlocked`, exit 3) and nothing of it is accepted. A batch is identified by the
-hash of its bytes, so re-ingesting the same file is a no-op.
+code and its original values, so ``rows == accepted + quarantined`` for every file.
+
+* Whole-file problems (unreadable or truncated file, wrong format, not UTF-8, missing required
+  columns) raise :class:`LandingFileError` (CLI exit code 2) before anything is written. An
+  empty file is a batch of 0 rows. Columns outside the contract are kept in ``_extra`` (JSON).
+* Row rules (:data:`RULES`) give each bad row the reason code of the first rule it breaks.
+* A batch whose share of bad rows exceeds the threshold (default 5 %), or whose accepted rows
+  fail the landing gate (``ml/quality/suites/landing_<table>.yml``), is *blocked*
+  (:class:`BatchBlocked`, exit code 3): nothing of it is accepted; its bad rows are quarantined
+  with their reasons and its good rows with ``batch_blocked``, so fixing the cause and
+  re-ingesting the same file loses nothing.
+* A batch is identified by the hash of its bytes: re-ingesting an accepted file is a no-op, and
+  re-ingesting a blocked one replaces its quarantine rows. A repeated event_id is kept once,
+  also across batches; an item or user re-sent unchanged is a duplicate, a changed one a new
+  version (staging keeps the latest).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -29,18 +41,42 @@ from ml.warehouse import Warehouse
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 # order matters: the catalogue must land before events are checked against it
 TABLE_ORDER = ("items", "users", "events")
-# reasons that are not "bad data" and never count towards blocking a batch
-NON_BLOCKING = {"duplicate_event_id", "duplicate_row", "duplicate_key"}
+
+# row rules: reason code -> what it means (the first rule a row breaks names its reason)
+RULES: dict[str, str] = {
+    "malformed_row": "the line could not be parsed (CSV row with the wrong number of fields, or not a JSON object)",
+    "missing_required": "a required field is empty",
+    "wrong_type": "a value does not parse as the contract's type (number, integer, timestamp, JSON object)",
+    "unknown_event_type": "event_type is not one of " + ", ".join(C.EVENT_TYPES),
+    "missing_item_id": "item_id is empty on an event type that needs an item (all but search)",
+    "bad_category_path": "category_path has an empty level ('Women >  > Boots')",
+    "negative_price": "price < 0",
+    "absurd_price": "price above the cap (INTERESTFLOW_PRICE_CAP, default 100000)",
+    "bad_quantity": "quantity < 1",
+    "bad_rating": "rating outside 1-5",
+    "bad_position": "slate position < 1",
+    "future_time": "event_time later than now plus the tolerance (default 60 minutes)",
+    "before_shop_start": "event_time before the shop's start (INTERESTFLOW_SHOP_START)",
+    "unknown_item": "item_id is not in the catalogue (raw.items)",
+    "duplicate_row": "an exact copy of an earlier row of the batch, or of the stored version of the item/user",
+    "duplicate_event_id": "event_id already seen (earlier in the batch or in an earlier batch): kept once",
+    "duplicate_key": "item_id/user_id repeated within the batch: the first row is kept",
+    "batch_blocked": "a good row of a blocked batch (kept here so nothing is lost)",
+}
+# reasons that are not "bad data": they never count towards blocking a batch
+NON_BLOCKING = {"duplicate_event_id", "duplicate_row", "duplicate_key", "batch_blocked"}
 
 RAW_DDL = {
     "items": """item_id varchar, title varchar, description varchar, category_path varchar,
-        brand varchar, price double, attributes varchar, created_at timestamptz""",
+        brand varchar, price double precision, attributes varchar, created_at timestamptz""",
     "events": """event_id varchar, event_time timestamptz, user_id varchar, session_id varchar,
-        event_type varchar, item_id varchar, query varchar, price double, quantity integer,
+        event_type varchar, item_id varchar, query varchar, price double precision, quantity integer,
         rating integer, review_text varchar, recommendation_id varchar, position integer""",
     "users": "user_id varchar, signup_time timestamptz, country varchar",
 }
 META_DDL = "_extra varchar, _batch_id varchar, _row_number bigint, _ingested_at timestamptz"
+MALFORMED = "__malformed__"
+_MAGIC = {b"PAR1": "Parquet", b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "ZIP/Excel"}
 
 
 class LandingFileError(Exception):
@@ -55,15 +91,13 @@ class LandingFileError(Exception):
 
 
 class BatchBlocked(Exception):
-    """Too many bad rows: the batch is blocked and nothing is accepted (exit code 3)."""
+    """Too many bad rows, or a failed landing gate: nothing of the batch is accepted (exit code 3)."""
 
     exit_code = 3
 
     def __init__(self, report: BatchReport):
-        super().__init__(
-            f"{report.file}: batch blocked, {report.quarantined} of {report.rows} rows invalid "
-            f"({report.invalid_fraction:.1%} > threshold); reasons {report.reasons}"
-        )
+        detail = f"\n{report.gate_summary}" if report.gate_summary else ""
+        super().__init__(f"{report.file}: batch blocked, {report.blocked_by}; reasons {report.reasons}{detail}")
         self.report = report
 
 
@@ -79,9 +113,14 @@ class BatchReport:
     status: str = "accepted"  # accepted | blocked | already_ingested
     invalid_fraction: float = 0.0
     extra_columns: list[str] = field(default_factory=list)
+    blocked_by: str = ""
+    gate_passed: bool | None = None
+    data_docs_path: str = ""
+    gate_summary: str = ""
 
     def accounting(self) -> dict[str, Any]:
-        return {
+        """The JSON accounting line: ``rows == accepted + quarantined`` always holds."""
+        out = {
             "file": self.file,
             "table": self.table,
             "rows": self.rows,
@@ -91,62 +130,154 @@ class BatchReport:
             "batch_id": self.batch_id,
             "status": self.status,
         }
+        if self.extra_columns:
+            out["extra_columns"] = self.extra_columns
+        if self.blocked_by:
+            out["blocked_by"] = self.blocked_by
+        if self.data_docs_path and self.gate_passed is False:
+            out["data_docs"] = self.data_docs_path
+        return out
+
+
+@dataclass
+class LandingFrame:
+    """A parsed landing file: one row per data row (in file order) and the rows that did not parse."""
+
+    df: pd.DataFrame
+    malformed: dict[int, str] = field(default_factory=dict)  # df index -> the raw line
 
 
 def table_for(path: Path) -> str:
-    stem = path.name.split(".")[0].lower()
+    stem = Path(path).name.split(".")[0].lower()
     for t in C.LANDING:
         if re.fullmatch(rf"{t}([_\-].*)?", stem):
             return t
     raise LandingFileError(path, f"cannot tell which table this is: name must start with one of {list(C.LANDING)}")
 
 
-def read_landing_file(path: Path) -> pd.DataFrame:
-    """Read a landing file as strings-or-native values; raise LandingFileError on file problems."""
+def _sniff_binary(path: Path, raw: bytes, fmt: str) -> None:
+    for magic, what in _MAGIC.items():
+        if raw.startswith(magic) and not (fmt == "parquet" and what == "Parquet"):
+            raise LandingFileError(path, f"wrong format: the file is {what}, but its name says {fmt}")
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise LandingFileError(
+            path, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} (line {line}) ({exc.reason})"
+        ) from exc
+
+
+def _read_parquet(path: Path, raw: bytes) -> LandingFrame:
+    if not raw.startswith(b"PAR1"):
+        raise LandingFileError(path, "wrong format: not a Parquet file (no PAR1 magic bytes at the start)")
+    if not raw.endswith(b"PAR1"):
+        raise LandingFileError(path, "truncated Parquet file: the footer (PAR1 magic bytes at the end) is missing")
+    try:
+        import pyarrow.parquet as pq
+
+        return LandingFrame(pq.read_table(io.BytesIO(raw)).to_pandas())
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise LandingFileError(path, f"unreadable Parquet file ({exc})") from exc
+
+
+def _read_csv(path: Path, text: str) -> LandingFrame:
+    if text.lstrip().startswith(("{", "[")):
+        raise LandingFileError(path, "wrong format: looks like JSON, but the name says CSV")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader)
+        records = list(reader)
+    except csv.Error as exc:
+        if not text.endswith(("\n", "\r")) and reader.line_num >= text.count("\n"):
+            raise LandingFileError(
+                path, f"truncated CSV: the last row is cut off inside a quoted field ({exc})"
+            ) from exc
+        raise LandingFileError(path, f"unreadable CSV at line {reader.line_num} ({exc})") from exc
+    header = [h.strip() for h in header]
+    if len(set(header)) != len(header):
+        dups = sorted({h for h in header if header.count(h) > 1})
+        raise LandingFileError(path, f"unreadable CSV: repeated column names in the header: {', '.join(dups)}")
+    records = [r for r in records if r and any(v.strip() for v in r)]  # blank lines are not rows
+    if records and len(records[-1]) < len(header) and not text.endswith(("\n", "\r")):
+        raise LandingFileError(
+            path,
+            f"truncated CSV: the last row has {len(records[-1])} of {len(header)} fields and the file "
+            "does not end with a newline",
+        )
+    width = len(header)
+    blank: list[str | None] = [None] * width
+    good: list[list[str | None]] = [list(r) if len(r) == width else blank for r in records]
+    df = pd.DataFrame(good, columns=header, dtype=object)
+    df = df.where(df.notna() & df.astype("string").ne(""), None)
+    malformed = {i: ",".join(r) for i, r in enumerate(records) if len(r) != width}
+    return LandingFrame(df, malformed)
+
+
+def _read_jsonl(path: Path, text: str) -> LandingFrame:
+    stripped = text.strip()
+    if stripped.startswith("["):  # a JSON array of objects (.json) is accepted too
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise LandingFileError(path, f"unreadable JSON array ({exc.msg} at line {exc.lineno})") from exc
+        if not all(isinstance(r, dict) for r in data):
+            raise LandingFileError(path, "wrong format: a JSON array must hold objects, one per row")
+        return LandingFrame(pd.DataFrame.from_records(data))
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    records: list[dict[str, Any]] = []
+    malformed: dict[int, str] = {}
+    for n, line in enumerate(lines):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if n == 0:
+                raise LandingFileError(
+                    path, f"wrong format: line 1 is not JSON ({exc.msg}); expected JSON Lines"
+                ) from exc
+            if n == len(lines) - 1 and not text.endswith(("\n", "\r")):
+                raise LandingFileError(
+                    path, f"truncated JSON Lines: the last line ({n + 1}) is cut off ({exc.msg})"
+                ) from exc
+            rec = None
+        if isinstance(rec, dict):
+            records.append(rec)
+        else:
+            malformed[n] = line
+            records.append({})
+    df = pd.DataFrame.from_records(records)
+    return LandingFrame(df, malformed)
+
+
+def read_landing(path: Path) -> LandingFrame:
+    """Parse a landing file; raise :class:`LandingFileError` for whole-file problems."""
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise LandingFileError(path, f"unsupported format {path.suffix!r}: use .csv, .jsonl or .parquet")
-    if not path.exists():
+    if not path.is_file():
         raise LandingFileError(path, "file does not exist")
-    raw = path.read_bytes()
-    if len(raw) == 0:
-        return pd.DataFrame()
-    if fmt == "parquet":
-        try:
-            import pyarrow.parquet as pq
-
-            return pq.read_table(io.BytesIO(raw)).to_pandas()
-        except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise LandingFileError(path, f"unreadable or truncated Parquet file ({exc})") from exc
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise LandingFileError(path, f"not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LandingFileError(path, f"unreadable file ({exc.strerror})") from exc
+    if len(raw) == 0:
+        return LandingFrame(pd.DataFrame())
+    _sniff_binary(path, raw, fmt)
+    if fmt == "parquet":
+        return _read_parquet(path, raw)
+    text = _decode(path, raw)
     if not text.strip():
-        return pd.DataFrame()
-    if fmt == "csv":
-        if text.lstrip().startswith(("{", "[")):
-            raise LandingFileError(path, "wrong format: looks like JSON, but the name says CSV")
-        try:
-            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
-        except Exception as exc:
-            raise LandingFileError(path, f"unreadable CSV ({exc})") from exc
-        if df.empty and len(df.columns) == 0:
-            return pd.DataFrame()
-        return df
-    records = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LandingFileError(path, f"unreadable JSON Lines at line {n} ({exc.msg})") from exc
-        if not isinstance(rec, dict):
-            raise LandingFileError(path, f"line {n} is not a JSON object")
-        records.append(rec)
-    return pd.DataFrame.from_records(records)
+        return LandingFrame(pd.DataFrame())
+    return _read_csv(path, text) if fmt == "csv" else _read_jsonl(path, text)
+
+
+def read_landing_file(path: Path) -> pd.DataFrame:
+    """The parsed rows of a landing file (malformed rows as empty rows)."""
+    return read_landing(path).df
 
 
 def _is_blank(s: pd.Series) -> pd.Series:
@@ -161,11 +292,27 @@ def _to_time(s: pd.Series) -> pd.Series:
         return s.dt.tz_convert("UTC")
     if pd.api.types.is_datetime64_any_dtype(s):
         return s.dt.tz_localize("UTC")
-    return pd.to_datetime(s.astype("string"), utc=True, errors="coerce", format="ISO8601")
+    # ISO 8601 only (the contract): values without a zone are UTC, offsets are converted
+    return pd.to_datetime(s.astype("string").str.strip(), utc=True, errors="coerce", format="ISO8601")
 
 
 def _to_num(s: pd.Series) -> pd.Series:
-    return pd.to_numeric(s, errors="coerce")
+    if s.dtype == bool or pd.api.types.is_bool_dtype(s):
+        return pd.Series(np.nan, index=s.index)  # a boolean is not a number in the contract
+    return pd.to_numeric(s.map(lambda x: x.strip() if isinstance(x, str) else x), errors="coerce")
+
+
+def _json_ok(x: object) -> bool:
+    try:
+        return isinstance(json.loads(str(x)), dict)
+    except (ValueError, TypeError):
+        return False
+
+
+def _as_text(x: Any) -> str | None:
+    if x is None or x is pd.NA or (isinstance(x, float) and np.isnan(x)):
+        return None
+    return str(x).strip()
 
 
 def validate(
@@ -175,11 +322,15 @@ def validate(
     known_items: set[str] | None,
     known_keys: set[str],
     now: datetime | None = None,
+    malformed: set[int] | None = None,
+    stored_versions: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split ``df`` into (accepted rows typed per the contract, quarantined rows with reasons).
+    """Split ``df`` into (accepted rows typed per the contract, quarantined rows with ``_reason``).
 
-    The first failing rule names the row's reason. ``known_keys`` are primary keys already in
-    the warehouse (repeats are quarantined as duplicates, so they are kept exactly once).
+    The first rule a row breaks names its reason (order of :data:`RULES`). ``known_keys`` are
+    event ids already stored (a repeat is a duplicate, kept once); ``stored_versions`` maps an
+    item/user id to the fingerprint of its stored latest version (an unchanged re-send is a
+    duplicate; a changed one is accepted as a new version).
     """
     spec = C.LANDING[table]
     n = len(df)
@@ -189,6 +340,8 @@ def validate(
         m = pd.Series(mask, index=df.index).fillna(False).astype(bool) & reason.isna()
         reason[m] = code
 
+    if malformed:
+        flag(df.index.isin(list(malformed)), "malformed_row")
     typed = pd.DataFrame(index=df.index)
     for col, kind in spec.items():
         s = df[col] if col in df.columns else pd.Series([None] * n, index=df.index, dtype=object)
@@ -201,15 +354,16 @@ def validate(
         elif kind in ("float", "int"):
             v = _to_num(s)
             flag(~blank & v.isna(), "wrong_type")
+            flag(~blank & v.notna() & ~np.isfinite(v.fillna(0)), "wrong_type")
             if kind == "int":
                 flag(~blank & v.notna() & (v != np.floor(v.fillna(0))), "wrong_type")
         elif kind == "json":
             v = s.where(~blank, None)
             ok = v.map(lambda x: x is None or isinstance(x, dict) or _json_ok(x))
             flag(~ok, "wrong_type")
-            v = v.map(lambda x: json.dumps(x) if isinstance(x, dict) else x)
+            v = v.map(lambda x: json.dumps(x, sort_keys=True) if isinstance(x, dict) else x)
         else:
-            v = s.astype(object).where(~blank, None).map(lambda x: None if x is None or x is pd.NA else str(x).strip())
+            v = s.astype(object).where(~blank, None).map(_as_text)
         typed[col] = v
 
     now = now or datetime.now(UTC)
@@ -219,24 +373,36 @@ def validate(
         flag(~typed["event_type"].isin(C.EVENT_TYPES) & typed["event_type"].notna(), "unknown_event_type")
         needs_item = typed["event_type"].isin(C.ITEM_EVENT_TYPES)
         flag(needs_item & typed["item_id"].isna(), "missing_item_id")
-        flag(typed["event_time"] > future, "future_time")
-        flag(typed["event_time"] < shop_start, "before_shop_start")
+    if table == "items":
+        levels = typed["category_path"].fillna("x").str.split(">")
+        flag(levels.map(lambda parts: any(not p.strip() for p in parts)), "bad_category_path")
     if "price" in typed:
         flag(typed["price"] < 0, "negative_price")
         flag(typed["price"] > settings.price_cap, "absurd_price")
     if table == "events":
         flag(typed["quantity"] < 1, "bad_quantity")
         flag((typed["rating"] < 1) | (typed["rating"] > 5), "bad_rating")
+        flag(typed["position"] < 1, "bad_position")
+        flag(typed["event_time"] > future, "future_time")
+        flag(typed["event_time"] < shop_start, "before_shop_start")
         if known_items is not None:
             flag(typed["item_id"].notna() & ~typed["item_id"].isin(known_items), "unknown_item")
+
     key = C.KEYS[table]
     # exact duplicates within the batch, then repeated keys (within the batch or already stored)
     dup_row = df.astype("string").duplicated(keep="first")
+    if malformed:
+        dup_row &= ~df.index.isin(list(malformed))
     flag(dup_row, "duplicate_row")
-    dup_code = "duplicate_event_id" if table == "events" else "duplicate_key"
     ok_so_far = reason.isna()
     dup_key = typed[key].where(ok_so_far).duplicated(keep="first") & ok_so_far & typed[key].notna()
-    flag(dup_key | typed[key].isin(known_keys), dup_code)
+    if table == "events":
+        flag(dup_key | typed[key].isin(known_keys), "duplicate_event_id")
+    else:
+        flag(dup_key, "duplicate_key")
+        if stored_versions:
+            prints = fingerprints(table, typed)
+            flag(typed[key].map(stored_versions).eq(prints), "duplicate_row")
 
     bad = reason.notna()
     accepted = typed[~bad].copy()
@@ -250,11 +416,27 @@ def validate(
     return accepted, quarantined
 
 
-def _json_ok(x: object) -> bool:
-    try:
-        return isinstance(json.loads(str(x)), dict)
-    except (ValueError, TypeError):
-        return False
+def fingerprints(table: str, typed: pd.DataFrame) -> pd.Series:
+    """A stable text fingerprint of each row's contract values (to spot unchanged re-sends)."""
+    cols = list(C.LANDING[table])
+
+    def one(row: pd.Series) -> str:
+        parts = []
+        for c in cols:
+            v = row[c]
+            if v is None or (not isinstance(v, str) and pd.isna(v)):
+                parts.append("")
+            elif isinstance(v, pd.Timestamp):
+                parts.append(v.tz_convert("UTC").isoformat() if v.tzinfo else v.isoformat())
+            elif isinstance(v, float | np.floating):
+                parts.append(repr(round(float(v), 6)))
+            else:
+                parts.append(str(v))
+        return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()
+
+    if typed.empty:
+        return pd.Series(dtype=object)
+    return typed[cols].apply(one, axis=1)
 
 
 def ensure_raw_tables(wh: Warehouse, con: Any) -> None:
@@ -283,18 +465,104 @@ def _batch_id(path: Path, table: str) -> str:
     return f"{table}-{h.hexdigest()[:20]}"
 
 
+def _existing_keys(wh: Warehouse, con: Any, table: str, key: str, values: pd.Series) -> set[str]:
+    """Which of ``values`` are already stored as ``raw.<table>.<key>`` (one query, no full scan into Python)."""
+    vals = pd.Series(values.dropna().astype(str).unique(), name="k")
+    if vals.empty:
+        return set()
+    if wh.kind == "duckdb":
+        con.register("_batch_keys", vals.to_frame())
+        try:
+            found = con.execute(
+                f"select distinct t.{key} from raw.{table} t join _batch_keys b on t.{key} = b.k"
+            ).fetchall()
+        finally:
+            con.unregister("_batch_keys")
+    else:
+        with con.cursor() as cur:
+            cur.execute(f"select distinct {key} from raw.{table} where {key} = any(%s)", [vals.tolist()])
+            found = cur.fetchall()
+    return {r[0] for r in found}
+
+
+def _stored_versions(wh: Warehouse, con: Any, table: str, keys: pd.Series) -> dict[str, str]:
+    """Fingerprints of the latest stored version of each item/user id in ``keys``."""
+    key = C.KEYS[table]
+    have = _existing_keys(wh, con, table, key, keys)
+    if not have:
+        return {}
+    cols = ", ".join(C.LANDING[table])
+    stored = wh.query(
+        f"select {cols} from (select *, row_number() over (partition by {key} order by _ingested_at desc, "
+        f"_row_number desc) as _n from raw.{table}) v where _n = 1",
+        None,
+        con,
+    )
+    stored = stored[stored[key].isin(have)].reset_index(drop=True)
+    for col, kind in C.LANDING[table].items():
+        if kind == "time":
+            stored[col] = _to_time(stored[col])
+        elif kind in ("float", "int"):
+            stored[col] = pd.to_numeric(stored[col], errors="coerce")
+    return dict(zip(stored[key], fingerprints(table, stored), strict=True))
+
+
+def _originals(df: pd.DataFrame, frame: LandingFrame) -> pd.Series:
+    """The original values of rows as JSON (malformed rows: their raw line)."""
+
+    def one(idx: Any, row: pd.Series) -> str:
+        if idx in frame.malformed:
+            return json.dumps({"_raw_line": frame.malformed[idx]})
+        return json.dumps({k: _json_value(v) for k, v in row.items() if not _missing(v)}, default=str)
+
+    return pd.Series([one(i, r) for i, r in df.iterrows()], index=df.index, dtype=object)
+
+
+def _missing(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, pd.Timestamp | datetime):
+        return v.isoformat()
+    return v
+
+
+def _extras(df: pd.DataFrame, extra: list[str]) -> pd.Series:
+    return pd.Series(
+        [
+            json.dumps({k: _json_value(v) for k, v in r.items() if not _missing(v)}, default=str)
+            for _, r in df[extra].iterrows()
+        ],
+        index=df.index,
+        dtype=object,
+    )
+
+
 def ingest_file(
     path: Path,
     wh: Warehouse | None = None,
     settings: IngestSettings | None = None,
     now: datetime | None = None,
+    gate: bool = True,
 ) -> BatchReport:
-    """Ingest one landing file atomically. See module docstring for the guarantees."""
+    """Ingest one landing file atomically (see the module docstring for the guarantees).
+
+    ``gate=False`` skips the Great Expectations landing gate (the row rules always apply).
+    """
     path = Path(path)
     wh = wh or Warehouse.from_env()
     settings = settings or IngestSettings()
     table = table_for(path)
-    df = read_landing_file(path)
+    frame = read_landing(path)
+    df = frame.df.reset_index(drop=True)
     batch_id = _batch_id(path, table)
     if len(df.columns) > 0:
         missing = [c for c in C.REQUIRED[table] if c not in df.columns]
@@ -308,6 +576,7 @@ def ingest_file(
         prev = wh.query("select * from raw.ingest_batches where batch_id = ? and status = 'accepted'", [batch_id], con)
         if len(prev):
             r = prev.iloc[0]
+            wh.rollback(con)
             return BatchReport(
                 file=str(path),
                 table=table,
@@ -319,19 +588,27 @@ def ingest_file(
                 status="already_ingested",
                 extra_columns=json.loads(r["extra_columns"] or "[]"),
             )
+        # a blocked attempt of this very file is replaced, not added to
+        wh.execute(con, "delete from raw.quarantine where batch_id = ?", [batch_id])
+        wh.execute(con, "delete from raw.ingest_batches where batch_id = ?", [batch_id])
         if df.empty:
-            report = BatchReport(str(path), table, batch_id, 0, 0, 0)
+            report = BatchReport(str(path), table, batch_id, 0, 0, 0, extra_columns=extra)
             _record_batch(wh, con, report)
-            con.commit()
+            wh.commit(con)
             return report
         key = C.KEYS[table]
-        keys = wh.query(f"select distinct {key} as k from raw.{table}", None, con)["k"]
-        known_keys = set(keys.tolist())
+        known_keys: set[str] = set()
+        stored: dict[str, str] = {}
         known_items = None
         if table == "events":
+            known_keys = _existing_keys(wh, con, "events", key, df[key].astype("string").str.strip())
             known_items = set(wh.query("select distinct item_id from raw.items", None, con)["item_id"])
-        accepted, quarantined = validate(table, df, settings, known_items, known_keys, now)
-        reasons = dict(Counter(quarantined["_reason"]))
+        else:
+            stored = _stored_versions(wh, con, table, df[key].astype("string").str.strip())
+        accepted, quarantined = validate(
+            table, df, settings, known_items, known_keys, now, set(frame.malformed), stored
+        )
+        reasons = Counter(quarantined["_reason"])
         invalid = sum(v for k, v in reasons.items() if k not in NON_BLOCKING)
         report = BatchReport(
             file=str(path),
@@ -345,43 +622,57 @@ def ingest_file(
             extra_columns=extra,
         )
         if report.invalid_fraction > settings.quarantine_threshold:
+            report.blocked_by = (
+                f"{invalid} of {len(df)} rows invalid ({report.invalid_fraction:.1%} > threshold "
+                f"{settings.quarantine_threshold:.1%})"
+            )
+        elif gate and len(accepted):
+            from ml.quality.gates import check_landing_batch
+
+            result = check_landing_batch(table, accepted, batch_id, wh, con, settings)
+            report.gate_passed = result.passed
+            report.data_docs_path = result.data_docs_path
+            if not result.passed:
+                report.blocked_by = (
+                    f"landing gate {result.gate} failed ({result.n_failed} of {result.n_expectations} expectations)"
+                )
+                report.gate_summary = result.summary()
+        ingested_at = pd.Timestamp(now or datetime.now(UTC))
+        if report.blocked_by:
+            # nothing accepted; every row goes to quarantine (good rows as batch_blocked)
+            held = accepted.index
+            quarantined = pd.concat(
+                [quarantined, df.loc[held].assign(_reason="batch_blocked")[["_reason", *df.columns]]]
+            ).sort_index()
             report.status = "blocked"
             report.accepted = 0
-            _record_batch(wh, con, report)
-            con.commit()
-            raise BatchBlocked(report)
-        ingested_at = pd.Timestamp(now or datetime.now(UTC))
-        accepted = accepted.copy()
-        if extra:
-            accepted["_extra"] = (
-                df.loc[accepted.index, extra]
-                .astype("string")
-                .apply(lambda r: json.dumps({k: v for k, v in r.items() if pd.notna(v)}), axis=1)
+            report.quarantined = len(quarantined)
+            report.reasons = {k: int(v) for k, v in sorted(Counter(quarantined["_reason"]).items())}
+            accepted = accepted.iloc[0:0]
+        if len(accepted):
+            accepted = accepted.copy()
+            accepted["_extra"] = _extras(df.loc[accepted.index], extra) if extra else None
+            accepted["_batch_id"] = batch_id
+            accepted["_row_number"] = (accepted.index.to_numpy() + 1).astype("int64")
+            accepted["_ingested_at"] = ingested_at
+            wh.append_df(con, f"raw.{table}", accepted)
+        if len(quarantined):
+            q = pd.DataFrame(
+                {
+                    "batch_id": batch_id,
+                    "file": str(path),
+                    "table_name": table,
+                    "row_number": (quarantined.index.to_numpy() + 1).astype("int64"),
+                    "reason": quarantined["_reason"].astype(str).to_numpy(),
+                    "original": _originals(quarantined.drop(columns="_reason"), frame).to_numpy(),
+                    "quarantined_at": ingested_at,
+                }
             )
-        else:
-            accepted["_extra"] = None
-        accepted["_batch_id"] = batch_id
-        accepted["_row_number"] = (accepted.index.to_numpy() + 1).astype("int64")
-        accepted["_ingested_at"] = ingested_at
-        q = pd.DataFrame(
-            {
-                "batch_id": batch_id,
-                "file": str(path),
-                "table_name": table,
-                "row_number": (quarantined.index.to_numpy() + 1).astype("int64"),
-                "reason": quarantined["_reason"].astype(str),
-                "original": quarantined.drop(columns="_reason")
-                .astype("string")
-                .apply(lambda r: json.dumps({k: v for k, v in r.items() if pd.notna(v)}), axis=1)
-                if len(quarantined)
-                else pd.Series(dtype=str),
-                "quarantined_at": ingested_at,
-            }
-        )
-        wh.append_df(con, f"raw.{table}", accepted)
-        wh.append_df(con, "raw.quarantine", q)
+            wh.append_df(con, "raw.quarantine", q)
         _record_batch(wh, con, report)
-        con.commit()
+        wh.commit(con)
+    if report.status == "blocked":
+        raise BatchBlocked(report)
     return report
 
 
@@ -416,10 +707,10 @@ def order_paths(paths: list[Path]) -> list[Path]:
 
 
 def ingest_paths(
-    paths: list[Path], wh: Warehouse | None = None, settings: IngestSettings | None = None
+    paths: list[Path], wh: Warehouse | None = None, settings: IngestSettings | None = None, gate: bool = True
 ) -> list[BatchReport]:
     """Ingest files and folders in dependency order. Raises on the first blocked/bad file."""
-    return [ingest_file(p, wh, settings) for p in order_paths(paths)]
+    return [ingest_file(p, wh, settings, gate=gate) for p in order_paths(paths)]
 
 
 def report_dict(r: BatchReport) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""The dbt project rendered as an Airflow task group by astronomer-cosmos.
+"""The dbt project rendered as Airflow task groups by astronomer-cosmos.
 
-Each dbt model becomes a task that runs ``dbt build --select <model>`` (model, its unit tests
-and data tests). The project is parsed from ``dbt/target/manifest.json`` when it exists (made
-by ``dbt parse`` during set-up: fast DAG parsing), else with ``dbt ls``.
+Each dbt model becomes a task that runs ``dbt build --select <model>`` (the model, its unit tests
+and data tests); seeds are tasks too. ``select`` renders part of the project (e.g.
+``["tag:staging"]``), so a DAG can put a gate between layers. The project is parsed from
+``dbt/target/manifest.json`` when it exists (made by ``dbt parse`` during set-up: fast DAG
+parsing), else with ``dbt ls``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from typing import Any
 from ml import config
 
 
-def dbt_task_group(group_id: str = "dbt", pool: str | None = None, **kwargs: Any) -> Any:
+def dbt_task_group(
+    group_id: str = "dbt", pool: str | None = None, select: list[str] | None = None, **kwargs: Any
+) -> Any:
+    """A cosmos ``DbtTaskGroup`` of the project (or of the ``select``-ed part), every task in ``pool``."""
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 
@@ -36,6 +41,7 @@ def dbt_task_group(group_id: str = "dbt", pool: str | None = None, **kwargs: Any
         emit_datasets=False,
         enable_mock_profile=False,
         should_detach_multiple_parents_tests=True,
+        select=list(select or []),
     )
     execution = ExecutionConfig(dbt_executable_path=dbt_executable(), invocation_mode=InvocationMode.SUBPROCESS)
     # the worker's own environment supplies secrets (PGPASSWORD); only locations go in here

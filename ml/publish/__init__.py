@@ -1,5 +1,5 @@
 """Atomic, versioned publishing of serving tables."""
 
-from ml.publish.tables import PublishResult, list_versions, publish_table, rollback
+from ml.publish.tables import PublishResult, list_versions, prune, publish_table, rollback
 
-__all__ = ["PublishResult", "list_versions", "publish_table", "rollback"]
+__all__ = ["PublishResult", "list_versions", "prune", "publish_table", "rollback"]

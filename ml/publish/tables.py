@@ -1,10 +1,30 @@
 """Versioned serving tables with an atomic switch.
 
-Each publish writes ``serving.<name>__<version>`` and then, in one transaction, points the
-stable view ``serving.<name>_current`` at it and records the version in
-``serving.publish_log``. Readers see the old version or the new one, never a mix. The version
-id derives from the run id, so re-running the same DAG run rewrites the same version with the
-same rows. Only the newest ``keep`` versions (plus the current one) are kept.
+A publish of ``df`` as ``<name>`` for a run id is **one transaction**:
+
+1. load the rows into a scratch table ``serving.<name>__<version>__load`` (``COPY`` on
+   PostgreSQL, an Arrow scan on DuckDB) and index it by user (PostgreSQL);
+2. rename it to ``serving.<name>__<version>`` (a re-run of the same run id first moves the
+   earlier copy of that version aside and drops it);
+3. point the stable view ``serving.<name>_current`` at it and record the version (run id,
+   model and policy versions, row count, created_at) in ``serving.publish_log``;
+4. commit.
+
+Readers of the view see the old version or the new one, never a mix: until the commit nothing
+of the new version is visible, and a process killed at any point (``SIGKILL`` included) leaves
+the transaction uncommitted, which both databases roll back. On PostgreSQL the switch holds
+the view's lock only for the final statements, so readers wait milliseconds, not the load.
+
+The version id derives from the run id, so re-running a DAG run rewrites the same version with
+the same rows. Afterwards, in separate short transactions, only the newest ``keep`` versions
+(plus the one the view points at) are kept. Concurrent publishes of one name are serialised
+(an advisory lock on PostgreSQL; on DuckDB one process holds the file, a lock serialises its
+threads).
+
+DuckDB note: a DuckDB file has one writer *process*; other processes cannot open it (not even
+read-only) while a publish runs, so cross-process readers wait for the writer to close (the
+adapter retries for up to a minute). Threads of the writing process read through their own
+connections and see the old version until the commit (DuckDB's MVCC).
 """
 
 from __future__ import annotations
@@ -12,17 +32,27 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
+import time
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
+from ml.publish.copy import copy_arrow, create_table_sql, to_arrow
 from ml.warehouse import Warehouse
 
 LOG_DDL = """name varchar, version varchar, table_name varchar, run_id varchar, rows_total bigint,
     model_version varchar, policy_version varchar, created_at timestamptz, meta varchar"""
 _SAFE = re.compile(r"^[a-z][a-z0-9_]*$")
+# PostgreSQL identifiers have at most 63 bytes: <name>__v<12 hex>__load must fit
+MAX_NAME = 40
+_DUCKDB_LOCKS: dict[str, threading.Lock] = {}
+_DUCKDB_LOCKS_GUARD = threading.Lock()
 
 
 @dataclass
@@ -33,15 +63,57 @@ class PublishResult:
     view: str
     rows: int
     dropped_versions: list[str]
+    seconds: float = 0.0
 
 
 def version_for(run_id: str) -> str:
+    """``v`` + 12 hex digits of the run id's SHA-1: the same run id always gives the same version."""
     return "v" + hashlib.sha1(run_id.encode()).hexdigest()[:12]
 
 
 def _ensure(wh: Warehouse, con: Any) -> None:
-    wh.ensure_schemas(con)
-    wh.execute(con, f"create table if not exists serving.publish_log ({LOG_DDL})")
+    """Create the schemas and the publish log when missing (own transaction; tolerant of a
+    concurrent creator). A read when they exist: no write transaction, no extra commit."""
+    if wh.table_exists(con, "serving", "publish_log"):
+        return
+    for attempt in range(3):
+        try:
+            wh.begin(con)
+            wh.ensure_schemas(con)
+            wh.execute(con, f"create table if not exists serving.publish_log ({LOG_DDL})")
+            wh.commit(con)
+            return
+        except Exception:
+            _rollback_quietly(wh, con)
+            # two PostgreSQL sessions creating the same schema at once: one fails with a
+            # unique violation; the object exists afterwards, so a retry succeeds
+            if attempt == 2:
+                raise
+            time.sleep(0.2)
+
+
+class _Serialised:
+    """Serialise publishes of one name: a transaction-scoped advisory lock on PostgreSQL,
+    a per-file thread lock on DuckDB (one process owns a DuckDB file)."""
+
+    def __init__(self, wh: Warehouse, con: Any, name: str):
+        self.wh, self.con, self.name = wh, con, name
+        self.lock: threading.Lock | None = None
+
+    def __enter__(self) -> _Serialised:
+        if self.wh.kind == "postgres":
+            self.wh.execute(
+                self.con, "select pg_advisory_xact_lock(hashtext(?))", [f"interestflow.publish:{self.name}"]
+            )
+        else:
+            with _DUCKDB_LOCKS_GUARD:
+                self.lock = _DUCKDB_LOCKS.setdefault(str(self.wh.path), threading.Lock())
+            self.lock.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
 
 def publish_table(
@@ -53,92 +125,163 @@ def publish_table(
     model_version: str = "",
     policy_version: str = "",
     meta: dict[str, Any] | None = None,
+    index_columns: Sequence[str] = ("user_id",),
 ) -> PublishResult:
-    """Write ``df`` as a new version of ``name`` and switch ``<name>_current`` to it atomically."""
-    if not _SAFE.match(name):
-        raise ValueError(f"bad table name {name!r}")
+    """Write ``df`` as the version of ``name`` for ``run_id`` and switch ``serving.<name>_current``
+    to it in the same transaction. ``index_columns`` (those present in ``df``) get a btree index
+    on PostgreSQL (serving looks rows up by user). Returns what was published and which old
+    versions were dropped."""
+    if not _SAFE.match(name) or len(name) > MAX_NAME:
+        raise ValueError(f"bad table name {name!r}: up to {MAX_NAME} lower-case letters, digits and _")
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
     wh = wh or Warehouse.from_env()
+    t0 = time.perf_counter()
     version = version_for(run_id)
-    table = f"serving.{name}__{version}"
-    view = f"serving.{name}_current"
+    base = f"{name}__{version}"
+    table, scratch, view = f"serving.{base}", f"serving.{base}__load", f"serving.{name}_current"
+    data = to_arrow(df)
     with wh.connect() as con:
         _ensure(wh, con)
-        # 1) load the new version under its own name (invisible to readers of the view)
         wh.begin(con)
-        wh.execute(con, f"drop table if exists {table}")
-        _create_from_df(wh, con, table, df)
-        con.commit()
-        # 2) switch the stable name in one short transaction
-        wh.begin(con)
-        wh.execute(con, f"create or replace view {view} as select * from {table}")
-        wh.execute(con, "delete from serving.publish_log where name = ? and version = ?", [name, version])
-        wh.execute(
-            con,
-            "insert into serving.publish_log values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                name,
-                version,
-                table,
-                run_id,
-                len(df),
-                model_version,
-                policy_version,
-                datetime.now(UTC),
-                json.dumps(meta or {}, default=str),
-            ],
-        )
-        con.commit()
-        dropped = _prune(wh, con, name, version, keep)
-    return PublishResult(name, version, table, view, len(df), dropped)
-
-
-def _create_from_df(wh: Warehouse, con: Any, table: str, df: pd.DataFrame) -> None:
-    if wh.kind == "duckdb":
-        con.register("_publish_df", df)
         try:
-            con.execute(f"create table {table} as select * from _publish_df")
+            with _Serialised(wh, con, name):
+                wh.execute(con, f"drop table if exists {scratch}")
+                _load(wh, con, scratch, data, [c for c in index_columns if c in data.column_names])
+                if wh.table_exists(con, "serving", base):
+                    _replace_same_version(wh, con, scratch, base, view)
+                else:
+                    wh.execute(con, f"alter table {scratch} rename to {base}")
+                _point_view(wh, con, view, table)
+                wh.execute(con, "delete from serving.publish_log where name = ? and version = ?", [name, version])
+                wh.execute(
+                    con,
+                    "insert into serving.publish_log values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        name,
+                        version,
+                        table,
+                        run_id,
+                        data.num_rows,
+                        model_version,
+                        policy_version,
+                        datetime.now(UTC),
+                        json.dumps({**(meta or {}), "load_seconds": round(time.perf_counter() - t0, 3)}, default=str),
+                    ],
+                )
+                wh.commit(con)
+        except BaseException:
+            _rollback_quietly(wh, con)
+            raise
+        dropped = _prune(wh, con, name, keep)
+    return PublishResult(name, version, table, view, data.num_rows, dropped, round(time.perf_counter() - t0, 3))
+
+
+def _load(wh: Warehouse, con: Any, scratch: str, data: pa.Table, index_columns: list[str]) -> None:
+    if wh.kind == "duckdb":
+        con.register("_publish_arrow", data)
+        try:
+            con.execute(f"create table {scratch} as select * from _publish_arrow")
         finally:
-            con.unregister("_publish_df")
+            con.unregister("_publish_arrow")
         return
-    from ml.warehouse import copy_df
-
-    cols = ", ".join(f'"{c}" {_pg_type(df[c])}' for c in df.columns)
-    wh.execute(con, f"create table {table} ({cols})")
-    copy_df(con, table, df)
-
-
-def _pg_type(s: pd.Series) -> str:
-    if pd.api.types.is_bool_dtype(s):
-        return "boolean"
-    if pd.api.types.is_integer_dtype(s):
-        return "bigint"
-    if pd.api.types.is_float_dtype(s):
-        return "double precision"
-    if pd.api.types.is_datetime64_any_dtype(s):
-        return "timestamptz"
-    return "text"
+    wh.execute(con, create_table_sql(scratch, data.schema))
+    copy_arrow(con, scratch, data)
+    if index_columns:
+        cols = ", ".join(f'"{c}"' for c in index_columns)
+        wh.execute(con, f"create index on {scratch} ({cols})")
+    # no ANALYZE here (it would add ~10 % to the publish): autovacuum analyses a new table of
+    # this size within a minute, and lookups by the indexed user_id plan well without stats
 
 
-def _prune(wh: Warehouse, con: Any, name: str, current: str, keep: int) -> list[str]:
+def _replace_same_version(wh: Warehouse, con: Any, scratch: str, base: str, view: str) -> None:
+    """A re-run of the same run id: swap the freshly loaded table in under the version's name."""
+    if wh.kind == "postgres":
+        # the view references the table by identity: it follows the rename to __old, so it is
+        # pointed at the new table before __old is dropped
+        wh.execute(con, f"drop table if exists serving.{base}__old")
+        wh.execute(con, f"alter table serving.{base} rename to {base}__old")
+        wh.execute(con, f"alter table {scratch} rename to {base}")
+        _point_view(wh, con, view, f"serving.{base}")
+        wh.execute(con, f"drop table serving.{base}__old")
+    else:
+        # DuckDB views are bound by name at query time: drop and rename inside the transaction
+        wh.execute(con, f"drop table serving.{base}")
+        wh.execute(con, f"alter table {scratch} rename to {base}")
+
+
+def _point_view(wh: Warehouse, con: Any, view: str, table: str) -> None:
+    """``create or replace view``; on PostgreSQL, when the columns changed between versions
+    (which ``create or replace`` refuses), drop and recreate the view in the same transaction."""
+    if wh.kind == "duckdb":
+        wh.execute(con, f"create or replace view {view} as select * from {table}")
+        return
+    import psycopg
+
+    wh.execute(con, "savepoint point_view")
+    try:
+        wh.execute(con, f"create or replace view {view} as select * from {table}")
+    except psycopg.Error:
+        wh.execute(con, "rollback to savepoint point_view")
+        try:
+            wh.execute(con, f"drop view if exists {view}")
+        except psycopg.errors.DependentObjectsStillExist as exc:
+            raise RuntimeError(
+                f"{view}: the new version's columns differ from the current one and other views depend on "
+                f"{view}; drop or update them first ({exc})"
+            ) from exc
+        wh.execute(con, f"create view {view} as select * from {table}")
+    wh.execute(con, "release savepoint point_view")
+
+
+def _rollback_quietly(wh: Warehouse, con: Any) -> None:
+    """Roll back if a transaction is open (DuckDB raises when none is)."""
+    with suppress(Exception):
+        wh.rollback(con)
+
+
+def _prune(wh: Warehouse, con: Any, name: str, keep: int) -> list[str]:
+    """Drop versions beyond the newest ``keep`` (never the one the view points at)."""
     log = wh.query(
         "select version, table_name from serving.publish_log where name = ? order by created_at desc",
         [name],
         con,
     )
-    keep_set = set(log["version"].head(max(keep, 1))) | {current}
+    current = current_version(wh, con, name)
+    keep_set = set(log["version"].head(max(keep, 1))) | ({current} if current else set())
     dropped = []
-    for _, r in log.iterrows():
-        if r["version"] in keep_set:
+    for r in log.itertuples():
+        if r.version in keep_set:
             continue
         wh.begin(con)
-        wh.execute(con, f"drop table if exists {r['table_name']}")
-        wh.execute(con, "delete from serving.publish_log where name = ? and version = ?", [name, r["version"]])
-        con.commit()
-        dropped.append(str(r["version"]))
+        try:
+            with _Serialised(wh, con, name):
+                # re-check under the lock: a rollback may have pointed the view here meanwhile
+                if current_version(wh, con, name) == r.version:
+                    _rollback_quietly(wh, con)
+                    continue
+                wh.execute(con, f"drop table if exists {r.table_name}")
+                wh.execute(con, "delete from serving.publish_log where name = ? and version = ?", [name, r.version])
+                wh.commit(con)
+        except BaseException:
+            _rollback_quietly(wh, con)
+            raise
+        dropped.append(str(r.version))
     return dropped
 
 
+def prune(name: str = "recommendations", keep: int = 3, wh: Warehouse | None = None) -> list[str]:
+    """Drop all but the newest ``keep`` versions of ``name`` (and the current one); returns them."""
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    wh = wh or Warehouse.from_env()
+    with wh.connect() as con:
+        _ensure(wh, con)
+        return _prune(wh, con, name, keep)
+
+
 def list_versions(name: str = "recommendations", wh: Warehouse | None = None) -> pd.DataFrame:
+    """Kept versions of ``name``, newest first, with a ``current`` flag."""
     wh = wh or Warehouse.from_env()
     with wh.connect() as con:
         _ensure(wh, con)
@@ -169,7 +312,7 @@ def current_version(wh: Warehouse, con: Any, name: str) -> str | None:
             con,
         )
         text = df["definition"].iloc[0] if len(df) else ""
-    m = re.search(rf"{name}__(v[0-9a-f]+)", text or "")
+    m = re.search(rf"{name}__(v[0-9a-f]+)\b", text or "")
     return m.group(1) if m else None
 
 
@@ -184,6 +327,11 @@ def rollback(name: str, to_version: str, wh: Warehouse | None = None) -> str:
         if log.empty:
             raise KeyError(f"{name}: no kept version {to_version!r} (see `python -m ml publish list`)")
         wh.begin(con)
-        wh.execute(con, f"create or replace view serving.{name}_current as select * from {log['table_name'].iloc[0]}")
-        con.commit()
+        try:
+            with _Serialised(wh, con, name):
+                _point_view(wh, con, f"serving.{name}_current", str(log["table_name"].iloc[0]))
+                wh.commit(con)
+        except BaseException:
+            _rollback_quietly(wh, con)
+            raise
     return to_version

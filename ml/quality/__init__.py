@@ -1,1 +1,2 @@
-"""Data-quality gates: checks that stop bad data before training or serving."""
+"""Data-quality gates: Great Expectations suites (``suites/*.yml``) that stop bad data before
+features, training or serving. See :mod:`ml.quality.gates` and :mod:`ml.quality.prepublish`."""

@@ -1,59 +1,64 @@
-"""The pre-publish gate: a recommendation table must be complete and sane before it is served."""
+"""The pre-publish gate: a recommendation table must be complete and sane before it is served.
+
+``check_recommendations`` derives the flags the ``prepublish`` suite checks (known item, already
+bought, finite score, k distinct items per active user) and runs the suite with Great
+Expectations; a failure raises :class:`GateFailure` and the table is not published, so the last
+published version stays served.
+"""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from ml.quality import store
+from ml.quality.gates import enforce, gate_params
+from ml.quality.runner import GateFailure, GateResult, run_gate
 from ml.warehouse import Warehouse
 
+__all__ = ["GateFailure", "check_recommendations", "recommendation_frames"]
 
-@dataclass
-class GateFailure(Exception):
-    gate: str
-    failures: list[dict[str, object]] = field(default_factory=list)
+GATE = "prepublish"
 
-    def __str__(self) -> str:
-        lines = [f"gate {self.gate!r} failed:"]
-        for f in self.failures:
-            lines.append(f"  - {f['expectation']} on {f['column']}: {f['failing']} failing rows, e.g. {f['examples']}")
-        return "\n".join(lines)
+
+def recommendation_frames(
+    df: pd.DataFrame, wh: Warehouse, exclude_event_types: tuple[str, ...] = ("purchase",)
+) -> dict[str, pd.DataFrame]:
+    """The suite's two frames: ``recommendations`` (one row per slot, with flags) and
+    ``active_users`` (one row per user with interaction events: has recommendations, distinct items)."""
+    with wh.connect(read_only=True) as con:
+        active = wh.query("select distinct user_id from marts.interaction_events", None, con)
+        known = set(wh.query("select item_id from marts.item_features", None, con)["item_id"])
+        types = list(exclude_event_types)
+        if types:
+            marks = ", ".join("?" for _ in types)
+            excluded = wh.query(
+                f"select distinct user_id, item_id from marts.interaction_events where event_type in ({marks})",
+                types,
+                con,
+            )
+        else:
+            excluded = pd.DataFrame({"user_id": pd.Series(dtype=str), "item_id": pd.Series(dtype=str)})
+    recs = df[["user_id", "item_id", "propensity", "score"]].copy()
+    recs["is_known_item"] = recs["item_id"].isin(known)
+    flagged = recs.merge(excluded.assign(is_excluded_item=True), on=["user_id", "item_id"], how="left")
+    recs["is_excluded_item"] = flagged["is_excluded_item"].fillna(False).astype(bool).to_numpy()
+    recs["score_is_finite"] = np.isfinite(pd.to_numeric(recs["score"], errors="coerce").astype(float))
+    per_user = recs.groupby("user_id")["item_id"].nunique().rename("n_distinct_items")
+    users = active.merge(per_user, left_on="user_id", right_index=True, how="left")
+    users["has_recommendations"] = users["n_distinct_items"].notna()
+    users["n_distinct_items"] = users["n_distinct_items"].fillna(0).astype("int64")
+    return {"recommendations": recs, "active_users": users}
 
 
 def check_recommendations(
     df: pd.DataFrame, wh: Warehouse, k: int, exclude_event_types: tuple[str, ...] = ("purchase",)
-) -> None:
+) -> GateResult:
     """Raise :class:`GateFailure` unless every active user has k distinct known items, none
-    excluded (already bought), propensities in (0, 1] and finite scores."""
-    fails: list[dict[str, object]] = []
-
-    def add(expectation: str, column: str, bad: pd.DataFrame) -> None:
-        if len(bad):
-            fails.append(
-                {
-                    "expectation": expectation,
-                    "column": column,
-                    "failing": len(bad),
-                    "examples": bad.head(3).to_dict("records"),
-                }
-            )
-
-    active = wh.query("select distinct user_id from marts.interaction_events")["user_id"]
-    counts = df.groupby("user_id")["item_id"].nunique()
-    missing = set(active) - set(counts.index)
-    add("every active user has recommendations", "user_id", pd.DataFrame({"user_id": sorted(missing)}))
-    short = counts[counts < k]
-    add(f"k={k} distinct items per user", "item_id", short.rename("n").reset_index())
-    known = set(wh.query("select item_id from marts.item_features")["item_id"])
-    add("item_id is a known catalogue item", "item_id", df.loc[~df["item_id"].isin(known), ["user_id", "item_id"]])
-    types = ", ".join(f"'{t}'" for t in exclude_event_types)
-    bought = wh.query(f"select distinct user_id, item_id from marts.interaction_events where event_type in ({types})")
-    clash = df.merge(bought, on=["user_id", "item_id"])
-    add("no already-purchased items", "item_id", clash[["user_id", "item_id"]])
-    p = df["propensity"]
-    add("propensity in (0, 1]", "propensity", df.loc[~((p > 0) & (p <= 1)), ["user_id", "item_id", "propensity"]])
-    add("score is finite", "score", df.loc[~np.isfinite(df["score"].astype(float)), ["user_id", "item_id", "score"]])
-    if fails:
-        raise GateFailure("prepublish_recommendations", fails)
+    excluded (already bought), propensities in (0, 1] and finite scores. Records the run in
+    ``quality.gate_runs`` (run id: the frame's ``run_id`` column, else ``manual``)."""
+    run_id = str(df["run_id"].iloc[0]) if "run_id" in df.columns and len(df) else "manual"
+    frames = recommendation_frames(df, wh, exclude_event_types)
+    result = run_gate(GATE, frames, run_id, gate_params(k=int(k)), reference={})
+    store.record(wh, result)
+    return enforce(result)

@@ -1,11 +1,18 @@
-"""Shared pieces: the interaction matrix and the recommender interface.
+"""Shared pieces: the interaction matrix, the recommender interface and small matrix helpers.
 
 Shapes: ``X`` is a CSR matrix of shape (n_users, n_items) holding implicit-feedback weights.
 Scoring is batched over users and vectorised over items (no per-user Python loops over items).
+
+Every model is fitted on a matrix and later scores *a* matrix with the same item columns, not
+necessarily the same rows (publishing rebuilds the matrix from the warehouse). Per-user state
+learned at fit time (latent factors, user features, recent items) is found again through
+:func:`row_keys` — a hash of each row's interaction pattern — and rows never seen at fit time
+are treated as new users (fold-in from their history, or the popularity fallback when empty).
 """
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,13 +74,81 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, sc
 
 
+def binarize(X: sp.spmatrix) -> sp.csr_matrix:
+    """The (n_users, n_items) pattern of ``X`` as float32 ones."""
+    B = sp.csr_matrix(X, dtype=np.float32, copy=True)
+    B.eliminate_zeros()
+    B.data[:] = 1.0
+    return B
+
+
+def row_keys(X: sp.csr_matrix) -> np.ndarray:
+    """One 64-bit key per row from the row's item pattern (weights ignored), shape (n_rows,).
+
+    Two rows with the same set of items get the same key; this is how a model finds again the
+    per-user state it learned at fit time when it scores a rebuilt matrix."""
+    X = sp.csr_matrix(X)
+    out = np.empty(X.shape[0], dtype=np.uint64)
+    ind, ptr = X.indices.astype(np.int64), X.indptr
+    for r in range(X.shape[0]):  # one hash per user; no loop over items
+        h = hashlib.blake2b(np.sort(ind[ptr[r] : ptr[r + 1]]).tobytes(), digest_size=8).digest()
+        out[r] = np.frombuffer(h, dtype=np.uint64)[0]
+    return out
+
+
+def lookup_rows(keys_at_fit: np.ndarray, X: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    """For each of ``rows`` of ``X``, the fit-time row with the same pattern, or -1 (unseen)."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(keys_at_fit, kind="stable")
+    sorted_keys = keys_at_fit[order]
+    q = row_keys(X[rows])
+    pos = np.clip(np.searchsorted(sorted_keys, q), 0, len(sorted_keys) - 1)
+    found = sorted_keys[pos] == q
+    return np.where(found, order[pos], -1).astype(np.int64)
+
+
+def zscore_rows(scores: np.ndarray, seen: sp.csr_matrix | None = None) -> np.ndarray:
+    """Standardise each row of a dense (n, n_items) score array, ignoring ``seen`` cells
+    (the user's history, which is excluded from recommendations anyway)."""
+    s = np.asarray(scores, dtype=np.float64)
+    n = s.shape[1]
+    total = s.sum(axis=1)
+    total_sq = np.square(s).sum(axis=1)
+    count = np.full(s.shape[0], float(n))
+    if seen is not None and seen.nnz:
+        S = binarize(seen)
+        hit = np.asarray(S.multiply(s).sum(axis=1)).ravel()
+        hit_sq = np.asarray(S.multiply(np.square(s)).sum(axis=1)).ravel()
+        total, total_sq = total - hit, total_sq - hit_sq
+        count = count - np.asarray(S.sum(axis=1)).ravel()
+    count = np.maximum(count, 1.0)
+    mean = total / count
+    var = np.maximum(total_sq / count - mean**2, 0.0)
+    return (s - mean[:, None]) / (np.sqrt(var)[:, None] + 1e-9)
+
+
 class Recommender(ABC):
-    """Interface. Subclasses implement ``fit`` and ``_score``; ``__init__`` only stores params."""
+    """Interface. Subclasses implement ``fit`` and ``_score``; ``__init__`` only stores params.
+
+    ``fit(X, **context)`` receives optional context by keyword (each model takes what it needs
+    and ignores the rest): ``events`` (DataFrame with ``row``, ``col``, ``ts`` seconds —
+    the interactions behind X in time order), ``item_features`` (CSR (n_items, n_features)),
+    ``feature_names`` (n_features,), ``user_features`` ((n_users, d) float array),
+    ``item_categories`` ((n_items,) int codes), ``category_transitions`` ((n_cat, n_cat)).
+    """
 
     name = "base"
 
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+
+    def set_params(self, **params: Any) -> Recommender:
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"{type(self).__name__} has no parameter {k!r}")
+            setattr(self, k, v)
+        return self
 
     @abstractmethod
     def fit(self, X: sp.csr_matrix, **context: Any) -> Recommender:
@@ -82,6 +157,28 @@ class Recommender(ABC):
     @abstractmethod
     def _score(self, X: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
         """Dense scores of shape (len(rows), n_items) for the users at ``rows`` of ``X``."""
+
+    def _fit_fallback(self, X: sp.csr_matrix) -> None:
+        """Remember the item count and a popularity ranking for users with no history."""
+        pop = np.asarray(binarize(X).sum(axis=0)).ravel().astype(np.float64)
+        self.n_items_ = int(X.shape[1])
+        self.fallback_ = pop / pop.max() if pop.size and pop.max() > 0 else pop
+
+    def scores(self, X: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        """Dense (len(rows), n_items) scores; rows with an empty history get the popularity
+        fallback (when the model keeps one) so cold users never get arbitrary items."""
+        X = sp.csr_matrix(X)
+        n_items = getattr(self, "n_items_", X.shape[1])
+        if X.shape[1] != n_items:
+            raise ValueError(f"{self.name}: X has {X.shape[1]} item columns, the model was fitted on {n_items}")
+        rows = np.asarray(rows, dtype=np.int64)
+        s = np.asarray(self._score(X, rows), dtype=np.float64)
+        fallback = getattr(self, "fallback_", None)
+        if fallback is not None and len(rows):
+            empty = np.diff(X.indptr)[rows] == 0
+            if empty.any():
+                s[empty] = fallback[None, :]
+        return s
 
     def recommend(
         self,
@@ -96,13 +193,14 @@ class Recommender(ABC):
         ``exclude`` (same shape as X) marks items a user must not get (e.g. purchases);
         by default everything in X is excluded. Missing slots have index -1 and score -inf.
         """
+        X = sp.csr_matrix(X)
         rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
-        excl = X if exclude is None else exclude
+        excl = X if exclude is None else sp.csr_matrix(exclude)
         out_i = np.full((len(rows), k), -1, dtype=np.int64)
         out_s = np.full((len(rows), k), -np.inf, dtype=np.float64)
         for start in range(0, len(rows), batch_size):
             r = rows[start : start + batch_size]
-            s = np.asarray(self._score(X, r), dtype=np.float64)
+            s = self.scores(X, r)
             e = excl[r].tocoo()
             s[e.row, e.col] = -np.inf
             idx, sc = top_k(s, k)
@@ -111,5 +209,62 @@ class Recommender(ABC):
         return out_i, out_s
 
     def explain(self, X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> list[list[dict[str, Any]]]:
-        """Per user row and recommended item: a dict with ``kind`` and details (default: score)."""
-        return [[{"kind": self.name} for _ in it] for it in items]
+        """Per user row and recommended item: a dict with ``kind`` and details.
+
+        Kinds: ``popular``; ``similar_item`` (``item``: the history item behind it);
+        ``tag`` (``tag``: the category/tag shared with the history); ``rule`` (``rule``: text);
+        ``similar_users``; ``none`` for empty slots."""
+        return [[{"kind": self.name} if i >= 0 else {"kind": "none"} for i in it] for it in items]
+
+
+def explain_by_item_weights(
+    X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray, weights: Any
+) -> list[list[dict[str, Any]]]:
+    """Explain each recommended item by the history item with the largest contribution
+    ``x_ui * W[i, j]`` (``W`` dense or sparse (n_items, n_items)); shared by item-item models."""
+    out: list[list[dict[str, Any]]] = []
+    X = sp.csr_matrix(X)
+    for r, its in zip(rows, items, strict=True):  # per user, vectorised over its history x items
+        lo, hi = X.indptr[r], X.indptr[r + 1]
+        hist, w = X.indices[lo:hi], X.data[lo:hi]
+        valid = np.asarray(its) >= 0
+        if len(hist) == 0:
+            out.append([{"kind": "popular"} if ok else {"kind": "none"} for ok in valid])
+            continue
+        cols = np.where(valid, its, 0)
+        block = weights[hist][:, cols]
+        block = block.toarray() if sp.issparse(block) else np.asarray(block)
+        contrib = w[:, None] * block
+        best = hist[np.argmax(contrib, axis=0)]
+        strong = contrib.max(axis=0) > 0
+        out.append(
+            [
+                ({"kind": "similar_item", "item": int(b)} if s else {"kind": "popular"}) if ok else {"kind": "none"}
+                for b, s, ok in zip(best, strong, valid, strict=True)
+            ]
+        )
+    return out
+
+
+def explain_by_item_vectors(
+    X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray, vectors: np.ndarray
+) -> list[list[dict[str, Any]]]:
+    """Explain each recommended item by the history item whose vector (row of ``vectors``,
+    shape (n_items, d)) has the largest dot product with it; used by embedding models."""
+    out: list[list[dict[str, Any]]] = []
+    X = sp.csr_matrix(X)
+    for r, its in zip(rows, items, strict=True):
+        hist = X.indices[X.indptr[r] : X.indptr[r + 1]]
+        valid = np.asarray(its) >= 0
+        if len(hist) == 0:
+            out.append([{"kind": "popular"} if ok else {"kind": "none"} for ok in valid])
+            continue
+        sim = vectors[hist] @ vectors[np.where(valid, its, 0)].T
+        best = hist[np.argmax(sim, axis=0)]
+        out.append(
+            [
+                {"kind": "similar_item", "item": int(b)} if ok else {"kind": "none"}
+                for b, ok in zip(best, valid, strict=True)
+            ]
+        )
+    return out

@@ -1,5 +1,7 @@
-"""Model registry (versions, champions, gate decisions) stored in the warehouse."""
+"""Model registry (versions, champions, gate decisions) stored in the warehouse, and the
+champion/challenger gate policy."""
 
+from ml.registry.gate import GateDecision, GatePolicy
 from ml.registry.store import (
     ModelVersion,
     Registry,
@@ -7,4 +9,4 @@ from ml.registry.store import (
     save_artifact,
 )
 
-__all__ = ["ModelVersion", "Registry", "load_artifact", "save_artifact"]
+__all__ = ["GateDecision", "GatePolicy", "ModelVersion", "Registry", "load_artifact", "save_artifact"]

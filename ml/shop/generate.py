@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -55,6 +56,256 @@ USE_CASES = [
 REVIEW_GOOD = ["Love it", "Great quality", "Exactly as described", "Would buy again", "Perfect fit"]
 REVIEW_BAD = ["Not as pictured", "Poor quality", "Returned it", "Disappointing", "Broke quickly"]
 
+# ---- item wording ------------------------------------------------------------------------
+# Shops describe the same product in many ways. Each pool lists the common wording first;
+# ``_zipf`` draws later (rarer) entries less often, so a long tail of synonyms appears only a
+# handful of times in a catalogue, as in real merchant-written text.
+LEAF_NOUNS: dict[str, list[str]] = {
+    "Sandals": ["sandals", "slides", "strappy sandals", "flip-flops", "espadrilles", "mules", "slingbacks"],
+    "Sneakers": ["sneakers", "trainers", "canvas shoes", "low-tops", "plimsolls", "kicks", "tennis shoes"],
+    "Boots": ["boots", "ankle boots", "booties", "chelsea boots", "knee-high boots", "lace-up boots"],
+    "Dresses": ["dress", "midi dress", "sundress", "maxi dress", "frock", "gown", "shift dress"],
+    "Jackets": ["jacket", "blazer", "bomber", "denim jacket", "trench", "windbreaker", "puffer"],
+    "Jeans": ["jeans", "denims", "skinny jeans", "bootcut jeans", "mom jeans", "denim trousers"],
+    "Handbags": ["handbag", "tote", "shoulder bag", "purse", "clutch", "satchel", "crossbody bag"],
+    "Scarves": ["scarf", "shawl", "wrap", "stole", "snood", "neckerchief", "pashmina"],
+    "Loafers": ["loafers", "slip-ons", "moccasins", "penny loafers", "driving shoes", "boat shoes"],
+    "Trainers": ["trainers", "sneakers", "running shoes", "runners", "athletic shoes", "kicks"],
+    "Hiking Boots": ["hiking boots", "walking boots", "trekking boots", "hikers", "mountain boots"],
+    "Shirts": ["shirt", "button-down", "oxford shirt", "dress shirt", "flannel shirt", "overshirt"],
+    "Suits": ["suit", "two-piece suit", "three-piece suit", "tuxedo", "dinner suit", "suit set"],
+    "Hoodies": ["hoodie", "hooded sweatshirt", "zip-up hoodie", "sweatshirt", "pullover", "hoody"],
+    "Watches": ["watch", "wristwatch", "chronograph", "timepiece", "dive watch", "smartwatch"],
+    "Belts": ["belt", "leather belt", "waist belt", "buckle belt", "webbing belt", "braided belt"],
+    "Building Blocks": ["building blocks", "building bricks", "construction set", "stacking blocks", "brick kit"],
+    "Puzzles": ["puzzle", "jigsaw", "jigsaw puzzle", "brain teaser", "floor puzzle", "puzzle box"],
+    "Plush Toys": ["plush toy", "stuffed animal", "teddy bear", "soft toy", "cuddly toy", "plushie"],
+    "Pyjamas": ["pyjamas", "pajamas", "pjs", "sleepsuit", "nightwear set", "onesie"],
+    "Raincoats": ["raincoat", "rain jacket", "waterproof coat", "slicker", "rain mac", "poncho"],
+    "Cookware": ["cookware set", "frying pan", "saucepan", "skillet", "casserole dish", "wok", "stockpot"],
+    "Knives": ["knife set", "chef's knife", "santoku", "paring knife", "cleaver", "bread knife"],
+    "Coffee Makers": ["coffee maker", "espresso machine", "french press", "cafetiere", "moka pot", "pour-over brewer"],
+    "Lamps": ["lamp", "table lamp", "floor lamp", "desk lamp", "pendant light", "reading light"],
+    "Cushions": ["cushion", "throw pillow", "scatter cushion", "pillow", "bolster", "floor cushion"],
+    "Vases": ["vase", "flower vase", "bud vase", "urn", "amphora", "bottle vase"],
+    "Planters": ["planter", "plant pot", "flowerpot", "window box", "hanging basket", "jardiniere"],
+    "Garden Tools": ["garden tools", "trowel", "pruning shears", "secateurs", "hand rake", "hoe", "spade"],
+    "Yoga Mats": ["yoga mat", "exercise mat", "pilates mat", "workout mat", "fitness mat"],
+    "Dumbbells": ["dumbbells", "hand weights", "free weights", "weight set", "kettlebell", "barbell plates"],
+    "Tents": ["tent", "dome tent", "two-person tent", "pop-up tent", "shelter", "bivvy"],
+    "Backpacks": ["backpack", "rucksack", "daypack", "knapsack", "hiking pack", "travel pack"],
+    "Camping Stoves": [
+        "camping stove",
+        "camp stove",
+        "gas burner",
+        "backpacking stove",
+        "camp cooker",
+        "spirit burner",
+    ],
+    "Bike Helmets": ["bike helmet", "cycling helmet", "bicycle helmet", "road helmet", "mtb helmet"],
+    "Bike Lights": ["bike lights", "cycling lights", "rear light", "front light", "headlight set", "led bike lamp"],
+    "Headphones": ["headphones", "earbuds", "earphones", "headset", "over-ear cans", "in-ear monitors"],
+    "Speakers": ["speaker", "bluetooth speaker", "soundbar", "boombox", "smart speaker", "bookshelf speakers"],
+    "Laptops": ["laptop", "notebook", "ultrabook", "chromebook", "notebook computer", "2-in-1"],
+    "Keyboards": ["keyboard", "mechanical keyboard", "wireless keyboard", "keypad", "keeb"],
+    "Monitors": ["monitor", "display", "screen", "computer screen", "ultrawide", "4k panel"],
+    "Phone Cases": ["phone case", "phone cover", "protective case", "bumper case", "folio case", "skin"],
+    "Chargers": ["charger", "charging cable", "power adapter", "power bank", "wall plug", "wireless charging pad"],
+    "Moisturisers": ["moisturiser", "moisturizer", "face cream", "day cream", "hydrating lotion", "night cream"],
+    "Sunscreens": ["sunscreen", "sun cream", "spf 50 lotion", "sunblock", "uv spray", "sun protection fluid"],
+    "Perfumes": ["perfume", "eau de parfum", "fragrance", "eau de toilette", "cologne", "scent"],
+    "Candles": ["candle", "scented candle", "soy candle", "pillar candle", "tealights", "wax candle"],
+}
+AUDIENCE: dict[str, list[str]] = {
+    "Women": ["women's", "ladies'", "womens", "for her", "woman's"],
+    "Men": ["men's", "mens", "for him", "gents'", "man's"],
+    "Kids": ["kids'", "children's", "for kids", "toddler", "junior"],
+}
+# adjectives for titles (the taxonomy's style words first) and phrases for descriptions
+STYLE_TITLE: dict[str, list[str]] = {
+    s: [*tx.STYLE_WORDS[s], *extra]
+    for s, extra in {
+        "casual": ["Laid-back", "Weekend", "Lounge", "Comfy", "Off-duty"],
+        "formal": ["Dress", "Polished", "Sharp", "Elegant", "Refined"],
+        "sporty": ["Athletic", "Training", "Sport", "Dynamic", "Race"],
+        "vintage": ["Throwback", "Old-school", "Nostalgic", "Antique", "70s"],
+        "minimalist": ["Pure", "Bare", "Understated", "Nordic", "Plain"],
+        "bohemian": ["Fringed", "Gypsy", "Festival", "Hippie", "Macrame"],
+        "outdoor": ["Expedition", "Summit", "Backcountry", "Wilderness", "Ridge"],
+        "luxury": ["Opulent", "Prestige", "Lavish", "Couture", "Deluxe"],
+        "eco": ["Sustainable", "Upcycled", "Vegan", "Natural", "Bamboo"],
+    }.items()
+}
+STYLE_PHRASES: dict[str, list[str]] = {
+    "casual": [
+        "relaxed everyday piece",
+        "easy to wear",
+        "for lazy sundays",
+        "effortless and comfortable",
+        "throw-on-and-go",
+        "made for lounging",
+        "low-key and unfussy",
+    ],
+    "formal": [
+        "tailored for work and occasions",
+        "sharp and professional",
+        "boardroom ready",
+        "crisp, structured lines",
+        "for weddings and black-tie evenings",
+        "smart enough for the office",
+        "impeccably cut",
+    ],
+    "sporty": [
+        "performance-minded athletic design",
+        "built for training",
+        "sweat-wicking and breathable",
+        "engineered for athletes",
+        "ready for the gym or the track",
+        "high-intensity workouts",
+        "keeps up with every rep",
+    ],
+    "vintage": [
+        "retro look with heritage details",
+        "inspired by the seventies",
+        "old-fashioned charm",
+        "a nod to decades past",
+        "distressed, worn-in finish",
+        "classic mid-century lines",
+        "grandma-chic",
+    ],
+    "minimalist": [
+        "clean lines and neutral colours",
+        "no-frills design",
+        "pared-back and simple",
+        "scandi-inspired restraint",
+        "less is more",
+        "quietly modern",
+        "monochrome and uncluttered",
+    ],
+    "bohemian": [
+        "free-spirited patterns and natural textures",
+        "festival-ready",
+        "embroidered with tassels",
+        "artisan, handwoven feel",
+        "paisley and earthy prints",
+        "a wanderer's soul",
+        "hippie-inspired",
+    ],
+    "outdoor": [
+        "rugged gear for the outdoors",
+        "weatherproof and tough",
+        "trail-tested",
+        "made for camping and hiking",
+        "survives wind, rain and mud",
+        "for adventures off the beaten path",
+        "alpine-grade durability",
+    ],
+    "luxury": [
+        "premium materials and a refined finish",
+        "handcrafted by artisans",
+        "indulgent, high-end details",
+        "exquisite craftsmanship",
+        "gold-plated accents",
+        "a statement of sophistication",
+        "lavishly finished",
+    ],
+    "eco": [
+        "sustainable and recycled materials",
+        "planet-friendly",
+        "ethically sourced",
+        "low-impact production",
+        "biodegradable packaging",
+        "carbon-neutral shipping",
+        "made from reclaimed fibres",
+    ],
+}
+TIER_PHRASES: dict[str, list[str]] = {
+    "budget": ["great value", "affordable", "budget-friendly", "wallet-friendly", "a bargain", "low price"],
+    "mid": ["good quality for the price", "solid everyday quality", "fair price", "reliable quality"],
+    "premium": ["designer label", "high-end", "investment piece", "exclusive collection", "luxury label"],
+}
+USE_PHRASES: dict[str, list[str]] = {
+    "for the weekend": ["for the weekend", "for lazy weekends", "for saturday outings"],
+    "for the office": ["for the office", "for work", "for the nine-to-five"],
+    "for travel": ["for travel", "for trips away", "for your next getaway", "for life on the road"],
+    "as a gift": ["as a gift", "to give as a present", "as a birthday surprise"],
+    "for everyday use": ["for everyday use", "for daily life", "for every day"],
+    "for special occasions": ["for special occasions", "for big nights out", "for celebrations"],
+    "for the gym": ["for the gym", "for workouts", "for training sessions"],
+    "for the holidays": ["for the holidays", "for the festive season", "for holiday season"],
+}
+FILLERS = [
+    "Free returns within 30 days.",
+    "Limited stock.",
+    "Ships in 2-3 working days.",
+    "Bestseller.",
+    "New season.",
+    "Customer favourite.",
+    "See size guide.",
+    "Online exclusive.",
+]
+
+
+def _zipf(rng: np.random.Generator, pool: list[str], s: float = 1.1) -> str:
+    """Draw from ``pool`` with probability proportional to 1 / rank^s (rank 1 most common)."""
+    w = 1.0 / np.arange(1, len(pool) + 1) ** s
+    return pool[int(rng.choice(len(pool), p=w / w.sum()))]
+
+
+def _typo(rng: np.random.Generator, text: str) -> str:
+    """Swap two neighbouring letters of one random word of four or more letters."""
+    words = text.split(" ")
+    long = [i for i, w in enumerate(words) if len(w) >= 4 and w.isalpha()]
+    if not long:
+        return text
+    i = long[int(rng.integers(len(long)))]
+    w = words[i]
+    j = int(rng.integers(len(w) - 1))
+    words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
+    return " ".join(words)
+
+
+def _item_text(
+    rng: np.random.Generator, lf: tx.Leaf, style: str, tier: str, brand: str, color: str, material: str, use: str
+) -> tuple[str, str]:
+    """(title, description) of one item: paraphrased, sometimes terse, sometimes misspelt."""
+    noun = _zipf(rng, LEAF_NOUNS[lf.leaf])
+    audience = _zipf(rng, AUDIENCE[lf.department]) if lf.department in AUDIENCE and rng.random() < 0.7 else ""
+    adjective = _zipf(rng, STYLE_TITLE[style]) if rng.random() < 0.55 else ""
+    in_title = [brand] if rng.random() < 0.75 else []
+    if audience and not audience.startswith("for ") and rng.random() < 0.7:
+        in_title.append(audience)
+        audience_text = ""
+    else:
+        audience_text = audience
+    title = " ".join([*in_title, adjective, noun.capitalize() if not adjective else noun]).strip()
+    title = " ".join(title.split())
+    if rng.random() < 0.6:
+        title += f" in {color}" if rng.random() < 0.5 else f", {color}"
+    sentences = []
+    subject = _zipf(rng, LEAF_NOUNS[lf.leaf]) if rng.random() < 0.6 else "this one"
+    if rng.random() < 0.8:
+        phrase = _zipf(rng, STYLE_PHRASES[style])
+        sentences.append(f"{phrase.capitalize()}: {subject} {audience_text} {_zipf(rng, USE_PHRASES[use])}.")
+    else:
+        sentences.append(f"{subject.capitalize()} {audience_text} {_zipf(rng, USE_PHRASES[use])}.")
+    material_pool = [f"Made of {material}.", f"{material.capitalize()} construction.", f"Crafted from {material}."]
+    if rng.random() < 0.7:
+        sentences.append(material_pool[int(rng.integers(len(material_pool)))])
+    if rng.random() < 0.35:
+        sentences.append(f"{_zipf(rng, TIER_PHRASES[tier]).capitalize()}.")
+    if not in_title and rng.random() < 0.6:
+        sentences.append(f"By {brand}.")
+    if rng.random() < 0.5:
+        sentences.append(FILLERS[int(rng.integers(len(FILLERS)))])
+    order = [0, *(1 + rng.permutation(len(sentences) - 1))]
+    description = " ".join(" ".join(sentences[k].split()) for k in order)
+    if rng.random() < 0.15:
+        description = _typo(rng, description)
+    if rng.random() < 0.08:
+        title = title.lower()
+    return title, description
+
 
 def _items(rng: np.random.Generator, n: int, start: datetime, end: datetime) -> pd.DataFrame:
     leaves = tx.leaves()
@@ -67,21 +318,21 @@ def _items(rng: np.random.Generator, n: int, start: datetime, end: datetime) -> 
     tier_idx = rng.choice(len(tiers), size=n, p=[0.35, 0.45, 0.20])
     rows = []
     new_cut = int(n * (1 - NEW_ITEM_SHARE))
+    # wording draws from its own stream so that prices, dates, users and events stay the same
+    seq = cast(np.random.SeedSequence, rng.bit_generator.seed_seq)
+    text_rng = np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 0x7E47)))
     for i in range(n):
         lf = leaves[leaf_idx[i]]
         style = styles[style_idx[i]]
         tier = tiers[tier_idx[i]]
         brand = tx.BRANDS[tier][int(rng.integers(len(tx.BRANDS[tier])))]
-        word = tx.STYLE_WORDS[style][int(rng.integers(3))]
+        rng.integers(3)  # a draw the earlier wording used; kept so every later draw is unchanged
         color = COLORS[int(rng.integers(len(COLORS)))]
         material = MATERIALS[int(rng.integers(len(MATERIALS)))]
         use = USE_CASES[int(rng.integers(len(USE_CASES)))]
         lo, hi = tx.PRICE_BANDS[lf.department]
         price = round(float(rng.uniform(lo, hi)) * tx.TIER_PRICE_FACTOR[tier], 2)
-        title = f"{brand} {word} {lf.leaf.rstrip('s')} in {color}"
-        description = (
-            f"{word} {lf.leaf.lower()} made of {material}, {tx.STYLES[style]}. A {lf.category.lower()} pick {use}."
-        )
+        title, description = _item_text(text_rng, lf, style, tier, brand, color, material, use)
         if i < new_cut:
             created = start - timedelta(days=float(rng.uniform(1, 365)))
         else:  # released after the last recorded event: a genuinely new item

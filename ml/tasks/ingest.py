@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from ml import config
-from ml.defaults import DEFAULT_CANDIDATES, FAMILY, PRIMARY_METRIC  # noqa: F401
 from ml.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -17,9 +16,10 @@ log = logging.getLogger(__name__)
 def ingest_landing(
     paths: list[str] | None = None, threshold: float | None = None, warehouse: str | None = None
 ) -> list[dict[str, Any]]:
-    """Ingest landing files/folders (default: the landing folder).
+    """Ingest landing files/folders (default: the landing folder), landing gate included.
 
-    A blocked batch or a bad file fails the task *without retries* (retrying cannot fix data).
+    A blocked batch (too many bad rows, or a failed landing gate) or a bad file fails the task
+    *without retries* (retrying cannot fix data), so nothing downstream runs.
     """
     from dataclasses import replace
 
@@ -33,7 +33,10 @@ def ingest_landing(
     targets = [Path(p) for p in (paths or [str(config.landing_dir())])]
     try:
         reports = ingest_paths(targets, Warehouse.from_env(warehouse), settings)
-    except (BatchBlocked, LandingFileError) as exc:
+    except BatchBlocked as exc:
+        log.error("ingest %s", json.dumps(exc.report.accounting()))
+        fail_without_retry(str(exc))
+    except LandingFileError as exc:
         fail_without_retry(str(exc))
     out = [r.accounting() for r in reports]
     for line in out:

@@ -1,8 +1,17 @@
-"""Task functions of the publish_recommendations DAG."""
+"""Task functions of the publish_recommendations DAG.
+
+Publishing = the champion recommender proposes candidates (its top ``candidates_per_user``
+items per user, with explanations), the serving policy (the registry's policy champion, the
+``policy`` argument, or ``greedy``) turns them into a slate of k slots per user, and the slates
+are published atomically with, per shown item, its interest tag, policy, propensity and
+exploration flag. Every slate and the context the policy saw are also appended to
+``ml.logged_slates`` / ``ml.slate_contexts``, which the feedback mart and OPE read.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from typing import Any
 
@@ -10,10 +19,28 @@ import numpy as np
 import pandas as pd
 
 from ml.defaults import DEFAULT_CANDIDATES, FAMILY, PRIMARY_METRIC  # noqa: F401
+from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
 from ml.features.interactions import decayed, load_interaction_events, snapshot_id  # noqa: F401
 from ml.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
+
+PUBLISHED_COLUMNS = [
+    "user_id",
+    "rank",
+    "item_id",
+    "score",
+    "reason",
+    "reason_tag",
+    "model_version",
+    "policy",
+    "policy_version",
+    "propensity",
+    "propensity_se",
+    "is_exploration",
+    "recommendation_id",
+    "run_id",
+]
 
 
 def score_users(
@@ -73,27 +100,89 @@ def score_users(
     return df, champ
 
 
+def resolve_policy(
+    wh: Warehouse,
+    policy: str | None = None,
+    policy_params: dict[str, Any] | None = None,
+    exploration_budget: dict[str, float] | None = None,
+    min_sessions: int | None = None,
+) -> tuple[Any, str]:
+    """(policy object, policy version) that serves this run.
+
+    ``policy`` names one explicitly (version ``<name>-adhoc-<hash of params>``); otherwise the
+    registry's ``policy`` champion serves, or ``greedy`` when there is none. The exploration
+    budget and session cap, when given, override the slot allocator's."""
+    from ml.explore.policies import make_policy
+    from ml.registry import Registry
+
+    if policy:
+        name, params = policy, dict(policy_params or {})
+        digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
+        version = f"{name}-adhoc-{digest}"
+    else:
+        champ = Registry(wh).champion(POLICY_FAMILY)
+        if champ is not None:
+            name, params, version = champ["model_name"], dict(champ["params"]), champ["version_id"]
+        else:
+            name, params, version = DEFAULT_POLICY, {}, f"{DEFAULT_POLICY}-default"
+    if name == "slot_allocator":
+        if exploration_budget:
+            params["budget"] = {str(k): float(v) for k, v in exploration_budget.items()}
+        if min_sessions is not None:
+            params["min_sessions"] = int(min_sessions)
+    return make_policy(name, **params), version
+
+
 def publish_recommendations(
     run_id: str = "manual",
     k: int = 10,
     keep_versions: int = 3,
     exclude_event_types: list[str] | None = None,
     warehouse: str | None = None,
+    policy: str | None = None,
+    policy_params: dict[str, Any] | None = None,
+    exploration_budget: dict[str, float] | None = None,
+    min_sessions: int | None = None,
+    propensity_draws: int = DEFAULT_PROPENSITY_DRAWS,
+    candidates_per_user: int = 50,
 ) -> dict[str, Any]:
-    """Score all active users with the champion and publish atomically as a new version."""
+    """Apply the serving policy to the champion's candidates and publish atomically as a new version."""
+    from ml.explore import store
+    from ml.explore.candidates import CandidateSettings, build_contexts
+    from ml.explore.slate import build_slates
     from ml.publish import publish_table
     from ml.quality.prepublish import check_recommendations
 
     wh = Warehouse.from_env(warehouse)
     excl = tuple(exclude_event_types or ["purchase"])
-    df, champ = score_users(wh, k=k, exclude_event_types=excl)
-    df["policy"] = "greedy"
-    df["propensity"] = 1.0
-    df["is_exploration"] = False
-    df["recommendation_id"] = [hashlib.sha1(f"{run_id}|{u}".encode()).hexdigest()[:16] for u in df["user_id"]]
+    champ_df, champ = score_users(wh, k=max(candidates_per_user, k), exclude_event_types=excl)
+    pol, pol_version = resolve_policy(wh, policy, policy_params, exploration_budget, min_sessions)
+    feedback = store.load_feedback(wh)
+    pol.fit(feedback)
+    inputs = store.read_candidate_inputs(wh, champ_df, excl, feedback)
+    users = sorted(champ_df["user_id"].unique())
+    settings = CandidateSettings(items_per_tag=k, slate_size=k)
+    contexts = build_contexts(inputs, users, settings)
+    day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")
+    df = build_slates(pol, contexts, k, day, run_id, n_draws=propensity_draws, labels=store.read_labels(wh))
+    df["policy_version"] = pol_version
+    df["model_version"] = champ["version_id"]
     df["run_id"] = run_id
     check_recommendations(df, wh, k=k, exclude_event_types=excl)
-    res = publish_table(df, "recommendations", run_id, wh, keep=keep_versions, model_version=champ["version_id"])
+    res = publish_table(
+        df[PUBLISHED_COLUMNS],
+        "recommendations",
+        run_id,
+        wh,
+        keep=keep_versions,
+        model_version=champ["version_id"],
+        policy_version=pol_version,
+        meta={"policy": pol.name, "params": pol.get_params(), "propensity_draws": propensity_draws, "day": day},
+    )
+    with wh.connect() as con:
+        wh.begin(con)
+        store.write_log(wh, con, run_id, df, contexts, inputs.as_of)
+        wh.commit(con)
     return {
         "table": res.table,
         "view": res.view,
@@ -101,5 +190,9 @@ def publish_recommendations(
         "rows": res.rows,
         "users": int(df["user_id"].nunique()),
         "model_version": champ["version_id"],
+        "policy": pol.name,
+        "policy_version": pol_version,
+        "exploration_share": round(float(df["is_exploration"].mean()), 4) if len(df) else 0.0,
+        "mean_propensity": round(float(df["propensity"].mean()), 4) if len(df) else 0.0,
         "dropped_versions": res.dropped_versions,
     }

@@ -55,7 +55,6 @@ def tokens(auth_manager: Any) -> dict[str, str]:
 def built_app(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
     """(plugin FastAPI app, what was written) on a small DuckDB warehouse."""
     from interestflow_ui.app import create_app
-
     from ml.ui.reader import WarehouseReader
     from ml.warehouse import Warehouse
     from tests.ui.ui_warehouse import build

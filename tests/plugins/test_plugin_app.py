@@ -177,7 +177,6 @@ def test_openapi_documents_every_json_endpoint(client):
 
 def test_no_warehouse_yet_is_a_503_with_a_hint(tmp_path, tokens):
     from interestflow_ui.app import create_app
-
     from ml.ui.reader import WarehouseReader
     from ml.warehouse import Warehouse
 

@@ -1,3 +1,6 @@
+{#- The catalogue: the latest version of each item (a later batch may update an item), UTC times,
+    category path split into its three levels. -#}
+
 with source as (
     select
         *,
@@ -16,6 +19,7 @@ select
     brand,
     cast(price as double precision) as price,
     attributes,
-    cast(created_at at time zone 'UTC' as timestamp) as created_at
+    cast(created_at at time zone 'UTC' as timestamp) as created_at,
+    _batch_id as batch_id
 from source
 where _n = 1

@@ -1,3 +1,5 @@
+{#- User profiles: the latest version of each user, UTC sign-up time, upper-case country. -#}
+
 with source as (
     select
         *,
@@ -8,6 +10,6 @@ with source as (
 select
     user_id,
     cast(signup_time at time zone 'UTC' as timestamp) as signup_at,
-    upper(country) as country
+    upper(nullif(trim(country), '')) as country
 from source
 where _n = 1

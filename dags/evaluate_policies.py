@@ -1,0 +1,65 @@
+"""
+### evaluate_policies
+Daily off-policy evaluation of explore/exploit policies on the latest logged feedback, and the
+policy gate.
+
+1. `evaluate`: replays the serving policy and every candidate (`candidates` Param) on the slates
+   logged in the last `window_days` days (`marts.bandit_feedback` joined to the logged contexts),
+   with DM, IPS, SNIPS, DR, SNDR, switch-DR and DRos and their bootstrap intervals; writes them
+   to `ml.policy_estimates`.
+2. `gate`: a candidate replaces the serving policy only if the lower bound of its DR-family
+   estimate (chosen by the rule in `ml/ope/select.py`) beats the serving policy's estimate plus
+   `margin`. The decision and its numbers go to the registry (family `policy`); override by hand
+   with `python -m ml policy override NAME --reason ...`.
+
+The next `publish_recommendations` run serves the policy champion.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, task
+
+from interestflow_defaults import DEFAULT_ARGS, START, WAREHOUSE_POOL
+from ml.explore.defaults import DEFAULT_POLICY_CANDIDATES
+
+
+@dag(
+    dag_id="evaluate_policies",
+    schedule="@daily",
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["interestflow", "explore"],
+    default_args=DEFAULT_ARGS,
+    params={
+        "candidates": Param(DEFAULT_POLICY_CANDIDATES, type="array", description="Policy configs: {policy, params}."),
+        "window_days": Param(7, type="number", minimum=0.1, description="Evaluate on feedback of the last N days."),
+        "n_bootstrap": Param(200, type="integer", minimum=20, description="Bootstrap resamples per interval."),
+        "propensity_draws": Param(128, type="integer", minimum=1, description="Monte Carlo slates per context."),
+        "margin": Param(0.0, type="number", description="Required gain (clicks per slot) over the serving policy."),
+    },
+)
+def evaluate_policies():
+    @task(pool=WAREHOUSE_POOL)
+    def evaluate(params=None, run_id=None) -> dict:
+        from ml.tasks.policies import evaluate_policies
+
+        return evaluate_policies(
+            run_id=run_id,
+            candidates=params["candidates"],
+            window_days=params["window_days"],
+            n_bootstrap=params["n_bootstrap"],
+            propensity_draws=params["propensity_draws"],
+        )
+
+    @task(pool=WAREHOUSE_POOL)
+    def gate(evaluation: dict, params=None, run_id=None) -> dict:
+        from ml.tasks.policies import gate_policies
+
+        return gate_policies(evaluation, run_id=run_id, margin=params["margin"])
+
+    gate(evaluate())
+
+
+evaluate_policies()

@@ -1,0 +1,49 @@
+"""
+### publish_audiences
+Materialises the marketing audiences defined in `ml/marketing/audiences/*.yml` (and any extra
+spec given in the `extra_specs` Param) from users' interest profiles: tag rules with minimum
+weights, known-or-candidate, recency, segment, spend band, exclusions, and lookalikes with a
+size cap and similarity threshold. Users who opted out of marketing never appear.
+
+Each audience is published atomically as a versioned table behind `serving.audience_<name>_current`;
+the task returns sizes, exclusion counts and pairwise overlaps.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, task
+
+from interestflow_defaults import DEFAULT_ARGS, RECOMMENDATIONS, START, WAREHOUSE_POOL
+
+
+@dag(
+    dag_id="publish_audiences",
+    schedule=[RECOMMENDATIONS],
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["interestflow", "marketing"],
+    default_args=DEFAULT_ARGS,
+    params={
+        "audiences": Param([], type="array", description="Audience names to build; empty = all defined."),
+        "extra_specs": Param([], type="array", description="Extra audience specs (same keys as the YAML files)."),
+        "keep_versions": Param(3, type="integer", minimum=1),
+    },
+)
+def publish_audiences():
+    @task(pool=WAREHOUSE_POOL)
+    def build_and_publish(params=None, run_id=None) -> dict:
+        from ml.tasks.marketing import publish_audiences
+
+        return publish_audiences(
+            run_id=run_id,
+            names=params["audiences"] or None,
+            extra_specs=params["extra_specs"],
+            keep_versions=params["keep_versions"],
+        )
+
+    build_and_publish()
+
+
+publish_audiences()

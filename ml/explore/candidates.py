@@ -1,0 +1,362 @@
+"""Building each user's :class:`~ml.explore.context.SlateContext` from plain frames.
+
+The same function serves the publish task (frames read from the warehouse by
+``ml.explore.store``) and the simulator (frames kept in memory).
+
+* **Known tags**: ``status = 'known'`` rows of ``ml.user_interest_profiles`` when the user has a
+  profile; otherwise derived from the user's interactions (the category tag of every item, weight =
+  share of the user's time-decayed feedback).
+* **Candidate tags**: ``status = 'candidate'`` profile rows; otherwise the strongest transitions
+  from the user's known tags (``ml.category_transitions``, when present), sibling leaves in the
+  departments the user shops in, and the shop's most popular tags, in that order of weight.
+  Tags the champion recommends beyond the known ones rank first among derived candidates.
+* **Items per tag** (level-2 arms): the champion's candidates of that tag first (score 0.5-1 by
+  the champion's score), then the tag's popular items (0.1-0.5; 0.5-1 in a tag the champion does
+  not reach), never an excluded (bought) item, each score discounted by the user's earlier
+  impressions of it without a click: score * min(1, (2 + clicks) / (2 + impressions)). The
+  sampler multiplies a tag's value by its next item's score, so stale items lower their tag. Only category tags are arms: every item has exactly
+  one, so a slate never repeats an item.
+* **Priors**: Beta with mean = base rate x (0.5 + relative weight); the base rates (clicks per
+  examined impression of known and of candidate tags) are learned from feedback and shrunk to
+  defaults. Strengths (15 known, 5 candidate) match the spread of a mixture prior: a candidate tag
+  is a true interest (CTR ~0.3) for roughly one user in eight, else it is noise (CTR ~0.02), so its
+  prior is wide and it gets tried; a known tag is usually a real interest, so its prior is tight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.explore.context import FEATURES, SlateContext
+from ml.explore.feedback import FeedbackStats
+from ml.shop.taxonomy import slug
+
+DEFAULT_KNOWN_RATE = 0.15
+DEFAULT_CANDIDATE_RATE = 0.05
+KNOWN_STRENGTH = 15.0
+CANDIDATE_STRENGTH = 5.0
+
+
+def category_tag(department: str | None, leaf: str | None) -> str | None:
+    """``cat:<department>_<leaf>`` as in ``ml.shop.taxonomy.Leaf.tag``."""
+    if not department or not leaf or pd.isna(department) or pd.isna(leaf):
+        return None
+    return f"cat:{slug(str(department))}_{slug(str(leaf))}"
+
+
+def item_arm_tags(item_features: pd.DataFrame) -> pd.DataFrame:
+    """item_id, tag, department, popularity from ``marts.item_features`` columns
+    (category_path, category_l1, category_l3, n_users). The leaf is the last path level."""
+    leaf = item_features["category_path"].astype(str).str.split(" > ").str[-1]
+    leaf = item_features.get("category_l3", leaf).fillna(leaf)
+    dept = item_features["category_l1"].fillna(item_features["category_path"].astype(str).str.split(" > ").str[0])
+    tags = [category_tag(d, lf) for d, lf in zip(dept, leaf, strict=True)]
+    pop = item_features["n_users"] if "n_users" in item_features else pd.Series(0, index=item_features.index)
+    out = pd.DataFrame(
+        {
+            "item_id": item_features["item_id"].astype(str),
+            "tag": tags,
+            "department": [slug(str(d)) for d in dept],
+            "popularity": pop.fillna(0).astype(float).to_numpy(),
+        }
+    )
+    return out[out["tag"].notna()].reset_index(drop=True)
+
+
+@dataclass
+class CandidateSettings:
+    max_known: int = 8
+    max_candidates: int = 8
+    items_per_tag: int = 10
+    slate_size: int = 10
+    default_known_rate: float = DEFAULT_KNOWN_RATE
+    default_candidate_rate: float = DEFAULT_CANDIDATE_RATE
+    min_sessions_new: int = 3
+
+
+@dataclass
+class CandidateInputs:
+    """Frames the contexts are built from (see the module docstring for their roles).
+
+    ``items``: item_id, tag, department, popularity; ``interactions``: user_id, item_id, weight,
+    n_events, last_at; ``champion``: user_id, item_id, score, reason; ``excluded``: user_id,
+    item_id; ``profiles``: user_id, tag, weight, evidence_count, last_seen, uncertainty, status;
+    ``transitions``: from_tag, to_tag, probability; ``sessions``/``segments``: per user_id."""
+
+    items: pd.DataFrame
+    interactions: pd.DataFrame
+    champion: pd.DataFrame
+    excluded: pd.DataFrame
+    as_of: pd.Timestamp
+    profiles: pd.DataFrame | None = None
+    transitions: pd.DataFrame | None = None
+    sessions: dict[str, int] = field(default_factory=dict)
+    segments: dict[str, str] = field(default_factory=dict)
+    feedback: FeedbackStats = field(default_factory=FeedbackStats)
+
+
+def _known_from_interactions(inp: CandidateInputs) -> pd.DataFrame:
+    it = inp.interactions.merge(inp.items[["item_id", "tag"]], on="item_id")
+    g = it.groupby(["user_id", "tag"], as_index=False).agg(
+        weight=("weight", "sum"), evidence_count=("n_events", "sum"), last_seen=("last_at", "max")
+    )
+    g["weight"] = g["weight"] / g.groupby("user_id")["weight"].transform("sum").replace(0, 1.0)
+    g["uncertainty"] = 1.0 / np.sqrt(1.0 + g["evidence_count"].astype(float))
+    return g
+
+
+def build_contexts(
+    inp: CandidateInputs, users: list[str] | np.ndarray, settings: CandidateSettings | None = None
+) -> list[SlateContext]:
+    """One context per user in ``users`` (order kept)."""
+    s = settings or CandidateSettings()
+    items = inp.items
+    tag_dept = dict(zip(items["tag"], items["department"], strict=False))
+    tag_pop = items.groupby("tag")["popularity"].sum().sort_values(ascending=False, kind="stable")
+    popular_tags = list(tag_pop.index)
+    dept_tags: dict[str, list[str]] = {}
+    for t in popular_tags:
+        dept_tags.setdefault(tag_dept[t], []).append(t)
+    by_tag = items.sort_values(["tag", "popularity", "item_id"], ascending=[True, False, True], kind="stable")
+    tag_items = {t: g["item_id"].tolist() for t, g in by_tag.groupby("tag", sort=False)}
+    # per tag: (item, popularity relative to the tag's most popular item), most popular first
+    tag_pops: dict[str, list[tuple[str, float]]] = {}
+    for t, g in by_tag.groupby("tag", sort=False):
+        pops = g["popularity"].to_numpy(np.float64)
+        top = float(pops.max()) if len(pops) and pops.max() > 0 else 1.0
+        tag_pops[t] = list(zip(g["item_id"].tolist(), (pops / top).tolist(), strict=True))
+    item_tag = dict(zip(items["item_id"], items["tag"], strict=False))
+
+    derived = _known_from_interactions(inp)
+    profiles = inp.profiles if inp.profiles is not None and len(inp.profiles) else None
+    prof_users: set[str] = set(profiles["user_id"].astype(str)) if profiles is not None else set()
+    cols = ["tag", "weight", "evidence_count", "last_seen", "uncertainty"]
+    known_rows = _records_by_user(derived, cols)
+    prof_known = _records_by_user(profiles[profiles["status"] == "known"], cols) if profiles is not None else {}
+    prof_cand = _records_by_user(profiles[profiles["status"] == "candidate"], cols) if profiles is not None else {}
+    trans: dict[str, list[tuple[str, float]]] = {}
+    if inp.transitions is not None and len(inp.transitions):
+        for f, t, p in zip(
+            inp.transitions["from_tag"], inp.transitions["to_tag"], inp.transitions["probability"], strict=True
+        ):
+            trans.setdefault(str(f), []).append((str(t), float(p)))
+    champ = inp.champion.assign(tag=inp.champion["item_id"].map(item_tag))
+    champ = champ[champ["tag"].notna()]
+    if "reason" not in champ:
+        champ = champ.assign(reason="")
+    champ_by_user = _records_by_user(champ, ["item_id", "tag", "score", "reason"], sort=False)
+    excl_by_user: dict[str, set[str]] = {}
+    for u, i in zip(inp.excluded["user_id"].astype(str), inp.excluded["item_id"].astype(str), strict=True):
+        excl_by_user.setdefault(u, set()).add(i)
+    fb = inp.feedback
+    known_pairs: set[tuple[str, str]] = set()
+    cand_pairs: set[tuple[str, str]] = set()
+
+    plans = []
+    for u in users:
+        u = str(u)
+        rows = prof_known.get(u, []) if u in prof_users else known_rows.get(u, [])
+        known: dict[str, dict[str, Any]] = {}
+        for tag, weight, evidence, last_seen, unc in rows:
+            if len(known) >= s.max_known:
+                break
+            if tag in tag_items:
+                known[tag] = {
+                    "weight": float(weight),
+                    "evidence": float(evidence) if pd.notna(evidence) else 0.0,
+                    "last_seen": last_seen,
+                    "uncertainty": float(unc) if pd.notna(unc) else 0.5,
+                }
+        cg = champ_by_user.get(u, [])
+        cand: dict[str, float] = {}
+        if u in prof_users:
+            for tag, weight, *_ in prof_cand.get(u, []):
+                if tag in tag_items and tag not in known:
+                    cand[tag] = float(weight)
+        if not cand:
+            # tags the champion reaches beyond the user's known ones come first
+            if cg:
+                sc = np.array([float(r[2]) for r in cg], dtype=np.float64)
+                lo, hi = float(np.nanmin(sc)), float(np.nanmax(sc))
+                for (_, t, _, _), v in zip(cg, sc, strict=True):
+                    if t not in known:
+                        rel = (v - lo) / (hi - lo) if hi > lo else 1.0
+                        cand[str(t)] = max(cand.get(str(t), 0.0), 1.0 + rel)
+            for t, info in known.items():
+                for t2, p in trans.get(t, []):
+                    if t2 in tag_items and t2 not in known:
+                        cand[t2] = cand.get(t2, 0.0) + 1.0 + info["weight"] * p
+            depts: dict[str, float] = {}
+            for t, info in known.items():
+                depts[tag_dept.get(t, "")] = depts.get(tag_dept.get(t, ""), 0.0) + info["weight"] + 0.01
+            for d, w in sorted(depts.items(), key=lambda x: -x[1]):
+                for rank, t in enumerate(dept_tags.get(d, [])):
+                    if t not in known:
+                        cand[t] = max(cand.get(t, 0.0), 0.5 * w / (1.0 + rank))
+            for rank, t in enumerate(popular_tags[: s.max_candidates]):
+                if t not in known:
+                    cand[t] = max(cand.get(t, 0.0), 0.01 / (1.0 + rank))
+        cand = dict(sorted(cand.items(), key=lambda x: -x[1])[: s.max_candidates])
+        known_pairs.update((u, t) for t in known)
+        cand_pairs.update((u, t) for t in cand)
+        plans.append((u, known, cand, cg))
+
+    rate_known = fb.rate(known_pairs, s.default_known_rate)
+    rate_cand = fb.rate(cand_pairs, s.default_candidate_rate)
+    out = []
+    for u, known, cand, cg in plans:
+        out.append(
+            _context(
+                u,
+                known,
+                cand,
+                cg,
+                excl_by_user.get(u, set()),
+                tag_items,
+                tag_pops,
+                popular_tags,
+                rate_known,
+                rate_cand,
+                inp,
+                s,
+            )
+        )
+    return out
+
+
+def _records_by_user(df: pd.DataFrame | None, cols: list[str], sort: bool = True) -> dict[str, list[tuple[Any, ...]]]:
+    """user_id -> list of ``cols`` tuples (by descending weight when ``sort``), built in one pass."""
+    if df is None or df.empty:
+        return {}
+    if sort:
+        df = df.sort_values(["user_id", "weight"], ascending=[True, False], kind="stable")
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    arrays = [df[c].to_numpy(dtype=object) for c in cols]
+    for u, *vals in zip(df["user_id"].astype(str).to_numpy(), *arrays, strict=True):
+        out.setdefault(u, []).append(tuple(vals))
+    return out
+
+
+def _context(
+    u: str,
+    known: dict[str, dict[str, Any]],
+    cand: dict[str, float],
+    champ: list[tuple[Any, ...]],
+    excluded: set[str],
+    tag_items: dict[str, list[str]],
+    tag_pops: dict[str, list[tuple[str, float]]],
+    popular_tags: list[str],
+    rate_known: float,
+    rate_cand: float,
+    inp: CandidateInputs,
+    s: CandidateSettings,
+) -> SlateContext:
+    fb = inp.feedback
+    champ_items: dict[str, list[tuple[str, float]]] = {}
+    reasons: dict[str, str] = {}
+    if champ:
+        scores = np.array([float(r[2]) for r in champ], dtype=np.float64)
+        smax, smin = float(np.nanmax(scores)), float(np.nanmin(scores))
+        span = smax - smin if smax > smin else 1.0
+        for (it, t, _, rs), sc in zip(champ, scores, strict=True):
+            if it in excluded:
+                continue
+            champ_items.setdefault(str(t), []).append((str(it), 0.5 + 0.5 * (float(sc) - smin) / span))
+            if isinstance(rs, str) and rs:
+                reasons[str(it)] = rs
+
+    def items_for(tag: str) -> tuple[list[str], list[float]]:
+        chosen = [(i, sc) for i, sc in champ_items.get(tag, []) if i not in excluded]
+        have = {i for i, _ in chosen}
+        # popular items fill behind the champion's (0.1-0.5) or lead a tag it does not reach (0.5-1)
+        lo, span = (0.1, 0.4) if chosen else (0.5, 0.5)
+        for i, rel in tag_pops[tag]:
+            if len(chosen) >= 3 * s.items_per_tag:
+                break
+            if i not in excluded and i not in have:
+                chosen.append((i, lo + span * rel))
+                have.add(i)
+        scored = []
+        for i, sc in chosen:
+            n, c = fb.user_item.get((u, i), (0.0, 0.0))
+            scored.append((i, sc * min(1.0, (2.0 + c) / (2.0 + n))))
+        scored.sort(key=lambda x: -x[1])
+        scored = scored[: s.items_per_tag]
+        return [i for i, _ in scored], [sc for _, sc in scored]
+
+    tags: list[str] = []
+    lists: list[tuple[list[str], list[float]]] = []
+    is_known: list[bool] = []
+    weights: list[float] = []
+    for t in list(known) + list(cand):
+        its, scs = items_for(t)
+        if its:
+            tags.append(t)
+            lists.append((its, scs))
+            is_known.append(t in known)
+            weights.append(known[t]["weight"] if t in known else cand[t])
+    # enough items for a full slate: add popular tags as candidates
+    for t in popular_tags:
+        if sum(len(x[0]) for x in lists) >= s.slate_size:
+            break
+        if t in tags:
+            continue
+        its, scs = items_for(t)
+        if its:
+            tags.append(t)
+            lists.append((its, scs))
+            is_known.append(False)
+            weights.append(0.0)
+    known_arr = np.array(is_known, dtype=bool)
+    w = np.array(weights, dtype=np.float64)
+    rel = np.zeros_like(w)
+    for mask in (known_arr, ~known_arr):
+        if mask.any() and w[mask].max() > 0:
+            rel[mask] = w[mask] / w[mask].max()
+    prior_mean = np.clip(np.where(known_arr, rate_known, rate_cand) * (0.5 + rel), 1e-3, 0.95)
+    unc = np.array([known[t]["uncertainty"] if t in known else 1.0 for t in tags], dtype=np.float64)
+    strength = np.where(known_arr, KNOWN_STRENGTH, CANDIDATE_STRENGTH) * (1.0 - 0.5 * np.clip(unc, 0, 1))
+    exam = np.array([fb.user_tag.get((u, t), (0.0, 0.0))[0] for t in tags], dtype=np.float64)
+    clicks = np.array([fb.user_tag.get((u, t), (0.0, 0.0))[1] for t in tags], dtype=np.float64)
+    evidence = np.array([known[t]["evidence"] if t in known else 0.0 for t in tags], dtype=np.float64)
+    recency = np.zeros(len(tags))
+    for j, t in enumerate(tags):
+        ls = known.get(t, {}).get("last_seen")
+        if ls is not None and pd.notna(ls):
+            days = (pd.Timestamp(inp.as_of) - pd.Timestamp(ls)).total_seconds() / 86400.0
+            recency[j] = float(np.exp(-max(days, 0.0) / 30.0))
+    alpha = prior_mean * strength + clicks
+    beta = (1 - prior_mean) * strength + np.maximum(exam - clicks, 0.0)
+    feats = np.column_stack(
+        [
+            np.ones(len(tags)),
+            known_arr.astype(float),
+            rel,
+            np.clip(np.log1p(evidence) / 5.0, 0, 1),
+            recency,
+            np.clip(unc, 0, 1),
+            alpha / (alpha + beta),
+            np.clip(np.log1p(exam) / 3.0, 0, 1),
+        ]
+    ).reshape(len(tags), len(FEATURES))
+    n_sess = int(inp.sessions.get(u, 0))
+    segment = inp.segments.get(u) or ("new" if n_sess < s.min_sessions_new else "default")
+    return SlateContext(
+        user_id=u,
+        tags=tags,
+        known=known_arr,
+        prior_mean=prior_mean,
+        prior_strength=strength,
+        impressions=exam,
+        clicks=clicks,
+        features=feats,
+        items=[np.asarray(x[0], dtype=object) for x in lists],
+        item_scores=[np.asarray(x[1], dtype=np.float64) for x in lists],
+        n_sessions=n_sess,
+        segment=str(segment),
+        reasons=reasons,
+    )

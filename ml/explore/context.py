@@ -1,0 +1,121 @@
+"""What a policy sees for one user at publish time: the arms and their statistics.
+
+Level-1 arms are interest tags (``cat:<department>_<leaf>``); level-2 arms are the items of a tag,
+ranked best first. Each item belongs to exactly one tag of the context, so a slate built from
+per-tag pointers never repeats an item. Per tag the context carries a Beta prior (mean and
+strength), the position-debiased feedback counts seen so far, and user x tag features for the
+linear policies. Contexts are logged with every published slate (``ml.slate_contexts``), so OPE
+evaluates a candidate policy on exactly what the logging policy saw.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# user x tag features of the linear policies, in this order (values roughly in [0, 1])
+FEATURES: tuple[str, ...] = (
+    "bias",
+    "known",
+    "weight",
+    "log_evidence",
+    "recency",
+    "uncertainty",
+    "posterior_mean",
+    "log_impressions",
+)
+POSTERIOR_MEAN_FEATURE = FEATURES.index("posterior_mean")
+
+
+@dataclass
+class SlateContext:
+    """Arms of one user. Shapes: every per-tag array has length T = len(tags); ``features`` is
+    (T, len(FEATURES)); ``items[t]`` / ``item_scores[t]`` rank tag t's items (scores in [0, 1])."""
+
+    user_id: str
+    tags: list[str]
+    known: np.ndarray
+    prior_mean: np.ndarray
+    prior_strength: np.ndarray
+    impressions: np.ndarray
+    clicks: np.ndarray
+    features: np.ndarray
+    items: list[np.ndarray]
+    item_scores: list[np.ndarray]
+    n_sessions: int = 0
+    segment: str = "default"
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        T = len(self.tags)
+        for name in ("known", "prior_mean", "prior_strength", "impressions", "clicks"):
+            arr = np.asarray(getattr(self, name))
+            if arr.shape != (T,):
+                raise ValueError(f"context {self.user_id}: {name} has shape {arr.shape}, expected ({T},)")
+        if np.asarray(self.features).shape != (T, len(FEATURES)):
+            raise ValueError(f"context {self.user_id}: features shape {np.asarray(self.features).shape}")
+        if len(self.items) != T or len(self.item_scores) != T:
+            raise ValueError(f"context {self.user_id}: items/item_scores must have one list per tag")
+
+    @property
+    def n_tags(self) -> int:
+        return len(self.tags)
+
+    @property
+    def n_items(self) -> int:
+        return int(sum(len(i) for i in self.items))
+
+    def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Beta(alpha, beta) per tag: prior plus clicks and examined impressions without a click."""
+        alpha = self.prior_mean * self.prior_strength + self.clicks
+        beta = (1.0 - self.prior_mean) * self.prior_strength + np.maximum(self.impressions - self.clicks, 0.0)
+        return alpha, beta
+
+    def posterior_mean(self) -> np.ndarray:
+        a, b = self.posterior()
+        return a / (a + b)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "user_id": self.user_id,
+                "segment": self.segment,
+                "n_sessions": int(self.n_sessions),
+                "tags": list(self.tags),
+                "known": [int(k) for k in self.known],
+                "prior_mean": _round(self.prior_mean),
+                "prior_strength": _round(self.prior_strength),
+                "impressions": _round(self.impressions),
+                "clicks": _round(self.clicks),
+                "features": [_round(f) for f in self.features],
+                "items": [[str(i) for i in its] for its in self.items],
+                "item_scores": [_round(s) for s in self.item_scores],
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | dict[str, Any]) -> SlateContext:
+        d = json.loads(text) if isinstance(text, str) else text
+        T = len(d["tags"])
+        return cls(
+            user_id=d["user_id"],
+            tags=list(d["tags"]),
+            known=np.asarray(d["known"], dtype=bool).reshape(T),
+            prior_mean=np.asarray(d["prior_mean"], dtype=np.float64).reshape(T),
+            prior_strength=np.asarray(d["prior_strength"], dtype=np.float64).reshape(T),
+            impressions=np.asarray(d["impressions"], dtype=np.float64).reshape(T),
+            clicks=np.asarray(d["clicks"], dtype=np.float64).reshape(T),
+            features=np.asarray(d["features"], dtype=np.float64).reshape(T, len(FEATURES)),
+            items=[np.asarray(i, dtype=object) for i in d["items"]],
+            item_scores=[np.asarray(s, dtype=np.float64) for s in d["item_scores"]],
+            n_sessions=int(d.get("n_sessions", 0)),
+            segment=str(d.get("segment", "default")),
+        )
+
+
+def _round(a: np.ndarray) -> list[float]:
+    return [round(float(x), 6) for x in np.asarray(a).ravel()]

@@ -1,0 +1,269 @@
+"""Warehouse I/O of the explore/exploit layer.
+
+Reads other teams' tables defensively (a missing table or column means "not there yet"):
+``ml.user_interest_profiles``, ``ml.user_segments``, ``ml.category_transitions``,
+``reference.tag_vocabulary``, ``staging.stg_shop__events`` (sessions). Writes its own:
+``ml.logged_slates`` (every shown slot with tag, policy and propensity; the feedback mart joins
+to it), ``ml.slate_contexts`` (what the policy saw, one JSON per slate; OPE replays it) and
+``ml.policy_estimates`` (one row per evaluation run x policy x estimator; ``is_current`` marks the
+policy that was serving when the evaluation ran). Writes delete the run's rows first, so
+re-running a run is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from ml.explore import columns as C
+from ml.explore.context import SlateContext
+from ml.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+DDL = {
+    C.LOGGED_SLATES: """recommendation_id varchar, run_id varchar, user_id varchar, position integer,
+        item_id varchar, tag varchar, policy varchar, policy_version varchar, propensity double precision,
+        propensity_se double precision, is_exploration boolean, score double precision, arm_features varchar,
+        as_of timestamp""",
+    C.SLATE_CONTEXTS: """recommendation_id varchar, run_id varchar, user_id varchar, policy varchar,
+        as_of timestamp, context varchar""",
+    C.POLICY_ESTIMATES: """evaluated_at timestamptz, run_id varchar, policy varchar, estimator varchar,
+        estimate double precision, ci_low double precision, ci_high double precision, n bigint,
+        is_current boolean""",
+}
+
+
+def ensure_tables(wh: Warehouse, con: Any) -> None:
+    wh.ensure_schemas(con)
+    for table, ddl in DDL.items():
+        wh.execute(con, f"create table if not exists {table} ({ddl})")
+
+
+def _exists(wh: Warehouse, con: Any, qualified: str) -> bool:
+    schema, table = qualified.split(".")
+    return wh.table_exists(con, schema, table)
+
+
+def _columns(wh: Warehouse, con: Any, qualified: str) -> set[str]:
+    schema, table = qualified.split(".")
+    df = wh.query(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+        [schema, table],
+        con,
+    )
+    return set(df["column_name"])
+
+
+def read_optional(wh: Warehouse, qualified: str, needed: tuple[str, ...], con: Any = None) -> pd.DataFrame | None:
+    """``select needed from qualified`` when the table exists with those columns, else None."""
+    if con is None:
+        with wh.connect(read_only=True) as c:
+            return read_optional(wh, qualified, needed, c)
+    if not _exists(wh, con, qualified):
+        return None
+    missing = set(needed) - _columns(wh, con, qualified)
+    if missing:
+        log.warning("%s lacks columns %s; not using it", qualified, sorted(missing))
+        return None
+    cols = ", ".join(needed)
+    return wh.query(f"select {cols} from {qualified}", None, con)
+
+
+def read_profiles(wh: Warehouse, con: Any = None) -> pd.DataFrame | None:
+    """The tagging engineer's ``ml.user_interest_profiles`` (latest ``as_of`` only), if present."""
+    need = ("user_id", "tag", "weight", "evidence_count", "last_seen", "uncertainty", "status")
+    df = read_optional(wh, "ml.user_interest_profiles", (*need, "as_of"), con)
+    if df is None:
+        df = read_optional(wh, "ml.user_interest_profiles", need, con)
+    if df is None or df.empty:
+        return None
+    if "as_of" in df:
+        df = df[df["as_of"] == df["as_of"].max()].drop(columns="as_of")
+    df["weight"] = df["weight"].astype(float)
+    df["evidence_count"] = df["evidence_count"].fillna(0).astype(float)
+    return df
+
+
+def read_transitions(
+    wh: Warehouse, items: pd.DataFrame, item_features: pd.DataFrame, con: Any = None
+) -> pd.DataFrame | None:
+    """``ml.category_transitions`` mapped onto category tags (values may be tags, leaf names or
+    category paths); None when absent or unmappable. ``items``: item_id, tag."""
+    df = read_optional(wh, "ml.category_transitions", ("from_category", "to_category", "probability"), con)
+    if df is None or df.empty:
+        return None
+    m = item_features.merge(items[["item_id", "tag"]], on="item_id")
+    to_tag: dict[str, str] = {}
+    for col in ("category_path", "category_l3", "tag"):
+        if col in m:
+            to_tag.update(dict(zip(m[col].astype(str), m["tag"], strict=True)))
+    df = df.assign(
+        from_tag=df["from_category"].astype(str).map(to_tag), to_tag=df["to_category"].astype(str).map(to_tag)
+    )
+    df = df.dropna(subset=["from_tag", "to_tag"])
+    return df[["from_tag", "to_tag", "probability"]] if len(df) else None
+
+
+def read_sessions(wh: Warehouse, con: Any = None) -> dict[str, int]:
+    """Sessions per user: distinct session ids in staging, else distinct active days."""
+    if con is None:
+        with wh.connect(read_only=True) as c:
+            return read_sessions(wh, c)
+    if _exists(wh, con, "staging.stg_shop__events") and "session_id" in _columns(wh, con, "staging.stg_shop__events"):
+        df = wh.query(
+            "select user_id, count(distinct session_id) as n from staging.stg_shop__events "
+            "where session_id is not null group by user_id",
+            None,
+            con,
+        )
+        if len(df):
+            return dict(zip(df["user_id"], df["n"].astype(int), strict=True))
+    df = wh.query(
+        "select user_id, count(distinct cast(event_at as date)) as n from marts.interaction_events group by user_id",
+        None,
+        con,
+    )
+    return dict(zip(df["user_id"], df["n"].astype(int), strict=True))
+
+
+def read_segments(wh: Warehouse, con: Any = None) -> dict[str, str]:
+    df = read_optional(wh, "ml.user_segments", ("user_id", "segment"), con)
+    if df is None:
+        return {}
+    return dict(zip(df["user_id"].astype(str), df["segment"].astype(str), strict=True))
+
+
+def read_labels(wh: Warehouse, con: Any = None) -> dict[str, str]:
+    df = read_optional(wh, "reference.tag_vocabulary", ("tag", "description"), con)
+    if df is None:
+        return {}
+    return dict(zip(df["tag"].astype(str), df["description"].astype(str), strict=True))
+
+
+def load_feedback(wh: Warehouse, con: Any = None) -> pd.DataFrame:
+    """``marts.bandit_feedback`` (empty frame with the mart's columns when it is not built yet)."""
+    if con is None:
+        with wh.connect(read_only=True) as c:
+            return load_feedback(wh, c)
+    if not _exists(wh, con, C.BANDIT_FEEDBACK):
+        return pd.DataFrame(columns=list(C.FEEDBACK_COLUMNS))
+    df = wh.query(f"select * from {C.BANDIT_FEEDBACK}", None, con)
+    df[C.SHOWN_AT] = pd.to_datetime(df[C.SHOWN_AT])
+    return df
+
+
+def write_log(
+    wh: Warehouse, con: Any, run_id: str, slates: pd.DataFrame, contexts: list[SlateContext], as_of: Any
+) -> None:
+    """Replace run ``run_id``'s rows of ``ml.logged_slates`` and ``ml.slate_contexts``."""
+    ensure_tables(wh, con)
+    wh.execute(con, f"delete from {C.LOGGED_SLATES} where run_id = ?", [run_id])
+    wh.execute(con, f"delete from {C.SLATE_CONTEXTS} where run_id = ?", [run_id])
+    ts = pd.Timestamp(as_of).tz_localize(None) if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of)
+    logged = pd.DataFrame(
+        {
+            C.RECOMMENDATION_ID: slates[C.RECOMMENDATION_ID],
+            C.RUN_ID: run_id,
+            "user_id": slates["user_id"],
+            C.POSITION: slates["rank"].astype("int32"),
+            "item_id": slates["item_id"],
+            C.TAG: slates["reason_tag"],
+            C.POLICY: slates[C.POLICY],
+            C.POLICY_VERSION: slates[C.POLICY_VERSION],
+            C.PROPENSITY: slates[C.PROPENSITY].astype(float),
+            C.PROPENSITY_SE: slates[C.PROPENSITY_SE].astype(float),
+            C.IS_EXPLORATION: slates[C.IS_EXPLORATION].astype(bool),
+            "score": slates["score"].astype(float),
+            C.ARM_FEATURES: slates[C.ARM_FEATURES],
+            C.AS_OF: ts,
+        }
+    )
+    wh.append_df(con, C.LOGGED_SLATES, logged)
+    rid = dict(zip(slates["user_id"], slates[C.RECOMMENDATION_ID], strict=False))
+    policy = str(slates[C.POLICY].iloc[0]) if len(slates) else ""
+    ctx = pd.DataFrame(
+        {
+            C.RECOMMENDATION_ID: [rid.get(c.user_id) for c in contexts],
+            C.RUN_ID: run_id,
+            "user_id": [c.user_id for c in contexts],
+            C.POLICY: policy,
+            C.AS_OF: ts,
+            C.CONTEXT: [c.to_json() for c in contexts],
+        }
+    )
+    wh.append_df(con, C.SLATE_CONTEXTS, ctx[ctx[C.RECOMMENDATION_ID].notna()])
+
+
+def load_contexts(wh: Warehouse, recommendation_ids: list[str], con: Any = None) -> dict[str, SlateContext]:
+    """Logged contexts by recommendation_id."""
+    if con is None:
+        with wh.connect(read_only=True) as c:
+            return load_contexts(wh, recommendation_ids, c)
+    if not recommendation_ids or not _exists(wh, con, C.SLATE_CONTEXTS):
+        return {}
+    wanted = pd.DataFrame({C.RECOMMENDATION_ID: sorted(set(recommendation_ids))})
+    if wh.kind == "duckdb":
+        con.register("_wanted_rids", wanted)
+        try:
+            df = wh.query(
+                f"select c.recommendation_id, c.context from {C.SLATE_CONTEXTS} c "
+                "join _wanted_rids w on w.recommendation_id = c.recommendation_id",
+                None,
+                con,
+            )
+        finally:
+            con.unregister("_wanted_rids")
+    else:
+        df = wh.query(
+            f"select recommendation_id, context from {C.SLATE_CONTEXTS} where recommendation_id = any(?)",
+            [list(wanted[C.RECOMMENDATION_ID])],
+            con,
+        )
+    return {r: SlateContext.from_json(t) for r, t in zip(df[C.RECOMMENDATION_ID], df[C.CONTEXT], strict=True)}
+
+
+def read_candidate_inputs(
+    wh: Warehouse, champion: pd.DataFrame, exclude_event_types: tuple[str, ...], feedback: pd.DataFrame
+) -> Any:
+    """Everything ``ml.explore.candidates.build_contexts`` needs, read from the warehouse.
+
+    ``champion``: the champion's candidates (user_id, item_id, score, reason)."""
+    from ml.explore.candidates import CandidateInputs, item_arm_tags
+    from ml.explore.feedback import FeedbackStats
+
+    with wh.connect(read_only=True) as con:
+        feats = wh.query(
+            "select item_id, category_path, category_l1, category_l3, n_users from marts.item_features", None, con
+        )
+        items = item_arm_tags(feats)
+        inter = wh.query(
+            "select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions", None, con
+        )
+        types = list(exclude_event_types)
+        marks = ", ".join("?" for _ in types)
+        excluded = wh.query(
+            f"select distinct user_id, item_id from marts.interaction_events where event_type in ({marks})",
+            types,
+            con,
+        )
+        as_of = wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
+        profiles = read_profiles(wh, con)
+        transitions = read_transitions(wh, items, feats, con)
+        sessions = read_sessions(wh, con)
+        segments = read_segments(wh, con)
+    item_tags = dict(zip(items["item_id"], items["tag"], strict=True))
+    return CandidateInputs(
+        items=items,
+        interactions=inter,
+        champion=champion[["user_id", "item_id", "score", "reason"]],
+        excluded=excluded,
+        as_of=pd.Timestamp(as_of),
+        profiles=profiles,
+        transitions=transitions,
+        sessions=sessions,
+        segments=segments,
+        feedback=FeedbackStats.from_feedback(feedback, item_tags),
+    )

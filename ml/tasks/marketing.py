@@ -1,0 +1,112 @@
+"""Task functions of the publish_audiences DAG: materialise audiences as versioned tables."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pandas as pd
+
+from ml.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+def _read_optional(wh: Warehouse, con: Any, schema: str, table: str, sql: str) -> pd.DataFrame | None:
+    return wh.query(sql, None, con) if wh.table_exists(con, schema, table) else None
+
+
+def load_audience_inputs(wh: Warehouse) -> dict[str, Any]:
+    """Profiles (ML profiles when published, else the dbt mart), users with consent, segment
+    and spend, recent purchases, and the as-of time (newest event)."""
+    with wh.connect(read_only=True) as con:
+        profiles = None
+        views = wh.query(
+            "select count(*) as n from information_schema.tables where table_schema = 'ml' "
+            "and table_name = 'user_interest_profiles_current'",
+            None,
+            con,
+        )
+        if int(views["n"].iloc[0]):
+            profiles = wh.query(
+                "select user_id, tag, weight, evidence_count, last_seen, status from ml.user_interest_profiles_current",
+                None,
+                con,
+            )
+        if profiles is None or profiles.empty:
+            profiles = wh.query(
+                "select user_id, tag, weight, evidence_count, last_seen_at as last_seen, 'known' as status "
+                "from marts.user_interest_profile",
+                None,
+                con,
+            )
+        users = wh.query("select * from staging.stg_shop__users", None, con)
+        if "marketing_opt_out" not in users:
+            users["marketing_opt_out"] = False
+        seg = _read_optional(wh, con, "ml", "user_segments", "select user_id, segment from ml.user_segments")
+        feats = _read_optional(wh, con, "marts", "user_features", "select user_id, monetary from marts.user_features")
+        purchases = wh.query(
+            "select user_id, event_at from marts.interaction_events where event_type = 'purchase'", None, con
+        )
+        as_of = pd.Timestamp(
+            wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
+        )
+    users = users[["user_id", "marketing_opt_out"]]
+    if seg is not None:
+        users = users.merge(seg, on="user_id", how="left")
+    if feats is not None:
+        users = users.merge(feats, on="user_id", how="left")
+    return {"profiles": profiles, "users": users, "purchases": purchases, "as_of": as_of}
+
+
+def publish_audiences(
+    run_id: str = "manual",
+    names: list[str] | None = None,
+    extra_specs: list[dict[str, Any]] | None = None,
+    keep_versions: int = 3,
+    warehouse: str | None = None,
+) -> dict[str, Any]:
+    """Build every selected audience (repo YAML files plus specs given as Params), publish each
+    atomically as ``serving.audience_<name>`` and return sizes, exclusions and overlaps."""
+    from ml.marketing.audiences import AudienceSpec, build_audience, load_specs, overlap_report
+    from ml.publish import publish_table
+
+    wh = Warehouse.from_env(warehouse)
+    specs = load_specs()
+    if names:
+        unknown = sorted(set(names) - set(specs))
+        if unknown:
+            raise ValueError(f"unknown audiences {unknown}; defined: {sorted(specs)}")
+        specs = {n: specs[n] for n in names}
+    for d in extra_specs or []:
+        s = AudienceSpec.from_dict(d)
+        specs[s.name] = s
+    inputs = load_audience_inputs(wh)
+    built: dict[str, pd.DataFrame] = {}
+    report: dict[str, Any] = {"as_of": str(inputs["as_of"]), "audiences": {}}
+    for name, spec in specs.items():
+        res = build_audience(spec, inputs["profiles"], inputs["users"], inputs["purchases"], inputs["as_of"])
+        df = res.members.assign(audience=name, run_id=run_id)
+        pub = publish_table(
+            df,
+            f"audience_{name}",
+            f"{run_id}|{name}",
+            wh,
+            keep=keep_versions,
+            meta={"spec": json.loads(json.dumps(spec, default=lambda o: o.__dict__))},
+        )
+        built[name] = df
+        report["audiences"][name] = {
+            "size": len(df),
+            "rule_members": int((df["source"] == "rule").sum()),
+            "lookalikes": res.lookalike_added,
+            "lookalike_threshold": res.lookalike_threshold,
+            "excluded": res.excluded,
+            "table": pub.table,
+            "view": pub.view,
+        }
+    ov = overlap_report(built) if built else pd.DataFrame()
+    report["overlap"] = ov[ov["audience"] < ov["other"]].to_dict("records") if len(ov) else []
+    log.info("audiences: %s", json.dumps(report, default=str))
+    return report

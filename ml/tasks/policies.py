@@ -1,0 +1,203 @@
+"""Task functions of the evaluate_policies DAG: off-policy evaluation on the latest logs, the gate.
+
+``evaluate_policies`` replays the current policy and every candidate on the slates logged in the
+last ``window_days`` of ``marts.bandit_feedback`` (each policy fitted on the feedback before that
+window), writes every estimator's value to ``ml.policy_estimates`` and returns the numbers the
+gate needs. ``gate_policies`` applies ``ml.ope.gate.decide`` and records the decision.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_POLICY_CANDIDATES, POLICY_FAMILY
+from ml.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+def current_policy(wh: Warehouse) -> dict[str, Any]:
+    """The serving policy: the registry's ``policy`` champion, else the default (greedy)."""
+    from ml.registry import Registry
+
+    champ = Registry(wh).champion(POLICY_FAMILY)
+    if champ is None:
+        return {"policy": DEFAULT_POLICY, "params": {}, "version": None}
+    return {"policy": champ["model_name"], "params": dict(champ["params"]), "version": champ["version_id"]}
+
+
+def evaluate_policies(
+    run_id: str = "manual",
+    candidates: list[dict[str, Any]] | None = None,
+    window_days: float = 7.0,
+    n_bootstrap: int = 200,
+    propensity_draws: int = 128,
+    warehouse: str | None = None,
+) -> dict[str, Any]:
+    """OPE of the current policy and the candidates on the latest logged feedback."""
+    from ml.explore import columns as C
+    from ml.explore import store
+    from ml.explore.policies import make_policy
+    from ml.ope.gate import policy_label
+    from ml.ope.logged import estimate_policy, prepare
+
+    wh = Warehouse.from_env(warehouse)
+    feedback = store.load_feedback(wh)
+    logged = feedback[feedback[C.HAS_PROPENSITY].astype(bool)] if len(feedback) else feedback
+    if logged.empty:
+        reason = "no feedback on logged slates yet (marts.bandit_feedback has no row with a propensity)"
+        log.info("evaluate_policies: %s", reason)
+        return {"evaluated": False, "reason": reason, "run_id": run_id}
+    end = logged[C.SHOWN_AT].max()
+    start = end - pd.Timedelta(days=window_days)
+    window = logged[logged[C.SHOWN_AT] > start]
+    history = feedback[feedback[C.SHOWN_AT] <= start]
+    k = int(window[C.POSITION].max())
+    contexts = store.load_contexts(wh, window[C.RECOMMENDATION_ID].unique().tolist())
+    rounds, skipped = prepare(window, contexts, k)
+    if rounds.rows.empty:
+        reason = f"no logged round has its slate context in {C.SLATE_CONTEXTS}: {skipped}"
+        return {"evaluated": False, "reason": reason, "run_id": run_id}
+    cur = current_policy(wh)
+    configs = [
+        {"policy": c["policy"], "params": dict(c.get("params") or {})}
+        for c in (candidates or DEFAULT_POLICY_CANDIDATES)
+    ]
+    results: list[dict[str, Any]] = []
+    rows = []
+    evaluated_at = datetime.now(UTC)
+    cur_label = policy_label(cur["policy"], cur["params"])
+    seen: set[str] = set()
+    for cfg in [{"policy": cur["policy"], "params": cur["params"]}, *configs]:
+        label = policy_label(cfg["policy"], cfg["params"])
+        if label in seen:
+            continue
+        seen.add(label)
+        pol = make_policy(cfg["policy"], **cfg["params"]).fit(history)
+        est = estimate_policy(pol, rounds, n_draws=propensity_draws, n_bootstrap=n_bootstrap)
+        results.append(
+            {
+                "policy": cfg["policy"],
+                "params": cfg["params"],
+                "label": label,
+                "estimator": est.chosen,
+                "estimate": est.estimate,
+                "ci_low": est.ci_low,
+                "ci_high": est.ci_high,
+                "n": est.n,
+                "by_estimator": {k2: list(v) for k2, v in est.by_estimator.items()},
+            }
+        )
+        for name, (e, lo, hi) in est.by_estimator.items():
+            rows.append((evaluated_at, run_id, label, name, e, lo, hi, est.n, label == cur_label))
+    df = pd.DataFrame(
+        rows,
+        columns=["evaluated_at", "run_id", "policy", "estimator", "estimate", "ci_low", "ci_high", "n", "is_current"],
+    )
+    with wh.connect() as con:
+        wh.begin(con)
+        store.ensure_tables(wh, con)
+        wh.execute(con, f"delete from {C.POLICY_ESTIMATES} where run_id = ?", [run_id])
+        wh.append_df(con, C.POLICY_ESTIMATES, df)
+        wh.commit(con)
+    current = next(r for r in results if r["label"] == cur_label)
+    out = {
+        "evaluated": True,
+        "run_id": run_id,
+        "window": [str(start), str(end)],
+        "n_rounds": len(rounds.rows),
+        "skipped": skipped,
+        "logged_ctr": float(rounds.rows[C.CLICKED].mean()),
+        "current": {**current, "version": cur["version"]},
+        "candidates": [r for r in results if r["label"] != cur_label],
+    }
+    for r in results:
+        log.info(
+            "%s: %s %.5f [%.5f, %.5f] n=%d",
+            r["label"],
+            r["estimator"],
+            r["estimate"],
+            r["ci_low"],
+            r["ci_high"],
+            r["n"],
+        )
+    return out
+
+
+def gate_policies(
+    evaluation: dict[str, Any], run_id: str = "manual", margin: float = 0.0, warehouse: str | None = None
+) -> dict[str, Any]:
+    """Promote a candidate policy only if its lower bound beats the current estimate + margin."""
+    from ml.ope.gate import decide, register_policy
+    from ml.registry import Registry
+
+    wh = Warehouse.from_env(warehouse)
+    reg = Registry(wh)
+    if not evaluation or not evaluation.get("evaluated"):
+        reason = f"no evaluation to gate on: {(evaluation or {}).get('reason', 'nothing evaluated')}"
+        reg.record_decision(POLICY_FAMILY, run_id, None, None, False, reason, {"evaluation": evaluation})
+        return {"promoted": False, "reason": reason}
+    cur = evaluation["current"]
+    decision = decide(cur, evaluation["candidates"], margin)
+    snapshot = f"fb-{pd.Timestamp(evaluation['window'][1]):%Y%m%dT%H%M}-{evaluation['n_rounds']}"
+    challenger_version = None
+    if decision.challenger is not None:
+        c = decision.challenger
+        metrics = {k: float(c[k]) for k in ("estimate", "ci_low", "ci_high", "n")}
+        challenger_version = register_policy(reg, c["policy"], c["params"], metrics, snapshot, run_id)
+    details = {
+        "margin": margin,
+        "window": evaluation["window"],
+        "n_rounds": evaluation["n_rounds"],
+        "current": {k: cur[k] for k in ("label", "estimator", "estimate", "ci_low", "ci_high")},
+        "candidates": {
+            c["label"]: [c["estimator"], c["estimate"], c["ci_low"], c["ci_high"]] for c in evaluation["candidates"]
+        },
+    }
+    if decision.promoted and challenger_version:
+        reg.set_champion(POLICY_FAMILY, challenger_version, decision.reason, actor="gate")
+    reg.record_decision(
+        POLICY_FAMILY, run_id, challenger_version, cur.get("version"), decision.promoted, decision.reason, details
+    )
+    log.info("policy gate: %s", decision.reason)
+    champ = reg.champion(POLICY_FAMILY)
+    return {
+        "promoted": decision.promoted,
+        "reason": decision.reason,
+        "challenger": challenger_version,
+        "champion": champ["version_id"] if champ else None,
+    }
+
+
+def override_policy(
+    name: str, params: dict[str, Any] | None, reason: str, actor: str = "manual", warehouse: str | None = None
+) -> str:
+    """Make a policy the serving one by hand (recorded with the reason); returns its version id."""
+    from ml.explore.policies import make_policy
+    from ml.ope.gate import register_policy
+    from ml.registry import Registry
+
+    if not reason.strip():
+        raise ValueError("a manual policy override needs a reason")
+    make_policy(name, **(params or {}))  # validates name and parameters
+    wh = Warehouse.from_env(warehouse)
+    reg = Registry(wh)
+    prev = reg.champion(POLICY_FAMILY)
+    run_id = f"override-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    version = register_policy(reg, name, params or {}, {}, "manual", run_id)
+    why = f"manual override by {actor}: {reason}"
+    reg.set_champion(POLICY_FAMILY, version, why, actor=actor)
+    reg.record_decision(
+        POLICY_FAMILY,
+        run_id,
+        version,
+        prev["version_id"] if prev else None,
+        True,
+        why,
+        {"manual": True, "actor": actor},
+    )
+    return version

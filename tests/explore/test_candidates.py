@@ -1,0 +1,138 @@
+"""Contexts from frames: known and candidate tags, level-2 items, priors, profiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.explore import columns as C
+from ml.explore.candidates import CandidateInputs, CandidateSettings, build_contexts, item_arm_tags
+from ml.explore.feedback import FeedbackStats
+from ml.shop import taxonomy as tx
+
+pytestmark = pytest.mark.unit
+
+AS_OF = pd.Timestamp("2026-10-31")
+
+
+def _items() -> pd.DataFrame:
+    rows = []
+    for leaf in tx.leaves()[:12]:  # Women and Men leaves
+        for j in range(6):
+            rows.append(
+                {
+                    "item_id": f"{leaf.tag}-{j}",
+                    "category_path": leaf.path,
+                    "category_l1": leaf.department,
+                    "category_l3": leaf.leaf,
+                    "n_users": 10 - j,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _inputs(**kw) -> CandidateInputs:
+    items = item_arm_tags(_items())
+    sandals, boots = "cat:women_sandals", "cat:women_boots"
+    inter = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u1", "u2"],
+            "item_id": [f"{sandals}-0", f"{sandals}-1", f"{boots}-0", "cat:men_loafers-0"],
+            "weight": [5.0, 3.0, 1.0, 2.0],
+            "n_events": [3, 2, 1, 1],
+            "last_at": [AS_OF - pd.Timedelta(days=d) for d in (1, 2, 10, 3)],
+        }
+    )
+    champion = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u1"],
+            "item_id": [f"{sandals}-2", f"{sandals}-3", "cat:men_shirts-0"],
+            "score": [0.9, 0.5, 0.4],
+            "reason": ["similar to A", "similar to B", "similar to C"],
+        }
+    )
+    excluded = pd.DataFrame({"user_id": ["u1"], "item_id": [f"{sandals}-0"]})
+    base = {
+        "items": items,
+        "interactions": inter,
+        "champion": champion,
+        "excluded": excluded,
+        "as_of": AS_OF,
+        "sessions": {"u1": 8, "u2": 1},
+    }
+    base.update(kw)
+    return CandidateInputs(**base)
+
+
+def test_item_tags_follow_the_taxonomy():
+    items = item_arm_tags(_items())
+    leaves = {lf.tag for lf in tx.leaves()[:12]}
+    assert set(items["tag"]) == leaves
+    assert set(items["department"]) == {"women", "men"}
+
+
+def test_known_tags_come_from_history_and_candidates_from_champion_and_siblings():
+    u1, u2 = build_contexts(_inputs(), ["u1", "u2"], CandidateSettings(max_candidates=4))
+    known = [t for t, k in zip(u1.tags, u1.known, strict=True) if k]
+    cands = [t for t, k in zip(u1.tags, u1.known, strict=True) if not k]
+    assert known[:2] == ["cat:women_sandals", "cat:women_boots"]
+    assert cands[0] == "cat:men_shirts"  # reached by the champion, ranked first
+    assert any(t.startswith("cat:women_") for t in cands[1:])  # same-department siblings
+    # known tags are more likely a priori, the strongest one most
+    pm = u1.prior_mean
+    assert pm[0] > pm[1] and pm[u1.known].min() > pm[~u1.known].max()
+    assert u1.segment == "default" and u2.segment == "new"
+
+
+def test_items_are_disjoint_never_excluded_and_champion_first_with_reasons():
+    (u1,) = build_contexts(_inputs(), ["u1"])
+    flat = [i for its in u1.items for i in its]
+    assert len(flat) == len(set(flat)) >= 10
+    assert "cat:women_sandals-0" not in flat  # bought
+    sandals = list(u1.items[u1.tags.index("cat:women_sandals")])
+    assert sandals[:2] == ["cat:women_sandals-2", "cat:women_sandals-3"]
+    assert u1.reasons["cat:women_sandals-2"] == "similar to A"
+    for sc in u1.item_scores:
+        assert (np.diff(sc) <= 1e-12).all() and ((sc > 0) & (sc <= 1)).all()
+
+
+def test_impressions_without_clicks_push_an_item_down_its_tag():
+    fb = pd.DataFrame(
+        {
+            C.POSITION: [1, 1, 1],
+            "user_id": ["u1"] * 3,
+            "item_id": ["cat:women_sandals-2"] * 3,
+            C.TAG: ["cat:women_sandals"] * 3,
+            C.CLICKED: [0, 0, 0],
+        }
+    )
+    stats = FeedbackStats.from_feedback(fb)
+    (u1,) = build_contexts(_inputs(feedback=stats), ["u1"])
+    sandals = list(u1.items[u1.tags.index("cat:women_sandals")])
+    assert sandals[0] == "cat:women_sandals-3"
+    t = u1.tags.index("cat:women_sandals")
+    assert u1.impressions[t] == pytest.approx(3.0) and u1.clicks[t] == 0
+
+
+def test_profiles_replace_derived_tags_when_present():
+    profiles = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u1"],
+            "tag": ["cat:men_trainers", "cat:women_jeans", "style:eco"],
+            "weight": [0.7, 0.3, 0.5],
+            "evidence_count": [5, 0, 2],
+            "last_seen": [AS_OF, None, AS_OF],
+            "uncertainty": [0.2, 0.9, 0.5],
+            "status": ["known", "candidate", "known"],
+        }
+    )
+    (u1,) = build_contexts(_inputs(profiles=profiles), ["u1"])
+    known = {t for t, k in zip(u1.tags, u1.known, strict=True) if k}
+    assert known == {"cat:men_trainers"}  # style tags are not arms; history tags give way to the profile
+    assert u1.tags[len(known)] == "cat:women_jeans"
+
+
+def test_a_user_without_history_still_gets_a_full_slate():
+    (u3,) = build_contexts(_inputs(), ["u3"], CandidateSettings(slate_size=10))
+    assert u3.n_items >= 10 and not u3.known.any()

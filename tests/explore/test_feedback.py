@@ -1,0 +1,88 @@
+"""Feedback join (in-memory twin of marts.bandit_feedback) and its statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.explore import columns as C
+from ml.explore.feedback import FeedbackStats, feedback_from_events
+from ml.explore.policies import examination_weights
+
+pytestmark = pytest.mark.unit
+
+T0 = pd.Timestamp("2026-10-01 10:00:00")
+
+
+def _events(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["event_type", "user_id", "item_id", C.RECOMMENDATION_ID, C.POSITION, "event_at"])
+
+
+def _logged(rows: list[tuple]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=[C.RECOMMENDATION_ID, C.POSITION, "item_id", C.TAG, C.PROPENSITY])
+    return df.assign(
+        **{
+            C.RUN_ID: "run-1",
+            "user_id": "u1",
+            C.POLICY: "thompson",
+            C.POLICY_VERSION: "thompson-v1",
+            C.PROPENSITY_SE: 0.01,
+            C.IS_EXPLORATION: False,
+            "score": 0.1,
+            C.ARM_FEATURES: "[1.0]",
+            C.AS_OF: T0,
+        }
+    )
+
+
+def test_clicks_and_purchases_join_by_slate_and_slot():
+    m = pd.Timedelta(minutes=1)
+    ev = _events(
+        [
+            ("impression", "u1", "i1", "r1", 1, T0),
+            ("impression", "u1", "i2", "r1", 2, T0),
+            ("click", "u1", "i2", "r1", 2, T0 + m),
+            ("purchase", "u1", "i2", None, None, T0 + 10 * m),
+            ("impression", "u2", "i3", "r2", 1, T0),
+            ("click", "u2", "i3", "r2", 1, T0 + m),
+            ("purchase", "u2", "i3", None, None, T0 + pd.Timedelta(days=5)),  # outside the window
+            ("click", "u3", "i4", "r3", 4, T0),  # no impression: no row
+            ("impression", "u1", "i9", "r1", 3, T0),
+            ("purchase", "u1", "i9", "r1", None, T0 + 2 * m),  # carries the slate id
+        ]
+    )
+    logged = _logged([("r1", 1, "i1", "cat:a", 0.5), ("r1", 2, "i2", "cat:b", 0.25), ("r1", 3, "OTHER", "cat:c", 0.2)])
+    fb = feedback_from_events(logged, ev).set_index(C.FEEDBACK_ID)
+    assert list(fb.index) == ["r1#1", "r1#2", "r1#3", "r2#1"]
+    assert fb[C.CLICKED].to_dict() == {"r1#1": 0, "r1#2": 1, "r1#3": 0, "r2#1": 1}
+    assert fb[C.PURCHASED].to_dict() == {"r1#1": 0, "r1#2": 1, "r1#3": 1, "r2#1": 0}
+    assert fb.loc["r1#2", C.PROPENSITY] == 0.25 and fb.loc["r1#2", C.TAG] == "cat:b"
+    # the logged item differs from the impression's: the propensity does not apply
+    assert not fb.loc["r1#3", C.HAS_PROPENSITY] and pd.isna(fb.loc["r1#3", C.PROPENSITY])
+    assert not fb.loc["r2#1", C.HAS_PROPENSITY]
+    assert list(fb.reset_index().columns) == list(C.FEEDBACK_COLUMNS)
+
+
+def test_statistics_are_position_debiased_and_fill_tags_from_items():
+    rng = np.random.default_rng(0)
+    n = 200_000
+    pos = rng.integers(1, 6, n)
+    examine = np.array([1.0, 0.75, 0.55, 0.42, 0.33])[pos - 1]
+    clicked = (rng.random(n) < 0.2 * examine).astype(int)
+    fb = pd.DataFrame(
+        {
+            C.POSITION: pos,
+            "user_id": "u1",
+            "item_id": np.where(rng.random(n) < 0.5, "i1", "i2"),
+            C.TAG: None,
+            C.CLICKED: clicked,
+        }
+    )
+    e = examination_weights(fb)
+    np.testing.assert_allclose(e[:5], [1.0, 0.75, 0.55, 0.42, 0.33], atol=0.04)
+    stats = FeedbackStats.from_feedback(fb, {"i1": "cat:a", "i2": "cat:b"})
+    exam, clicks = stats.user_tag[("u1", "cat:a")]
+    assert clicks / exam == pytest.approx(0.2, abs=0.02)  # the click rate per *examined* impression
+    assert stats.user_item[("u1", "i1")][0] == (fb["item_id"] == "i1").sum()
+    assert FeedbackStats.from_feedback(pd.DataFrame()).n_rows == 0

@@ -1,0 +1,52 @@
+"""``python -m ml bench pipeline`` end to end on the tiny shop: the JSON has the issue's shape and
+its numbers are consistent (bounds measured on the same data, ratios derived from them)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ml.cli import main
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory: pytest.TempPathFactory, tiny_shop) -> dict:
+    import shutil
+
+    out = tmp_path_factory.mktemp("bench")
+    shutil.copytree(tiny_shop, out / "shop-tiny-seed7")  # reuse the session's shop
+    args = ["bench", "pipeline", "--size", "tiny", "--warehouse", "duckdb", "--out", str(out)]
+    assert main([*args, "--airflow", "skip", "--no-tagging"]) == 0
+    return json.loads((out / "pipeline.json").read_text())
+
+
+def test_pipeline_json_has_the_issue_shape(tiny_bench):
+    p = tiny_bench
+    assert {"stages", "total_seconds", "peak_rss_mb", "ratios"} <= set(p)
+    assert set(p["ratios"]) == {"scoring_vs_bare", "publish_vs_copy", "airflow_vs_direct"}
+    for name, stage in p["stages"].items():
+        assert set(stage) == {"seconds", "peak_rss_mb"}, name
+        assert stage["seconds"] >= 0 and stage["peak_rss_mb"] > 0
+    for required in ("ingest", "dbt_build", "gate", "score_with_exploration", "publish"):
+        assert required in p["stages"]
+    assert any(n.startswith("fit:") for n in p["stages"])
+    assert p["total_seconds"] == pytest.approx(sum(s["seconds"] for s in p["stages"].values()), abs=0.01)
+    assert p["peak_rss_mb"] == max(s["peak_rss_mb"] for s in p["stages"].values())
+
+
+def test_bounds_and_ratios_come_from_the_same_run(tiny_bench):
+    p = tiny_bench
+    scoring, copy = p["bounds"]["scoring_bare"], p["bounds"]["publish_copy"]
+    assert copy["rows"] == p["facts"]["published"]["rows"]
+    assert scoring["users"] == p["facts"]["published"]["users"]
+    assert p["ratios"]["publish_vs_copy"] == pytest.approx(
+        p["stages"]["publish"]["seconds"] / copy["seconds"], rel=0.01
+    )
+    assert p["ratios"]["scoring_vs_bare"] == pytest.approx(
+        p["stages"]["score_with_exploration"]["seconds"] / scoring["seconds"], rel=0.01
+    )
+    assert p["ratios"]["airflow_vs_direct"] is None  # --airflow skip
+    assert p["throughput"]["events_per_s"] > 0 and p["facts"]["events_ingested"] > 0

@@ -1,0 +1,102 @@
+"""The scale-out topology's configuration, without starting anything: environment variables in,
+one consistent Airflow environment out."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from ml.orchestration.scaleout import Topology, Worker, celery_compat, node_name
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture()
+def topo(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Topology:
+    for var in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("INTERESTFLOW_AIRFLOW_ADMIN_PASSWORD", raising=False)
+    monkeypatch.setenv("INTERESTFLOW_SCALEOUT_HOME", str(tmp_path / "so"))
+    monkeypatch.setenv("INTERESTFLOW_PG_SERVER", "postgresql://etl:pw@db.internal:6543")
+    monkeypatch.setenv("INTERESTFLOW_WAREHOUSE", "postgresql://etl:pw@db.internal:6543/shop_wh")
+    monkeypatch.setenv("INTERESTFLOW_CELERY_BROKER", "redis://cache.internal:6380/3")
+    monkeypatch.setenv("INTERESTFLOW_API_PORT", "9999")
+    monkeypatch.setenv("INTERESTFLOW_WORKERS", "3")
+    monkeypatch.setenv("INTERESTFLOW_WORKER_CONCURRENCY", "4")
+    return Topology.from_env()
+
+
+def test_environment_variables_configure_the_topology(topo: Topology, tmp_path):
+    assert topo.state == tmp_path / "so"
+    assert topo.warehouse_db == "shop_wh"
+    assert topo.metadata_url == "postgresql://etl:pw@db.internal:6543/interestflow_airflow"
+    assert [w.name for w in topo.workers] == ["worker1", "worker2", "worker3"]
+    assert {w.concurrency for w in topo.workers} == {4}
+    assert topo.api_url == "http://127.0.0.1:9999"
+
+
+def test_every_process_shares_one_celery_postgres_environment(topo: Topology):
+    env = topo.env()
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == (
+        "postgresql+psycopg2://etl:pw@db.internal:6543/interestflow_airflow"
+    )
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://cache.internal:6380/3"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:9999/execution/"
+    assert env["INTERESTFLOW_WAREHOUSE"] == "postgresql://etl:pw@db.internal:6543/shop_wh"
+    assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "True"
+    assert env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] == "ml.orchestration.scaleout.node_name"
+    # secrets are generated once, kept private, and identical for every component and restart
+    again = topo.env()
+    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY"):
+        assert env[key] and env[key] == again[key]
+    mode = stat.S_IMODE((topo.state / "secrets.json").stat().st_mode)
+    assert mode == 0o600
+
+
+def test_secrets_from_the_environment_win(topo: Topology, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "from-the-vault")
+    assert topo.env()["AIRFLOW__API_AUTH__JWT_SECRET"] == "from-the-vault"
+
+
+def test_each_worker_is_its_own_celery_node_and_task_host(topo: Topology, monkeypatch: pytest.MonkeyPatch):
+    workers = [(name, argv, extra) for name, argv, extra in topo.commands() if "celery" in argv]
+    assert [extra["INTERESTFLOW_NODE_NAME"] for _, _, extra in workers] == ["worker1", "worker2", "worker3"]
+    assert [argv[argv.index("--celery-hostname") + 1] for _, argv, _ in workers] == [
+        "worker1@%h",
+        "worker2@%h",
+        "worker3@%h",
+    ]
+    names = [name for name, _, _ in topo.commands()]
+    assert names[:4] == ["api-server", "scheduler", "dag-processor", "triggerer"]
+    monkeypatch.setenv("INTERESTFLOW_NODE_NAME", "worker2")
+    assert node_name() == "worker2"
+
+
+def test_invalid_topologies_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        Topology(state=tmp_path, warehouse_url="duckdb:///x.duckdb")
+    with pytest.raises(ValueError, match="distinct"):
+        Topology(state=tmp_path, workers=(Worker("w"), Worker("w")))
+
+
+def test_celery_compat_provides_the_retry_decorator_the_provider_imports():
+    celery_compat()
+    from celery.backends.database import retry
+    from sqlalchemy.exc import DatabaseError
+
+    calls = []
+
+    @retry
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise DatabaseError("select 1", {}, Exception("connection reset"))
+        return "ok"
+
+    assert flaky() == "ok" and len(calls) == 3
+    from airflow.providers.celery.executors import celery_executor_utils  # the import that failed
+
+    assert celery_executor_utils.retry is retry

@@ -1,0 +1,131 @@
+"""Real DAG runs: a corrupted or drifted batch is blocked in ingest_events, so the chain stops
+there: no `raw_events` asset event (nothing schedules build_features, retraining or
+publishing), no rows accepted, and the serving view still points at the previous version."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+pytestmark = [pytest.mark.dags, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    from ml.orchestration import local
+
+    return local.prepare()
+
+
+@pytest.fixture(scope="module")
+def served(runtime, tiny_shop, tmp_path_factory):
+    """A warehouse of its own that went through a good ingest run (an asset event) and serves a
+    previous recommendation version. Each test compares the state before and after its own run."""
+    from ml.orchestration.local import run_dag
+    from ml.publish import publish_table
+    from ml.warehouse import Warehouse
+
+    home = tmp_path_factory.mktemp("blocking")
+    wh = Warehouse(f"duckdb:///{home / 'warehouse.duckdb'}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INTERESTFLOW_WAREHOUSE", wh.url)
+        mp.setenv("INTERESTFLOW_DATA_DOCS", str(home / "data_docs"))
+        run_dag("ingest_events", {"paths": [str(tiny_shop)]})
+        recs = pd.DataFrame({"user_id": ["U0000001", "U0000002"], "rank": [1, 1], "item_id": ["I000001", "I000002"]})
+        recs["score"] = 1.0
+        prev = publish_table(recs, "recommendations", "previous-run", wh)
+        yield wh, prev.version, home / "data_docs"
+
+
+@pytest.fixture()
+def in_served(served, monkeypatch):
+    """Point this test's DAG runs at the served warehouse."""
+    wh, _, docs = served
+    monkeypatch.setenv("INTERESTFLOW_WAREHOUSE", wh.url)
+    monkeypatch.setenv("INTERESTFLOW_DATA_DOCS", str(docs))
+    return served
+
+
+def _raw_events_asset_events() -> int:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        q = select(func.count()).select_from(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+        return int(session.scalar(q.where(AssetModel.name == "raw_events")))
+
+
+def _state(wh) -> dict:
+    from ml.publish.tables import current_version
+
+    with wh.connect(read_only=True) as con:
+        current = current_version(wh, con, "recommendations")
+        versions = wh.query("select count(*) as n from serving.publish_log", None, con)["n"].iloc[0]
+        events = wh.query("select count(*) as n from raw.events", None, con)["n"].iloc[0]
+        trained = 0
+        if wh.table_exists(con, "registry", "model_versions"):
+            trained = wh.query("select count(*) as n from registry.model_versions", None, con)["n"].iloc[0]
+        marts = wh.table_exists(con, "marts", "interactions")
+    return {
+        "current": current,
+        "versions": int(versions),
+        "events": int(events),
+        "trained": int(trained),
+        "marts": marts,
+        "asset_events": _raw_events_asset_events(),
+    }
+
+
+def _run_failing(paths: list[str]) -> str:
+    from ml.orchestration.local import run_dag
+
+    with pytest.raises(RuntimeError) as exc:
+        run_dag("ingest_events", {"paths": paths})
+    assert "load_landing_batches" in str(exc.value)
+    return str(exc.value)
+
+
+def test_corrupted_batch_is_blocked_and_nothing_downstream_runs(in_served, tiny_shop, tmp_path):
+    wh, previous, _ = in_served
+    before = _state(wh)
+    assert before["asset_events"] >= 1 and before["current"] == previous
+
+    bad = pd.read_parquet(tiny_shop / "events.parquet").head(400)
+    bad["event_id"] = "corrupt-" + bad["event_id"]
+    bad.loc[:59, "event_type"] = "teleport"  # 15 % bad rows > 5 %
+    path = tmp_path / "events-corrupted.parquet"
+    bad.to_parquet(path, index=False)
+    _run_failing([str(path)])
+
+    after = _state(wh)
+    assert after == before  # no asset event, nothing accepted, trained or published; same view
+    batch = wh.query(
+        "select status, rows_total, accepted, quarantined, reasons from raw.ingest_batches where file = ?", [str(path)]
+    )
+    row = batch.iloc[0]
+    assert row["status"] == "blocked" and row["accepted"] == 0 and row["rows_total"] == row["quarantined"] == 400
+    assert json.loads(row["reasons"]) == {"unknown_event_type": 60, "batch_blocked": 340}
+
+
+def test_drifted_batch_trips_the_gate_and_nothing_downstream_runs(in_served, tiny_shop, tmp_path):
+    wh, previous, data_docs = in_served
+    before = _state(wh)
+
+    shifted = pd.read_parquet(tiny_shop / "events.parquet")
+    shifted = shifted[shifted["price"].notna()].reset_index(drop=True)  # carts and purchases ...
+    shifted["event_id"] = "drift-" + shifted["event_id"]
+    shifted["price"] = shifted["price"] * 10  # ... priced in the wrong currency
+    path = tmp_path / "events-drifted.parquet"
+    shifted.to_parquet(path, index=False)
+    _run_failing([str(path)])
+
+    assert _state(wh) == before and before["current"] == previous
+    gate = wh.query(
+        "select passed, failures, data_docs_path from quality.gate_runs where gate = 'landing_events' order by checked_at desc limit 1"
+    ).iloc[0]
+    assert not gate["passed"]
+    assert any(f["column"] == "price" for f in json.loads(gate["failures"]))
+    assert str(data_docs) in gate["data_docs_path"]
