@@ -29,6 +29,7 @@ import json
 import os
 import pstats
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -365,6 +366,7 @@ def run_airflow_celery(shop: Path, pg_server: str, state: Path, keep: bool) -> d
         warehouse_url=f"{pg_server}/ift_bench_af_wh_{tag}",
         key_prefix=f"ift-bench-{tag}",
         api_port=free_port(),
+        tied_to_caller=True,
     )
     try:
         topo.up(wait_s=1800)
@@ -434,6 +436,8 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # a SIGTERM unwinds like Ctrl-C, so the bench databases are still dropped
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     shop = out / f"shop-{args.size}-seed{args.seed}"

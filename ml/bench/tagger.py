@@ -21,6 +21,11 @@ from ml.bench.measure import measure, table, write_json
 NAME = "tagger"
 HELP = "item taggers (Naive Bayes, logistic regression, fine-tuned MiniLM) and profile recall"
 MODELS = ("naive_bayes", "logistic_regression", "transformer")
+# the baselines' main knob is chosen on a validation part of the training items
+GRIDS: dict[str, list[dict[str, Any]]] = {
+    "naive_bayes": [{"alpha": a} for a in (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)],
+    "logistic_regression": [{"C": c} for c in (1.0, 3.0, 10.0, 30.0, 100.0)],
+}
 log = logging.getLogger(__name__)
 
 
@@ -34,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-length", type=int, default=None, help="transformer tokens per item")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS))
+    p.add_argument("--no-tuning", action="store_true", help="baselines with default hyper-parameters")
     p.add_argument("--no-profiles", action="store_true", help="skip the profile-recall part (needs dbt)")
     p.add_argument(
         "--profiles-only",
@@ -48,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from ml.shop.generate import generate
     from ml.tagging.data import training_set
     from ml.tagging.defaults import MIN_LABELS
-    from ml.tagging.train import fit_and_evaluate
+    from ml.tagging.train import fit_and_evaluate, select_params
     from ml.tagging.vocabulary import Vocabulary
 
     out = Path(args.out)
@@ -78,10 +84,16 @@ def run(args: argparse.Namespace) -> int:
         results = json.loads((out / "tagger.json").read_text())["models"]
         fitted["transformer"] = pickle.loads(saved.read_bytes())
     for name in [] if args.profiles_only else [m.strip() for m in args.models.split(",") if m.strip()]:
+        trials: list[dict[str, Any]] = []
+        if name in GRIDS and not args.no_tuning:
+            chosen, trials = select_params(name, GRIDS[name], data, vocabulary)
+            params[name] = {**params[name], **chosen}
         with measure(name) as stage:
             tagger, metrics = fit_and_evaluate(name, params[name], data, vocabulary)
         fitted[name] = tagger
         results[name] = {**metrics, "peak_rss_mb": stage.peak_rss_mb, "params": tagger.get_params()}
+        if trials:
+            results[name]["tuning"] = trials
         log.info("%s %s", name, metrics)
         if name == "transformer":
             saved.write_bytes(pickle.dumps(tagger, protocol=pickle.HIGHEST_PROTOCOL))

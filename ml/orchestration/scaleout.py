@@ -199,6 +199,9 @@ class Topology:
     heartbeat_timeout_s: int = 60
     admin_user: str = "admin"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # tests and benchmarks: the processes get SIGTERM when the process that started them dies,
+    # so a killed test run leaves no topology behind (``make scale-up`` leaves it False)
+    tied_to_caller: bool = False
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Topology:
@@ -541,6 +544,7 @@ class Topology:
                 stdin=subprocess.DEVNULL,
                 cwd=str(config.PROJECT_ROOT),
                 start_new_session=True,  # own process group: scale-down signals the whole tree
+                preexec_fn=_die_with_parent if self.tied_to_caller else None,
             )
         rec = {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(), "argv": argv}
         (self.pids_dir / f"{name}.pid").write_text(json.dumps(rec))
@@ -646,6 +650,16 @@ def _own_process(rec: dict[str, Any]) -> Any:
         return proc
     except (psutil.Error, KeyError, ValueError):
         return None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): ask for SIGTERM when the parent process dies."""
+    import contextlib
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the processes just outlive us
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -91,7 +91,7 @@ class UserKNN(Recommender):
 
     name = "user_knn"
 
-    def __init__(self, neighbours: int = 50, shrinkage: float = 10.0, idf: bool = True, batch: int = 512):
+    def __init__(self, neighbours: int = 50, shrinkage: float = 10.0, idf: bool = True, batch: int = 256):
         self.neighbours = neighbours
         self.shrinkage = shrinkage
         self.idf = idf

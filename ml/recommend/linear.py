@@ -65,10 +65,11 @@ class EASE(Recommender):
         base = G[diag].copy()
         G[diag] += self.l2 + self.dropout / (1.0 - self.dropout) * base
         P = np.linalg.inv(G)
-        B = P / (-np.diag(P))[None, :]
-        B[diag] = 0.0
+        del G
+        P /= -np.diag(P).copy()[None, :]  # in place: B = -P / diag(P), memory stays at two m x m arrays
+        P[diag] = 0.0
         self.items_ = items  # (m,) modelled item columns
-        self.weights_ = B.astype(np.float32)  # (m, m)
+        self.weights_ = P.astype(np.float32)  # (m, m)
         self._fit_fallback(X)
         return self
 

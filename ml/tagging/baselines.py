@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,8 +19,9 @@ class _TfidfOneVsRest(Tagger):
     ngram_range: tuple[int, int]
     min_df: int
 
+    @abstractmethod
     def _classifier(self) -> Any:
-        raise TypeError("subclasses define the per-tag classifier")
+        """A fresh binary scikit-learn classifier with ``predict_proba`` (one per tag)."""
 
     def _fit(self, texts: list[str], Y: np.ndarray, vocabulary: Vocabulary | None) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer

@@ -24,12 +24,14 @@ class TaggerArtifact:
 
     tagger: Tagger
     vocabulary_version: str
-    zero_shot_threshold: float = 0.35
+    zero_shot_threshold: float | None = 0.35  # None: this version assigns no zero-shot tags
     zero_shot_model: str = DEFAULT_ENCODER
     training: dict[str, Any] = field(default_factory=dict)
 
     def zero_shot_tags(self, vocabulary: Vocabulary) -> list[str]:
         """Item tags of the (current) vocabulary that the tagger did not learn."""
+        if self.zero_shot_threshold is None:
+            return []
         learned = {str(t) for t in self.tagger.tags_}
         return [t for t in vocabulary.taggable() if t not in learned]
 
@@ -59,7 +61,8 @@ def tag_items(
     if zs_tags:
         from ml.tagging.zero_shot import ZeroShotTagger
 
-        zero_shot = ZeroShotTagger(artifact.zero_shot_model, artifact.zero_shot_threshold, threads=threads)
+        threshold = float(artifact.zero_shot_threshold or 0.0)
+        zero_shot = ZeroShotTagger(artifact.zero_shot_model, threshold, threads=threads)
         zero_shot.fit(zs_tags, [vocabulary.descriptions.get(t, "") or t for t in zs_tags])
     parts = []
     for start in range(0, len(texts), batch_size):

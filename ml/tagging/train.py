@@ -73,3 +73,31 @@ def finite_scores(tagger: Tagger, texts: Sequence[str]) -> bool:
     return bool(
         s.shape == (len(texts), len(tagger.tags_)) and np.isfinite(s).all() and (s >= 0).all() and (s <= 1).all()
     )
+
+
+def select_params(
+    model: str,
+    grid: Sequence[dict[str, Any]],
+    data: TrainingSet,
+    vocabulary: Vocabulary,
+    valid_share: float = 0.2,
+    seed: int = 1,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Pick hyper-parameters on a validation part of the *training* items (never the held-out
+    test items): each candidate fits on the rest and is scored by macro F1. Returns the best
+    params and every trial."""
+    from ml.tagging.data import is_test_item
+
+    texts, labels, ids = data.part(test=False)
+    valid = is_test_item(ids, valid_share, seed)
+    fit_idx, val_idx = np.flatnonzero(~valid), np.flatnonzero(valid)
+    if len(fit_idx) == 0 or len(val_idx) == 0:
+        raise ValueError("too few training items to hold out a validation part")
+    trials: list[dict[str, Any]] = []
+    for params in grid:
+        tagger = make_tagger(model, **dict(params))
+        tagger.fit([texts[i] for i in fit_idx], [labels[i] for i in fit_idx], vocabulary)
+        m = evaluate_tagger(tagger, [texts[i] for i in val_idx], [labels[i] for i in val_idx])
+        trials.append({"params": dict(params), "validation_macro_f1": m["macro_f1"]})
+    best = max(trials, key=lambda t: float(t["validation_macro_f1"]))
+    return best["params"], trials

@@ -81,10 +81,12 @@ def train_tagger(
     run_id: str = "manual",
     test_share: float = TEST_SHARE,
     min_labels: int = MIN_LABELS,
-    zero_shot_threshold: float = 0.35,
+    zero_shot_threshold: float | None = 0.35,
     warehouse: str | None = None,
 ) -> dict[str, Any]:
-    """Fit one candidate on the train split, evaluate on the held-out split, register it."""
+    """Fit one candidate on the train split, evaluate on the held-out split, register it.
+    Vocabulary tags it cannot learn are assigned zero-shot at ``zero_shot_threshold`` (cosine
+    similarity to the tag's description); ``None`` turns zero-shot tags off for this version."""
     from ml.registry import ModelVersion, Registry, save_artifact
     from ml.tagging.catalog import TaggerArtifact
     from ml.tagging.train import fit_and_evaluate

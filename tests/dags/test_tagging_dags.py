@@ -3,6 +3,7 @@ and profiles (dry run, real, re-run) the way a manual trigger and `airflow backf
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
@@ -61,7 +62,7 @@ def test_finetune_tagger_trains_registers_and_gates_every_candidate(tagger_run):
     versions = reg.versions("tagger")
     mine = versions[versions["run_id"] == tagger_run.run_id]
     assert set(mine["model_name"]) == {"naive_bayes", "logistic_regression", "transformer"}
-    metrics = {r.model_name: pd.Series(eval_json(r.metrics)) for r in mine.itertuples()}
+    metrics = {r.model_name: pd.Series(json.loads(r.metrics)) for r in mine.itertuples()}
     assert all({"macro_f1", "micro_f1", "precision@3", "items_per_second"} <= set(m.index) for m in metrics.values())
     decisions = reg.decisions("tagger")
     last = decisions[decisions["run_id"] == tagger_run.run_id].iloc[-1]
@@ -71,12 +72,6 @@ def test_finetune_tagger_trains_registers_and_gates_every_candidate(tagger_run):
     assert champ is not None and bool(last["promoted"]) == (champ["version_id"] == last["challenger_version"])
     labels = reg.wh.query("select count(distinct item_id) as n from ml.tag_labels")["n"].iloc[0]
     assert 0 < labels < 120  # 70 % of the tiny catalogue was labelled
-
-
-def eval_json(text: str) -> dict:
-    import json
-
-    return json.loads(text)
 
 
 def test_backfill_dry_run_then_run_then_rerun_is_idempotent(tagger_run):

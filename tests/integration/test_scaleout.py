@@ -92,6 +92,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory):
         api_port=free_port(),
         workers=(Worker("worker1", 2), Worker("worker2", 2)),
         heartbeat_timeout_s=45,
+        tied_to_caller=True,  # a killed test run takes its topology down with it
     )
     try:
         topo.up(wait_s=1200, log=lambda msg: print(f"[scale-up] {msg}"))

@@ -100,3 +100,25 @@ def test_celery_compat_provides_the_retry_decorator_the_provider_imports():
     from airflow.providers.celery.executors import celery_executor_utils  # the import that failed
 
     assert celery_executor_utils.retry is retry
+
+
+def test_tied_processes_stop_when_their_starter_dies(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    pid_file = tmp_path / "child.pid"
+    starter = (
+        "import subprocess, sys\n"
+        "from ml.orchestration.scaleout import _die_with_parent\n"
+        "p = subprocess.Popen(['sleep', '120'], start_new_session=True, preexec_fn=_die_with_parent)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+    )
+    subprocess.run([sys.executable, "-c", starter], check=True, timeout=60)
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the child outlived its starter"
+        time.sleep(0.1)

@@ -13,14 +13,7 @@ pytestmark = [pytest.mark.dags, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def runtime():
-    from ml.orchestration import local
-
-    return local.prepare()
-
-
-@pytest.fixture(scope="module")
-def served(runtime, tiny_shop, tmp_path_factory):
+def served(airflow_runtime, tiny_shop, tmp_path_factory):
     """A warehouse of its own that went through a good ingest run (an asset event) and serves a
     previous recommendation version. Each test compares the state before and after its own run."""
     from ml.orchestration.local import run_dag

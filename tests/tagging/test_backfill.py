@@ -25,7 +25,10 @@ DAYS = ("2026-10-25", "2026-10-27")
 
 
 def _train(model: str, params: dict | None = None) -> str:
-    res = train_tagger(model, params or {}, run_id=f"test-{model}", test_share=0.3, min_labels=2)
+    """A registered tagger without zero-shot tags (the zero-shot path has its own tests)."""
+    res = train_tagger(
+        model, params or {}, run_id=f"test-{model}", test_share=0.3, min_labels=2, zero_shot_threshold=None
+    )
     evaluate_and_gate_tagger([res], run_id=f"test-{model}", test_share=0.3, min_labels=2)
     return res["version_id"]
 

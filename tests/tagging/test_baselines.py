@@ -54,3 +54,19 @@ def test_fit_rejects_mismatched_inputs(vocabulary):
     texts, labels = make_corpus(5)
     with pytest.raises(ValueError, match="5 texts but 4 label lists"):
         NaiveBayesTagger().fit(texts, labels[:4], vocabulary)
+
+
+def test_hyper_parameters_are_chosen_on_training_items_only(corpus, vocabulary):
+    from ml.tagging.data import TrainingSet
+    from ml.tagging.train import select_params
+
+    texts, labels = corpus
+    is_test = np.arange(len(texts)) >= 45
+    data = TrainingSet(
+        [f"I{i}" for i in range(len(texts))], texts, labels, is_test, sorted({t for ls in labels for t in ls}), []
+    )
+    grid = [{"alpha": 10.0}, {"alpha": 0.01}]
+    best, trials = select_params("naive_bayes", grid, data, vocabulary, valid_share=0.3)
+    assert [t["params"] for t in trials] == grid
+    assert best == max(trials, key=lambda t: t["validation_macro_f1"])["params"]
+    assert best == {"alpha": 0.01}  # heavy smoothing washes the word evidence out
