@@ -11,7 +11,8 @@ Loads landing batches (CSV, JSON Lines, Parquet) into the warehouse `raw` schema
   and the task fails without retrying, so nothing downstream (features, training, publishing)
   runs. Gate results: `quality.gate_runs`, Data Docs under `$INTERESTFLOW_HOME/data_docs/`.
 
-Emits the `raw_events` asset, which schedules `build_features`.
+Emits the `raw_events` asset, which schedules `build_features`. A run that accepts no new row
+(nothing landed since the last run, or only files already ingested) is skipped and emits nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ def ingest_events():
     def load_landing_batches(params=None) -> list[dict]:
         from ml.tasks.ingest import ingest_landing
 
-        return ingest_landing(params["paths"] or None, threshold=params["quarantine_threshold"])
+        return ingest_landing(
+            params["paths"] or None, threshold=params["quarantine_threshold"], skip_when_nothing_new=True
+        )
 
     load_landing_batches()
 

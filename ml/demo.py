@@ -72,6 +72,9 @@ def collect_summary(runs: dict[str, str], users_to_show: int = 3) -> dict[str, A
             [users_to_show],
             con,
         )
+    from ml.quality.summary import latest_gate_runs
+
+    gates = latest_gate_runs(wh)
     reg = Registry(wh)
     versions = reg.versions()
     trained = versions[versions["run_id"] == runs.get("retrain_models", "")]
@@ -91,6 +94,7 @@ def collect_summary(runs: dict[str, str], users_to_show: int = 3) -> dict[str, A
             }
             for r in trained.itertuples()
         ],
+        "quality_gates": gates,
         "gate": None if last is None else {"promoted": bool(last["promoted"]), "reason": last["reason"]},
         "published": None
         if pub.empty
@@ -117,6 +121,9 @@ def render(summary: dict[str, Any]) -> str:
     ]
     for t, c in summary["landed"].items():
         out.append(f"  {t:<8} {c['rows']:>9,} rows  {c['accepted']:>9,} accepted  {c['quarantined']:>6,} quarantined")
+    from ml.quality.summary import render_gate_runs
+
+    out.append(render_gate_runs(summary.get("quality_gates", [])))
     out.append("Models trained (time-based holdout, last 7 days):")
     for m in summary["models"]:
         metrics = "  ".join(f"{k}={v}" for k, v in m.items() if "@" in k)

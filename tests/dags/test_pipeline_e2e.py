@@ -54,3 +54,16 @@ def test_rerunning_publish_for_the_same_run_gives_identical_rows(pipeline_runs):
     after = wh.query("select user_id, rank, item_id, score from serving.recommendations_current order by 1, 2")
     assert again["rows"] == len(before)
     assert before.equals(after)
+
+
+def test_demo_summary_reports_gates_models_and_the_published_table(pipeline_runs):
+    from ml.demo import collect_summary, render
+
+    summary = collect_summary({d: r.run_id for d, r in pipeline_runs.items()})
+    gates = {g["gate"]: g for g in summary["quality_gates"]}
+    # the good tiny shop passes every gate it went through, and each gate checked something
+    assert gates and all(g["passed"] and g["n_expectations"] > 0 for g in gates.values())
+    assert summary["published"]["rows"] > 0 and summary["models"]
+    text = render(summary)
+    assert "Data-quality gates" in text and all(name in text for name in gates)
+    assert summary["published"]["table"] in text

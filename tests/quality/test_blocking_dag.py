@@ -122,3 +122,15 @@ def test_drifted_batch_trips_the_gate_and_nothing_downstream_runs(in_served, tin
     assert not gate["passed"]
     assert any(f["column"] == "price" for f in json.loads(gate["failures"]))
     assert str(data_docs) in gate["data_docs_path"]
+
+
+def test_a_run_with_nothing_new_is_skipped_and_emits_no_asset_event(in_served, tiny_shop):
+    from ml.orchestration.local import run_dag
+
+    wh, previous, _ = in_served
+    before = _state(wh)
+    assert before["current"] == previous
+    run = run_dag("ingest_events", {"paths": [str(tiny_shop)]})  # the same files again
+    states = {ti.task_id: str(ti.state).lower().rsplit(".", 1)[-1] for ti in run.get_task_instances()}
+    assert states == {"load_landing_batches": "skipped"}
+    assert _state(wh) == before  # no asset event: build_features is not scheduled for nothing
