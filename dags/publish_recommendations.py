@@ -12,6 +12,15 @@ a slate of `k` items per active user atomically: a new version table
   `recommendation_id` that feedback events carry back.
 * The slot allocator reserves `exploration_budget` (share of slots per user segment) for candidate
   interests, scaled down for users with fewer than `min_sessions` sessions.
+* Campaign windows (`ml/marketing/campaigns/*.yml`) active at the campaign clock (`campaign_at`,
+  default the newest event) re-rank boosted items within each campaign's share of slots for
+  users outside its hashed holdout (`campaign_holdout_share` overrides its size); exploration
+  slots are never touched and propensities are recomputed, the `campaign` column names the
+  campaign that promoted a row. Outside every window nothing changes.
+* New items get a bounded exposure budget (`new_item_budget`): with probability
+  `slot_probability` a user's last slot shows a new item matching the user's interests, flagged
+  `is_exploration`/`new_item` with its exact propensity, at most `daily_cap` expected impressions
+  per item; items graduate once their CTR interval is narrower than `ci_width`.
 * Randomness is seeded per (user, day): re-running the same DAG run rewrites the same rows. The
   last `keep_versions` versions are kept for rollback (`python -m ml publish rollback --to VERSION`).
 """
@@ -22,6 +31,7 @@ from airflow.sdk import Param, dag, task
 
 from interestflow_defaults import CHAMPION_MODEL, DEFAULT_ARGS, RECOMMENDATIONS, START, WAREHOUSE_POOL
 from ml.explore.defaults import DEFAULT_EXPLORATION_BUDGET, DEFAULT_MIN_SESSIONS, DEFAULT_PROPENSITY_DRAWS
+from ml.marketing.defaults import DEFAULT_NEW_ITEM_BUDGET
 
 
 @dag(
@@ -55,6 +65,25 @@ from ml.explore.defaults import DEFAULT_EXPLORATION_BUDGET, DEFAULT_MIN_SESSIONS
         "propensity_draws": Param(
             DEFAULT_PROPENSITY_DRAWS, type="integer", minimum=1, description="Monte Carlo slates per user."
         ),
+        "campaigns": Param(
+            True, type="boolean", description="Apply the campaign windows active at the campaign clock."
+        ),
+        "campaign_at": Param(
+            "", type="string", description="Campaign clock (ISO time); empty = the newest event in the warehouse."
+        ),
+        "campaign_holdout_share": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=0.99,
+            description="Share of users held out of every campaign; empty = each campaign's own holdout_share.",
+        ),
+        "new_item_budget": Param(
+            DEFAULT_NEW_ITEM_BUDGET,
+            type="object",
+            description="New-item exposure: slot_probability (0 = off), daily_cap, ci_width, relative, targeted, "
+            "max_age_days.",
+        ),
     },
 )
 def publish_recommendations():
@@ -71,6 +100,10 @@ def publish_recommendations():
             exploration_budget=params["exploration_budget"],
             min_sessions=params["min_sessions"],
             propensity_draws=params["propensity_draws"],
+            campaigns=params["campaigns"],
+            campaign_at=params["campaign_at"] or None,
+            campaign_holdout_share=params["campaign_holdout_share"],
+            new_item_budget=params["new_item_budget"],
         )
 
     publish()

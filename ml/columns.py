@@ -16,7 +16,11 @@ WEIGHT = "weight"
 EVENT_TYPES = ("view", "search", "add_to_cart", "purchase", "review", "impression", "click")
 ITEM_EVENT_TYPES = ("view", "add_to_cart", "purchase", "review", "impression", "click")
 
-# landing contract: table -> {column: kind}; kinds: str, time, float, int, json
+# landing contract: table -> {column: kind}; kinds: str, time, float, int, json, bool.
+# Columns outside REQUIRED are optional: a file may leave them out or blank. For users'
+# ``marketing_opt_out`` (true/false, 1/0, yes/no) "absent or blank" means *not stated*: it is
+# stored as null, and staging keeps the user's latest stated value (false when never stated),
+# so an export in the older format cannot silently undo an opt-out.
 LANDING: dict[str, dict[str, str]] = {
     "items": {
         "item_id": "str",
@@ -43,13 +47,17 @@ LANDING: dict[str, dict[str, str]] = {
         "recommendation_id": "str",
         "position": "int",
     },
-    "users": {"user_id": "str", "signup_time": "time", "country": "str"},
+    "users": {"user_id": "str", "signup_time": "time", "country": "str", "marketing_opt_out": "bool"},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "items": ("item_id", "title", "category_path", "price"),
     "events": ("event_id", "event_time", "user_id", "event_type"),
     "users": ("user_id",),
 }
+# accepted spellings of the contract's booleans (case-insensitive, surrounding blanks ignored)
+BOOL_TRUE = ("true", "t", "yes", "y", "1")
+BOOL_FALSE = ("false", "f", "no", "n", "0")
+MARKETING_OPT_OUT = "marketing_opt_out"
 KEYS = {"items": "item_id", "events": "event_id", "users": "user_id"}
 
 # implicit-feedback weights per event type (the dbt var `event_weights` mirrors these)

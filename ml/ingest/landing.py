@@ -6,6 +6,9 @@ code and its original values, so ``rows == accepted + quarantined`` for every fi
 * Whole-file problems (unreadable or truncated file, wrong format, not UTF-8, missing required
   columns) raise :class:`LandingFileError` (CLI exit code 2) before anything is written. An
   empty file is a batch of 0 rows. Columns outside the contract are kept in ``_extra`` (JSON).
+  Optional contract columns may be absent (an older export format): they load as null. For
+  ``users.marketing_opt_out`` null means "not stated" and staging keeps the user's latest stated
+  value (false when never stated); a value that is not a boolean is ``wrong_type``.
 * Row rules (:data:`RULES`) give each bad row the reason code of the first rule it breaks.
 * A batch whose share of bad rows exceeds the threshold (default 5 %), or whose accepted rows
   fail the landing gate (``ml/quality/suites/landing_<table>.yml``), is *blocked*
@@ -46,7 +49,7 @@ TABLE_ORDER = ("items", "users", "events")
 RULES: dict[str, str] = {
     "malformed_row": "the line could not be parsed (CSV row with the wrong number of fields, or not a JSON object)",
     "missing_required": "a required field is empty",
-    "wrong_type": "a value does not parse as the contract's type (number, integer, timestamp, JSON object)",
+    "wrong_type": "a value does not parse as the contract's type (number, integer, timestamp, JSON object, boolean)",
     "unknown_event_type": "event_type is not one of " + ", ".join(C.EVENT_TYPES),
     "missing_item_id": "item_id is empty on an event type that needs an item (all but search)",
     "bad_category_path": "category_path has an empty level ('Women >  > Boots')",
@@ -72,8 +75,10 @@ RAW_DDL = {
     "events": """event_id varchar, event_time timestamptz, user_id varchar, session_id varchar,
         event_type varchar, item_id varchar, query varchar, price double precision, quantity integer,
         rating integer, review_text varchar, recommendation_id varchar, position integer""",
-    "users": "user_id varchar, signup_time timestamptz, country varchar",
+    "users": "user_id varchar, signup_time timestamptz, country varchar, marketing_opt_out boolean",
 }
+# columns added to the contract after a raw table may already exist: (table, column, type)
+RAW_MIGRATIONS = (("users", "marketing_opt_out", "boolean"),)
 META_DDL = "_extra varchar, _batch_id varchar, _row_number bigint, _ingested_at timestamptz"
 MALFORMED = "__malformed__"
 _MAGIC = {b"PAR1": "Parquet", b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "ZIP/Excel"}
@@ -302,6 +307,23 @@ def _to_num(s: pd.Series) -> pd.Series:
     return pd.to_numeric(s.map(lambda x: x.strip() if isinstance(x, str) else x), errors="coerce")
 
 
+def _to_bool(s: pd.Series) -> pd.Series:
+    """Contract booleans: true/false, 1/0, yes/no (any case) or real booleans; anything else
+    (and a missing value) becomes <NA>, which the caller flags as ``wrong_type`` when not blank."""
+
+    def one(x: Any) -> bool | None:
+        if x is None or x is pd.NA or (isinstance(x, float) and np.isnan(x)):
+            return None
+        if isinstance(x, bool | np.bool_):
+            return bool(x)
+        if isinstance(x, int | np.integer | float | np.floating):
+            return bool(x) if x in (0, 1) else None
+        text = str(x).strip().lower()
+        return True if text in C.BOOL_TRUE else False if text in C.BOOL_FALSE else None
+
+    return s.map(one).astype("boolean")
+
+
 def _json_ok(x: object) -> bool:
     try:
         return isinstance(json.loads(str(x)), dict)
@@ -357,6 +379,9 @@ def validate(
             flag(~blank & v.notna() & ~np.isfinite(v.fillna(0)), "wrong_type")
             if kind == "int":
                 flag(~blank & v.notna() & (v != np.floor(v.fillna(0))), "wrong_type")
+        elif kind == "bool":
+            v = _to_bool(s.where(~blank, None))
+            flag(~blank & v.isna(), "wrong_type")
         elif kind == "json":
             v = s.where(~blank, None)
             ok = v.map(lambda x: x is None or isinstance(x, dict) or _json_ok(x))
@@ -443,6 +468,8 @@ def ensure_raw_tables(wh: Warehouse, con: Any) -> None:
     wh.ensure_schemas(con)
     for t, ddl in RAW_DDL.items():
         wh.execute(con, f"create table if not exists raw.{t} ({ddl}, {META_DDL})")
+    for t, col, typ in RAW_MIGRATIONS:
+        wh.execute(con, f"alter table raw.{t} add column if not exists {col} {typ}")
     wh.execute(
         con,
         """create table if not exists raw.quarantine (batch_id varchar, file varchar,
@@ -504,6 +531,8 @@ def _stored_versions(wh: Warehouse, con: Any, table: str, keys: pd.Series) -> di
             stored[col] = _to_time(stored[col])
         elif kind in ("float", "int"):
             stored[col] = pd.to_numeric(stored[col], errors="coerce")
+        elif kind == "bool":
+            stored[col] = _to_bool(stored[col])
     return dict(zip(stored[key], fingerprints(table, stored), strict=True))
 
 

@@ -3,7 +3,8 @@
 An audience spec (a YAML file in ``ml/marketing/audiences/`` or a dict from DAG Params) says
 which interest tags qualify a user and with what minimum weight, whether candidate tags count,
 how recent the evidence must be, which segments and spend band, and whom to exclude (recent
-purchasers, users who opted out of marketing — always excluded, whatever the spec says).
+purchasers, users who opted out of marketing — always excluded, whatever the spec says, and so
+are profiles without a user record, whose consent is unknown).
 
 Frames (column names below are the warehouse contract):
 - profiles: user_id, tag, weight, evidence_count, last_seen, status ('known'|'candidate')
@@ -123,8 +124,15 @@ def build_audience(
             excluded[reason] = excluded.get(reason, 0) + n
         members = members[~mask.to_numpy()]
 
-    opted = set(u.index[u.get("marketing_opt_out", pd.Series(False, index=u.index)).fillna(False).astype(bool)])
+    if "marketing_opt_out" not in u:
+        raise ValueError("users need a marketing_opt_out column: consent must be known to build an audience")
+    consent = u["marketing_opt_out"]
+    if consent.isna().any():
+        raise ValueError(f"marketing_opt_out is null for {int(consent.isna().sum())} users: consent must be known")
+    opted = set(u.index[consent.astype(bool)])
     drop(members["user_id"].isin(opted), "opted_out")
+    # a profile without a user record has no known consent: never contact it
+    drop(~members["user_id"].isin(u.index), "no_consent_record")
     if spec.segments is not None and "segment" in u:
         seg = members["user_id"].map(u["segment"])
         drop(~seg.isin(spec.segments), "segment")
@@ -146,7 +154,8 @@ def build_audience(
 
     threshold, added = None, 0
     if spec.lookalike.max_size > 0 and len(members):
-        blocked = set(members["user_id"]) | opted | set(spec.exclude_users)
+        unknown = set(profiles["user_id"]) - set(u.index)  # no consent record: never a lookalike either
+        blocked = set(members["user_id"]) | opted | set(spec.exclude_users) | unknown
         look = lookalikes(profiles, members["user_id"], spec.lookalike, blocked)
         threshold = spec.lookalike.min_similarity
         added = len(look)

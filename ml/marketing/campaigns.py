@@ -154,3 +154,178 @@ def uplift(per_user: pd.DataFrame, campaign: Campaign, metric: str, n_boot: int 
         float(lo),
         float(hi),
     )
+
+
+# ---- campaigns in the publish step ------------------------------------------------------------
+
+
+def active_campaigns(
+    campaigns: dict[str, Campaign], at: datetime, holdout_share: float | None = None
+) -> list[Campaign]:
+    """Campaigns whose window contains ``at``, in name order; ``holdout_share`` (a DAG Param)
+    overrides every campaign's own holdout size when given."""
+    out = [c for _, c in sorted(campaigns.items()) if c.active(at)]
+    if holdout_share is not None:
+        from dataclasses import replace
+
+        out = [replace(c, holdout_share=float(holdout_share)) for c in out]
+    return out
+
+
+def boosted_items(campaign: Campaign, item_tags: pd.DataFrame) -> set[str]:
+    """Items a campaign boosts: its listed items and every item carrying a boosted tag
+    (``item_tags``: item_id, tag; any tag kind: cat:, style:, tier:)."""
+    tagged = item_tags.loc[item_tags["tag"].isin(campaign.boost_tags), "item_id"].astype(str)
+    return set(tagged) | {str(i) for i in campaign.boost_items}
+
+
+def rerank_slate(
+    items: np.ndarray,
+    scores: np.ndarray,
+    fixed: np.ndarray,
+    boosted: set[int],
+    extra: dict[int, float],
+    boost: float,
+    cap: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One slate of k slots re-ranked for one campaign.
+
+    ``items`` (k,) item codes (-1 empty), ``scores`` (k,) their slot values, ``fixed`` (k,) slots
+    that keep their item (exploration slots, empty slots); ``boosted`` codes the campaign boosts;
+    ``extra`` boosted codes of the user's candidates that are not in the slate, with the value
+    they would have in it. The ``cap`` best boosted items (by boosted value) get their value x
+    (1 + boost); other boosted items keep their plain value (and those outside the slate stay
+    out). The free slots are refilled, best value first, from their own items and the promoted
+    ones. Returns (items, values, promoted) of shape (k,); ``promoted`` marks the slots holding
+    an item this campaign promoted."""
+    free = np.flatnonzero(~fixed & (items >= 0))
+    pool: dict[int, float] = {int(items[j]): float(scores[j]) for j in free}
+    in_fixed = {int(c) for c in items[fixed]}
+    cands = {c: v for c, v in pool.items() if c in boosted}
+    cands.update({c: v for c, v in extra.items() if c not in pool and c not in in_fixed})
+    ranked = sorted(cands.items(), key=lambda cv: (-cv[1], cv[0]))[: max(cap, 0)]
+    promoted = {c for c, _ in ranked}
+    for c, v in ranked:
+        pool[c] = v * (1.0 + boost)
+    order = sorted(pool.items(), key=lambda cv: (-cv[1], cv[0]))[: len(free)]
+    out_items, out_scores = items.copy(), scores.astype(float).copy()
+    touched = np.zeros(len(items), dtype=bool)
+    for j, (c, v) in zip(free, order, strict=False):
+        out_items[j], out_scores[j], touched[j] = c, v, c in promoted
+    return out_items, out_scores, touched
+
+
+def campaign_slates(
+    slates: pd.DataFrame,
+    policy: Any,
+    contexts: list[Any],
+    k: int,
+    day: str,
+    n_draws: int,
+    campaigns: list[Campaign],
+    item_tags: pd.DataFrame,
+    labels: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """Apply active campaigns to published slates (the rows of ``ml.explore.slate.build_slates``).
+
+    Users in a campaign's holdout keep their slate. For a treatment user whose candidates hold
+    a boosted item, the user's slate draws are reproduced (same seed per user and day), every
+    draw is re-ranked by :func:`rerank_slate` (exploration slots stay where the policy put them,
+    so ``is_exploration`` is unchanged), and the propensity of each shown item is recomputed
+    from the re-ranked draws: it stays the exact (or Monte Carlo) probability that this serving
+    process shows that item at that slot. Adds the nullable column ``campaign``: the campaign
+    that promoted the row's item, null on every other row. Outside every window the rows are
+    returned unchanged (plus a null ``campaign``)."""
+    from ml.explore.slate import item_codes, sample_slates, tag_label, user_seed
+
+    out = slates.assign(campaign=pd.Series([None] * len(slates), index=slates.index, dtype=object))
+    if not campaigns or out.empty:
+        return out
+    plans = [(c, boosted_items(c, item_tags), math.floor(c.max_share * k)) for c in campaigns]
+    arms = {c.name: dict(zip(out["user_id"].unique(), arm(out["user_id"].unique(), c), strict=True)) for c in campaigns}
+    by_user = {u: g for u, g in out.groupby("user_id", sort=False)}
+    replaced: list[pd.DataFrame] = []
+    for ctx in contexts:
+        rows = by_user.get(ctx.user_id)
+        if rows is None:
+            continue
+        _, flat, _ = item_codes(ctx)
+        flat_str = flat.astype(str)
+        todo = []
+        for c, items, cap in plans:
+            if arms[c.name].get(ctx.user_id) != TREATMENT or cap < 1:
+                continue
+            codes = {int(i) for i in np.flatnonzero(np.isin(flat_str, list(items)))}
+            if codes:
+                todo.append((c, codes, cap))
+        if not todo:
+            continue
+        rng = np.random.default_rng(user_seed(ctx.user_id, day))
+        draws = sample_slates(policy, ctx, k, rng, n_draws)
+        exploit = np.asarray(policy.exploit_values(ctx), dtype=np.float64)
+        tag_of = np.repeat(np.arange(len(ctx.items)), [len(x) for x in ctx.items])
+        value = exploit[tag_of] * np.concatenate([np.asarray(s, float) for s in ctx.item_scores])
+        new_items, new_scores = draws.items.copy(), draws.scores.copy()
+        who = np.full(draws.items.shape, None, dtype=object)
+        fixed = draws.explore | (draws.items < 0)
+        # re-rank each distinct draw once (many draws repeat the same slate)
+        uniq, inverse = np.unique(draws.items, axis=0, return_inverse=True)
+        inverse = np.asarray(inverse).ravel()
+        for u_row in range(len(uniq)):
+            same = inverse == u_row
+            r = int(np.flatnonzero(same)[0])
+            its, scs = draws.items[r].copy(), draws.scores[r].copy()
+            promoted_by: dict[int, str] = {}
+            for c, codes, cap in todo:
+                shown = set(its.tolist())
+                extra = {x: float(value[x]) for x in codes if x not in shown}
+                its, scs, touched = rerank_slate(its, scs, fixed[r], codes, extra, c.boost, cap)
+                promoted_by.update({int(its[j]): c.name for j in np.flatnonzero(touched)})
+            new_items[same], new_scores[same] = its, scs
+            who[same] = np.array([promoted_by.get(int(x)) for x in its], dtype=object)
+        prop = (new_items == new_items[:1]).mean(axis=0)
+        se = np.sqrt(prop * (1.0 - prop) / len(new_items)) if len(new_items) > 1 else np.zeros(k)
+        old = rows.set_index("item_id")
+        recs = []
+        for j in range(k):
+            code = int(new_items[0, j])
+            if code < 0:
+                continue
+            item = str(flat[code])
+            t = int(tag_of[code])
+            if item in old.index:
+                base = old.loc[item].to_dict()
+            else:  # a boosted candidate the plain slate did not show
+                base = rows.iloc[0].to_dict()
+                base.update(
+                    reason=f"featured: {tag_label(ctx.tags[t], labels)}",
+                    reason_tag=ctx.tags[t],
+                    arm_features=_features_json(ctx.features[t]),
+                )
+                base["is_exploration"] = False
+            base.update(
+                item_id=item,
+                rank=j + 1,
+                score=float(new_scores[0, j]),
+                propensity=float(prop[j]),
+                propensity_se=float(se[j]),
+                campaign=who[0, j],
+            )
+            if base["campaign"] is not None and item in old.index:
+                base["reason"] = f"featured: {base['reason']}"
+            recs.append(base)
+        replaced.append(pd.DataFrame(recs, columns=out.columns))
+    if not replaced:
+        return out
+    changed = set(pd.concat(replaced)["user_id"])
+    keep = out[~out["user_id"].isin(changed)]
+    merged = pd.concat([keep, *replaced], ignore_index=True)
+    order = {u: n for n, u in enumerate(out["user_id"].drop_duplicates())}
+    merged["_o"] = merged["user_id"].map(order)
+    return merged.sort_values(["_o", "rank"], kind="stable").drop(columns="_o").reset_index(drop=True)
+
+
+def _features_json(row: np.ndarray) -> str:
+    import json
+
+    return json.dumps([round(float(x), 6) for x in row], separators=(",", ":"))

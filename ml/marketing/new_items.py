@@ -12,6 +12,7 @@ than ``ci_width`` (absolute, or relative to the estimate when ``relative=True``)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,8 @@ import pandas as pd
 
 @dataclass
 class NewItemBudget:
+    """How much exposure new items get and when they stop being new (see the module docstring)."""
+
     slot_probability: float = 0.3  # q: chance a user's exploration slot goes to a new item
     daily_cap: int = 200  # at most this many expected impressions per new item per day
     ci_width: float = 0.5  # graduation threshold
@@ -60,20 +63,16 @@ def graduated(clicks: np.ndarray, impressions: np.ndarray, budget: NewItemBudget
     return (np.asarray(impressions) > 0) & (width < budget.ci_width)
 
 
-def allocate(
-    user_tags: pd.DataFrame,
-    item_tags: pd.DataFrame,
-    new_items: list[str],
-    budget: NewItemBudget,
-    seed: int,
+def exposure_plan(
+    user_tags: pd.DataFrame, item_tags: pd.DataFrame, new_items: list[str], budget: NewItemBudget
 ) -> pd.DataFrame:
-    """One day's new-item slots. ``user_tags``: user_id, tag (the user's known+candidate tags);
-    ``item_tags``: item_id, tag. Returns user_id, item_id, propensity, matched (bool)."""
-    rng = np.random.default_rng(seed)
+    """Every (user, new item) pair that may be shown, with its exact propensity
+    ``q / |M_u| * a_i`` (see the module docstring). Returns user_id, item_id, propensity, matched."""
     users = np.sort(user_tags["user_id"].unique())
     it = item_tags[item_tags["item_id"].isin(new_items)]
+    matches = user_tags.merge(it, on="tag")[["user_id", "item_id"]].drop_duplicates()
     if budget.targeted:
-        pairs = user_tags.merge(it, on="tag")[["user_id", "item_id"]].drop_duplicates()
+        pairs = matches
     else:
         pairs = pd.MultiIndex.from_product([users, sorted(new_items)], names=["user_id", "item_id"]).to_frame(
             index=False
@@ -84,21 +83,102 @@ def allocate(
     pairs = pairs.assign(p_pick=budget.slot_probability / m_u)
     expected = pairs.groupby("item_id")["p_pick"].sum()
     accept = np.minimum(1.0, budget.daily_cap / expected)
-    pairs["propensity"] = pairs["p_pick"] * pairs["item_id"].map(accept)
+    pairs["accept"] = pairs["item_id"].map(accept)
+    pairs["propensity"] = pairs["p_pick"] * pairs["accept"]
+    pairs = pairs.merge(matches.assign(matched=True), on=["user_id", "item_id"], how="left")
+    pairs["matched"] = pairs["matched"].fillna(False).astype(bool)
+    return pairs.reset_index(drop=True)
+
+
+def allocate(
+    user_tags: pd.DataFrame,
+    item_tags: pd.DataFrame,
+    new_items: list[str],
+    budget: NewItemBudget,
+    seed: int,
+) -> pd.DataFrame:
+    """One day's new-item slots. ``user_tags``: user_id, tag (the user's known+candidate tags);
+    ``item_tags``: item_id, tag. Returns user_id, item_id, propensity, matched (bool)."""
+    rng = np.random.default_rng(seed)
+    pairs = exposure_plan(user_tags, item_tags, new_items, budget)
+    if pairs.empty:
+        return pairs
     # draw: does the user get a slot, which item, is it kept
     slot_users = pairs["user_id"].drop_duplicates()
     gets = slot_users[rng.random(len(slot_users)) < budget.slot_probability]
     cand = pairs[pairs["user_id"].isin(set(gets))].copy()
     cand["u"] = rng.random(len(cand))
     chosen = cand.sort_values(["user_id", "u"]).groupby("user_id").head(1)
-    kept = chosen[rng.random(len(chosen)) < chosen["item_id"].map(accept).to_numpy()]
-    matched = kept.merge(
-        user_tags.merge(it, on="tag")[["user_id", "item_id"]].drop_duplicates().assign(matched=True),
-        on=["user_id", "item_id"],
-        how="left",
+    kept = chosen[rng.random(len(chosen)) < chosen["accept"].to_numpy()]
+    return kept[["user_id", "item_id", "propensity", "matched"]].reset_index(drop=True)
+
+
+def new_item_candidates(item_features: pd.DataFrame, budget: NewItemBudget, max_age_days: float) -> pd.DataFrame:
+    """Items still "new": released at most ``max_age_days`` before the as-of time (or after it)
+    and not yet graduated. ``item_features``: item_id, age_days, n_impressions, n_clicks.
+    Returns those rows with ``graduated`` (False) kept for the report."""
+    f = item_features.copy()
+    f["graduated"] = graduated(
+        f["n_clicks"].fillna(0).to_numpy(float), f["n_impressions"].fillna(0).to_numpy(float), budget
     )
-    matched["matched"] = matched["matched"].fillna(False).astype(bool)
-    return matched[["user_id", "item_id", "propensity", "matched"]].reset_index(drop=True)
+    young = f["age_days"].fillna(np.inf) <= max_age_days
+    return f[young & ~f["graduated"]].reset_index(drop=True)
+
+
+def place_new_items(
+    slates: pd.DataFrame,
+    user_tags: pd.DataFrame,
+    item_tags: pd.DataFrame,
+    new_items: list[str],
+    budget: NewItemBudget,
+    seed: int,
+    arm_features: Callable[[str, str], str | None] | None = None,
+) -> pd.DataFrame:
+    """Spend the new-item budget in the published slates (rows of ``build_slates``).
+
+    Every user with matching new items gets, with the exact probability of :func:`exposure_plan`,
+    one new item in the last slot of the slate, flagged ``is_exploration`` with its propensity
+    ``q / |M_u| * a_i``. The item the policy put in that slot is shown only when no new item
+    is drawn, so its propensity is scaled by ``1 - rho_u`` (rho_u: the user's total new-item
+    probability): every published propensity stays the exact probability of that item at that
+    slot. A user's slate never repeats an item. Adds the boolean column ``new_item``."""
+    out = slates.assign(new_item=False)
+    users = out["user_id"].unique()
+    ut = user_tags[user_tags["user_id"].isin(users)]
+    plan = exposure_plan(ut, item_tags, new_items, budget)
+    if plan.empty or out.empty:
+        return out
+    # a new item already in the user's slate cannot be drawn for it
+    shown = set(zip(out["user_id"], out["item_id"], strict=True))
+    drawn = allocate(ut, item_tags, new_items, budget, seed)
+    drawn = drawn[[(u, i) not in shown for u, i in zip(drawn["user_id"], drawn["item_id"], strict=True)]]
+    rho = plan.groupby("user_id")["propensity"].sum()
+    last = out.groupby("user_id")["rank"].transform("max") == out["rank"]
+    tag_of = item_tags[item_tags["item_id"].isin(new_items)].drop_duplicates("item_id").set_index("item_id")["tag"]
+    idx_last = out.index[last]
+    scale = 1.0 - out.loc[idx_last, "user_id"].map(rho).fillna(0.0)
+    out.loc[idx_last, "propensity"] = out.loc[idx_last, "propensity"] * scale
+    out.loc[idx_last, "propensity_se"] = out.loc[idx_last, "propensity_se"] * scale
+    pick = dict(zip(drawn["user_id"], zip(drawn["item_id"], drawn["propensity"], strict=True), strict=True))
+    for i in idx_last:
+        u = out.at[i, "user_id"]
+        if u not in pick:
+            continue
+        item, p = pick[u]
+        tag = str(tag_of.get(item, ""))
+        out.at[i, "item_id"] = item
+        out.at[i, "propensity"] = float(p)
+        out.at[i, "propensity_se"] = 0.0
+        out.at[i, "is_exploration"] = True
+        out.at[i, "new_item"] = True
+        out.at[i, "reason_tag"] = tag
+        out.at[i, "reason"] = f"something new for you: just in, {tag.split(':', 1)[-1].replace('_', ' ')}"
+        if "campaign" in out:
+            out.at[i, "campaign"] = None
+        feats = arm_features(u, tag) if arm_features is not None else None
+        if feats is not None and "arm_features" in out:
+            out.at[i, "arm_features"] = feats
+    return out
 
 
 def impressions_to_judge(ctr: float, budget: NewItemBudget, z: float = 1.96) -> int:

@@ -40,6 +40,7 @@ SIZES: dict[str, ShopSize] = {
 
 DEFAULT_END = datetime(2026, 10, 31, tzinfo=UTC)
 NEW_ITEM_SHARE = 0.03  # items released after the last event: no interactions yet
+OPT_OUT_SHARE = 0.08  # users who opted out of marketing (never in an audience)
 POSITION_BIAS = np.array([1.0, 0.75, 0.55, 0.42, 0.33])
 COLORS = ["black", "white", "navy", "olive", "red", "beige", "grey", "blue", "green", "pink"]
 MATERIALS = ["cotton", "leather", "wool", "steel", "wood", "ceramic", "nylon", "linen", "glass"]
@@ -360,11 +361,16 @@ def _items(rng: np.random.Generator, n: int, start: datetime, end: datetime) -> 
 def _users(rng: np.random.Generator, n: int, start: datetime) -> pd.DataFrame:
     countries = ["DE", "FR", "GB", "NL", "ES", "IT", "SE", "PL"]
     signup = [start - timedelta(days=float(d)) for d in rng.uniform(0, 700, n)]
+    countries_drawn = rng.choice(countries, n)
+    # consent draws from its own stream so that every other draw of the shop stays the same
+    seq = cast(np.random.SeedSequence, rng.bit_generator.seed_seq)
+    consent_rng = np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 0xC0C5)))
     return pd.DataFrame(
         {
             "user_id": [f"U{i + 1:07d}" for i in range(n)],
             "signup_time": [s.replace(microsecond=0) for s in signup],
-            "country": rng.choice(countries, n),
+            "country": countries_drawn,
+            "marketing_opt_out": consent_rng.random(n) < OPT_OUT_SHARE,
         }
     )
 

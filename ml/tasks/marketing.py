@@ -8,9 +8,20 @@ from typing import Any
 
 import pandas as pd
 
+from ml import columns as C
 from ml.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
+
+
+def _has_column(wh: Warehouse, con: Any, schema: str, table: str, column: str) -> bool:
+    found = wh.query(
+        "select count(*) as n from information_schema.columns where table_schema = ? and table_name = ? "
+        "and column_name = ?",
+        [schema, table, column],
+        con,
+    )
+    return bool(int(found["n"].iloc[0]))
 
 
 def _read_optional(wh: Warehouse, con: Any, schema: str, table: str, sql: str) -> pd.DataFrame | None:
@@ -18,8 +29,9 @@ def _read_optional(wh: Warehouse, con: Any, schema: str, table: str, sql: str) -
 
 
 def load_audience_inputs(wh: Warehouse) -> dict[str, Any]:
-    """Profiles (ML profiles when published, else the dbt mart), users with consent, segment
-    and spend, recent purchases, and the as-of time (newest event)."""
+    """Profiles (ML profiles when published, else the dbt mart), users with consent and spend
+    (``marts.user_features``; a mart without the consent column is an error, never "nobody
+    opted out"), segments, recent purchases, and the as-of time (newest event)."""
     with wh.connect(read_only=True) as con:
         profiles = None
         views = wh.query(
@@ -41,22 +53,21 @@ def load_audience_inputs(wh: Warehouse) -> dict[str, Any]:
                 None,
                 con,
             )
-        users = wh.query("select * from staging.stg_shop__users", None, con)
-        if "marketing_opt_out" not in users:
-            users["marketing_opt_out"] = False
+        if not _has_column(wh, con, "marts", "user_features", C.MARKETING_OPT_OUT):
+            raise RuntimeError(
+                "marts.user_features has no marketing_opt_out column: consent is unknown, so no audience "
+                "can be published. Re-ingest and run build_features (dbt build) first."
+            )
+        users = wh.query(f"select user_id, {C.MARKETING_OPT_OUT}, monetary from marts.user_features", None, con)
         seg = _read_optional(wh, con, "ml", "user_segments", "select user_id, segment from ml.user_segments")
-        feats = _read_optional(wh, con, "marts", "user_features", "select user_id, monetary from marts.user_features")
         purchases = wh.query(
             "select user_id, event_at from marts.interaction_events where event_type = 'purchase'", None, con
         )
         as_of = pd.Timestamp(
             wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
         )
-    users = users[["user_id", "marketing_opt_out"]]
     if seg is not None:
         users = users.merge(seg, on="user_id", how="left")
-    if feats is not None:
-        users = users.merge(feats, on="user_id", how="left")
     return {"profiles": profiles, "users": users, "purchases": purchases, "as_of": as_of}
 
 

@@ -40,6 +40,8 @@ PUBLISHED_COLUMNS = [
     "is_exploration",
     "recommendation_id",
     "run_id",
+    "campaign",
+    "new_item",
 ]
 
 
@@ -145,8 +147,19 @@ def publish_recommendations(
     min_sessions: int | None = None,
     propensity_draws: int = DEFAULT_PROPENSITY_DRAWS,
     candidates_per_user: int = 50,
+    campaigns: bool = True,
+    campaign_at: str | None = None,
+    campaign_holdout_share: float | None = None,
+    new_item_budget: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Apply the serving policy to the champion's candidates and publish atomically as a new version."""
+    """Apply the serving policy to the champion's candidates, then the marketing layer (active
+    campaign windows of ``ml/marketing/campaigns/``, the new-item exposure budget), and publish
+    atomically as a new version.
+
+    ``campaign_at`` is the campaign clock (default: the newest event, the same day the slates
+    are seeded with); ``campaign_holdout_share`` overrides each campaign's holdout size;
+    ``new_item_budget`` overrides ``ml.marketing.defaults.DEFAULT_NEW_ITEM_BUDGET`` key by key
+    (``slot_probability: 0`` turns discovery off)."""
     from ml.explore import store
     from ml.explore.candidates import CandidateSettings, build_contexts
     from ml.explore.slate import build_slates
@@ -164,7 +177,23 @@ def publish_recommendations(
     settings = CandidateSettings(items_per_tag=k, slate_size=k)
     contexts = build_contexts(inputs, users, settings)
     day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")
-    df = build_slates(pol, contexts, k, day, run_id, n_draws=propensity_draws, labels=store.read_labels(wh))
+    labels = store.read_labels(wh)
+    df = build_slates(pol, contexts, k, day, run_id, n_draws=propensity_draws, labels=labels)
+    df, marketing = apply_marketing(
+        wh,
+        df,
+        pol,
+        contexts,
+        inputs.items,
+        k,
+        day,
+        propensity_draws,
+        at=pd.Timestamp(campaign_at) if campaign_at else pd.Timestamp(inputs.as_of),
+        campaigns=campaigns,
+        holdout_share=campaign_holdout_share,
+        new_item_budget=new_item_budget,
+        labels=labels,
+    )
     df["policy_version"] = pol_version
     df["model_version"] = champ["version_id"]
     df["run_id"] = run_id
@@ -177,7 +206,13 @@ def publish_recommendations(
         keep=keep_versions,
         model_version=champ["version_id"],
         policy_version=pol_version,
-        meta={"policy": pol.name, "params": pol.get_params(), "propensity_draws": propensity_draws, "day": day},
+        meta={
+            "policy": pol.name,
+            "params": pol.get_params(),
+            "propensity_draws": propensity_draws,
+            "day": day,
+            "marketing": marketing,
+        },
     )
     with wh.connect() as con:
         wh.begin(con)
@@ -195,4 +230,69 @@ def publish_recommendations(
         "exploration_share": round(float(df["is_exploration"].mean()), 4) if len(df) else 0.0,
         "mean_propensity": round(float(df["propensity"].mean()), 4) if len(df) else 0.0,
         "dropped_versions": res.dropped_versions,
+        "campaigns": marketing["campaigns"],
+        "campaign_rows": int(df["campaign"].notna().sum()),
+        "new_item_rows": int(df["new_item"].sum()),
     }
+
+
+def apply_marketing(
+    wh: Warehouse,
+    slates: pd.DataFrame,
+    policy: Any,
+    contexts: list[Any],
+    arm_items: pd.DataFrame,
+    k: int,
+    day: str,
+    n_draws: int,
+    at: pd.Timestamp,
+    campaigns: bool = True,
+    holdout_share: float | None = None,
+    new_item_budget: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Campaign re-ranking, then the new-item slot, on the policy's slates (columns
+    ``campaign`` and ``new_item`` added). Returns the rows and what was applied (for the
+    publish log)."""
+    import hashlib
+
+    from ml.explore.context import FEATURES
+    from ml.marketing.campaigns import active_campaigns, campaign_slates, load_campaigns
+    from ml.marketing.defaults import DEFAULT_NEW_ITEM_BUDGET
+    from ml.marketing.new_items import NewItemBudget, new_item_candidates, place_new_items
+
+    feats = wh.query(
+        "select item_id, age_days, n_impressions, n_clicks, department_tag, category_tag, style_tag, tier_tag "
+        "from marts.item_features"
+    )
+    item_tags = feats.melt(
+        id_vars="item_id", value_vars=["department_tag", "category_tag", "style_tag", "tier_tag"], value_name="tag"
+    ).dropna(subset=["tag"])[["item_id", "tag"]]
+    live = active_campaigns(load_campaigns(), at.to_pydatetime(), holdout_share) if campaigns else []
+    df = campaign_slates(slates, policy, contexts, k, day, n_draws, live, item_tags, labels)
+    applied: dict[str, Any] = {"campaign_clock": str(at), "campaigns": [c.name for c in live]}
+
+    settings = {**DEFAULT_NEW_ITEM_BUDGET, **(new_item_budget or {})}
+    max_age = float(settings.pop("max_age_days"))
+    if float(settings.get("slot_probability", 0.0)) <= 0.0:
+        applied["new_items"] = {"enabled": False}
+        return df.assign(new_item=False), applied
+    budget = NewItemBudget(**settings)
+    fresh = new_item_candidates(feats, budget, max_age)["item_id"].astype(str).tolist()
+    weight = FEATURES.index("weight")
+    by_user = {c.user_id: c for c in contexts}
+    user_tags = pd.DataFrame(
+        [(c.user_id, t) for c in contexts for j, t in enumerate(c.tags) if c.known[j] or c.features[j, weight] > 0],
+        columns=["user_id", "tag"],
+    )
+
+    def arm_features(user: str, tag: str) -> str | None:
+        ctx = by_user.get(user)
+        if ctx is None or tag not in ctx.tags:
+            return None
+        return json.dumps([round(float(x), 6) for x in ctx.features[ctx.tags.index(tag)]], separators=(",", ":"))
+
+    seed = int.from_bytes(hashlib.sha256(f"new-items|{day}".encode()).digest()[:8], "little")
+    df = place_new_items(df, user_tags, arm_items[["item_id", "tag"]], fresh, budget, seed, arm_features)
+    applied["new_items"] = {"enabled": True, "candidates": len(fresh), "budget": {**settings, "max_age_days": max_age}}
+    return df, applied

@@ -1,5 +1,6 @@
 {{ config(contract={'enforced': true}) }}
-{#- One row per known user (profile or behaviour): profile, recency/frequency/monetary features
+{#- One row per known user (profile or behaviour): profile (with marketing consent; a user seen
+    only in events has not opted out), recency/frequency/monetary features
     with quintile scores, session habits and the strongest catalogue-derived interests. -#}
 
 with users as (
@@ -42,6 +43,7 @@ select
     u.user_id,
     p.signup_at,
     p.country,
+    cast(coalesce(p.marketing_opt_out, false) as boolean) as marketing_opt_out,
     r.first_event_at,
     r.last_event_at,
     cast(r.recency_days as double precision) as recency_days,
