@@ -37,7 +37,11 @@ class TransformerTagger(Tagger):
     Hyper-parameters: ``max_length`` (tokens per item), ``epochs``, ``batch_size``,
     ``learning_rate`` (encoder) and ``head_learning_rate`` (AdamW, linear warm-up for
     ``warmup_share`` of the steps then linear decay), ``weight_decay``, ``label_init`` and
-    ``init_scale`` (see the module docstring), ``freeze_embeddings`` (keep the token-embedding
+    ``init_scale`` (see the module docstring), ``class_weight`` (``"balanced"``: each tag of an
+    exclusive kind weighs n / (n_tags_of_kind * count) in its cross-entropy and each other tag's
+    positives weigh negatives / positives, so rare tags count as much as common ones, as with
+    scikit-learn's ``class_weight="balanced"``; ``None``: every item weighs the same),
+    ``freeze_embeddings`` (keep the token-embedding
     table fixed: half the weights, a faster step, less over-fitting of rare words),
     ``train_layers`` (fine-tune only the top N of the 6 transformer layers, no backward pass
     below them; ``None`` = all), ``threads`` (torch intra-op threads, ``None`` keeps
@@ -51,7 +55,7 @@ class TransformerTagger(Tagger):
         self,
         model_name: str = DEFAULT_ENCODER,
         max_length: int = 64,
-        epochs: int = 2,
+        epochs: int = 3,
         batch_size: int = 16,
         learning_rate: float = 1e-4,
         head_learning_rate: float = 3e-3,
@@ -59,6 +63,7 @@ class TransformerTagger(Tagger):
         warmup_share: float = 0.1,
         label_init: bool = True,
         init_scale: float = 20.0,
+        class_weight: str | None = None,
         freeze_embeddings: bool = True,
         train_layers: int | None = 3,
         threads: int | None = None,
@@ -75,6 +80,9 @@ class TransformerTagger(Tagger):
         self.warmup_share = warmup_share
         self.label_init = label_init
         self.init_scale = init_scale
+        if class_weight not in (None, "balanced"):
+            raise ValueError(f"class_weight must be None or 'balanced', got {class_weight!r}")
+        self.class_weight = class_weight
         self.freeze_embeddings = freeze_embeddings
         self.train_layers = train_layers
         self.threads = threads
@@ -133,6 +141,7 @@ class TransformerTagger(Tagger):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule)
         groups, free = self._groups()
         group_targets = [torch.from_numpy(np.argmax(Y[:, cols], axis=1)) for cols in groups]
+        group_weights, pos_weight = self._class_weights(Y, groups, free)
         generator = torch.Generator().manual_seed(self.seed)
         self.encoder_.train()
         self.head_.train()
@@ -143,7 +152,7 @@ class TransformerTagger(Tagger):
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
                 logits = self._logits([texts[i] for i in idx])
-                loss = self._loss(logits, idx, groups, group_targets, free, target)
+                loss = self._loss(logits, idx, groups, group_targets, free, target, group_weights, pos_weight)
                 optimiser.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -170,21 +179,55 @@ class TransformerTagger(Tagger):
         free = np.flatnonzero(~np.isin(kinds, list(self.exclusive_kinds_)))
         return groups, free
 
-    @staticmethod
-    def _loss(
-        logits: Any, idx: list[int], groups: list[np.ndarray], group_targets: list[Any], free: np.ndarray, target: Any
-    ) -> Any:
-        """Cross-entropy over each exclusive kind (an item has exactly one of its tags) plus
-        binary cross-entropy over the other tags, averaged over the terms."""
+    def _class_weights(
+        self, Y: np.ndarray, groups: list[np.ndarray], free: np.ndarray
+    ) -> tuple[list[Any | None], Any | None]:
+        """Per-tag weights of each exclusive kind's cross-entropy and the positive weight of the
+        other tags' binary cross-entropy (``None`` each without ``class_weight``)."""
         import torch
 
+        if self.class_weight is None:
+            return [None] * len(groups), None
+        n = max(Y.shape[0], 1)
+        weights: list[Any | None] = []
+        for cols in groups:
+            counts = Y[:, cols].sum(axis=0).astype(np.float64)
+            w = n / (len(cols) * np.maximum(counts, 1.0))
+            weights.append(torch.from_numpy(w.astype(np.float32)))
+        pos_weight = None
+        if len(free):
+            pos = Y[:, free].sum(axis=0).astype(np.float64)
+            pos_weight = torch.from_numpy(((n - pos) / np.maximum(pos, 1.0)).clip(1.0, None).astype(np.float32))
+        return weights, pos_weight
+
+    @staticmethod
+    def _loss(
+        logits: Any,
+        idx: list[int],
+        groups: list[np.ndarray],
+        group_targets: list[Any],
+        free: np.ndarray,
+        target: Any,
+        group_weights: Sequence[Any | None] | None = None,
+        pos_weight: Any | None = None,
+    ) -> Any:
+        """Cross-entropy over each exclusive kind (an item has exactly one of its tags) plus
+        binary cross-entropy over the other tags, averaged over the terms; optional class
+        weights per exclusive kind and positive weights of the other tags."""
+        import torch
+
+        weights = list(group_weights) if group_weights is not None else [None] * len(groups)
         terms = [
-            torch.nn.functional.cross_entropy(logits[:, torch.from_numpy(cols)], t[idx])
-            for cols, t in zip(groups, group_targets, strict=True)
+            torch.nn.functional.cross_entropy(logits[:, torch.from_numpy(cols)], t[idx], weight=w)
+            for cols, t, w in zip(groups, group_targets, weights, strict=True)
         ]
         if len(free):
             cols = torch.from_numpy(free)
-            terms.append(torch.nn.functional.binary_cross_entropy_with_logits(logits[:, cols], target[idx][:, cols]))
+            terms.append(
+                torch.nn.functional.binary_cross_entropy_with_logits(
+                    logits[:, cols], target[idx][:, cols], pos_weight=pos_weight
+                )
+            )
         return torch.stack(terms).mean()
 
     def _probabilities(self, logits: Any) -> Any:

@@ -58,3 +58,18 @@ def test_pickled_tagger_reloads_and_scores_identically(fitted, corpus):
     again = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_allclose(again.predict_scores(texts[:5]), before, atol=1e-6)
     assert list(again.tags_) == list(fitted.tags_)
+
+
+def test_balanced_class_weight_makes_rare_tags_count_like_common_ones():
+    Y = np.zeros((10, 4), dtype=bool)
+    Y[:6, 0], Y[6:9, 1], Y[9, 2] = True, True, True  # an exclusive kind: 6, 3 and 1 items
+    Y[:2, 3] = True  # a free tag on 2 of 10 items
+    groups, free = [np.array([0, 1, 2])], np.array([3])
+    weights, pos_weight = TransformerTagger(class_weight="balanced")._class_weights(Y, groups, free)
+    np.testing.assert_allclose(weights[0].numpy(), [10 / 18, 10 / 9, 10 / 3], rtol=1e-6)
+    # weighted by count, every tag of the kind carries the same total weight
+    np.testing.assert_allclose(weights[0].numpy() * [6, 3, 1], 10 / 3, rtol=1e-6)
+    np.testing.assert_allclose(pos_weight.numpy(), [4.0])
+    assert TransformerTagger()._class_weights(Y, groups, free) == ([None], None)
+    with pytest.raises(ValueError, match="class_weight"):
+        TransformerTagger(class_weight="inverse")
