@@ -243,8 +243,12 @@ def campaign_slates(
         return out
     plans = [(c, boosted_items(c, item_tags), math.floor(c.max_share * k)) for c in campaigns]
     arms = {c.name: dict(zip(out["user_id"].unique(), arm(out["user_id"].unique(), c), strict=True)) for c in campaigns}
-    by_user = {u: g for u, g in out.groupby("user_id", sort=False)}
-    replaced: list[pd.DataFrame] = []
+    columns = list(out.columns)
+    by_user: dict[str, list[dict[str, Any]]] = {}
+    for rec in out.to_dict("records"):  # one conversion, not a pandas lookup per shown item
+        by_user.setdefault(rec["user_id"], []).append(rec)
+    replaced: list[dict[str, Any]] = []
+    changed: set[str] = set()
     for ctx in contexts:
         rows = by_user.get(ctx.user_id)
         if rows is None:
@@ -255,7 +259,7 @@ def campaign_slates(
         for c, items, cap in plans:
             if arms[c.name].get(ctx.user_id) != TREATMENT or cap < 1:
                 continue
-            codes = {int(i) for i in np.flatnonzero(np.isin(flat_str, list(items)))}
+            codes = {i for i, x in enumerate(flat_str) if x in items}
             if codes:
                 todo.append((c, codes, cap))
         if not todo:
@@ -285,18 +289,18 @@ def campaign_slates(
             who[same] = np.array([promoted_by.get(int(x)) for x in its], dtype=object)
         prop = (new_items == new_items[:1]).mean(axis=0)
         se = np.sqrt(prop * (1.0 - prop) / len(new_items)) if len(new_items) > 1 else np.zeros(k)
-        old = rows.set_index("item_id")
-        recs = []
+        old = {str(r["item_id"]): r for r in rows}
+        before = len(replaced)
         for j in range(k):
             code = int(new_items[0, j])
             if code < 0:
                 continue
             item = str(flat[code])
             t = int(tag_of[code])
-            if item in old.index:
-                base = old.loc[item].to_dict()
+            if item in old:
+                base = dict(old[item])
             else:  # a boosted candidate the plain slate did not show
-                base = rows.iloc[0].to_dict()
+                base = dict(rows[0])
                 base.update(
                     reason=f"featured: {tag_label(ctx.tags[t], labels)}",
                     reason_tag=ctx.tags[t],
@@ -311,15 +315,15 @@ def campaign_slates(
                 propensity_se=float(se[j]),
                 campaign=who[0, j],
             )
-            if base["campaign"] is not None and item in old.index:
+            if base["campaign"] is not None and item in old:
                 base["reason"] = f"featured: {base['reason']}"
-            recs.append(base)
-        replaced.append(pd.DataFrame(recs, columns=out.columns))
+            replaced.append(base)
+        if len(replaced) > before:
+            changed.add(ctx.user_id)
     if not replaced:
         return out
-    changed = set(pd.concat(replaced)["user_id"])
     keep = out[~out["user_id"].isin(changed)]
-    merged = pd.concat([keep, *replaced], ignore_index=True)
+    merged = pd.concat([keep, pd.DataFrame(replaced, columns=columns)], ignore_index=True)
     order = {u: n for n, u in enumerate(out["user_id"].drop_duplicates())}
     merged["_o"] = merged["user_id"].map(order)
     return merged.sort_values(["_o", "rank"], kind="stable").drop(columns="_o").reset_index(drop=True)

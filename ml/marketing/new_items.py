@@ -87,7 +87,9 @@ def exposure_plan(
     pairs["propensity"] = pairs["p_pick"] * pairs["accept"]
     pairs = pairs.merge(matches.assign(matched=True), on=["user_id", "item_id"], how="left")
     pairs["matched"] = pairs["matched"].fillna(False).astype(bool)
-    return pairs.reset_index(drop=True)
+    # a fixed order, whatever order the inputs came in (warehouse scans are unordered): the seeded
+    # draws of :func:`allocate` then give the same slots on every rerun
+    return pairs.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
 
 
 def allocate(

@@ -35,7 +35,10 @@ def test_propensities_are_exact_in_expectation():
     allc = pd.concat(runs)
     freq = allc.groupby(["user_id", "item_id"]).size() / 300
     prop = allc.groupby(["user_id", "item_id"])["propensity"].first()
-    assert float((freq - prop).abs().mean()) < 0.02
+    # the frequencies scatter around the propensities by sampling noise alone: the mean absolute
+    # gap of a binomial frequency over 300 days is about sqrt(2/pi) * sd
+    noise = float((np.sqrt(2 / np.pi) * np.sqrt(prop * (1 - prop) / 300)).mean())
+    assert float((freq - prop).abs().mean()) < 1.3 * noise
     assert freq.mean() == pytest.approx(prop.mean(), rel=0.1)
 
 
@@ -57,3 +60,22 @@ def test_graduation_and_wilson_limits():
     assert graduated(np.array([100]), np.array([5000]), absolute)[0]
     # a higher true CTR needs fewer impressions to be judged within a relative width
     assert impressions_to_judge(0.2, b) < impressions_to_judge(0.02, b)
+
+
+def test_the_draw_does_not_depend_on_the_order_the_inputs_arrive_in():
+    """Warehouse scans come back in any order: the same seed must give the same slots."""
+    user_tags, item_tags = _data(500)
+    budget = NewItemBudget(slot_probability=0.5)
+    first = allocate(user_tags, item_tags, ["n1", "n2", "n3"], budget, seed=3)
+    shuffled = allocate(
+        user_tags.sample(frac=1.0, random_state=1),
+        item_tags.sample(frac=1.0, random_state=2),
+        ["n3", "n1", "n2"],
+        budget,
+        seed=3,
+    )
+    key = ["user_id", "item_id"]
+    assert len(first) > 0
+    pd.testing.assert_frame_equal(
+        first.sort_values(key).reset_index(drop=True), shuffled.sort_values(key).reset_index(drop=True)
+    )
