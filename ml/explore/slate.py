@@ -72,6 +72,11 @@ def user_seed(user_id: str, day: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{user_id}|{day}".encode()).digest()[:8], "little")
 
 
+def arm_features_json(row: np.ndarray) -> str:
+    """A slate row's ``arm_features``: the arm's context features, rounded, as compact JSON."""
+    return json.dumps([round(float(x), 6) for x in row], separators=(",", ":"))
+
+
 def recommendation_id(run_id: str, user_id: str) -> str:
     """Id of the slate shown to a user by one publish run (carried back by feedback events)."""
     return hashlib.sha1(f"{run_id}|{user_id}".encode()).hexdigest()[:16]
@@ -154,7 +159,7 @@ def build_slates(
                 reason = f"something new for you: {tag_label(tag, labels)}"
             else:
                 reason = ctx.reasons.get(item) or f"because you like {tag_label(tag, labels)}"
-            feats = json.dumps([round(float(x), 6) for x in ctx.features[t]], separators=(",", ":"))
+            feats = arm_features_json(ctx.features[t])
             out.append(
                 (
                     ctx.user_id,

@@ -236,7 +236,7 @@ def campaign_slates(
     process shows that item at that slot. Adds the nullable column ``campaign``: the campaign
     that promoted the row's item, null on every other row. Outside every window the rows are
     returned unchanged (plus a null ``campaign``)."""
-    from ml.explore.slate import item_codes, sample_slates, tag_label, user_seed
+    from ml.explore.slate import arm_features_json, item_codes, sample_slates, tag_label, user_seed
 
     out = slates.assign(campaign=pd.Series([None] * len(slates), index=slates.index, dtype=object))
     if not campaigns or out.empty:
@@ -304,7 +304,7 @@ def campaign_slates(
                 base.update(
                     reason=f"featured: {tag_label(ctx.tags[t], labels)}",
                     reason_tag=ctx.tags[t],
-                    arm_features=_features_json(ctx.features[t]),
+                    arm_features=arm_features_json(ctx.features[t]),
                 )
                 base["is_exploration"] = False
             base.update(
@@ -327,9 +327,3 @@ def campaign_slates(
     order = {u: n for n, u in enumerate(out["user_id"].drop_duplicates())}
     merged["_o"] = merged["user_id"].map(order)
     return merged.sort_values(["_o", "rank"], kind="stable").drop(columns="_o").reset_index(drop=True)
-
-
-def _features_json(row: np.ndarray) -> str:
-    import json
-
-    return json.dumps([round(float(x), 6) for x in row], separators=(",", ":"))

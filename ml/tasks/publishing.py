@@ -257,6 +257,7 @@ def apply_marketing(
     import hashlib
 
     from ml.explore.context import FEATURES
+    from ml.explore.slate import arm_features_json
     from ml.marketing.campaigns import active_campaigns, campaign_slates, load_campaigns
     from ml.marketing.defaults import DEFAULT_NEW_ITEM_BUDGET
     from ml.marketing.new_items import NewItemBudget, new_item_candidates, place_new_items
@@ -290,7 +291,7 @@ def apply_marketing(
         ctx = by_user.get(user)
         if ctx is None or tag not in ctx.tags:
             return None
-        return json.dumps([round(float(x), 6) for x in ctx.features[ctx.tags.index(tag)]], separators=(",", ":"))
+        return arm_features_json(ctx.features[ctx.tags.index(tag)])
 
     seed = int.from_bytes(hashlib.sha256(f"new-items|{day}".encode()).digest()[:8], "little")
     df = place_new_items(df, user_tags, arm_items[["item_id", "tag"]], fresh, budget, seed, arm_features)

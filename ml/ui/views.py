@@ -25,6 +25,7 @@ import pandas as pd
 from ml import config
 from ml.defaults import FAMILY as RECOMMENDER_FAMILY
 from ml.defaults import PRIMARY_METRIC as RECOMMENDER_PRIMARY
+from ml.tagging.store import PROFILE_COLUMNS as TAGGING_PROFILE_COLUMNS
 from ml.ui.errors import BadInput, NoSuchUser
 from ml.ui.reader import ReadSession
 
@@ -81,17 +82,8 @@ REC_COLUMNS = (
     "run_id",
 )
 ITEM_COLUMNS = ("title", "category_path", "brand", "price")
-PROFILE_COLUMNS = (
-    "tag",
-    "weight",
-    "evidence_count",
-    "last_seen",
-    "uncertainty",
-    "status",
-    "candidate_reason",
-    "tagger_version",
-    "as_of",
-)
+# the profile table's columns (ml.tagging.store) but the user id, which the view is keyed by
+PROFILE_COLUMNS = tuple(c for c in TAGGING_PROFILE_COLUMNS if c != "user_id")
 FEEDBACK_TIME_COLUMNS = ("shown_at", "event_at", "served_at", "logged_at", "event_time", "day")
 FEEDBACK_CLICK_COLUMNS = ("clicked", "click", "reward")
 
