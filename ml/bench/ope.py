@@ -3,8 +3,10 @@
 Estimates one Open Bandit Dataset policy's CTR from the other policy's logs (default: Bernoulli
 TS from Random's logs; ``--behavior bts`` runs the reverse) with every estimator, and compares
 with the evaluated policy's on-policy CTR. Writes ``DIR/ope.json`` (``ground_truth``, ``chosen``,
-``estimators``), ``DIR/ope_details.json`` (settings, tuned hyper-parameters, estimated MSEs) and
-prints a table. The chosen estimator follows the rule in ``ml/ope/select.py``.
+``estimators``), ``DIR/ope_details.json`` (settings, the hyper-parameters fixed on the full log,
+estimated MSEs, per-run estimates) and prints a table. The chosen estimator follows the rule in
+``ml/ope/select.py``; every hyper-parameter (reward model kind and C, switch-DR's tau, DRos's
+lambda) is fixed once on the full log and kept in all runs (see ``ml/ope/obd.py``).
 """
 
 from __future__ import annotations
@@ -25,9 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="random",
         help="the logging policy whose logs are used; the other one is evaluated",
     )
-    p.add_argument("--runs", type=int, default=30, help="bootstrap runs (each refits the reward model)")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=30,
+        help="bootstrap runs (each refits the reward model; hyper-parameters stay fixed)",
+    )
     p.add_argument("--n-sim", type=int, default=1_000_000, help="Monte Carlo slates for BTS's action distribution")
-    p.add_argument("--n-bootstrap", type=int, default=200, help="resamples for hyper-parameter tuning")
+    p.add_argument("--n-bootstrap", type=int, default=200, help="resamples for tuning and choosing on the full log")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--path", type=Path, help="a local Open Bandit Dataset folder (default: the obp wheel sample)")
     p.add_argument("--out", type=Path, default=Path("bench-out/ope"))
@@ -61,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(
             {
                 "estimator": name + (" *" if name == res["chosen"] else ""),
-                "tuned": ",".join(details["tuned_labels"].get(name, [name]))[:40],
+                "settings": details["estimator_labels"].get(name, name),
                 "mean_estimate": r["mean_estimate"],
                 "rel_error": r["mean_relative_error"],
                 "ci_low": r["ci_low"],
@@ -74,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         f"({details['n_rounds']} rounds, {details['n_actions']} items, {details['len_list']} slots, {args.runs} runs)"
     )
     print(f"ground truth (on-policy CTR of {details['evaluation_policy']}) = {truth:.5f}; * = chosen by the rule")
+    print(f"reward model (by CV log-loss): {details['reward_model']}, C={details['reward_model_C']:g}")
     print(table(rows, floatfmt="{:.5f}"))
     print(f"wrote {Path(args.out) / 'ope.json'} in {stage.seconds:.1f}s (peak RSS {stage.peak_rss_mb:.0f} MiB)")
     return 0

@@ -8,10 +8,22 @@ The experiment (as in the Open Bandit Pipeline's example): estimate the CTR of o
 Random) from the other policy's logs, and compare with the first policy's on-policy CTR in its own
 logs. BTS is rebuilt from its prior: per item a Beta(alpha, beta); a slate ranks one draw per item,
 so the position-wise action distribution is estimated by Monte Carlo (``n_sim`` slates; the
-standard error of every probability is at most 0.5 / sqrt(n_sim)). Each of ``runs`` runs takes a
-bootstrap resample of the log, cross-fits the logistic reward model (3 folds) and applies every
-estimator; the relative error |V_hat - V| / V is averaged over runs and the 95 % interval is the
-2.5-97.5 percentile range of the run estimates.
+standard error of every probability is at most 0.5 / sqrt(n_sim)).
+
+Every setting is fixed once, on the full log, before the runs and without the ground truth:
+
+* the reward model: its kind (``pooled``: one logistic regression with slot dummies; or
+  ``per-position``: one logistic regression per slot, the structure of OBP's ``RegressionModel``)
+  and its ``C``, jointly, by 3-fold cross-validated log-loss of the logged clicks;
+* switch-DR's ``tau`` and DRos's ``lambda``, by MSE_hat (``ml/ope/select.py``);
+* the reported ("chosen") estimator, by the same rule among the DR family.
+
+Each of ``runs`` runs then takes a bootstrap resample of the log, cross-fits the reward model of
+the fixed kind and ``C`` (3 folds) and applies every estimator *with the fixed hyper-parameters*;
+nothing is re-tuned inside a run. Rationale: the chosen estimator is one estimator with fixed
+settings, as a user would deploy it, so the spread over runs measures that estimator's sampling
+noise rather than the noise of re-running the selection. The relative error |V_hat - V| / V is
+averaged over runs and the 95 % interval is the 2.5-97.5 percentile range of the run estimates.
 """
 
 from __future__ import annotations
@@ -23,12 +35,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.ope.estimators import RoundTerms, bootstrap_counts
-from ml.ope.reward_model import choose_c, fit_logistic, folds, linear_parts, sigmoid
+from ml.ope.estimators import DRShrinkage, OffPolicyEstimator, RoundTerms, SwitchDR, bootstrap_counts
+from ml.ope.reward_model import C_GRID, ConstantRewardModel, fit_logistic, folds, linear_parts, sigmoid
 from ml.ope.select import choose, standard_estimators
 
 POLICIES = ("random", "bts")
 CAMPAIGNS = ("all", "men", "women")
+# candidate reward models, in tie-break order (see ``choose_reward_model``)
+REWARD_MODELS = ("pooled", "per-position")
 
 
 @dataclass
@@ -180,6 +194,8 @@ class OBDRewardModel:
     The model is additive in its features, so predictions for every (round, item, slot) are
     computed from the coefficients without materialising the (n, n_actions, len_list, d) design."""
 
+    kind = "pooled"
+
     def __init__(self, C: float = 1.0, random_state: int = 0):
         self.C = C
         self.random_state = random_state
@@ -199,6 +215,21 @@ class OBDRewardModel:
         self.len_list_ = log.len_list
         return self
 
+    def predict_logged(self, log: OBDLog) -> np.ndarray:
+        """q(x_i, a_i, k_i) at the logged item and slot, shape (n,)."""
+        dx, da = log.context.shape[1], log.action_context.shape[1]
+        w = self.coef_
+        pos = np.r_[0.0, w[dx + da + 1 :]]
+        aff = log.affinity[np.arange(log.n), log.action]
+        logit = (
+            self.intercept_
+            + log.context @ w[:dx]
+            + log.action_context[log.action] @ w[dx : dx + da]
+            + aff * w[dx + da]
+            + pos[log.position]
+        )
+        return sigmoid(logit)
+
     def predict_all(self, log: OBDLog) -> np.ndarray:
         """q(x_i, a, k) for every round, item and slot: shape (n, n_actions, len_list)."""
         dx, da = log.context.shape[1], log.action_context.shape[1]
@@ -211,14 +242,103 @@ class OBDRewardModel:
         return sigmoid(logit)
 
 
-def cross_fit_rewards(log: OBDLog, C: float, n_folds: int = 3, random_state: int = 0) -> np.ndarray:
+class PerPositionRewardModel:
+    """One logistic regression per slot, as OBP's ``RegressionModel`` (``len_list`` base models).
+
+    Features of a (round, item) pair at slot k: the user context ``[user one-hot, log1p user-item
+    affinity to every item]`` followed by the item features, i.e. OBP's
+    ``np.c_[context, action_context[action]]``. The model is additive in user and item parts, so
+    predictions are computed from the coefficients without materialising (n, n_actions, len_list, d)."""
+
+    kind = "per-position"
+
+    def __init__(self, C: float = 1.0, random_state: int = 0):
+        self.C = C
+        self.random_state = random_state
+
+    @staticmethod
+    def design(log: OBDLog) -> np.ndarray:
+        """Logged-round features (slot not included), shape (n, d_x + n_actions + d_a)."""
+        return np.c_[log.context, log.affinity, log.action_context[log.action]]
+
+    def fit(self, log: OBDLog) -> PerPositionRewardModel:
+        X = self.design(log)
+        L = log.len_list
+        self.coef_ = np.zeros((L, X.shape[1]))
+        self.intercept_ = np.zeros(L)
+        overall = ConstantRewardModel((log.reward.sum() + 0.5) / (log.n + 1.0))
+        for k in range(L):
+            idx = log.position == k
+            m = fit_logistic(X[idx], log.reward[idx], self.C, self.random_state) if idx.any() else overall
+            self.coef_[k], self.intercept_[k] = linear_parts(m, X.shape[1])
+        self.len_list_ = L
+        return self
+
+    def predict_logged(self, log: OBDLog) -> np.ndarray:
+        """q(x_i, a_i, k_i) at the logged item and slot, shape (n,)."""
+        k = log.position
+        return sigmoid(np.einsum("nd,nd->n", self.design(log), self.coef_[k]) + self.intercept_[k])
+
+    def predict_all(self, log: OBDLog) -> np.ndarray:
+        """q(x_i, a, k) for every round, item and slot: shape (n, n_actions, len_list)."""
+        dx, A = log.context.shape[1], log.n_actions
+        W = self.coef_  # (L, d)
+        user = log.context @ W[:, :dx].T + log.affinity @ W[:, dx : dx + A].T  # (n, L)
+        item = log.action_context @ W[:, dx + A :].T  # (A, L)
+        return sigmoid(self.intercept_[None, None, :] + user[:, None, :] + item[None, :, :])
+
+
+def make_reward_model(kind: str, C: float, random_state: int = 0) -> OBDRewardModel | PerPositionRewardModel:
+    if kind == "pooled":
+        return OBDRewardModel(C, random_state)
+    if kind == "per-position":
+        return PerPositionRewardModel(C, random_state)
+    raise ValueError(f"reward model must be one of {REWARD_MODELS}, got {kind!r}")
+
+
+def choose_reward_model(
+    log: OBDLog,
+    kinds: tuple[str, ...] = REWARD_MODELS,
+    grid: tuple[float, ...] = C_GRID,
+    n_folds: int = 3,
+    random_state: int = 0,
+) -> tuple[str, float, dict[str, dict[str, float]]]:
+    """(kind, C) with the lowest cross-validated log-loss of the logged clicks (no ground truth).
+
+    Every candidate is scored on the same folds; the loss is per round. Ties go to the earlier
+    kind, then the earlier C. Returns (kind, C, {kind: {str(C): mean log-loss}})."""
+    if len(np.unique(log.reward)) < 2 or log.n < 2 * n_folds:
+        return kinds[0], float(grid[len(grid) // 2]), {}
+    fid = folds(log.n, n_folds, random_state)
+    losses: dict[str, dict[str, float]] = {}
+    best: tuple[float, str, float] | None = None
+    for kind in kinds:
+        losses[kind] = {}
+        for c in grid:
+            loss = 0.0
+            for f in range(n_folds):
+                te, tr = np.flatnonzero(fid == f), np.flatnonzero(fid != f)
+                m = make_reward_model(kind, c, random_state).fit(log.take(tr))
+                test = log.take(te)
+                p = np.clip(m.predict_logged(test), 1e-9, 1 - 1e-9)
+                loss -= float(np.sum(test.reward * np.log(p) + (1 - test.reward) * np.log(1 - p)))
+            losses[kind][f"{c:g}"] = loss / log.n
+            if best is None or loss < best[0]:
+                best = (loss, kind, float(c))
+    assert best is not None
+    return best[1], best[2], losses
+
+
+def cross_fit_rewards(
+    log: OBDLog, C: float, n_folds: int = 3, random_state: int = 0, kind: str = "pooled"
+) -> np.ndarray:
     """Cross-fitted q of shape (n, n_actions, len_list): each round predicted by a model not fit on it."""
     fid = folds(log.n, n_folds, random_state)
     out = np.empty((log.n, log.n_actions, log.len_list))
     for f in range(n_folds):
         te = np.flatnonzero(fid == f)
         tr = np.flatnonzero(fid != f)
-        m = OBDRewardModel(C, random_state).fit(log.take(tr))
+        m = make_reward_model(kind, C, random_state).fit(log.take(tr))
         out[te] = m.predict_all(log.take(te))
     return out
 
@@ -251,27 +371,25 @@ def run_experiment(
     log = load_log(root, behavior, campaign)
     truth = on_policy_value(root, evaluation, campaign)
     dist = evaluation_dist(evaluation, campaign, log.n_actions, log.len_list, prior, n_sim)
-    # settings fixed once on the full log (no ground truth involved): C by CV log-loss, estimator by rule
-    C = choose_c(OBDRewardModel.design(log), log.reward, random_state=random_state)
-    full = _terms(log, dist, C, random_state)
+    # every setting is fixed once on the full log (no ground truth involved): reward model kind and C
+    # by CV log-loss, switch-DR's tau and DRos's lambda by MSE_hat, the chosen estimator by the rule
+    kind, C, cv_loss = choose_reward_model(log, random_state=random_state)
+    full = _terms(log, dist, kind, C, random_state)
     counts = bootstrap_counts(full.n, n_bootstrap, random_state)
-    full_estimators = standard_estimators(full, counts)
-    chosen, mse = choose(full_estimators, full, counts)
+    fixed = standard_estimators(full, counts)
+    chosen, mse = choose(fixed, full, counts)
     truth_log = load_log(root, evaluation, campaign)
     by_position = {
         "ground_truth": {int(k): float(truth_log.reward[truth_log.position == k].mean()) for k in range(log.len_list)},
-        **{name: est.estimate_by_position(full) for name, est in full_estimators.items()},
+        **{name: est.estimate_by_position(full) for name, est in fixed.items()},
     }
-    per_run: dict[str, list[float]] = {}
-    labels: dict[str, list[str]] = {}
+    per_run: dict[str, list[float]] = {name: [] for name in fixed}
     for b in range(runs):
         rng = np.random.default_rng(random_state + b)
         boot = log.take(rng.integers(0, log.n, log.n))
-        t = _terms(boot, dist, C, random_state + b)
-        c_b = bootstrap_counts(t.n, n_bootstrap, random_state + b)
-        for name, est in standard_estimators(t, c_b).items():
-            per_run.setdefault(name, []).append(est.estimate(t))
-            labels.setdefault(name, []).append(est.label)
+        t = _terms(boot, dist, kind, C, random_state + b)
+        for name, est in fixed.items():  # the same estimators, hyper-parameters included, in every run
+            per_run[name].append(est.estimate(t))
     estimators = {}
     for name, vals in per_run.items():
         v = np.asarray(vals)
@@ -296,17 +414,38 @@ def run_experiment(
             "runs": runs,
             "n_sim": n_sim,
             "mc_max_std_error": 0.5 / np.sqrt(n_sim) if evaluation == "bts" else 0.0,
+            "reward_model": kind,
             "reward_model_C": C,
+            "reward_model_cv_log_loss": cv_loss,
+            "hyperparameters": fixed_hyperparameters(fixed, kind, C),
+            "estimator_labels": {name: est.label for name, est in fixed.items()},
+            "chosen_label": fixed[chosen].label,
             "logged_ctr": float(log.reward.mean()),
             "estimated_mse_full_log": {k: m.mse for k, m in mse.items()},
             "by_position_full_log": by_position,
-            "tuned_labels": {k: sorted(set(v)) for k, v in labels.items()},
+            "per_run_estimates": per_run,
         },
     }
 
 
-def _terms(log: OBDLog, dist: np.ndarray, C: float, random_state: int) -> RoundTerms:
-    q = cross_fit_rewards(log, C, 3, random_state)
+def _json_number(x: float) -> float | str:
+    """Floats for JSON: ``inf`` (tau or lambda meaning "no clipping / no shrinkage") as a string."""
+    return "inf" if np.isinf(x) else float(x)
+
+
+def fixed_hyperparameters(estimators: dict[str, OffPolicyEstimator], kind: str, C: float) -> dict[str, Any]:
+    """The settings fixed on the full log and used unchanged in every run."""
+    out: dict[str, Any] = {"reward_model": {"kind": kind, "C": C}}
+    switch, dros = estimators.get("switch-dr"), estimators.get("dros")
+    if isinstance(switch, SwitchDR):
+        out["switch-dr"] = {"tau": _json_number(switch.tau)}
+    if isinstance(dros, DRShrinkage):
+        out["dros"] = {"lambda": _json_number(dros.lambda_)}
+    return out
+
+
+def _terms(log: OBDLog, dist: np.ndarray, kind: str, C: float, random_state: int) -> RoundTerms:
+    q = cross_fit_rewards(log, C, 3, random_state, kind)
     pi_e = dist[log.action, log.position]
     rows = np.arange(log.n)
     q_logged = q[rows, log.action, log.position]

@@ -109,3 +109,95 @@ def test_fetch_uses_a_local_folder_and_names_what_is_missing(obd_root, tmp_path)
     assert prior_path(obd_root).name == "prior_bts.yaml"
     with pytest.raises(FileNotFoundError, match="not an Open Bandit Dataset folder"):
         fetch(tmp_path / "empty", tmp_path / "cache")
+
+
+def _interaction_log(n: int = 3000, seed: int = 0) -> obd.OBDLog:
+    """Clicks depend on item x slot (item 0 is good at slot 0 only, item 3 at slot 2 only)."""
+    rng = np.random.default_rng(seed)
+    action = rng.integers(0, N_ITEMS, n)
+    position = rng.integers(0, 3, n)
+    p = np.full((N_ITEMS, 3), 0.05)
+    p[0, 0] = p[3, 2] = 0.6
+    reward = (rng.random(n) < p[action, position]).astype(np.float64)
+    return obd.OBDLog(
+        policy="random",
+        campaign="all",
+        reward=reward,
+        action=action,
+        position=position,
+        pscore=np.full(n, 1.0 / N_ITEMS),
+        context=np.eye(3)[rng.integers(0, 3, n)][:, 1:],
+        affinity=np.log1p(rng.integers(0, 3, (n, N_ITEMS)).astype(np.float64)),
+        action_context=np.eye(N_ITEMS)[:, 1:],
+    )
+
+
+@pytest.mark.parametrize("kind", obd.REWARD_MODELS)
+def test_reward_models_predict_without_materialising_the_design(kind):
+    # the decomposed predictions equal the fitted logistic regressions on explicit feature rows
+    log = _interaction_log(900)
+    m = obd.make_reward_model(kind, 1.0).fit(log)
+    q = m.predict_all(log)
+    assert q.shape == (log.n, log.n_actions, log.len_list) and ((q > 0) & (q < 1)).all()
+    rows = np.arange(log.n)
+    assert m.predict_logged(log) == pytest.approx(q[rows, log.action, log.position])
+    # every (item, slot) of round 0, scored by the underlying sklearn model(s)
+    for a in range(log.n_actions):
+        for k in range(log.len_list):
+            one = log.take(np.array([0]))
+            one.action[:], one.position[:] = a, k
+            if kind == "pooled":
+                x = np.c_[one.context, one.action_context[[a]], one.affinity[[0], [a]][:, None], np.eye(3)[[k]][:, 1:]]
+                ref = m.model_.predict_proba(x)[0, 1]
+            else:
+                ref = obd.fit_logistic(
+                    obd.PerPositionRewardModel.design(log)[log.position == k], log.reward[log.position == k], 1.0
+                ).predict_proba(obd.PerPositionRewardModel.design(one))[0, 1]
+            assert q[0, a, k] == pytest.approx(ref, rel=1e-6)
+
+
+def test_reward_model_choice_is_the_lowest_cross_validated_log_loss():
+    log = _interaction_log()
+    kind, C, losses = obd.choose_reward_model(log, random_state=3)
+    assert set(losses) == set(obd.REWARD_MODELS)
+    best = min((loss, k, float(c)) for k, by_c in losses.items() for c, loss in by_c.items())
+    assert (kind, C) == (best[1], best[2])
+    # slot x item interaction: only one model per slot can express it, and CV log-loss sees that
+    assert kind == "per-position"
+    # with the pooled model alone the rule reduces to the former choice of C
+    from ml.ope.reward_model import choose_c
+
+    pooled_c = obd.choose_reward_model(log, kinds=("pooled",), random_state=3)[1]
+    assert pooled_c == choose_c(obd.OBDRewardModel.design(log), log.reward, random_state=3)
+
+
+def test_hyperparameters_are_fixed_on_the_full_log_recorded_and_kept_in_every_run(obd_root, monkeypatch):
+    calls = []
+    real = obd.standard_estimators
+    monkeypatch.setattr(obd, "standard_estimators", lambda *a, **k: calls.append(1) or real(*a, **k))
+    res = obd.run_experiment(
+        obd_root, obd_root / "prior_bts.yaml", "all", "random", runs=3, n_sim=20_000, n_bootstrap=50
+    )
+    assert len(calls) == 1  # tuned once, on the full log; never inside a run
+    d = res["details"]
+    hp = d["hyperparameters"]
+    assert hp["reward_model"] == {"kind": d["reward_model"], "C": d["reward_model_C"]}
+    assert d["reward_model"] in obd.REWARD_MODELS and d["reward_model_cv_log_loss"]
+    tau, lam = hp["switch-dr"]["tau"], hp["dros"]["lambda"]
+    assert d["estimator_labels"]["switch-dr"] == f"switch-dr(tau={float(tau):g})"
+    assert d["estimator_labels"]["dros"] == f"dros(lambda={float(lam):g})"
+    assert d["chosen_label"] == d["estimator_labels"][res["chosen"]]
+    json.dumps(d, allow_nan=False)  # inf is recorded as "inf"
+    # every run applies exactly these estimators to its resample
+    from ml.ope.estimators import DRShrinkage, SwitchDR
+
+    log = obd.load_log(obd_root, "random", "all")
+    dist = obd.evaluation_dist("bts", "all", log.n_actions, log.len_list, obd_root / "prior_bts.yaml", 20_000)
+    seed = 12345
+    for b in range(3):
+        boot = log.take(np.random.default_rng(seed + b).integers(0, log.n, log.n))
+        t = obd._terms(boot, dist, d["reward_model"], d["reward_model_C"], seed + b)
+        assert d["per_run_estimates"]["switch-dr"][b] == pytest.approx(SwitchDR(tau=float(tau)).estimate(t))
+        assert d["per_run_estimates"]["dros"][b] == pytest.approx(DRShrinkage(lambda_=float(lam)).estimate(t))
+    est = res["estimators"]["dros"]
+    assert est["mean_estimate"] == pytest.approx(np.mean(d["per_run_estimates"]["dros"]))
