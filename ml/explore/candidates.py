@@ -130,6 +130,14 @@ def build_contexts(
         top = float(pops.max()) if len(pops) and pops.max() > 0 else 1.0
         tag_pops[t] = list(zip(g["item_id"].tolist(), (pops / top).tolist(), strict=True))
     item_tag = dict(zip(items["item_id"], items["tag"], strict=False))
+    # a tag's items for a user with no champion item, purchase or feedback in it: the same for all
+    popular_only = {
+        t: ([i for i, _ in pops[: s.items_per_tag]], [(0.5 + 0.5 * rel) * 1.0 for _, rel in pops[: s.items_per_tag]])
+        for t, pops in tag_pops.items()
+    }
+    fb_items: dict[str, dict[str, tuple[float, float]]] = {}
+    for (fu, fi), v in inp.feedback.user_item.items():
+        fb_items.setdefault(fu, {})[fi] = v
 
     derived = _known_from_interactions(inp)
     profiles = inp.profiles if inp.profiles is not None and len(inp.profiles) else None
@@ -223,6 +231,9 @@ def build_contexts(
                 rate_cand,
                 inp,
                 s,
+                popular_only,
+                fb_items,
+                item_tag,
             )
         )
     return out
@@ -254,6 +265,9 @@ def _context(
     rate_cand: float,
     inp: CandidateInputs,
     s: CandidateSettings,
+    popular_only: dict[str, tuple[list[str], list[float]]],
+    fb_items: dict[str, dict[str, tuple[float, float]]],
+    item_tag: dict[str, str],
 ) -> SlateContext:
     fb = inp.feedback
     champ_items: dict[str, list[tuple[str, float]]] = {}
@@ -269,20 +283,28 @@ def _context(
             if isinstance(rs, str) and rs:
                 reasons[str(it)] = rs
 
+    user_fb = fb_items.get(u, {})
+    # tags whose ranking can differ from the shop-wide one for this user (bought or shown items)
+    own_tags = {item_tag.get(i) for i in excluded} | {item_tag.get(i) for i in user_fb}
+
     def items_for(tag: str) -> tuple[list[str], list[float]]:
+        if tag not in champ_items and tag not in own_tags:
+            return popular_only[tag]  # the tag's most popular items, as for every such user
         chosen = [(i, sc) for i, sc in champ_items.get(tag, []) if i not in excluded]
         have = {i for i, _ in chosen}
         # popular items fill behind the champion's (0.1-0.5) or lead a tag it does not reach (0.5-1)
         lo, span = (0.1, 0.4) if chosen else (0.5, 0.5)
+        # without feedback no score is discounted, so only the best items_per_tag can make the cut
+        limit = 3 * s.items_per_tag if user_fb else s.items_per_tag
         for i, rel in tag_pops[tag]:
-            if len(chosen) >= 3 * s.items_per_tag:
+            if len(chosen) >= limit:
                 break
             if i not in excluded and i not in have:
                 chosen.append((i, lo + span * rel))
                 have.add(i)
         scored = []
         for i, sc in chosen:
-            n, c = fb.user_item.get((u, i), (0.0, 0.0))
+            n, c = user_fb.get(i, (0.0, 0.0))
             scored.append((i, sc * min(1.0, (2.0 + c) / (2.0 + n))))
         scored.sort(key=lambda x: -x[1])
         scored = scored[: s.items_per_tag]

@@ -118,4 +118,4 @@ class SlateContext:
 
 
 def _round(a: np.ndarray) -> list[float]:
-    return [round(float(x), 6) for x in np.asarray(a).ravel()]
+    return [round(x, 6) for x in np.asarray(a, dtype=np.float64).ravel().tolist()]

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,7 +75,10 @@ def user_seed(user_id: str, day: str) -> int:
 
 def arm_features_json(row: np.ndarray) -> str:
     """A slate row's ``arm_features``: the arm's context features, rounded, as compact JSON."""
-    return json.dumps([round(float(x), 6) for x in row], separators=(",", ":"))
+    values = [round(x, 6) for x in np.asarray(row, dtype=np.float64).tolist()]
+    if all(math.isfinite(x) for x in values):  # what json.dumps writes for finite floats, faster
+        return "[" + ",".join(map(repr, values)) + "]"
+    return json.dumps(values, separators=(",", ":"))
 
 
 def recommendation_id(run_id: str, user_id: str) -> str:
@@ -128,6 +132,77 @@ def tag_label(tag: str, labels: dict[str, str] | None = None) -> str:
     return tag.split(":", 1)[-1].replace("_", " ")
 
 
+def _plain_deterministic(policy: SlatePolicy) -> bool:
+    """Deterministic with the base ``choose`` (greedy, UCB1, LinUCB): one slate per user whose
+    slots are the row-wise argmax, so many users can be filled at once."""
+    return bool(policy.deterministic) and type(policy).choose is SlatePolicy.choose
+
+
+def sample_deterministic(policy: SlatePolicy, contexts: list[SlateContext], k: int) -> list[SlateDraws]:
+    """:func:`sample_slates` with one draw for many contexts at once (same slates, same values).
+
+    Every user is a row of padded (B, T_max) arrays; padded tags have no items, so they are never
+    available. Only for policies where :func:`_plain_deterministic` holds."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    B = len(contexts)
+    if B == 0:
+        return []
+    T = max(max(c.n_tags for c in contexts), 1)
+    counts = np.zeros((B, T), dtype=np.int64)
+    M = max(max((len(i) for c in contexts for i in c.items), default=0), 0)
+    item_value = np.zeros((B, T, M + 1))
+    values = np.full((B, T), np.nan)
+    exploit = np.full((B, T), np.nan)
+    for b, ctx in enumerate(contexts):
+        n = ctx.n_tags
+        if n == 0:
+            continue
+        for t, sc in enumerate(ctx.item_scores):
+            counts[b, t] = len(sc)
+            item_value[b, t, : len(sc)] = sc
+        values[b, :n] = np.asarray(policy.draw_values(ctx, None, 1), dtype=np.float64)[0]  # type: ignore[arg-type]
+        exploit[b, :n] = np.asarray(policy.exploit_values(ctx), dtype=np.float64)
+    offsets = np.zeros((B, T), dtype=np.int64)
+    offsets[:, 1:] = np.cumsum(counts, axis=1)[:, :-1]
+    used = np.zeros((B, T), dtype=np.int64)
+    tags = np.full((B, k), -1, dtype=np.int64)
+    items = np.full((B, k), -1, dtype=np.int64)
+    explore = np.zeros((B, k), dtype=bool)
+    scores = np.full((B, k), np.nan)
+    rows = np.arange(B)
+    bi, ti = np.arange(B)[:, None], np.arange(T)[None, :]
+    for j in range(k):
+        avail = used < counts
+        ok = avail.any(axis=1)
+        if not ok.any():
+            break
+        factor = policy.diversity**used * item_value[bi, ti, np.minimum(used, M)]
+        chosen = np.argmax(np.where(avail, values * factor, -np.inf), axis=1)
+        greedy = np.argmax(np.where(avail, exploit * factor, -np.inf), axis=1)
+        r, c = rows[ok], chosen[ok]
+        tags[r, j] = c
+        items[r, j] = offsets[r, c] + used[r, c]
+        explore[r, j] = (chosen != greedy)[ok]
+        scores[r, j] = exploit[r, c] * factor[r, c]
+        used[r, c] += 1
+    return [SlateDraws(tags[b : b + 1], items[b : b + 1], explore[b : b + 1], scores[b : b + 1]) for b in range(B)]
+
+
+def draw_all(
+    policy: SlatePolicy, contexts: list[SlateContext], k: int, day: str, n_draws: int, batch: int = 4096
+) -> Iterator[tuple[SlateContext, SlateDraws]]:
+    """Each context with its draws, seeded per (user, day); batched for plain deterministic policies."""
+    if _plain_deterministic(policy):
+        for start in range(0, len(contexts), batch):
+            part = contexts[start : start + batch]
+            yield from zip(part, sample_deterministic(policy, part, k), strict=True)
+        return
+    for ctx in contexts:
+        rng = np.random.default_rng(user_seed(ctx.user_id, day))
+        yield ctx, sample_slates(policy, ctx, k, rng, n_draws)
+
+
 def build_slates(
     policy: SlatePolicy,
     contexts: Iterable[SlateContext],
@@ -136,46 +211,40 @@ def build_slates(
     run_id: str,
     n_draws: int = 256,
     labels: dict[str, str] | None = None,
+    draws_cache: dict[str, SlateDraws] | None = None,
 ) -> pd.DataFrame:
     """The published rows for every context: one per (user, slot) with item, score, reason,
     reason_tag, policy, propensity (+ standard error), is_exploration, recommendation_id and the
-    chosen arm's features. Randomness is seeded per (user, day): the same inputs give the same rows."""
+    chosen arm's features. Randomness is seeded per (user, day): the same inputs give the same rows.
+    When ``draws_cache`` is given, deterministic policies' draws (one slate per user) are kept in
+    it by user id, for the campaign re-ranking to reuse."""
     out: list[tuple[object, ...]] = []
-    for ctx in contexts:
-        rng = np.random.default_rng(user_seed(ctx.user_id, day))
-        draws = sample_slates(policy, ctx, k, rng, n_draws)
-        _, flat, _ = item_codes(ctx)
+    keep = draws_cache is not None and policy.deterministic
+    name = policy.name
+    for ctx, draws in draw_all(policy, list(contexts), k, day, n_draws):
+        if keep:
+            draws_cache[ctx.user_id] = draws  # type: ignore[index]
+        flat = [x for its in ctx.items for x in its]
         prop, se = draws.propensity()
+        prop_l, se_l = prop.tolist(), se.tolist()
+        codes, tag_ix = draws.items[0].tolist(), draws.tags[0].tolist()
+        expl, sc = draws.explore[0].tolist(), draws.scores[0].tolist()
         rid = recommendation_id(run_id, ctx.user_id)
+        feats: dict[int, str] = {}
         for j in range(k):
-            code = int(draws.items[0, j])
+            code = codes[j]
             if code < 0:
                 continue
-            t = int(draws.tags[0, j])
+            t = tag_ix[j]
             tag = ctx.tags[t]
             item = str(flat[code])
-            is_expl = bool(draws.explore[0, j])
-            if is_expl:
+            if expl[j]:
                 reason = f"something new for you: {tag_label(tag, labels)}"
             else:
                 reason = ctx.reasons.get(item) or f"because you like {tag_label(tag, labels)}"
-            feats = arm_features_json(ctx.features[t])
-            out.append(
-                (
-                    ctx.user_id,
-                    j + 1,
-                    item,
-                    float(draws.scores[0, j]),
-                    reason,
-                    tag,
-                    policy.name,
-                    float(prop[j]),
-                    float(se[j]),
-                    is_expl,
-                    rid,
-                    feats,
-                )
-            )
+            if t not in feats:
+                feats[t] = arm_features_json(ctx.features[t])
+            out.append((ctx.user_id, j + 1, item, sc[j], reason, tag, name, prop_l[j], se_l[j], expl[j], rid, feats[t]))
     return pd.DataFrame(
         out,
         columns=[

@@ -225,6 +225,7 @@ def campaign_slates(
     campaigns: list[Campaign],
     item_tags: pd.DataFrame,
     labels: dict[str, str] | None = None,
+    draws_cache: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Apply active campaigns to published slates (the rows of ``ml.explore.slate.build_slates``).
 
@@ -235,7 +236,8 @@ def campaign_slates(
     from the re-ranked draws: it stays the exact (or Monte Carlo) probability that this serving
     process shows that item at that slot. Adds the nullable column ``campaign``: the campaign
     that promoted the row's item, null on every other row. Outside every window the rows are
-    returned unchanged (plus a null ``campaign``)."""
+    returned unchanged (plus a null ``campaign``). ``draws_cache`` (user -> ``SlateDraws``, as
+    filled by ``build_slates``) spares re-drawing a user's slates; the draws are the same either way."""
     from ml.explore.slate import arm_features_json, item_codes, sample_slates, tag_label, user_seed
 
     out = slates.assign(campaign=pd.Series([None] * len(slates), index=slates.index, dtype=object))
@@ -244,28 +246,35 @@ def campaign_slates(
     plans = [(c, boosted_items(c, item_tags), math.floor(c.max_share * k)) for c in campaigns]
     arms = {c.name: dict(zip(out["user_id"].unique(), arm(out["user_id"].unique(), c), strict=True)) for c in campaigns}
     columns = list(out.columns)
-    by_user: dict[str, list[dict[str, Any]]] = {}
-    for rec in out.to_dict("records"):  # one conversion, not a pandas lookup per shown item
-        by_user.setdefault(rec["user_id"], []).append(rec)
-    replaced: list[dict[str, Any]] = []
-    changed: set[str] = set()
+    # who has a boosted candidate in a campaign it is treated by (cheap; most users do not)
+    work = []
     for ctx in contexts:
-        rows = by_user.get(ctx.user_id)
-        if rows is None:
-            continue
-        _, flat, _ = item_codes(ctx)
-        flat_str = flat.astype(str)
         todo = []
+        flat: np.ndarray | None = None
         for c, items, cap in plans:
             if arms[c.name].get(ctx.user_id) != TREATMENT or cap < 1:
                 continue
-            codes = {i for i, x in enumerate(flat_str) if x in items}
+            if flat is None:
+                _, flat, _ = item_codes(ctx)
+            codes = {i for i, x in enumerate(flat.tolist()) if str(x) in items}
             if codes:
                 todo.append((c, codes, cap))
-        if not todo:
+        if todo and flat is not None:
+            work.append((ctx, flat, todo))
+    touched_users = {ctx.user_id for ctx, _, _ in work}
+    by_user: dict[str, list[dict[str, Any]]] = {}
+    for rec in out[out["user_id"].isin(touched_users)].to_dict("records"):  # one conversion, not per item
+        by_user.setdefault(rec["user_id"], []).append(rec)
+    replaced: list[dict[str, Any]] = []
+    changed: set[str] = set()
+    for ctx, flat, todo in work:
+        rows = by_user.get(ctx.user_id)
+        if rows is None:
             continue
-        rng = np.random.default_rng(user_seed(ctx.user_id, day))
-        draws = sample_slates(policy, ctx, k, rng, n_draws)
+        draws = (draws_cache or {}).get(ctx.user_id)
+        if draws is None:
+            rng = np.random.default_rng(user_seed(ctx.user_id, day))
+            draws = sample_slates(policy, ctx, k, rng, n_draws)
         exploit = np.asarray(policy.exploit_values(ctx), dtype=np.float64)
         tag_of = np.repeat(np.arange(len(ctx.items)), [len(x) for x in ctx.items])
         value = exploit[tag_of] * np.concatenate([np.asarray(s, float) for s in ctx.item_scores])

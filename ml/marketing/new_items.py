@@ -161,25 +161,29 @@ def place_new_items(
     scale = 1.0 - out.loc[idx_last, "user_id"].map(rho).fillna(0.0)
     out.loc[idx_last, "propensity"] = out.loc[idx_last, "propensity"] * scale
     out.loc[idx_last, "propensity_se"] = out.loc[idx_last, "propensity_se"] * scale
-    pick = dict(zip(drawn["user_id"], zip(drawn["item_id"], drawn["propensity"], strict=True), strict=True))
-    for i in idx_last:
-        u = out.at[i, "user_id"]
-        if u not in pick:
-            continue
-        item, p = pick[u]
-        tag = str(tag_of.get(item, ""))
-        out.at[i, "item_id"] = item
-        out.at[i, "propensity"] = float(p)
-        out.at[i, "propensity_se"] = 0.0
-        out.at[i, "is_exploration"] = True
-        out.at[i, "new_item"] = True
-        out.at[i, "reason_tag"] = tag
-        out.at[i, "reason"] = f"something new for you: just in, {tag.split(':', 1)[-1].replace('_', ' ')}"
-        if "campaign" in out:
-            out.at[i, "campaign"] = None
-        feats = arm_features(u, tag) if arm_features is not None else None
-        if feats is not None and "arm_features" in out:
-            out.at[i, "arm_features"] = feats
+    pick = drawn.drop_duplicates("user_id", keep="last").set_index("user_id")
+    last_users = out.loc[idx_last, "user_id"]
+    rows = idx_last[last_users.isin(pick.index).to_numpy()]
+    if len(rows) == 0:
+        return out
+    users_hit = out.loc[rows, "user_id"]
+    items = users_hit.map(pick["item_id"]).astype(str)
+    tags = items.map(tag_of).fillna("").astype(str)
+    # one column assignment each (a per-cell write copies an Arrow-backed string column)
+    out.loc[rows, "item_id"] = items.to_numpy()
+    out.loc[rows, "propensity"] = users_hit.map(pick["propensity"]).astype(float).to_numpy()
+    out.loc[rows, "propensity_se"] = 0.0
+    out.loc[rows, "is_exploration"] = True
+    out.loc[rows, "new_item"] = True
+    out.loc[rows, "reason_tag"] = tags.to_numpy()
+    out.loc[rows, "reason"] = [f"something new for you: just in, {t.split(':', 1)[-1].replace('_', ' ')}" for t in tags]
+    if "campaign" in out:
+        out.loc[rows, "campaign"] = None
+    if arm_features is not None and "arm_features" in out:
+        feats = [arm_features(u, t) for u, t in zip(users_hit, tags, strict=True)]
+        have = np.array([f is not None for f in feats], dtype=bool)
+        if have.any():
+            out.loc[rows[have], "arm_features"] = [f for f in feats if f is not None]
     return out
 
 

@@ -178,7 +178,8 @@ def publish_recommendations(
     contexts = build_contexts(inputs, users, settings)
     day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")
     labels = store.read_labels(wh)
-    df = build_slates(pol, contexts, k, day, run_id, n_draws=propensity_draws, labels=labels)
+    draws: dict[str, Any] = {}
+    df = build_slates(pol, contexts, k, day, run_id, n_draws=propensity_draws, labels=labels, draws_cache=draws)
     df, marketing = apply_marketing(
         wh,
         df,
@@ -193,7 +194,9 @@ def publish_recommendations(
         holdout_share=campaign_holdout_share,
         new_item_budget=new_item_budget,
         labels=labels,
+        draws_cache=draws,
     )
+    del draws
     df["policy_version"] = pol_version
     df["model_version"] = champ["version_id"]
     df["run_id"] = run_id
@@ -250,10 +253,11 @@ def apply_marketing(
     holdout_share: float | None = None,
     new_item_budget: dict[str, Any] | None = None,
     labels: dict[str, str] | None = None,
+    draws_cache: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Campaign re-ranking, then the new-item slot, on the policy's slates (columns
     ``campaign`` and ``new_item`` added). Returns the rows and what was applied (for the
-    publish log)."""
+    publish log). ``draws_cache``: the slate draws ``build_slates`` kept, reused by campaigns."""
     import hashlib
 
     from ml.explore.context import FEATURES
@@ -270,7 +274,7 @@ def apply_marketing(
         id_vars="item_id", value_vars=["department_tag", "category_tag", "style_tag", "tier_tag"], value_name="tag"
     ).dropna(subset=["tag"])[["item_id", "tag"]]
     live = active_campaigns(load_campaigns(), at.to_pydatetime(), holdout_share) if campaigns else []
-    df = campaign_slates(slates, policy, contexts, k, day, n_draws, live, item_tags, labels)
+    df = campaign_slates(slates, policy, contexts, k, day, n_draws, live, item_tags, labels, draws_cache)
     applied: dict[str, Any] = {"campaign_clock": str(at), "campaigns": [c.name for c in live]}
 
     settings = {**DEFAULT_NEW_ITEM_BUDGET, **(new_item_budget or {})}

@@ -212,3 +212,43 @@ def test_context_round_trips_through_json():
     a = sample_slates(make_policy("thompson"), ctx, 5, np.random.default_rng(9), 50)
     b = sample_slates(make_policy("thompson"), back, 5, np.random.default_rng(9), 50)
     np.testing.assert_array_equal(a.items, b.items)
+
+
+@pytest.mark.parametrize("name", ["greedy", "ucb1", "linucb"])
+def test_batched_deterministic_slates_equal_one_user_at_a_time(name):
+    """The publish path fills plain deterministic policies' slates for many users at once:
+    same tags, items, flags and scores as the per-user sampler, with uneven tag/item counts."""
+    from ml.explore.slate import sample_deterministic
+
+    rng = np.random.default_rng(3)
+    ctxs = []
+    for u in range(40):
+        n_known, n_cand = int(rng.integers(1, 4)), int(rng.integers(0, 5))
+        ctx = make_context(
+            f"u{u}",
+            known=tuple(f"cat:k{j}" for j in range(n_known)),
+            candidates=tuple(f"cat:c{j}" for j in range(n_cand)),
+            n_items=int(rng.integers(1, 5)),
+            clicks={"cat:k0": (float(rng.integers(0, 20)), float(rng.integers(0, 3)))},
+        )
+        ctx.item_scores = [np.sort(rng.random(len(s)))[::-1] for s in ctx.item_scores]
+        ctxs.append(ctx)
+    pol = make_policy(name)
+    batched = sample_deterministic(pol, ctxs, 8)
+    for ctx, got in zip(ctxs, batched, strict=True):
+        one = sample_slates(pol, ctx, 8, np.random.default_rng(0))
+        np.testing.assert_array_equal(got.items, one.items)
+        np.testing.assert_array_equal(got.tags, one.tags)
+        np.testing.assert_array_equal(got.explore, one.explore)
+        np.testing.assert_allclose(got.scores, one.scores, equal_nan=True)
+    assert any((d.items[0] < 0).any() for d in batched)  # some users cannot fill 8 slots
+
+
+def test_build_slates_keeps_deterministic_draws_for_reuse_only():
+    ctxs = [make_context(f"u{i}") for i in range(5)]
+    cache: dict = {}
+    build_slates(make_policy("greedy"), ctxs, 6, "2026-10-01", "r", draws_cache=cache)
+    assert sorted(cache) == [c.user_id for c in ctxs] and all(d.n_draws == 1 for d in cache.values())
+    cache.clear()
+    build_slates(make_policy("thompson"), ctxs, 6, "2026-10-01", "r", n_draws=32, draws_cache=cache)
+    assert cache == {}  # Monte Carlo draws are re-drawn from the seed instead of held in memory

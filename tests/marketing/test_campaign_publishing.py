@@ -186,3 +186,13 @@ def test_no_budget_means_no_change():
     out = place_new_items(df, _user_tags(), NEW_TAGS, [], NewItemBudget(), seed=1)
     pd.testing.assert_frame_equal(out.drop(columns="new_item"), df)
     assert not out["new_item"].any()
+
+
+def test_campaign_rows_are_the_same_with_the_publish_draws_reused():
+    pol = make_policy("greedy")
+    cache: dict = {}
+    df = build_slates(pol, CONTEXTS, K, DAY, "run-1", n_draws=DRAWS, draws_cache=cache)
+    plain = campaign_slates(df, pol, CONTEXTS, K, DAY, DRAWS, [SALE], ITEM_TAGS)
+    reused = campaign_slates(df, pol, CONTEXTS, K, DAY, DRAWS, [SALE], ITEM_TAGS, draws_cache=cache)
+    assert plain["campaign"].notna().any()
+    pd.testing.assert_frame_equal(plain, reused)
