@@ -27,6 +27,13 @@ ROWS_PER_CHUNK = 50_000
 _END = object()
 
 
+def _may_hold_containers(s: pd.Series) -> bool:
+    """False when pandas' (C-speed) type inference proves an object column holds only scalars:
+    strings, numbers, booleans, dates or nulls."""
+    scalar = {"empty", "string", "bytes", "integer", "floating", "mixed-integer-float", "decimal", "boolean"}
+    return pd.api.types.infer_dtype(s, skipna=True) not in scalar | {"datetime", "date", "time", "timedelta"}
+
+
 def to_arrow(df: pd.DataFrame) -> pa.Table:
     """The frame as an Arrow table whose every column the CSV writer and PostgreSQL accept.
 
@@ -36,7 +43,7 @@ def to_arrow(df: pd.DataFrame) -> pa.Table:
     cols: dict[str, Any] = {}
     for name in df.columns:
         s = df[name]
-        if s.dtype == object and s.map(lambda v: isinstance(v, dict | list | tuple)).any():
+        if s.dtype == object and _may_hold_containers(s) and s.map(lambda v: isinstance(v, dict | list | tuple)).any():
             s = s.map(lambda v: None if v is None else json.dumps(v, default=str, sort_keys=True))
         cols[str(name)] = s
     table = pa.Table.from_pandas(pd.DataFrame(cols, copy=False), preserve_index=False)

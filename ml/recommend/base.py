@@ -222,8 +222,10 @@ def explain_by_item_weights(
 ) -> list[list[dict[str, Any]]]:
     """Explain each recommended item by the history item with the largest contribution
     ``x_ui * W[i, j]`` (``W`` dense or sparse (n_items, n_items)); shared by item-item models."""
-    out: list[list[dict[str, Any]]] = []
     X = sp.csr_matrix(X)
+    if sp.issparse(weights) and X.has_sorted_indices:
+        return _explain_sparse_weights(X, np.asarray(rows), np.asarray(items), sp.csr_matrix(weights))
+    out: list[list[dict[str, Any]]] = []
     for r, its in zip(rows, items, strict=True):  # per user, vectorised over its history x items
         lo, hi = X.indptr[r], X.indptr[r + 1]
         hist, w = X.indices[lo:hi], X.data[lo:hi]
@@ -244,6 +246,46 @@ def explain_by_item_weights(
             ]
         )
     return out
+
+
+def _explain_sparse_weights(
+    X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray, W: sp.csr_matrix, chunk: int = 512
+) -> list[list[dict[str, Any]]]:
+    """:func:`explain_by_item_weights` for a sparse ``W``, many users at a time: for every
+    (user, recommended item i) the stored entries of column i of ``W`` are weighted by the user's
+    history, and the first history item (in index order) with the largest positive contribution
+    explains i; none positive means ``popular``. Same answers as the per-user loop."""
+    WT = W.T.tocsr()
+    WT.sort_indices()
+    n_rows, k = items.shape
+    best = np.full((n_rows, k), -1, dtype=np.int64)
+    for start in range(0, n_rows, chunk):
+        part = rows[start : start + chunk]
+        hist = X[part].toarray()  # (chunk, n_items): the users' history weights
+        its = items[start : start + chunk]
+        u_loc, slot = np.nonzero(its >= 0)
+        col = its[u_loc, slot]
+        lo, hi = WT.indptr[col], WT.indptr[col + 1]
+        lens = hi - lo
+        if lens.sum() == 0:
+            continue
+        pair = np.repeat(np.arange(len(col)), lens)
+        pos = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(lo, lens)
+        h = WT.indices[pos]
+        contrib = hist[u_loc[pair], h] * WT.data[pos]
+        seg_max = np.full(len(col), -np.inf)
+        np.maximum.at(seg_max, pair, contrib)
+        hit = np.flatnonzero((contrib == seg_max[pair]) & (seg_max[pair] > 0))
+        first_pair, first = np.unique(pair[hit], return_index=True)
+        best[start + u_loc[first_pair], slot[first_pair]] = h[hit[first]]
+    valid = items >= 0
+    return [
+        [
+            ({"kind": "similar_item", "item": b} if b >= 0 else {"kind": "popular"}) if ok else {"kind": "none"}
+            for b, ok in zip(brow, vrow, strict=True)
+        ]
+        for brow, vrow in zip(best.tolist(), valid.tolist(), strict=True)
+    ]
 
 
 def explain_by_item_vectors(

@@ -83,21 +83,33 @@ def score_users(
     title = dict(zip(items["item_id"], items["title"], strict=True))
     cat = dict(zip(items["item_id"], items["category_path"], strict=True))
     item_ids = np.asarray(art["item_ids"])
-    rows = []
-    for u, uid in enumerate(users):
-        for r in range(k):
-            i = idx[u, r]
-            if i < 0:
-                continue
-            iid = item_ids[i]
-            rs = reasons[u][r]
-            if rs.get("kind") == "similar_item":
-                src = item_ids[rs["item"]]
-                text, tag = f"similar to '{title.get(src, src)}' you interacted with", f"item:{src}"
-            else:
-                text, tag = f"popular in {cat.get(iid, 'the shop')}", "popular"
-            rows.append((uid, r + 1, iid, float(sc[u, r]), text, tag))
-    df = pd.DataFrame(rows, columns=["user_id", "rank", "item_id", "score", "reason", "reason_tag"])
+    # reason texts per item, built once: "similar to <source>" and "popular in <category>"
+    similar_text = np.array(
+        [f"similar to '{title.get(i, i)}' you interacted with" for i in item_ids.tolist()], dtype=object
+    )
+    popular_text = np.array([f"popular in {cat.get(i, 'the shop')}" for i in item_ids.tolist()], dtype=object)
+    source_tag = np.array([f"item:{i}" for i in item_ids.tolist()], dtype=object)
+    u_ix, r_ix = np.nonzero(idx >= 0)  # user by user, rank by rank
+    picked = idx[u_ix, r_ix]
+    src = np.array(
+        [
+            rs["item"] if rs.get("kind") == "similar_item" else -1
+            for u, r in zip(u_ix.tolist(), r_ix.tolist(), strict=True)
+            for rs in (reasons[u][r],)
+        ],
+        dtype=np.int64,
+    )
+    similar = src >= 0
+    df = pd.DataFrame(
+        {
+            "user_id": np.asarray(users)[u_ix],
+            "rank": r_ix + 1,
+            "item_id": item_ids[picked],
+            "score": sc[u_ix, r_ix].astype(np.float64),
+            "reason": np.where(similar, similar_text[np.maximum(src, 0)], popular_text[picked]),
+            "reason_tag": np.where(similar, source_tag[np.maximum(src, 0)], "popular"),
+        }
+    )
     df["model_version"] = champ["version_id"]
     return df, champ
 
