@@ -25,6 +25,7 @@ The same function serves the publish task (frames read from the warehouse by
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,7 +286,8 @@ def _context(
 
     user_fb = fb_items.get(u, {})
     # tags whose ranking can differ from the shop-wide one for this user (bought or shown items)
-    own_tags = {item_tag.get(i) for i in excluded} | {item_tag.get(i) for i in user_fb}
+    fb_tags = Counter(item_tag.get(i) for i in user_fb)
+    own_tags = {item_tag.get(i) for i in excluded} | set(fb_tags)
 
     def items_for(tag: str) -> tuple[list[str], list[float]]:
         if tag not in champ_items and tag not in own_tags:
@@ -294,8 +296,9 @@ def _context(
         have = {i for i, _ in chosen}
         # popular items fill behind the champion's (0.1-0.5) or lead a tag it does not reach (0.5-1)
         lo, span = (0.1, 0.4) if chosen else (0.5, 0.5)
-        # without feedback no score is discounted, so only the best items_per_tag can make the cut
-        limit = 3 * s.items_per_tag if user_fb else s.items_per_tag
+        # only items the user was shown can be discounted, so popular items beyond the first
+        # items_per_tag + (shown items of this tag) can never make the cut
+        limit = min(3 * s.items_per_tag, len(chosen) + s.items_per_tag + fb_tags.get(tag, 0))
         for i, rel in tag_pops[tag]:
             if len(chosen) >= limit:
                 break

@@ -274,7 +274,8 @@ def _explain_sparse_weights(
         h = WT.indices[pos]
         contrib = hist[u_loc[pair], h] * WT.data[pos]
         seg_max = np.full(len(col), -np.inf)
-        np.maximum.at(seg_max, pair, contrib)
+        filled = lens > 0  # entries are grouped by pair, in pair order
+        seg_max[filled] = np.maximum.reduceat(contrib, (np.cumsum(lens) - lens)[filled])
         hit = np.flatnonzero((contrib == seg_max[pair]) & (seg_max[pair] > 0))
         first_pair, first = np.unique(pair[hit], return_index=True)
         best[start + u_loc[first_pair], slot[first_pair]] = h[hit[first]]
