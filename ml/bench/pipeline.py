@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import importlib
 import io
 import json
 import os
@@ -124,11 +125,20 @@ class PublishProbe:
     timings: dict[str, float] = field(default_factory=dict)
     peaks: dict[str, float] = field(default_factory=dict)
     frame: Any = None
+    # where the scoring stage's time goes (informative; the stage itself is timed as a whole)
+    scoring_parts: dict[str, float] = field(default_factory=dict)
 
-    def wrap(self, key: str, fn: Callable[..., Any], keep_frame: bool = False) -> Callable[..., Any]:
+    def wrap(
+        self, key: str, fn: Callable[..., Any], keep_frame: bool = False, part: bool = False
+    ) -> Callable[..., Any]:
         def inner(*args: Any, **kwargs: Any) -> Any:
             if keep_frame:
                 self.frame = args[0]
+            if part:
+                t0 = time.perf_counter()
+                out = fn(*args, **kwargs)
+                self.scoring_parts[key] = round(self.scoring_parts.get(key, 0.0) + time.perf_counter() - t0, 3)
+                return out
             with measure(key) as st:
                 out = fn(*args, **kwargs)
             self.timings[key] = self.timings.get(key, 0.0) + st.seconds
@@ -156,6 +166,19 @@ class PublishProbe:
             patches.append((store, "write_log", self.wrap("slate_log", store.write_log)))
         except ImportError:
             pass
+        for module, attr in (
+            ("ml.tasks.publishing", "score_users"),
+            ("ml.explore.store", "load_feedback"),
+            ("ml.explore.store", "read_candidate_inputs"),
+            ("ml.explore.candidates", "build_contexts"),
+            ("ml.explore.slate", "build_slates"),
+            ("ml.tasks.publishing", "apply_marketing"),
+        ):
+            try:
+                mod = importlib.import_module(module)
+                patches.append((mod, attr, self.wrap(attr, getattr(mod, attr), part=True)))
+            except (ImportError, AttributeError):
+                pass
         saved = [(mod, attr, getattr(mod, attr)) for mod, attr, _ in patches]
         for mod, attr, new in patches:
             setattr(mod, attr, new)
@@ -204,6 +227,7 @@ def run_direct(shop: Path, url: str, rec: Recorder, run_id: str, tagging: bool =
         if key in probe.timings:
             rec.add(key, probe.timings[key], probe.peaks[key])
     facts["published"] = {k: out[k] for k in ("version", "rows", "users") if k in out}
+    facts["scoring_parts_seconds"] = probe.scoring_parts
     facts["frame"] = probe.frame
     return facts
 
@@ -566,6 +590,9 @@ def render(p: dict[str, Any]) -> str:
         f"{p['airflow'].get('direct_seconds_same_stages')} s",
         "ratios: " + ", ".join(f"{k} {v}" for k, v in p["ratios"].items()),
     ]
+    parts = (p.get("facts") or {}).get("scoring_parts_seconds")
+    if parts:
+        lines.insert(-1, "scoring parts (s): " + ", ".join(f"{k} {v}" for k, v in parts.items()))
     if p["targets"]["met"] is not None:
         lines.append("targets met: " + ", ".join(f"{k} {v}" for k, v in p["targets"]["met"].items()))
     return "\n".join(lines)

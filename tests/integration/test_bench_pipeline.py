@@ -50,3 +50,11 @@ def test_bounds_and_ratios_come_from_the_same_run(tiny_bench):
     )
     assert p["ratios"]["airflow_vs_direct"] is None  # --airflow skip
     assert p["throughput"]["events_per_s"] > 0 and p["facts"]["events_ingested"] > 0
+
+
+def test_scoring_parts_account_for_the_scoring_stage(tiny_bench):
+    parts = tiny_bench["facts"]["scoring_parts_seconds"]
+    assert {"score_users", "read_candidate_inputs", "build_contexts", "build_slates", "apply_marketing"} <= set(parts)
+    assert all(v >= 0 for v in parts.values())
+    # the parts run inside the stage, so together they cannot exceed it (small rounding slack)
+    assert sum(parts.values()) <= tiny_bench["stages"]["score_with_exploration"]["seconds"] + 0.05
