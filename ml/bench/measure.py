@@ -42,11 +42,19 @@ def measure(name: str, interval: float = 0.05, include_children: bool = True) ->
     peak = [0.0]
 
     def sample() -> None:
+        # listing children scans every process on the machine, which costs more than the stage
+        # can spare at 20 Hz (the sampler shares the GIL): refresh that list once a second only
+        children: list[psutil.Process] = []
+        next_scan = 0.0
         while not stop.is_set():
             try:
                 total = proc.memory_info().rss
                 if include_children:
-                    for c in proc.children(recursive=True):
+                    now = time.monotonic()
+                    if now >= next_scan:
+                        children = proc.children(recursive=True)
+                        next_scan = now + 1.0
+                    for c in children:
                         with suppress(psutil.Error):
                             total += c.memory_info().rss
                 peak[0] = max(peak[0], total / 2**20)

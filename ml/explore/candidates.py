@@ -349,10 +349,11 @@ def _context(
     clicks = np.array([fb.user_tag.get((u, t), (0.0, 0.0))[1] for t in tags], dtype=np.float64)
     evidence = np.array([known[t]["evidence"] if t in known else 0.0 for t in tags], dtype=np.float64)
     recency = np.zeros(len(tags))
+    as_of = inp.as_of if isinstance(inp.as_of, pd.Timestamp) else pd.Timestamp(inp.as_of)
     for j, t in enumerate(tags):
-        ls = known.get(t, {}).get("last_seen")
+        ls = known[t]["last_seen"] if t in known else None
         if ls is not None and pd.notna(ls):
-            days = (pd.Timestamp(inp.as_of) - pd.Timestamp(ls)).total_seconds() / 86400.0
+            days = (as_of - (ls if isinstance(ls, pd.Timestamp) else pd.Timestamp(ls))).total_seconds() / 86400.0
             recency[j] = float(np.exp(-max(days, 0.0) / 30.0))
     alpha = prior_mean * strength + clicks
     beta = (1 - prior_mean) * strength + np.maximum(exam - clicks, 0.0)

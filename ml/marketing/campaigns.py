@@ -282,8 +282,11 @@ def campaign_slates(
         who = np.full(draws.items.shape, None, dtype=object)
         fixed = draws.explore | (draws.items < 0)
         # re-rank each distinct draw once (many draws repeat the same slate)
-        uniq, inverse = np.unique(draws.items, axis=0, return_inverse=True)
-        inverse = np.asarray(inverse).ravel()
+        if draws.items.shape[0] == 1:  # one slate (deterministic policies): nothing to group
+            uniq, inverse = draws.items, np.zeros(1, dtype=np.int64)
+        else:
+            uniq, inverse = np.unique(draws.items, axis=0, return_inverse=True)
+            inverse = np.asarray(inverse).ravel()
         for u_row in range(len(uniq)):
             same = inverse == u_row
             r = int(np.flatnonzero(same)[0])

@@ -165,14 +165,17 @@ class Recommender(ABC):
         self.fallback_ = pop / pop.max() if pop.size and pop.max() > 0 else pop
 
     def scores(self, X: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
-        """Dense (len(rows), n_items) scores; rows with an empty history get the popularity
-        fallback (when the model keeps one) so cold users never get arbitrary items."""
+        """Dense (len(rows), n_items) scores (float32 when the model computes in float32, else
+        float64); rows with an empty history get the popularity fallback (when the model keeps
+        one) so cold users never get arbitrary items."""
         X = sp.csr_matrix(X)
         n_items = getattr(self, "n_items_", X.shape[1])
         if X.shape[1] != n_items:
             raise ValueError(f"{self.name}: X has {X.shape[1]} item columns, the model was fitted on {n_items}")
         rows = np.asarray(rows, dtype=np.int64)
-        s = np.asarray(self._score(X, rows), dtype=np.float64)
+        s = np.asarray(self._score(X, rows))
+        if s.dtype != np.float32:  # float32 scores stay float32: half the memory traffic for top-k
+            s = s.astype(np.float64, copy=False)
         fallback = getattr(self, "fallback_", None)
         if fallback is not None and len(rows):
             empty = np.diff(X.indptr)[rows] == 0
@@ -248,37 +251,55 @@ def explain_by_item_weights(
     return out
 
 
-def _explain_sparse_weights(
-    X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray, W: sp.csr_matrix, chunk: int = 512
-) -> list[list[dict[str, Any]]]:
-    """:func:`explain_by_item_weights` for a sparse ``W``, many users at a time: for every
-    (user, recommended item i) the stored entries of column i of ``W`` are weighted by the user's
-    history, and the first history item (in index order) with the largest positive contribution
-    explains i; none positive means ``popular``. Same answers as the per-user loop."""
-    WT = W.T.tocsr()
+def explain_sources(
+    X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray, W: sp.spmatrix, chunk: int = 2048
+) -> np.ndarray:
+    """For every (user row, recommended item i): the history item (index) with the largest
+    positive contribution ``x_uh * W[h, i]``, the first in index order on ties; -1 when none is
+    positive (or the slot is empty). Shape of ``items``. ``W`` sparse (n_items, n_items); many
+    users at a time, without densifying their histories."""
+    X = sp.csr_matrix(X)
+    if not X.has_sorted_indices:
+        X = X.copy()
+        X.sort_indices()
+    WT = sp.csr_matrix(W).T.tocsr()
     WT.sort_indices()
+    rows, items = np.asarray(rows), np.asarray(items)
     n_rows, k = items.shape
+    n_items = X.shape[1]
     best = np.full((n_rows, k), -1, dtype=np.int64)
     for start in range(0, n_rows, chunk):
-        part = rows[start : start + chunk]
-        hist = X[part].toarray()  # (chunk, n_items): the users' history weights
+        Xc = X[rows[start : start + chunk]]
+        # (local row, item) keys of the histories, sorted (CSR order), for lookups
+        hist_keys = np.repeat(np.arange(Xc.shape[0], dtype=np.int64), np.diff(Xc.indptr)) * n_items + Xc.indices
         its = items[start : start + chunk]
         u_loc, slot = np.nonzero(its >= 0)
         col = its[u_loc, slot]
         lo, hi = WT.indptr[col], WT.indptr[col + 1]
         lens = hi - lo
-        if lens.sum() == 0:
+        if len(hist_keys) == 0 or lens.sum() == 0:
             continue
         pair = np.repeat(np.arange(len(col)), lens)
         pos = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(lo, lens)
         h = WT.indices[pos]
-        contrib = hist[u_loc[pair], h] * WT.data[pos]
+        key = u_loc[pair] * n_items + h
+        at = np.minimum(np.searchsorted(hist_keys, key), len(hist_keys) - 1)
+        found = hist_keys[at] == key
+        contrib = np.where(found, Xc.data[at], 0.0) * WT.data[pos]
         seg_max = np.full(len(col), -np.inf)
         filled = lens > 0  # entries are grouped by pair, in pair order
         seg_max[filled] = np.maximum.reduceat(contrib, (np.cumsum(lens) - lens)[filled])
         hit = np.flatnonzero((contrib == seg_max[pair]) & (seg_max[pair] > 0))
         first_pair, first = np.unique(pair[hit], return_index=True)
         best[start + u_loc[first_pair], slot[first_pair]] = h[hit[first]]
+    return best
+
+
+def _explain_sparse_weights(
+    X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray, W: sp.csr_matrix
+) -> list[list[dict[str, Any]]]:
+    """:func:`explain_by_item_weights` for a sparse ``W`` through :func:`explain_sources`."""
+    best = explain_sources(X, rows, items, W)
     valid = items >= 0
     return [
         [

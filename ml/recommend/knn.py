@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ml.recommend.base import Recommender, binarize, explain_by_item_weights
+from ml.recommend.base import Recommender, binarize, explain_by_item_weights, explain_sources
 
 
 def bm25_weight(X: sp.csr_matrix, k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
@@ -82,6 +82,10 @@ class ItemKNN(Recommender):
     def explain(self, X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> list[list[dict[str, Any]]]:
         """The history item contributing most to each recommended item."""
         return explain_by_item_weights(X, rows, items, self.similarity_)
+
+    def explain_sources(self, X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """:meth:`explain` as an array: the source history item per slot, -1 for ``popular``/empty."""
+        return explain_sources(X, rows, items, self.similarity_)
 
 
 class UserKNN(Recommender):

@@ -65,7 +65,17 @@ def score_users(
     bought = events[events["event_type"].isin(exclude_event_types)].assign(weight=1.0)
     excl = InteractionData.from_frame(bought, user_ids=users, item_ids=art["item_ids"]).matrix
     idx, sc = model.recommend(data.matrix, k=k, exclude=excl)
-    reasons = model.explain(data.matrix, np.arange(len(users)), idx)
+    # the history item behind each candidate: as an array when the model offers it (item-item
+    # models), else from the per-slot dicts of ``explain``
+    sources = getattr(model, "explain_sources", None)
+    if sources is not None:
+        src_all = np.asarray(sources(data.matrix, np.arange(len(users)), idx), dtype=np.int64)
+    else:
+        reasons = model.explain(data.matrix, np.arange(len(users)), idx)
+        src_all = np.array(
+            [[rs["item"] if rs.get("kind") == "similar_item" else -1 for rs in row] for row in reasons],
+            dtype=np.int64,
+        ).reshape(idx.shape)
     # fill empty slots from popularity, never repeating or recommending excluded items
     pop = Popularity().fit(data.matrix)
     pop_order = np.argsort(-pop.popularity_, kind="stable")
@@ -78,7 +88,7 @@ def score_users(
         for s, i in zip(slots, fill, strict=False):
             idx[u, s] = i
             sc[u, s] = floor - 1.0 - (s * 1e-3)
-            reasons[u][s] = {"kind": "popular"}
+            src_all[u, s] = -1  # popular
     items = wh.query("select item_id, title, category_l3, category_path from marts.item_features")
     title = dict(zip(items["item_id"], items["title"], strict=True))
     cat = dict(zip(items["item_id"], items["category_path"], strict=True))
@@ -91,14 +101,7 @@ def score_users(
     source_tag = np.array([f"item:{i}" for i in item_ids.tolist()], dtype=object)
     u_ix, r_ix = np.nonzero(idx >= 0)  # user by user, rank by rank
     picked = idx[u_ix, r_ix]
-    src = np.array(
-        [
-            rs["item"] if rs.get("kind") == "similar_item" else -1
-            for u, r in zip(u_ix.tolist(), r_ix.tolist(), strict=True)
-            for rs in (reasons[u][r],)
-        ],
-        dtype=np.int64,
-    )
+    src = src_all[u_ix, r_ix]
     similar = src >= 0
     df = pd.DataFrame(
         {
