@@ -157,9 +157,11 @@ def build_contexts(
     champ = champ[champ["tag"].notna()]
     if "reason" not in champ:
         champ = champ.assign(reason="")
-    champ_by_user = _records_by_user(champ, ["item_id", "tag", "score", "reason"], sort=False)
+    champ_by_user = _ChampionRows(champ)
     excl_by_user: dict[str, set[str]] = {}
-    for u, i in zip(inp.excluded["user_id"].astype(str), inp.excluded["item_id"].astype(str), strict=True):
+    ex_users = inp.excluded["user_id"].astype(str).to_numpy(dtype=object).tolist()
+    ex_items = inp.excluded["item_id"].astype(str).to_numpy(dtype=object).tolist()
+    for u, i in zip(ex_users, ex_items, strict=True):
         excl_by_user.setdefault(u, set()).add(i)
     fb = inp.feedback
     known_pairs: set[tuple[str, str]] = set()
@@ -180,7 +182,7 @@ def build_contexts(
                     "last_seen": last_seen,
                     "uncertainty": float(unc) if pd.notna(unc) else 0.5,
                 }
-        cg = champ_by_user.get(u, [])
+        cg = champ_by_user.get(u)
         cand: dict[str, float] = {}
         if u in prof_users:
             for tag, weight, *_ in prof_cand.get(u, []):
@@ -188,10 +190,10 @@ def build_contexts(
                     cand[tag] = float(weight)
         if not cand:
             # tags the champion reaches beyond the user's known ones come first
-            if cg:
-                sc = np.array([float(r[2]) for r in cg], dtype=np.float64)
+            if cg is not None:
+                sc = cg[2]
                 lo, hi = float(np.nanmin(sc)), float(np.nanmax(sc))
-                for (_, t, _, _), v in zip(cg, sc, strict=True):
+                for t, v in zip(cg[1], sc, strict=True):
                     if t not in known:
                         rel = (v - lo) / (hi - lo) if hi > lo else 1.0
                         cand[str(t)] = max(cand.get(str(t), 0.0), 1.0 + rel)
@@ -240,6 +242,35 @@ def build_contexts(
     return out
 
 
+class _ChampionRows:
+    """The champion's candidates grouped by user without one Python tuple per row: per user a
+    slice of whole-column arrays (item ids, tags, scores, reasons), in the frame's row order."""
+
+    def __init__(self, champ: pd.DataFrame):
+        codes, uniques = pd.factorize(champ["user_id"].astype(str))
+        order = np.argsort(codes, kind="stable")
+        counts = np.bincount(codes, minlength=len(uniques))
+        ends = np.cumsum(counts)
+        self._bounds = dict(zip(list(uniques), zip((ends - counts).tolist(), ends.tolist(), strict=True), strict=True))
+        self._items = champ["item_id"].astype(str).to_numpy(dtype=object)[order]
+        self._tags = champ["tag"].astype(str).to_numpy(dtype=object)[order]
+        self._scores = champ["score"].to_numpy(np.float64)[order]
+        self._reasons = champ["reason"].to_numpy(dtype=object)[order]
+
+    def get(self, user: str) -> tuple[list[str], list[str], np.ndarray, list[Any]] | None:
+        """(item ids, tags, scores, reasons) of one user's candidates, or None."""
+        b = self._bounds.get(user)
+        if b is None:
+            return None
+        lo, hi = b
+        return (
+            self._items[lo:hi].tolist(),
+            self._tags[lo:hi].tolist(),
+            self._scores[lo:hi],
+            self._reasons[lo:hi].tolist(),
+        )
+
+
 def _records_by_user(df: pd.DataFrame | None, cols: list[str], sort: bool = True) -> dict[str, list[tuple[Any, ...]]]:
     """user_id -> list of ``cols`` tuples (by descending weight when ``sort``), built in one pass."""
     if df is None or df.empty:
@@ -257,7 +288,7 @@ def _context(
     u: str,
     known: dict[str, dict[str, Any]],
     cand: dict[str, float],
-    champ: list[tuple[Any, ...]],
+    champ: tuple[list[str], list[str], np.ndarray, list[Any]] | None,
     excluded: set[str],
     tag_items: dict[str, list[str]],
     tag_pops: dict[str, list[tuple[str, float]]],
@@ -273,16 +304,17 @@ def _context(
     fb = inp.feedback
     champ_items: dict[str, list[tuple[str, float]]] = {}
     reasons: dict[str, str] = {}
-    if champ:
-        scores = np.array([float(r[2]) for r in champ], dtype=np.float64)
+    if champ is not None:
+        c_items, c_tags, scores, c_reasons = champ
         smax, smin = float(np.nanmax(scores)), float(np.nanmin(scores))
         span = smax - smin if smax > smin else 1.0
-        for (it, t, _, rs), sc in zip(champ, scores, strict=True):
+        norm = (0.5 + 0.5 * (scores - smin) / span).tolist()
+        for it, t, v, rs in zip(c_items, c_tags, norm, c_reasons, strict=True):
             if it in excluded:
                 continue
-            champ_items.setdefault(str(t), []).append((str(it), 0.5 + 0.5 * (float(sc) - smin) / span))
+            champ_items.setdefault(t, []).append((it, v))
             if isinstance(rs, str) and rs:
-                reasons[str(it)] = rs
+                reasons[it] = rs
 
     user_fb = fb_items.get(u, {})
     # tags whose ranking can differ from the shop-wide one for this user (bought or shown items)

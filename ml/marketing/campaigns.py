@@ -263,7 +263,10 @@ def campaign_slates(
             work.append((ctx, flat, todo))
     touched_users = {ctx.user_id for ctx, _, _ in work}
     by_user: dict[str, list[dict[str, Any]]] = {}
-    for rec in out[out["user_id"].isin(touched_users)].to_dict("records"):  # one conversion, not per item
+    touched = out[out["user_id"].isin(touched_users)]
+    # one conversion per column (DataFrame.to_dict boxes value by value), not a lookup per item
+    values = [touched[c].to_numpy(dtype=object).tolist() for c in columns]
+    for rec in (dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)):
         by_user.setdefault(rec["user_id"], []).append(rec)
     replaced: list[dict[str, Any]] = []
     changed: set[str] = set()

@@ -81,12 +81,17 @@ def exposure_plan(
         return pd.DataFrame(columns=["user_id", "item_id", "propensity", "matched"])
     m_u = pairs.groupby("user_id")["item_id"].transform("size")
     pairs = pairs.assign(p_pick=budget.slot_probability / m_u)
-    expected = pairs.groupby("item_id")["p_pick"].sum()
+    # per-item sums through integer codes (a string-keyed map over every pair is slow)
+    codes, _ = pd.factorize(pairs["item_id"])
+    expected = np.bincount(codes, weights=pairs["p_pick"].to_numpy(np.float64))
     accept = np.minimum(1.0, budget.daily_cap / expected)
-    pairs["accept"] = pairs["item_id"].map(accept)
+    pairs["accept"] = accept[codes]
     pairs["propensity"] = pairs["p_pick"] * pairs["accept"]
-    pairs = pairs.merge(matches.assign(matched=True), on=["user_id", "item_id"], how="left")
-    pairs["matched"] = pairs["matched"].fillna(False).astype(bool)
+    if budget.targeted:  # every pair is a match
+        pairs["matched"] = True
+    else:
+        pairs = pairs.merge(matches.assign(matched=True), on=["user_id", "item_id"], how="left")
+        pairs["matched"] = pairs["matched"].fillna(False).astype(bool)
     # a fixed order, whatever order the inputs came in (warehouse scans are unordered): the seeded
     # draws of :func:`allocate` then give the same slots on every rerun
     return pairs.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
@@ -98,11 +103,13 @@ def allocate(
     new_items: list[str],
     budget: NewItemBudget,
     seed: int,
+    plan: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One day's new-item slots. ``user_tags``: user_id, tag (the user's known+candidate tags);
-    ``item_tags``: item_id, tag. Returns user_id, item_id, propensity, matched (bool)."""
+    ``item_tags``: item_id, tag; ``plan``: their :func:`exposure_plan` when already computed.
+    Returns user_id, item_id, propensity, matched (bool)."""
     rng = np.random.default_rng(seed)
-    pairs = exposure_plan(user_tags, item_tags, new_items, budget)
+    pairs = exposure_plan(user_tags, item_tags, new_items, budget) if plan is None else plan
     if pairs.empty:
         return pairs
     # draw: does the user get a slot, which item, is it kept
@@ -151,9 +158,20 @@ def place_new_items(
     if plan.empty or out.empty:
         return out
     # a new item already in the user's slate cannot be drawn for it
-    shown = set(zip(out["user_id"], out["item_id"], strict=True))
-    drawn = allocate(ut, item_tags, new_items, budget, seed)
-    drawn = drawn[[(u, i) not in shown for u, i in zip(drawn["user_id"], drawn["item_id"], strict=True)]]
+    shown = set(
+        zip(out["user_id"].to_numpy(dtype=object).tolist(), out["item_id"].to_numpy(dtype=object).tolist(), strict=True)
+    )
+    drawn = allocate(ut, item_tags, new_items, budget, seed, plan=plan)
+    drawn = drawn[
+        [
+            (u, i) not in shown
+            for u, i in zip(
+                drawn["user_id"].to_numpy(dtype=object).tolist(),
+                drawn["item_id"].to_numpy(dtype=object).tolist(),
+                strict=True,
+            )
+        ]
+    ]
     rho = plan.groupby("user_id")["propensity"].sum()
     last = out.groupby("user_id")["rank"].transform("max") == out["rank"]
     tag_of = item_tags[item_tags["item_id"].isin(new_items)].drop_duplicates("item_id").set_index("item_id")["tag"]
