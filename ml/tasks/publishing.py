@@ -10,9 +10,12 @@ exploration flag. Every slate and the context the policy saw are also appended t
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -45,10 +48,32 @@ PUBLISHED_COLUMNS = [
 ]
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a block that allocates millions of small
+    objects without reference cycles (per-user contexts and rows): the collector would rescan
+    them again and again as they pile up, about a quarter of the marketing step's time on the
+    large shop. Reference counting still frees everything; the collector resumes afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def score_users(
-    wh: Warehouse, k: int = 10, exclude_event_types: tuple[str, ...] = ("purchase",)
+    wh: Warehouse,
+    k: int = 10,
+    exclude_event_types: tuple[str, ...] = ("purchase",),
+    defer_reasons: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Top-k for every active user with the champion, popularity filling any gaps."""
+    """Top-k for every active user with the champion, popularity filling any gaps.
+
+    With ``defer_reasons`` the ``reason``/``reason_tag`` columns are left empty and
+    ``champ["reasons"]`` holds a :class:`ChampionReasons` that explains any (user, item) rows
+    later: publishing explains only the ~k shown rows per user, not every candidate."""
     from ml.recommend import InteractionData, Popularity
     from ml.registry import Registry, load_artifact
 
@@ -64,22 +89,13 @@ def score_users(
     data = InteractionData.from_frame(agg, user_ids=users, item_ids=art["item_ids"])
     bought = events[events["event_type"].isin(exclude_event_types)].assign(weight=1.0)
     excl = InteractionData.from_frame(bought, user_ids=users, item_ids=art["item_ids"]).matrix
+    del events, agg, bought
     idx, sc = model.recommend(data.matrix, k=k, exclude=excl)
-    # the history item behind each candidate: as an array when the model offers it (item-item
-    # models), else from the per-slot dicts of ``explain``
-    sources = getattr(model, "explain_sources", None)
-    if sources is not None:
-        src_all = np.asarray(sources(data.matrix, np.arange(len(users)), idx), dtype=np.int64)
-    else:
-        reasons = model.explain(data.matrix, np.arange(len(users)), idx)
-        src_all = np.array(
-            [[rs["item"] if rs.get("kind") == "similar_item" else -1 for rs in row] for row in reasons],
-            dtype=np.int64,
-        ).reshape(idx.shape)
     # fill empty slots from popularity, never repeating or recommending excluded items
     pop = Popularity().fit(data.matrix)
     pop_order = np.argsort(-pop.popularity_, kind="stable")
     need = np.flatnonzero((idx < 0).any(axis=1))
+    filled = np.zeros(idx.shape, dtype=bool)
     for u in need.tolist():
         have = set(idx[u][idx[u] >= 0].tolist()) | set(excl[u].indices.tolist())
         fill = [i for i in pop_order if i not in have][: int((idx[u] < 0).sum())]
@@ -88,33 +104,106 @@ def score_users(
         for s, i in zip(slots, fill, strict=False):
             idx[u, s] = i
             sc[u, s] = floor - 1.0 - (s * 1e-3)
-            src_all[u, s] = -1  # popular
+            filled[u, s] = True  # explained as popular
     items = wh.query("select item_id, title, category_l3, category_path from marts.item_features")
-    title = dict(zip(items["item_id"], items["title"], strict=True))
-    cat = dict(zip(items["item_id"], items["category_path"], strict=True))
     item_ids = np.asarray(art["item_ids"])
-    # reason texts per item, built once: "similar to <source>" and "popular in <category>"
-    similar_text = np.array(
-        [f"similar to '{title.get(i, i)}' you interacted with" for i in item_ids.tolist()], dtype=object
-    )
-    popular_text = np.array([f"popular in {cat.get(i, 'the shop')}" for i in item_ids.tolist()], dtype=object)
-    source_tag = np.array([f"item:{i}" for i in item_ids.tolist()], dtype=object)
     u_ix, r_ix = np.nonzero(idx >= 0)  # user by user, rank by rank
     picked = idx[u_ix, r_ix]
-    src = src_all[u_ix, r_ix]
-    similar = src >= 0
+    reasons = ChampionReasons(model, data.matrix, np.asarray(users), item_ids, items, idx, filled)
     df = pd.DataFrame(
         {
             "user_id": np.asarray(users)[u_ix],
             "rank": r_ix + 1,
             "item_id": item_ids[picked],
             "score": sc[u_ix, r_ix].astype(np.float64),
-            "reason": np.where(similar, similar_text[np.maximum(src, 0)], popular_text[picked]),
-            "reason_tag": np.where(similar, source_tag[np.maximum(src, 0)], "popular"),
         }
     )
+    if defer_reasons:
+        df["reason"] = pd.Series([None] * len(df), dtype=object)
+        df["reason_tag"] = pd.Series([None] * len(df), dtype=object)
+        champ = {**champ, "reasons": reasons}
+    else:
+        df["reason"], df["reason_tag"] = reasons.for_slots(u_ix, picked)
     df["model_version"] = champ["version_id"]
     return df, champ
+
+
+class ChampionReasons:
+    """Why the champion proposes an item to a user: ``similar to '<history item>' you interacted
+    with`` (the history item with the largest contribution) or ``popular in <category>``.
+
+    Holds what ``score_users`` computed (model, interaction matrix, user and item order, the
+    candidate matrix and its popularity-filled slots) so explanations can be computed for just
+    the rows that are shown."""
+
+    def __init__(
+        self,
+        model: Any,
+        X: Any,
+        users: np.ndarray,
+        item_ids: np.ndarray,
+        item_features: pd.DataFrame,
+        candidates: np.ndarray,
+        filled: np.ndarray,
+    ):
+        self.model, self.X, self.users, self.item_ids = model, X, users, item_ids
+        title = dict(zip(item_features["item_id"], item_features["title"], strict=True))
+        cat = dict(zip(item_features["item_id"], item_features["category_path"], strict=True))
+        names = item_ids.tolist()
+        self.similar_text = np.array([f"similar to '{title.get(i, i)}' you interacted with" for i in names], object)
+        self.popular_text = np.array([f"popular in {cat.get(i, 'the shop')}" for i in names], object)
+        self.source_tag = np.array([f"item:{i}" for i in names], dtype=object)
+        n = len(item_ids)
+        rows = np.repeat(np.arange(candidates.shape[0], dtype=np.int64), candidates.shape[1])
+        keys = rows * n + candidates.ravel()
+        ok = candidates.ravel() >= 0
+        self._candidate_keys = np.sort(keys[ok])
+        self._filled_keys = np.sort(keys[filled.ravel() & ok])
+        self._item_index = pd.Index(item_ids)
+
+    def _sources(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Source history item per (user row, item index) pair, -1 for popular."""
+        if len(u) == 0:
+            return np.zeros(0, dtype=np.int64)
+        explain = getattr(self.model, "explain_sources", None)
+        if explain is not None:
+            src = np.asarray(explain(self.X, u, i[:, None]), dtype=np.int64)[:, 0]
+        else:
+            rs = self.model.explain(self.X, u, i[:, None])
+            src = np.array([r[0]["item"] if r[0].get("kind") == "similar_item" else -1 for r in rs], dtype=np.int64)
+        key = u * len(self.item_ids) + i
+        src[np.isin(key, self._filled_keys)] = -1
+        return src
+
+    def for_slots(self, u: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(reason, reason_tag) for user rows ``u`` and item indices ``i`` (champion candidates)."""
+        src = self._sources(np.asarray(u, dtype=np.int64), np.asarray(i, dtype=np.int64))
+        similar = src >= 0
+        reason = np.where(similar, self.similar_text[np.maximum(src, 0)], self.popular_text[i])
+        tag = np.where(similar, self.source_tag[np.maximum(src, 0)], "popular")
+        return reason, tag
+
+    def fill(self, slates: pd.DataFrame) -> pd.DataFrame:
+        """Published rows with the champion's reason on every non-exploration row whose item is
+        one of the user's champion candidates (what ``build_slates`` does with eager reasons)."""
+        from ml.explore import columns as C
+
+        u = np.searchsorted(self.users, slates["user_id"].to_numpy(dtype=object))
+        u = np.minimum(u, len(self.users) - 1)
+        known_user = self.users[u] == slates["user_id"].to_numpy(dtype=object)
+        i = self._item_index.get_indexer(slates["item_id"])
+        key = u.astype(np.int64) * len(self.item_ids) + i
+        ck = self._candidate_keys
+        if len(ck) == 0 or len(slates) == 0:
+            return slates
+        is_candidate = known_user & (i >= 0) & (ck[np.minimum(np.searchsorted(ck, key), len(ck) - 1)] == key)
+        mask = is_candidate & ~slates[C.IS_EXPLORATION].to_numpy(dtype=bool)
+        if not mask.any():
+            return slates
+        reason, _ = self.for_slots(u[mask], i[mask])
+        out = slates.copy()
+        out.loc[mask, "reason"] = reason
+        return out
 
 
 def resolve_policy(
@@ -183,35 +272,37 @@ def publish_recommendations(
 
     wh = Warehouse.from_env(warehouse)
     excl = tuple(exclude_event_types or ["purchase"])
-    champ_df, champ = score_users(wh, k=max(candidates_per_user, k), exclude_event_types=excl)
-    pol, pol_version = resolve_policy(wh, policy, policy_params, exploration_budget, min_sessions)
-    feedback = store.load_feedback(wh)
-    pol.fit(feedback)
-    inputs = store.read_candidate_inputs(wh, champ_df, excl, feedback)
-    users = sorted(champ_df["user_id"].unique())
-    settings = CandidateSettings(items_per_tag=k, slate_size=k)
-    contexts = build_contexts(inputs, users, settings)
-    day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")
-    labels = store.read_labels(wh)
-    draws: dict[str, Any] = {}
-    df = build_slates(pol, contexts, k, day, run_id, n_draws=propensity_draws, labels=labels, draws_cache=draws)
-    df, marketing = apply_marketing(
-        wh,
-        df,
-        pol,
-        contexts,
-        inputs.items,
-        k,
-        day,
-        propensity_draws,
-        at=pd.Timestamp(campaign_at) if campaign_at else pd.Timestamp(inputs.as_of),
-        campaigns=campaigns,
-        holdout_share=campaign_holdout_share,
-        new_item_budget=new_item_budget,
-        labels=labels,
-        draws_cache=draws,
-    )
-    del draws
+    with paused_gc():  # millions of small acyclic objects: no cyclic-GC rescans
+        champ_df, champ = score_users(wh, k=max(candidates_per_user, k), exclude_event_types=excl, defer_reasons=True)
+        pol, pol_version = resolve_policy(wh, policy, policy_params, exploration_budget, min_sessions)
+        feedback = store.load_feedback(wh)
+        pol.fit(feedback)
+        inputs = store.read_candidate_inputs(wh, champ_df, excl, feedback)
+        users = sorted(champ_df["user_id"].unique())
+        settings = CandidateSettings(items_per_tag=k, slate_size=k)
+        contexts = build_contexts(inputs, users, settings)
+        day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")
+        labels = store.read_labels(wh)
+        draws: dict[str, Any] = {}
+        df = build_slates(pol, contexts, k, day, run_id, n_draws=propensity_draws, labels=labels, draws_cache=draws)
+        df = champ.pop("reasons").fill(df)  # the champion's reasons, computed for shown rows only
+        df, marketing = apply_marketing(
+            wh,
+            df,
+            pol,
+            contexts,
+            inputs.items,
+            k,
+            day,
+            propensity_draws,
+            at=pd.Timestamp(campaign_at) if campaign_at else pd.Timestamp(inputs.as_of),
+            campaigns=campaigns,
+            holdout_share=campaign_holdout_share,
+            new_item_budget=new_item_budget,
+            labels=labels,
+            draws_cache=draws,
+        )
+        del draws
     df["policy_version"] = pol_version
     df["model_version"] = champ["version_id"]
     df["run_id"] = run_id
@@ -232,7 +323,7 @@ def publish_recommendations(
             "marketing": marketing,
         },
     )
-    with wh.connect() as con:
+    with wh.connect() as con, paused_gc():
         wh.begin(con)
         store.write_log(wh, con, run_id, df, contexts, inputs.as_of)
         wh.commit(con)
