@@ -145,8 +145,8 @@ def build_contexts(
     prof_users: set[str] = set(profiles["user_id"].astype(str)) if profiles is not None else set()
     cols = ["tag", "weight", "evidence_count", "last_seen", "uncertainty"]
     known_rows = _records_by_user(derived, cols)
-    prof_known = _records_by_user(profiles[profiles["status"] == "known"], cols) if profiles is not None else {}
-    prof_cand = _records_by_user(profiles[profiles["status"] == "candidate"], cols) if profiles is not None else {}
+    prof_known = _records_by_user(profiles[profiles["status"] == "known"] if profiles is not None else None, cols)
+    prof_cand = _records_by_user(profiles[profiles["status"] == "candidate"] if profiles is not None else None, cols)
     trans: dict[str, list[tuple[str, float]]] = {}
     if inp.transitions is not None and len(inp.transitions):
         for f, t, p in zip(
@@ -271,17 +271,35 @@ class _ChampionRows:
         )
 
 
-def _records_by_user(df: pd.DataFrame | None, cols: list[str], sort: bool = True) -> dict[str, list[tuple[Any, ...]]]:
-    """user_id -> list of ``cols`` tuples (by descending weight when ``sort``), built in one pass."""
-    if df is None or df.empty:
-        return {}
-    if sort:
-        df = df.sort_values(["user_id", "weight"], ascending=[True, False], kind="stable")
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    arrays = [df[c].to_numpy(dtype=object) for c in cols]
-    for u, *vals in zip(df["user_id"].astype(str).to_numpy(), *arrays, strict=True):
-        out.setdefault(u, []).append(tuple(vals))
-    return out
+class _RecordsByUser:
+    """user_id -> list of ``cols`` tuples (by descending weight when ``sort``), as column slices:
+    the tuples of one user are made when that user is asked for, not one per row up front."""
+
+    def __init__(self, df: pd.DataFrame | None, cols: list[str], sort: bool = True):
+        self._bounds: dict[str, tuple[int, int]] = {}
+        self._arrays: list[np.ndarray] = []
+        if df is None or df.empty:
+            return
+        if sort:
+            df = df.sort_values(["user_id", "weight"], ascending=[True, False], kind="stable")
+        codes, uniques = pd.factorize(df["user_id"].astype(str))
+        order = np.argsort(codes, kind="stable")
+        counts = np.bincount(codes, minlength=len(uniques))
+        ends = np.cumsum(counts)
+        self._bounds = dict(zip(list(uniques), zip((ends - counts).tolist(), ends.tolist(), strict=True), strict=True))
+        self._arrays = [df[c].to_numpy(dtype=object)[order] for c in cols]
+
+    def get(self, user: str, default: list[tuple[Any, ...]] | None = None) -> list[tuple[Any, ...]]:
+        b = self._bounds.get(user)
+        if b is None:
+            return [] if default is None else default
+        lo, hi = b
+        return list(zip(*(a[lo:hi].tolist() for a in self._arrays), strict=True))
+
+
+def _records_by_user(df: pd.DataFrame | None, cols: list[str], sort: bool = True) -> _RecordsByUser:
+    """See :class:`_RecordsByUser`."""
+    return _RecordsByUser(df, cols, sort)
 
 
 def _context(

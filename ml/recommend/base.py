@@ -48,17 +48,26 @@ class InteractionData:
         items = np.asarray(item_ids) if item_ids is not None else np.sort(df[item_col].unique())
         u_index = {u: i for i, u in enumerate(users)}
         i_index = {it: i for i, it in enumerate(items)}
-        rows = df[user_col].map(u_index)
-        cols = df[item_col].map(i_index)
-        ok = rows.notna() & cols.notna()
-        w = df.loc[ok, weight_col].to_numpy(np.float32) if weight_col else np.ones(int(ok.sum()), np.float32)
+        rows = _positions(df[user_col], users, u_index)
+        cols = _positions(df[item_col], items, i_index)
+        ok = (rows >= 0) & (cols >= 0)
+        w = df[weight_col].to_numpy(np.float32)[ok] if weight_col else np.ones(int(ok.sum()), np.float32)
         m = sp.csr_matrix(
-            (w, (rows[ok].to_numpy(np.int64), cols[ok].to_numpy(np.int64))),
+            (w, (rows[ok], cols[ok])),
             shape=(len(users), len(items)),
             dtype=np.float32,
         )
         m.sum_duplicates()
         return cls(users, items, m, u_index, i_index)
+
+
+def _positions(values: pd.Series, ids: np.ndarray, index: dict[Any, int]) -> np.ndarray:
+    """Position of each value in ``ids`` (-1 when absent), shape (len(values),): a hash lookup
+    over the whole column (a per-value dict map is several times slower on millions of rows)."""
+    idx = pd.Index(ids)
+    if idx.is_unique:
+        return np.asarray(idx.get_indexer(values), dtype=np.int64)
+    return values.map(index).fillna(-1).to_numpy(np.int64)  # duplicate ids: the last one wins, as before
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
