@@ -8,7 +8,6 @@ serialise writers with the ``warehouse`` pool (size 1).
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -143,16 +142,14 @@ def _duckdb_connect(path: str, read_only: bool) -> Any:
             time.sleep(0.5)
 
 
-def copy_df(con: Any, table: str, df: pd.DataFrame) -> None:
-    """Bulk-load a DataFrame into PostgreSQL with ``COPY … FROM STDIN`` (CSV)."""
-    buf = io.StringIO()
-    out = df.copy()
-    for c in out.columns:
-        if isinstance(out[c].dtype, pd.DatetimeTZDtype):
-            out[c] = out[c].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
-    out.to_csv(buf, index=False, header=False, na_rep="\\N")
+def copy_df(con: Any, table: str, df: pd.DataFrame, rows_per_chunk: int = 200_000) -> None:
+    """Bulk-load a DataFrame into PostgreSQL with ``COPY … FROM STDIN`` (CSV), serialising
+    ``rows_per_chunk`` rows at a time (memory stays bounded for a ten-million-row batch)."""
     cols = ", ".join(f'"{c}"' for c in df.columns)
     with con.cursor() as cur, cur.copy(f"copy {table} ({cols}) from stdin with (format csv, null '\\N')") as cp:
-        buf.seek(0)
-        while chunk := buf.read(1 << 20):
-            cp.write(chunk)
+        for start in range(0, len(df), rows_per_chunk):
+            out = df.iloc[start : start + rows_per_chunk].copy()
+            for c in out.columns:
+                if isinstance(out[c].dtype, pd.DatetimeTZDtype):
+                    out[c] = out[c].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+            cp.write(out.to_csv(index=False, header=False, na_rep="\\N"))

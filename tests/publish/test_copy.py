@@ -80,3 +80,25 @@ def test_an_empty_frame_loads_nothing(pg_warehouse):
         pg_warehouse.execute(con, create_table_sql("serving.copy_empty", data.schema))
         assert copy_frame(con, "serving.copy_empty", df) == 0
     assert pg_warehouse.query("select count(*) as n from serving.copy_empty")["n"].iloc[0] == 0
+
+
+def test_append_df_streams_in_chunks_and_keeps_every_row(pg_warehouse):
+    """``Warehouse.append_df`` on PostgreSQL serialises a slice at a time: a frame loaded in
+    chunks of 3 rows comes back whole and in value (text, NULL, timestamps)."""
+    from ml.warehouse import copy_df
+
+    df = pd.DataFrame(
+        {
+            "id": np.arange(10, dtype=np.int64),
+            "text": ["a", "b,c", None, 'q"', "", "x", "y", None, "z", "w"],
+            "at": pd.to_datetime(["2026-01-01T00:00:00Z"] * 10, utc=True) + pd.to_timedelta(np.arange(10), "s"),
+        }
+    )
+    with pg_warehouse.connect() as con:
+        pg_warehouse.execute(con, "create table public.chunked (id bigint, text varchar, at timestamptz)")
+        copy_df(con, "public.chunked", df, rows_per_chunk=3)
+        con.commit()
+    back = pg_warehouse.query("select id, text, at from public.chunked order by id")
+    assert back["id"].tolist() == list(range(10))
+    assert back["text"].where(back["text"].notna(), None).tolist() == df["text"].tolist()
+    assert (pd.to_datetime(back["at"], utc=True) == df["at"]).all()
