@@ -133,7 +133,7 @@ def build_contexts(
     item_tag = dict(zip(items["item_id"], items["tag"], strict=False))
     # a tag's items for a user with no champion item, purchase or feedback in it: the same for all
     popular_only = {
-        t: ([i for i, _ in pops[: s.items_per_tag]], [(0.5 + 0.5 * rel) * 1.0 for _, rel in pops[: s.items_per_tag]])
+        t: ([i for i, _ in pops[: s.items_per_tag]], [0.5 + 0.5 * rel for _, rel in pops[: s.items_per_tag]])
         for t, pops in tag_pops.items()
     }
     fb_items: dict[str, dict[str, tuple[float, float]]] = {}
@@ -144,9 +144,9 @@ def build_contexts(
     profiles = inp.profiles if inp.profiles is not None and len(inp.profiles) else None
     prof_users: set[str] = set(profiles["user_id"].astype(str)) if profiles is not None else set()
     cols = ["tag", "weight", "evidence_count", "last_seen", "uncertainty"]
-    known_rows = _records_by_user(derived, cols)
-    prof_known = _records_by_user(profiles[profiles["status"] == "known"] if profiles is not None else None, cols)
-    prof_cand = _records_by_user(profiles[profiles["status"] == "candidate"] if profiles is not None else None, cols)
+    known_rows = _RecordsByUser(derived, cols)
+    prof_known = _RecordsByUser(profiles[profiles["status"] == "known"] if profiles is not None else None, cols)
+    prof_cand = _RecordsByUser(profiles[profiles["status"] == "candidate"] if profiles is not None else None, cols)
     trans: dict[str, list[tuple[str, float]]] = {}
     if inp.transitions is not None and len(inp.transitions):
         for f, t, p in zip(
@@ -242,16 +242,22 @@ def build_contexts(
     return out
 
 
+def _user_slices(users: pd.Series) -> tuple[dict[str, tuple[int, int]], np.ndarray]:
+    """(user id -> (start, end), row order): taking rows in that order puts each user's rows
+    together, in their original order, at [start, end)."""
+    codes, uniques = pd.factorize(users.astype(str))
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(uniques))
+    ends = np.cumsum(counts)
+    return dict(zip(list(uniques), zip((ends - counts).tolist(), ends.tolist(), strict=True), strict=True)), order
+
+
 class _ChampionRows:
     """The champion's candidates grouped by user without one Python tuple per row: per user a
     slice of whole-column arrays (item ids, tags, scores, reasons), in the frame's row order."""
 
     def __init__(self, champ: pd.DataFrame):
-        codes, uniques = pd.factorize(champ["user_id"].astype(str))
-        order = np.argsort(codes, kind="stable")
-        counts = np.bincount(codes, minlength=len(uniques))
-        ends = np.cumsum(counts)
-        self._bounds = dict(zip(list(uniques), zip((ends - counts).tolist(), ends.tolist(), strict=True), strict=True))
+        self._bounds, order = _user_slices(champ["user_id"])
         self._items = champ["item_id"].astype(str).to_numpy(dtype=object)[order]
         self._tags = champ["tag"].astype(str).to_numpy(dtype=object)[order]
         self._scores = champ["score"].to_numpy(np.float64)[order]
@@ -282,11 +288,7 @@ class _RecordsByUser:
             return
         if sort:
             df = df.sort_values(["user_id", "weight"], ascending=[True, False], kind="stable")
-        codes, uniques = pd.factorize(df["user_id"].astype(str))
-        order = np.argsort(codes, kind="stable")
-        counts = np.bincount(codes, minlength=len(uniques))
-        ends = np.cumsum(counts)
-        self._bounds = dict(zip(list(uniques), zip((ends - counts).tolist(), ends.tolist(), strict=True), strict=True))
+        self._bounds, order = _user_slices(df["user_id"])
         self._arrays = [df[c].to_numpy(dtype=object)[order] for c in cols]
 
     def get(self, user: str, default: list[tuple[Any, ...]] | None = None) -> list[tuple[Any, ...]]:
@@ -295,11 +297,6 @@ class _RecordsByUser:
             return [] if default is None else default
         lo, hi = b
         return list(zip(*(a[lo:hi].tolist() for a in self._arrays), strict=True))
-
-
-def _records_by_user(df: pd.DataFrame | None, cols: list[str], sort: bool = True) -> _RecordsByUser:
-    """See :class:`_RecordsByUser`."""
-    return _RecordsByUser(df, cols, sort)
 
 
 def _context(

@@ -60,6 +60,12 @@ class SlateDraws:
         return codes, n / max(int((col >= 0).sum()), 1)
 
 
+def flat_items(ctx: SlateContext) -> list[object]:
+    """The context's item ids in code order: tag by tag, each tag's items best first (a code is
+    an index into this list; see :func:`item_codes`)."""
+    return [x for its in ctx.items for x in its]
+
+
 def item_codes(ctx: SlateContext) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """(offset per tag, flattened item ids, item id -> code) for a context."""
     counts = np.array([len(i) for i in ctx.items], dtype=np.int64)
@@ -224,7 +230,7 @@ def build_slates(
     for ctx, draws in draw_all(policy, list(contexts), k, day, n_draws):
         if keep:
             draws_cache[ctx.user_id] = draws  # type: ignore[index]
-        flat = [x for its in ctx.items for x in its]
+        flat = flat_items(ctx)
         prop, se = draws.propensity()
         prop_l, se_l = prop.tolist(), se.tolist()
         codes, tag_ix = draws.items[0].tolist(), draws.tags[0].tolist()

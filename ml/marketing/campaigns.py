@@ -238,7 +238,7 @@ def campaign_slates(
     that promoted the row's item, null on every other row. Outside every window the rows are
     returned unchanged (plus a null ``campaign``). ``draws_cache`` (user -> ``SlateDraws``, as
     filled by ``build_slates``) spares re-drawing a user's slates; the draws are the same either way."""
-    from ml.explore.slate import arm_features_json, sample_slates, tag_label, user_seed
+    from ml.explore.slate import arm_features_json, flat_items, sample_slates, tag_label, user_seed
 
     out = slates.assign(campaign=pd.Series([None] * len(slates), index=slates.index, dtype=object))
     if not campaigns or out.empty:
@@ -254,8 +254,8 @@ def campaign_slates(
         for c, items, cap in plans:
             if arms[c.name].get(ctx.user_id) != TREATMENT or cap < 1:
                 continue
-            if flat is None:  # the context's items in code order (see item_codes)
-                flat = np.array([str(x) for its in ctx.items for x in its], dtype=object)
+            if flat is None:
+                flat = np.array([str(x) for x in flat_items(ctx)], dtype=object)
             codes = {i for i, x in enumerate(flat.tolist()) if x in items}
             if codes:
                 todo.append((c, codes, cap))

@@ -27,11 +27,16 @@ ROWS_PER_CHUNK = 50_000
 _END = object()
 
 
+# pandas' inferred types of object columns that hold scalars only (strings, numbers, dates, nulls)
+_SCALAR_KINDS = frozenset(
+    {"empty", "string", "bytes", "integer", "floating", "mixed-integer-float", "decimal", "boolean"}
+    | {"datetime", "date", "time", "timedelta"}
+)
+
+
 def _may_hold_containers(s: pd.Series) -> bool:
-    """False when pandas' (C-speed) type inference proves an object column holds only scalars:
-    strings, numbers, booleans, dates or nulls."""
-    scalar = {"empty", "string", "bytes", "integer", "floating", "mixed-integer-float", "decimal", "boolean"}
-    return pd.api.types.infer_dtype(s, skipna=True) not in scalar | {"datetime", "date", "time", "timedelta"}
+    """False when pandas' (C-speed) type inference proves an object column holds only scalars."""
+    return pd.api.types.infer_dtype(s, skipna=True) not in _SCALAR_KINDS
 
 
 def to_arrow(df: pd.DataFrame) -> pa.Table:

@@ -288,16 +288,17 @@ def explain_sources(
         lens = hi - lo
         if len(hist_keys) == 0 or lens.sum() == 0:
             continue
+        starts = np.cumsum(lens) - lens  # each pair's first entry (entries are grouped by pair)
         pair = np.repeat(np.arange(len(col)), lens)
-        pos = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(lo, lens)
+        pos = np.arange(int(lens.sum())) - np.repeat(starts, lens) + np.repeat(lo, lens)
         h = WT.indices[pos]
         key = u_loc[pair] * n_items + h
         at = np.minimum(np.searchsorted(hist_keys, key), len(hist_keys) - 1)
         found = hist_keys[at] == key
         contrib = np.where(found, Xc.data[at], 0.0) * WT.data[pos]
         seg_max = np.full(len(col), -np.inf)
-        filled = lens > 0  # entries are grouped by pair, in pair order
-        seg_max[filled] = np.maximum.reduceat(contrib, (np.cumsum(lens) - lens)[filled])
+        filled = lens > 0
+        seg_max[filled] = np.maximum.reduceat(contrib, starts[filled])
         hit = np.flatnonzero((contrib == seg_max[pair]) & (seg_max[pair] > 0))
         first_pair, first = np.unique(pair[hit], return_index=True)
         best[start + u_loc[first_pair], slot[first_pair]] = h[hit[first]]
