@@ -132,13 +132,15 @@ def build_contexts(
         tag_pops[t] = list(zip(g["item_id"].tolist(), (pops / top).tolist(), strict=True))
     item_tag = dict(zip(items["item_id"], items["tag"], strict=False))
     # a tag's items for a user with no champion item, purchase or feedback in it: the same for all
+    # (arrays shared by those users' contexts; contexts are never modified in place)
     popular_only = {
-        t: ([i for i, _ in pops[: s.items_per_tag]], [0.5 + 0.5 * rel for _, rel in pops[: s.items_per_tag]])
+        t: (
+            np.asarray([i for i, _ in pops[: s.items_per_tag]], dtype=object),
+            np.asarray([0.5 + 0.5 * rel for _, rel in pops[: s.items_per_tag]], dtype=np.float64),
+        )
         for t, pops in tag_pops.items()
     }
-    fb_items: dict[str, dict[str, tuple[float, float]]] = {}
-    for (fu, fi), v in inp.feedback.user_item.items():
-        fb_items.setdefault(fu, {})[fi] = v
+    fb_items = inp.feedback.items_by_user()
 
     derived = _known_from_interactions(inp)
     profiles = inp.profiles if inp.profiles is not None and len(inp.profiles) else None
@@ -218,28 +220,27 @@ def build_contexts(
 
     rate_known = fb.rate(known_pairs, s.default_known_rate)
     rate_cand = fb.rate(cand_pairs, s.default_candidate_rate)
-    out = []
+    arms = _ArmColumns()
     for u, known, cand, cg in plans:
-        out.append(
-            _context(
-                u,
+        arms.add(
+            u,
+            known,
+            cand,
+            *_arm_items(
                 known,
                 cand,
                 cg,
                 excl_by_user.get(u, set()),
-                tag_items,
                 tag_pops,
                 popular_tags,
-                rate_known,
-                rate_cand,
-                inp,
                 s,
                 popular_only,
-                fb_items,
+                fb_items.get(u, {}),
                 item_tag,
-            )
+            ),
+            fb,
         )
-    return out
+    return arms.contexts(inp, s, rate_known, rate_cand)
 
 
 def _user_slices(users: pd.Series) -> tuple[dict[str, tuple[int, int]], np.ndarray]:
@@ -299,24 +300,20 @@ class _RecordsByUser:
         return list(zip(*(a[lo:hi].tolist() for a in self._arrays), strict=True))
 
 
-def _context(
-    u: str,
+def _arm_items(
     known: dict[str, dict[str, Any]],
     cand: dict[str, float],
     champ: tuple[list[str], list[str], np.ndarray, list[Any]] | None,
     excluded: set[str],
-    tag_items: dict[str, list[str]],
     tag_pops: dict[str, list[tuple[str, float]]],
     popular_tags: list[str],
-    rate_known: float,
-    rate_cand: float,
-    inp: CandidateInputs,
     s: CandidateSettings,
-    popular_only: dict[str, tuple[list[str], list[float]]],
-    fb_items: dict[str, dict[str, tuple[float, float]]],
+    popular_only: dict[str, tuple[np.ndarray, np.ndarray]],
+    user_fb: dict[str, tuple[float, float]],
     item_tag: dict[str, str],
-) -> SlateContext:
-    fb = inp.feedback
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray], list[bool], list[float], dict[str, str]]:
+    """One user's arms: (tags, item ids per tag, item scores per tag, known flags, weights,
+    champion reasons by item)."""
     champ_items: dict[str, list[tuple[str, float]]] = {}
     reasons: dict[str, str] = {}
     if champ is not None:
@@ -331,12 +328,11 @@ def _context(
             if isinstance(rs, str) and rs:
                 reasons[it] = rs
 
-    user_fb = fb_items.get(u, {})
     # tags whose ranking can differ from the shop-wide one for this user (bought or shown items)
     fb_tags = Counter(item_tag.get(i) for i in user_fb)
     own_tags = {item_tag.get(i) for i in excluded} | set(fb_tags)
 
-    def items_for(tag: str) -> tuple[list[str], list[float]]:
+    def items_for(tag: str) -> tuple[np.ndarray, np.ndarray]:
         if tag not in champ_items and tag not in own_tags:
             return popular_only[tag]  # the tag's most popular items, as for every such user
         chosen = [(i, sc) for i, sc in champ_items.get(tag, []) if i not in excluded]
@@ -358,78 +354,162 @@ def _context(
             scored.append((i, sc * min(1.0, (2.0 + c) / (2.0 + n))))
         scored.sort(key=lambda x: -x[1])
         scored = scored[: s.items_per_tag]
-        return [i for i, _ in scored], [sc for _, sc in scored]
+        return np.asarray([i for i, _ in scored], dtype=object), np.asarray([sc for _, sc in scored], dtype=np.float64)
 
     tags: list[str] = []
-    lists: list[tuple[list[str], list[float]]] = []
+    items: list[np.ndarray] = []
+    scores_: list[np.ndarray] = []
     is_known: list[bool] = []
     weights: list[float] = []
+    n_items = 0
     for t in list(known) + list(cand):
         its, scs = items_for(t)
-        if its:
+        if len(its):
             tags.append(t)
-            lists.append((its, scs))
+            items.append(its)
+            scores_.append(scs)
             is_known.append(t in known)
             weights.append(known[t]["weight"] if t in known else cand[t])
+            n_items += len(its)
     # enough items for a full slate: add popular tags as candidates
     for t in popular_tags:
-        if sum(len(x[0]) for x in lists) >= s.slate_size:
+        if n_items >= s.slate_size:
             break
         if t in tags:
             continue
         its, scs = items_for(t)
-        if its:
+        if len(its):
             tags.append(t)
-            lists.append((its, scs))
+            items.append(its)
+            scores_.append(scs)
             is_known.append(False)
             weights.append(0.0)
-    known_arr = np.array(is_known, dtype=bool)
-    w = np.array(weights, dtype=np.float64)
-    rel = np.zeros_like(w)
-    for mask in (known_arr, ~known_arr):
-        if mask.any() and w[mask].max() > 0:
-            rel[mask] = w[mask] / w[mask].max()
-    prior_mean = np.clip(np.where(known_arr, rate_known, rate_cand) * (0.5 + rel), 1e-3, 0.95)
-    unc = np.array([known[t]["uncertainty"] if t in known else 1.0 for t in tags], dtype=np.float64)
-    strength = np.where(known_arr, KNOWN_STRENGTH, CANDIDATE_STRENGTH) * (1.0 - 0.5 * np.clip(unc, 0, 1))
-    exam = np.array([fb.user_tag.get((u, t), (0.0, 0.0))[0] for t in tags], dtype=np.float64)
-    clicks = np.array([fb.user_tag.get((u, t), (0.0, 0.0))[1] for t in tags], dtype=np.float64)
-    evidence = np.array([known[t]["evidence"] if t in known else 0.0 for t in tags], dtype=np.float64)
-    recency = np.zeros(len(tags))
-    as_of = inp.as_of if isinstance(inp.as_of, pd.Timestamp) else pd.Timestamp(inp.as_of)
-    for j, t in enumerate(tags):
-        ls = known[t]["last_seen"] if t in known else None
-        if ls is not None and pd.notna(ls):
-            days = (as_of - (ls if isinstance(ls, pd.Timestamp) else pd.Timestamp(ls))).total_seconds() / 86400.0
-            recency[j] = float(np.exp(-max(days, 0.0) / 30.0))
-    alpha = prior_mean * strength + clicks
-    beta = (1 - prior_mean) * strength + np.maximum(exam - clicks, 0.0)
-    feats = np.column_stack(
-        [
-            np.ones(len(tags)),
-            known_arr.astype(float),
-            rel,
-            np.clip(np.log1p(evidence) / 5.0, 0, 1),
-            recency,
-            np.clip(unc, 0, 1),
-            alpha / (alpha + beta),
-            np.clip(np.log1p(exam) / 3.0, 0, 1),
-        ]
-    ).reshape(len(tags), len(FEATURES))
-    n_sess = int(inp.sessions.get(u, 0))
-    segment = inp.segments.get(u) or ("new" if n_sess < s.min_sessions_new else "default")
-    return SlateContext(
-        user_id=u,
-        tags=tags,
-        known=known_arr,
-        prior_mean=prior_mean,
-        prior_strength=strength,
-        impressions=exam,
-        clicks=clicks,
-        features=feats,
-        items=[np.asarray(x[0], dtype=object) for x in lists],
-        item_scores=[np.asarray(x[1], dtype=np.float64) for x in lists],
-        n_sessions=n_sess,
-        segment=str(segment),
-        reasons=reasons,
-    )
+            n_items += len(its)
+    return tags, items, scores_, is_known, weights, reasons
+
+
+class _ArmColumns:
+    """Every user's arms as flat columns (one row per user x tag), so the per-tag statistics
+    and features of all contexts are computed in whole-array operations; each context then holds
+    its rows' slice."""
+
+    def __init__(self) -> None:
+        self.users: list[str] = []
+        self.bounds: list[int] = [0]
+        self.tags: list[list[str]] = []
+        self.items: list[list[np.ndarray]] = []
+        self.scores: list[list[np.ndarray]] = []
+        self.reasons: list[dict[str, str]] = []
+        self.known: list[bool] = []
+        self.weight: list[float] = []
+        self.unc: list[float] = []
+        self.evidence: list[float] = []
+        self.last_seen: list[Any] = []  # per row: the known tag's last_seen, else None
+        self.exam: list[float] = []
+        self.clicks: list[float] = []
+
+    def add(
+        self,
+        u: str,
+        known: dict[str, dict[str, Any]],
+        cand: dict[str, float],
+        tags: list[str],
+        items: list[np.ndarray],
+        scores: list[np.ndarray],
+        is_known: list[bool],
+        weights: list[float],
+        reasons: dict[str, str],
+        fb: FeedbackStats,
+    ) -> None:
+        self.users.append(u)
+        self.bounds.append(self.bounds[-1] + len(tags))
+        self.tags.append(tags)
+        self.items.append(items)
+        self.scores.append(scores)
+        self.reasons.append(reasons)
+        self.known.extend(is_known)
+        self.weight.extend(weights)
+        for t in tags:
+            info = known.get(t)
+            if info is not None:
+                self.unc.append(info["uncertainty"])
+                self.evidence.append(info["evidence"])
+                self.last_seen.append(info["last_seen"])
+            else:
+                self.unc.append(1.0)
+                self.evidence.append(0.0)
+                self.last_seen.append(None)
+            e, c = fb.user_tag.get((u, t), (0.0, 0.0))
+            self.exam.append(e)
+            self.clicks.append(c)
+
+    def _recency(self, as_of: pd.Timestamp) -> np.ndarray:
+        """exp(-days since the known tag was last seen / 30), 0 where there is no date."""
+        out = np.zeros(len(self.last_seen))
+        rows = [j for j, ls in enumerate(self.last_seen) if ls is not None and pd.notna(ls)]
+        if rows:
+            seen = pd.to_datetime(pd.Index([self.last_seen[j] for j in rows], dtype=object))
+            days = np.asarray((as_of - seen).total_seconds(), dtype=np.float64) / 86400.0
+            out[rows] = np.exp(-np.maximum(days, 0.0) / 30.0)
+        return out
+
+    def contexts(
+        self, inp: CandidateInputs, s: CandidateSettings, rate_known: float, rate_cand: float
+    ) -> list[SlateContext]:
+        known_arr = np.array(self.known, dtype=bool)
+        w = np.array(self.weight, dtype=np.float64)
+        n_users = len(self.users)
+        user_of = np.repeat(np.arange(n_users), np.diff(self.bounds))
+        # weight relative to the strongest known (resp. other) arm of the same user
+        group = 2 * user_of + (~known_arr).astype(np.int64)
+        top = np.full(2 * n_users, -np.inf)
+        np.maximum.at(top, group, w)
+        top_row = top[group]
+        rel = np.zeros_like(w)
+        has = top_row > 0
+        rel[has] = w[has] / top_row[has]
+        prior_mean = np.clip(np.where(known_arr, rate_known, rate_cand) * (0.5 + rel), 1e-3, 0.95)
+        unc = np.array(self.unc, dtype=np.float64)
+        strength = np.where(known_arr, KNOWN_STRENGTH, CANDIDATE_STRENGTH) * (1.0 - 0.5 * np.clip(unc, 0, 1))
+        exam = np.array(self.exam, dtype=np.float64)
+        clicks = np.array(self.clicks, dtype=np.float64)
+        evidence = np.array(self.evidence, dtype=np.float64)
+        as_of = inp.as_of if isinstance(inp.as_of, pd.Timestamp) else pd.Timestamp(inp.as_of)
+        recency = self._recency(as_of)
+        alpha = prior_mean * strength + clicks
+        beta = (1 - prior_mean) * strength + np.maximum(exam - clicks, 0.0)
+        feats = np.column_stack(
+            [
+                np.ones(len(w)),
+                known_arr.astype(float),
+                rel,
+                np.clip(np.log1p(evidence) / 5.0, 0, 1),
+                recency,
+                np.clip(unc, 0, 1),
+                alpha / (alpha + beta),
+                np.clip(np.log1p(exam) / 3.0, 0, 1),
+            ]
+        ).reshape(len(w), len(FEATURES))
+        out = []
+        for n, u in enumerate(self.users):
+            lo, hi = self.bounds[n], self.bounds[n + 1]
+            n_sess = int(inp.sessions.get(u, 0))
+            segment = inp.segments.get(u) or ("new" if n_sess < s.min_sessions_new else "default")
+            out.append(
+                SlateContext(
+                    user_id=u,
+                    tags=self.tags[n],
+                    known=known_arr[lo:hi],
+                    prior_mean=prior_mean[lo:hi],
+                    prior_strength=strength[lo:hi],
+                    impressions=exam[lo:hi],
+                    clicks=clicks[lo:hi],
+                    features=feats[lo:hi],
+                    items=self.items[n],
+                    item_scores=self.scores[n],
+                    n_sessions=n_sess,
+                    segment=str(segment),
+                    reasons=self.reasons[n],
+                )
+            )
+        return out

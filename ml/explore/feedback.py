@@ -93,6 +93,9 @@ class FeedbackStats:
     tag_ctr: dict[str, float] = field(default_factory=dict)
     overall_ctr: float = float("nan")
     n_rows: int = 0
+    _items_by_user: dict[str, dict[str, tuple[float, float]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_feedback(cls, feedback: pd.DataFrame, item_tags: dict[str, str] | None = None) -> FeedbackStats:
@@ -122,6 +125,15 @@ class FeedbackStats:
             overall_ctr=overall,
             n_rows=len(fb),
         )
+
+    def items_by_user(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """``user_item`` grouped by user: user_id -> {item_id: (impressions, clicks)} (built once)."""
+        if self._items_by_user is None:
+            out: dict[str, dict[str, tuple[float, float]]] = {}
+            for (u, i), v in self.user_item.items():
+                out.setdefault(u, {})[i] = v
+            self._items_by_user = out
+        return self._items_by_user
 
     def rate(self, user_tags: set[tuple[str, str]], default: float, smoothing: float = 500.0) -> float:
         """Clicks per examined impression over the given (user, tag) pairs, shrunk to ``default``."""

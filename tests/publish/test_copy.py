@@ -102,3 +102,34 @@ def test_append_df_streams_in_chunks_and_keeps_every_row(pg_warehouse):
     assert back["id"].tolist() == list(range(10))
     assert back["text"].where(back["text"].notna(), None).tolist() == df["text"].tolist()
     assert (pd.to_datetime(back["at"], utc=True) == df["at"]).all()
+
+
+def test_query_reads_in_chunks_with_the_types_of_one_frame(pg_warehouse, monkeypatch):
+    """``Warehouse.query`` on PostgreSQL converts a large result a chunk at a time; with chunks
+    of 3 rows the frame equals the one built from all rows at once, including a column that is
+    all NULL in some chunks (it must not stay a generic object column) and an integer column
+    with a NULL (float, as pandas infers for the whole column)."""
+    import ml.warehouse as warehouse
+
+    with pg_warehouse.connect() as con:
+        pg_warehouse.execute(
+            con, "create table public.chunked_read (id bigint, text varchar, x double precision, n int, at timestamp)"
+        )
+        rows = [
+            (i, None if i < 4 or i == 8 else f"t{i}", i / 2, None if i == 9 else i, f"2026-01-0{1 + i % 9} 12:00:00")
+            for i in range(10)
+        ]
+        with con.cursor() as cur:
+            cur.executemany("insert into public.chunked_read values (%s, %s, %s, %s, %s)", rows)
+        con.commit()
+    sql = "select id, text, x, n, at from public.chunked_read order by id"
+    whole = pg_warehouse.query(sql)
+    monkeypatch.setattr(warehouse, "FETCH_CHUNK_ROWS", 3)
+    chunked = pg_warehouse.query(sql)
+    assert len(chunked) == 10
+    assert list(chunked.dtypes.astype(str)) == list(whole.dtypes.astype(str))
+    assert str(chunked["text"].dtype) != "object"
+    assert str(chunked["n"].dtype) == "float64"
+    pd.testing.assert_frame_equal(chunked, whole)
+    empty = pg_warehouse.query("select id, text from public.chunked_read where id < 0")
+    assert list(empty.columns) == ["id", "text"] and empty.empty
