@@ -238,43 +238,55 @@ def campaign_slates(
     that promoted the row's item, null on every other row. Outside every window the rows are
     returned unchanged (plus a null ``campaign``). ``draws_cache`` (user -> ``SlateDraws``, as
     filled by ``build_slates``) spares re-drawing a user's slates; the draws are the same either way."""
-    from ml.explore.slate import arm_features_json, flat_items, sample_slates, tag_label, user_seed
+    from ml.explore.slate import arm_features_json, sample_slates, tag_label, user_seed
 
     out = slates.assign(campaign=pd.Series([None] * len(slates), index=slates.index, dtype=object))
     if not campaigns or out.empty:
         return out
     plans = [(c, boosted_items(c, item_tags), math.floor(c.max_share * k)) for c in campaigns]
-    arms = {c.name: dict(zip(out["user_id"].unique(), arm(out["user_id"].unique(), c), strict=True)) for c in campaigns}
     columns = list(out.columns)
-    # who has a boosted candidate in a campaign it is treated by (cheap; most users do not)
+    # who has a boosted candidate in a campaign it is treated by: every context's items as one
+    # flat column, one membership test per campaign
+    found = _FlatItems(contexts)
+    out_users = out["user_id"].unique()
+    treated = {c.name: set(out_users[arm(out_users, c) == TREATMENT].tolist()) for c in campaigns}
+    has = []
+    for c, items, cap in plans:
+        boosted = found.isin(items)
+        in_c = np.array([cap >= 1 and ctx.user_id in treated[c.name] for ctx in contexts], dtype=bool)
+        has.append((boosted, in_c & (np.bincount(found.owner[boosted], minlength=len(contexts)) > 0)))
     work = []
-    for ctx in contexts:
-        todo = []
-        flat: np.ndarray | None = None
-        for c, items, cap in plans:
-            if arms[c.name].get(ctx.user_id) != TREATMENT or cap < 1:
-                continue
-            if flat is None:
-                flat = np.array([str(x) for x in flat_items(ctx)], dtype=object)
-            codes = {i for i, x in enumerate(flat.tolist()) if x in items}
-            if codes:
-                todo.append((c, codes, cap))
-        if todo and flat is not None:
-            work.append((ctx, flat, todo))
+    for n in np.flatnonzero(np.any([h for _, h in has], axis=0)).tolist() if has else []:
+        lo, hi = found.bounds[n], found.bounds[n + 1]
+        todo = [
+            (c, set(np.flatnonzero(boosted[lo:hi]).tolist()), cap)
+            for (c, _, cap), (boosted, h) in zip(plans, has, strict=True)
+            if h[n]
+        ]
+        work.append((contexts[n], found.flat[lo:hi], todo))
     touched_users = {ctx.user_id for ctx, _, _ in work}
-    by_user: dict[str, list[dict[str, Any]]] = {}
     touched = out[out["user_id"].isin(touched_users)]
+    with_rows = set(touched["user_id"].unique().tolist())
+    work = [w for w in work if w[0].user_id in with_rows]
+    # one slate per user (deterministic policies): every user's re-rank in whole-array steps
+    cache = draws_cache or {}
+    single = [w for w in work if (d := cache.get(w[0].user_id)) is not None and d.n_draws == 1]
+    batched = _rerank_single_slates(single, cache, policy, plans, touched, columns, k, labels)
+    done = {ctx.user_id for ctx, _, _ in single}
+    work = [w for w in work if w[0].user_id not in done]
+    changed: set[str] = set(batched["user_id"].unique().tolist()) if batched is not None else set()
+    by_user: dict[str, list[dict[str, Any]]] = {}
+    rest = touched[~touched["user_id"].isin(done)]
     # one conversion per column (DataFrame.to_dict boxes value by value), not a lookup per item
-    values = [touched[c].to_numpy(dtype=object).tolist() for c in columns]
+    values = [rest[c].to_numpy(dtype=object).tolist() for c in columns]
     for rec in (dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)):
         by_user.setdefault(rec["user_id"], []).append(rec)
     replaced: list[dict[str, Any]] = []
-    changed: set[str] = set()
     for ctx, flat, todo in work:
         rows = by_user.get(ctx.user_id)
         if rows is None:
             continue
-        draws = (draws_cache or {}).get(ctx.user_id)
+        draws = cache.get(ctx.user_id)
         if draws is None:
             rng = np.random.default_rng(user_seed(ctx.user_id, day))
             draws = sample_slates(policy, ctx, k, rng, n_draws)
@@ -298,8 +310,8 @@ def campaign_slates(
             for c, codes, cap in todo:
                 shown = set(its.tolist())
                 extra = {x: float(value[x]) for x in codes if x not in shown}
-                its, scs, touched = rerank_slate(its, scs, fixed[r], codes, extra, c.boost, cap)
-                promoted_by.update({int(its[j]): c.name for j in np.flatnonzero(touched)})
+                its, scs, moved = rerank_slate(its, scs, fixed[r], codes, extra, c.boost, cap)
+                promoted_by.update({int(its[j]): c.name for j in np.flatnonzero(moved)})
             new_items[same], new_scores[same] = its, scs
             who[same] = np.array([promoted_by.get(int(x)) for x in its], dtype=object)
         prop = (new_items == new_items[:1]).mean(axis=0)
@@ -335,10 +347,146 @@ def campaign_slates(
             replaced.append(base)
         if len(replaced) > before:
             changed.add(ctx.user_id)
-    if not replaced:
+    parts = [p for p in (batched, pd.DataFrame(replaced, columns=columns) if replaced else None) if p is not None]
+    if not parts:
         return out
     keep = out[~out["user_id"].isin(changed)]
-    merged = pd.concat([keep, pd.DataFrame(replaced, columns=columns)], ignore_index=True)
+    merged = pd.concat([keep, *parts], ignore_index=True)
     order = {u: n for n, u in enumerate(out["user_id"].drop_duplicates())}
     merged["_o"] = merged["user_id"].map(order)
     return merged.sort_values(["_o", "rank"], kind="stable").drop(columns="_o").reset_index(drop=True)
+
+
+class _FlatItems:
+    """Every context's item ids (as ``str``) in code order, concatenated: context ``n`` owns
+    ``flat[bounds[n]:bounds[n + 1]]`` and a context's code ``x`` is at ``bounds[n] + x``."""
+
+    def __init__(self, contexts: list[Any]):
+        lists = [a for ctx in contexts for a in ctx.items]
+        sizes = np.array([sum(len(a) for a in ctx.items) for ctx in contexts], dtype=np.int64)
+        self.bounds = np.r_[0, np.cumsum(sizes)].astype(np.int64).tolist()
+        joined = np.concatenate(lists) if lists else np.array([], dtype=object)
+        self.flat = np.array([str(x) for x in joined.tolist()], dtype=object)
+        self.owner = np.repeat(np.arange(len(contexts)), sizes)
+
+    def isin(self, items: set[str]) -> np.ndarray:
+        return pd.Index(self.flat).isin(list(items)) if len(self.flat) else np.zeros(0, dtype=bool)
+
+
+def _rerank_single_slates(
+    work: list[tuple[Any, np.ndarray, list[tuple[Campaign, set[int], int]]]],
+    draws_cache: dict[str, Any],
+    policy: Any,
+    plans: list[tuple[Campaign, set[str], int]],
+    touched: pd.DataFrame,
+    columns: list[str],
+    k: int,
+    labels: dict[str, str] | None,
+) -> pd.DataFrame | None:
+    """:func:`rerank_slate` for users with one slate each, all at once, and their new rows.
+
+    Users are rows of padded (W, N) arrays over their item codes (N: most items in a context);
+    each campaign, in order, re-ranks the rows of the users it treats: their free slots' items
+    and promoted items form a pool, the best ``len(free)`` of the pool fill the free slots in
+    slot order, ties going to the smaller code (as :func:`rerank_slate`). The new rows copy the
+    user's published row of the same item, or for an item the plain slate did not show the
+    user's first row with a ``featured`` reason, as the per-user path does."""
+    from ml.explore.slate import arm_features_json, tag_label
+
+    if not work:
+        return None
+    W = len(work)
+    N = max(len(flat) for _, flat, _ in work)
+    sizes = np.array([len(flat) for _, flat, _ in work], dtype=np.int64)
+    value = np.full((W, N), -np.inf)
+    its = np.empty((W, k), dtype=np.int64)
+    scs = np.empty((W, k), dtype=np.float64)
+    fixed = np.empty((W, k), dtype=bool)
+    tag_of = np.full((W, N), -1, dtype=np.int64)
+    boosted = {c.name: np.zeros((W, N), dtype=bool) for c, _, _ in plans}
+    active = {c.name: np.zeros(W, dtype=bool) for c, _, _ in plans}
+    for w, (ctx, flat, todo) in enumerate(work):
+        d = draws_cache[ctx.user_id]
+        its[w], scs[w] = d.items[0], d.scores[0]
+        fixed[w] = d.explore[0] | (d.items[0] < 0)
+        exploit = np.asarray(policy.exploit_values(ctx), dtype=np.float64)
+        t = np.repeat(np.arange(len(ctx.items)), [len(x) for x in ctx.items])
+        tag_of[w, : len(flat)] = t
+        value[w, : len(flat)] = exploit[t] * np.concatenate([np.asarray(s, float) for s in ctx.item_scores])
+        for c, codes, _ in todo:
+            boosted[c.name][w, list(codes)] = True
+            active[c.name][w] = True
+    who = np.full((W, N), -1, dtype=np.int64)  # campaign (index into plans) that promoted the item
+    for ci, (c, _, cap) in enumerate(plans):
+        rows = np.flatnonzero(active[c.name])
+        if len(rows) == 0 or cap < 1:
+            continue
+        slot_items, S, F, B, V = its[rows], scs[rows], fixed[rows], boosted[c.name][rows], value[rows]
+        r2 = np.arange(len(rows))[:, None]
+        filled = slot_items >= 0
+        free = ~F & filled
+        shown = np.zeros((len(rows), N), dtype=bool)
+        rr, jj = np.nonzero(filled)
+        shown[rr, slot_items[rr, jj]] = True
+        pool = np.full((len(rows), N), -np.inf)
+        rr, jj = np.nonzero(free)
+        pool[rr, slot_items[rr, jj]] = S[rr, jj]
+        in_pool = np.zeros((len(rows), N), dtype=bool)
+        in_pool[rr, slot_items[rr, jj]] = True
+        cand = np.where(B & in_pool, pool, np.where(B & ~shown, V, -np.inf))
+        best = np.argsort(-cand, axis=1, kind="stable")[:, :cap]
+        ok = np.isfinite(cand[r2, best])
+        promoted = np.zeros((len(rows), N), dtype=bool)
+        promoted[np.broadcast_to(r2, best.shape)[ok], best[ok]] = True
+        pool[promoted] = cand[promoted] * (1.0 + c.boost)
+        ranked = np.argsort(np.where(in_pool | promoted, -pool, np.inf), axis=1, kind="stable")
+        m = np.cumsum(free, axis=1) - 1  # a free slot's place among the row's free slots
+        rr, jj = np.nonzero(free)
+        codes = ranked[rr, m[rr, jj]]
+        slot_items[rr, jj] = codes
+        S[rr, jj] = pool[rr, codes]
+        moved = promoted[rr, codes]
+        who_rows = who[rows]
+        who_rows[rr[moved], codes[moved]] = ci
+        who[rows] = who_rows
+        its[rows], scs[rows] = slot_items, S
+    # the new rows: (user, slot) for every filled slot
+    ww, jj = np.nonzero(its >= 0)
+    codes = its[ww, jj]
+    flat_all = np.concatenate([flat for _, flat, _ in work])
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    items = flat_all[starts[ww] + codes]
+    users = np.array([ctx.user_id for ctx, _, _ in work], dtype=object)[ww]
+    names = np.array([c.name for c, _, _ in plans] + [None], dtype=object)
+    camp = names[who[ww, codes]]  # index -1 -> None
+    old_key = pd.MultiIndex.from_arrays([touched["user_id"].astype(str), touched["item_id"].astype(str)])
+    pos = old_key.get_indexer(pd.MultiIndex.from_arrays([users.astype(str), items.astype(str)]))
+    first = pd.Series(np.arange(len(touched)), index=touched["user_id"].to_numpy()).groupby(level=0).first()
+    src = np.where(pos >= 0, pos, first.reindex(users).to_numpy())
+    new = touched.iloc[src].reset_index(drop=True).copy()
+    new["item_id"] = items
+    new["rank"] = jj + 1
+    new["score"] = scs[ww, jj]
+    new["propensity"] = 1.0
+    new["propensity_se"] = 0.0
+    new["campaign"] = camp
+    reason = new["reason"].to_numpy(dtype=object).copy()
+    kept_promoted = (pos >= 0) & (camp != None)  # noqa: E711 (element-wise)
+    reason[kept_promoted] = ["featured: " + str(x) for x in reason[kept_promoted]]
+    absent = np.flatnonzero(pos < 0)
+    if len(absent):
+        reason_tag = new["reason_tag"].to_numpy(dtype=object).copy()
+        arm_feats = new["arm_features"].to_numpy(dtype=object).copy()
+        expl = new["is_exploration"].to_numpy().copy()
+        for a in absent.tolist():
+            ctx = work[ww[a]][0]
+            t = int(tag_of[ww[a], codes[a]])
+            reason[a] = f"featured: {tag_label(ctx.tags[t], labels)}"
+            reason_tag[a] = ctx.tags[t]
+            arm_feats[a] = arm_features_json(ctx.features[t])
+            expl[a] = False
+        new["reason_tag"] = reason_tag
+        new["arm_features"] = arm_feats
+        new["is_exploration"] = expl
+    new["reason"] = reason
+    return new[columns]

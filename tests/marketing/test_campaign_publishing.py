@@ -196,3 +196,40 @@ def test_campaign_rows_are_the_same_with_the_publish_draws_reused():
     reused = campaign_slates(df, pol, CONTEXTS, K, DAY, DRAWS, [SALE], ITEM_TAGS, draws_cache=cache)
     assert plain["campaign"].notna().any()
     pd.testing.assert_frame_equal(plain, reused)
+
+
+@pytest.mark.parametrize("policy", ["greedy", "ucb1"])
+def test_batched_rerank_of_single_slates_equals_the_per_user_rerank(policy):
+    """With the publish draws cached, one-slate policies re-rank every user at once
+    (``_rerank_single_slates``); without the cache each user is re-ranked on its own. Two
+    overlapping campaigns (applied in order, the second re-ranking the first one's result),
+    exploration slots (UCB1) and boosted items the plain slate did not show must give the
+    very same rows either way."""
+    pol = make_policy(policy)
+    second = Campaign(
+        name="backpack_week",
+        start="2026-10-18",
+        end="2026-10-25",
+        boost_tags=["cat:sports_backpacks"],
+        boost_items=["tents4", "lamps5"],
+        boost=0.5,
+        max_share=0.2,
+        holdout_share=0.2,
+    )
+    cache: dict = {}
+    df = build_slates(pol, CONTEXTS, K, DAY, "run-1", n_draws=DRAWS, draws_cache=cache)
+    assert cache and all(d.n_draws == 1 for d in cache.values())
+    per_user = campaign_slates(df, pol, CONTEXTS, K, DAY, DRAWS, [SALE, second], ITEM_TAGS)
+    batched = campaign_slates(df, pol, CONTEXTS, K, DAY, DRAWS, [SALE, second], ITEM_TAGS, draws_cache=cache)
+    pd.testing.assert_frame_equal(per_user, batched)
+    assert set(batched["campaign"].dropna()) == {"tent_sale", "backpack_week"}
+    shown = set(zip(df["user_id"], df["item_id"], strict=True))
+    new_rows = batched[[(u, i) not in shown for u, i in zip(batched["user_id"], batched["item_id"], strict=True)]]
+    assert len(new_rows) and new_rows["reason"].str.startswith("featured: ").all()
+    assert not new_rows["is_exploration"].any()
+    if policy == "ucb1":
+        assert df["is_exploration"].any()
+    # the rows of users whose slate has no boosted item, or who are held out, are untouched
+    left = batched[batched["campaign"].isna() & ~batched["reason"].str.startswith("featured: ")]
+    assert len(left) > 0
+    assert batched.groupby("user_id").size().eq(K).all()
