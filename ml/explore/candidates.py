@@ -335,7 +335,7 @@ def _arm_items(
     def items_for(tag: str) -> tuple[np.ndarray, np.ndarray]:
         if tag not in champ_items and tag not in own_tags:
             return popular_only[tag]  # the tag's most popular items, as for every such user
-        chosen = [(i, sc) for i, sc in champ_items.get(tag, []) if i not in excluded]
+        chosen = list(champ_items.get(tag, ()))  # (excluded items were left out above)
         have = {i for i, _ in chosen}
         # popular items fill behind the champion's (0.1-0.5) or lead a tag it does not reach (0.5-1)
         lo, span = (0.1, 0.4) if chosen else (0.5, 0.5)
@@ -348,10 +348,13 @@ def _arm_items(
             if i not in excluded and i not in have:
                 chosen.append((i, lo + span * rel))
                 have.add(i)
-        scored = []
-        for i, sc in chosen:
-            n, c = user_fb.get(i, (0.0, 0.0))
-            scored.append((i, sc * min(1.0, (2.0 + c) / (2.0 + n))))
+        if fb_tags.get(tag):
+            scored = []
+            for i, sc in chosen:
+                n, c = user_fb.get(i, (0.0, 0.0))
+                scored.append((i, sc * min(1.0, (2.0 + c) / (2.0 + n))))
+        else:  # no item of this tag was shown to the user: every discount is 1
+            scored = chosen
         scored.sort(key=lambda x: -x[1])
         scored = scored[: s.items_per_tag]
         return np.asarray([i for i, _ in scored], dtype=object), np.asarray([sc for _, sc in scored], dtype=np.float64)

@@ -255,8 +255,21 @@ def campaign_slates(
         boosted = found.isin(items)
         in_c = np.array([cap >= 1 and ctx.user_id in treated[c.name] for ctx in contexts], dtype=bool)
         has.append((boosted, in_c & (np.bincount(found.owner[boosted], minlength=len(contexts)) > 0)))
+    picked = np.flatnonzero(np.any([h for _, h in has], axis=0)) if has else np.zeros(0, dtype=np.int64)
+    touched = out[out["user_id"].isin({contexts[n].user_id for n in picked.tolist()})]
+    with_rows = set(touched["user_id"].unique().tolist())
+    picked = np.array([n for n in picked.tolist() if contexts[n].user_id in with_rows], dtype=np.int64)
+    # one slate per user (deterministic policies): every user's re-rank in whole-array steps
+    cache = draws_cache or {}
+    one = np.array(
+        [(d := cache.get(contexts[n].user_id)) is not None and d.n_draws == 1 for n in picked.tolist()], dtype=bool
+    )
+    batched = _rerank_single_slates(
+        found, contexts, picked[one], has, cache, policy, plans, touched, columns, k, labels
+    )
+    done = {contexts[n].user_id for n in picked[one].tolist()}
     work = []
-    for n in np.flatnonzero(np.any([h for _, h in has], axis=0)).tolist() if has else []:
+    for n in picked[~one].tolist():
         lo, hi = found.bounds[n], found.bounds[n + 1]
         todo = [
             (c, set(np.flatnonzero(boosted[lo:hi]).tolist()), cap)
@@ -264,16 +277,6 @@ def campaign_slates(
             if h[n]
         ]
         work.append((contexts[n], found.flat[lo:hi], todo))
-    touched_users = {ctx.user_id for ctx, _, _ in work}
-    touched = out[out["user_id"].isin(touched_users)]
-    with_rows = set(touched["user_id"].unique().tolist())
-    work = [w for w in work if w[0].user_id in with_rows]
-    # one slate per user (deterministic policies): every user's re-rank in whole-array steps
-    cache = draws_cache or {}
-    single = [w for w in work if (d := cache.get(w[0].user_id)) is not None and d.n_draws == 1]
-    batched = _rerank_single_slates(single, cache, policy, plans, touched, columns, k, labels)
-    done = {ctx.user_id for ctx, _, _ in single}
-    work = [w for w in work if w[0].user_id not in done]
     changed: set[str] = set(batched["user_id"].unique().tolist()) if batched is not None else set()
     by_user: dict[str, list[dict[str, Any]]] = {}
     rest = touched[~touched["user_id"].isin(done)]
@@ -368,13 +371,23 @@ class _FlatItems:
         joined = np.concatenate(lists) if lists else np.array([], dtype=object)
         self.flat = np.array([str(x) for x in joined.tolist()], dtype=object)
         self.owner = np.repeat(np.arange(len(contexts)), sizes)
+        # per item: its tag's index within its context, and its score
+        n_tags = np.array([len(ctx.items) for ctx in contexts], dtype=np.int64)
+        first_tag = np.repeat(np.r_[0, np.cumsum(n_tags)[:-1]], n_tags)
+        local_tag = np.arange(int(n_tags.sum())) - first_tag
+        self.tag = np.repeat(local_tag, [len(a) for a in lists]).astype(np.int64)
+        score_lists = [np.asarray(sc, dtype=np.float64) for ctx in contexts for sc in ctx.item_scores]
+        self.scores = np.concatenate(score_lists) if score_lists else np.zeros(0)
 
     def isin(self, items: set[str]) -> np.ndarray:
         return pd.Index(self.flat).isin(list(items)) if len(self.flat) else np.zeros(0, dtype=bool)
 
 
 def _rerank_single_slates(
-    work: list[tuple[Any, np.ndarray, list[tuple[Campaign, set[int], int]]]],
+    found: _FlatItems,
+    contexts: list[Any],
+    sel: np.ndarray,
+    has: list[tuple[np.ndarray, np.ndarray]],
     draws_cache: dict[str, Any],
     policy: Any,
     plans: list[tuple[Campaign, set[str], int]],
@@ -383,7 +396,9 @@ def _rerank_single_slates(
     k: int,
     labels: dict[str, str] | None,
 ) -> pd.DataFrame | None:
-    """:func:`rerank_slate` for users with one slate each, all at once, and their new rows.
+    """:func:`rerank_slate` for the contexts ``sel`` (one cached slate each), all at once, and
+    their new rows. ``has``: per campaign of ``plans``, (boosted flag per item of ``found``,
+    treated-with-a-boosted-item flag per context).
 
     Users are rows of padded (W, N) arrays over their item codes (N: most items in a context);
     each campaign, in order, re-ranks the rows of the users it treats: their free slots' items
@@ -393,29 +408,29 @@ def _rerank_single_slates(
     user's first row with a ``featured`` reason, as the per-user path does."""
     from ml.explore.slate import arm_features_json, tag_label
 
-    if not work:
+    if len(sel) == 0:
         return None
-    W = len(work)
-    N = max(len(flat) for _, flat, _ in work)
-    sizes = np.array([len(flat) for _, flat, _ in work], dtype=np.int64)
-    value = np.full((W, N), -np.inf)
-    its = np.empty((W, k), dtype=np.int64)
-    scs = np.empty((W, k), dtype=np.float64)
-    fixed = np.empty((W, k), dtype=bool)
-    tag_of = np.full((W, N), -1, dtype=np.int64)
-    boosted = {c.name: np.zeros((W, N), dtype=bool) for c, _, _ in plans}
-    active = {c.name: np.zeros(W, dtype=bool) for c, _, _ in plans}
-    for w, (ctx, flat, todo) in enumerate(work):
-        d = draws_cache[ctx.user_id]
-        its[w], scs[w] = d.items[0], d.scores[0]
-        fixed[w] = d.explore[0] | (d.items[0] < 0)
-        exploit = np.asarray(policy.exploit_values(ctx), dtype=np.float64)
-        t = np.repeat(np.arange(len(ctx.items)), [len(x) for x in ctx.items])
-        tag_of[w, : len(flat)] = t
-        value[w, : len(flat)] = exploit[t] * np.concatenate([np.asarray(s, float) for s in ctx.item_scores])
-        for c, codes, _ in todo:
-            boosted[c.name][w, list(codes)] = True
-            active[c.name][w] = True
+    ctxs = [contexts[n] for n in sel.tolist()]
+    W = len(ctxs)
+    bounds = np.asarray(found.bounds, dtype=np.int64)
+    starts = bounds[sel]
+    sizes = bounds[sel + 1] - starts
+    N = int(sizes.max())
+    inside = np.arange(N)[None, :] < sizes[:, None]
+    gidx = np.where(inside, starts[:, None] + np.arange(N)[None, :], 0)
+    tag_of = np.where(inside, found.tag[gidx], -1)
+    # value of every item: its tag's exploitation value x its score (as rerank_slate's ``extra``)
+    exploits = [np.asarray(policy.exploit_values(ctx), dtype=np.float64) for ctx in ctxs]
+    n_tags = np.array([len(e) for e in exploits], dtype=np.int64)
+    tag_start = np.r_[0, np.cumsum(n_tags)[:-1]]
+    ex_all = np.concatenate(exploits) if exploits else np.zeros(0)
+    value = np.where(inside, ex_all[tag_start[:, None] + np.maximum(tag_of, 0)] * found.scores[gidx], -np.inf)
+    draws = [draws_cache[ctx.user_id] for ctx in ctxs]
+    its = np.concatenate([d.items[:1] for d in draws]).astype(np.int64)
+    scs = np.concatenate([d.scores[:1] for d in draws]).astype(np.float64)
+    fixed = np.concatenate([d.explore[:1] for d in draws]) | (its < 0)
+    boosted = {c.name: has[ci][0][gidx] & inside for ci, (c, _, _) in enumerate(plans)}
+    active = {c.name: has[ci][1][sel] for ci, (c, _, _) in enumerate(plans)}
     who = np.full((W, N), -1, dtype=np.int64)  # campaign (index into plans) that promoted the item
     for ci, (c, _, cap) in enumerate(plans):
         rows = np.flatnonzero(active[c.name])
@@ -453,10 +468,8 @@ def _rerank_single_slates(
     # the new rows: (user, slot) for every filled slot
     ww, jj = np.nonzero(its >= 0)
     codes = its[ww, jj]
-    flat_all = np.concatenate([flat for _, flat, _ in work])
-    starts = np.r_[0, np.cumsum(sizes)[:-1]]
-    items = flat_all[starts[ww] + codes]
-    users = np.array([ctx.user_id for ctx, _, _ in work], dtype=object)[ww]
+    items = found.flat[starts[ww] + codes]
+    users = np.array([ctx.user_id for ctx in ctxs], dtype=object)[ww]
     names = np.array([c.name for c, _, _ in plans] + [None], dtype=object)
     camp = names[who[ww, codes]]  # index -1 -> None
     old_key = pd.MultiIndex.from_arrays([touched["user_id"].astype(str), touched["item_id"].astype(str)])
@@ -479,7 +492,7 @@ def _rerank_single_slates(
         arm_feats = new["arm_features"].to_numpy(dtype=object).copy()
         expl = new["is_exploration"].to_numpy().copy()
         for a in absent.tolist():
-            ctx = work[ww[a]][0]
+            ctx = ctxs[ww[a]]
             t = int(tag_of[ww[a], codes[a]])
             reason[a] = f"featured: {tag_label(ctx.tags[t], labels)}"
             reason_tag[a] = ctx.tags[t]
