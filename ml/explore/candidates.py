@@ -193,9 +193,8 @@ def build_contexts(
         if not cand:
             # tags the champion reaches beyond the user's known ones come first
             if cg is not None:
-                sc = cg[2]
-                lo, hi = float(np.nanmin(sc)), float(np.nanmax(sc))
-                for t, v in zip(cg[1], sc, strict=True):
+                lo, hi = cg.lo, cg.hi
+                for t, v in zip(cg.tags, cg.scores, strict=True):
                     if t not in known:
                         rel = (v - lo) / (hi - lo) if hi > lo else 1.0
                         cand[str(t)] = max(cand.get(str(t), 0.0), 1.0 + rel)
@@ -253,28 +252,60 @@ def _user_slices(users: pd.Series) -> tuple[dict[str, tuple[int, int]], np.ndarr
     return dict(zip(list(uniques), zip((ends - counts).tolist(), ends.tolist(), strict=True), strict=True)), order
 
 
+@dataclass
+class _UserChampion:
+    """One user's champion candidates, in the champion's order: item ids, tags, scores, reasons,
+    the scores rescaled to 0.5-1 (``norm``) and the lowest / highest score (NaN ignored)."""
+
+    items: list[str]
+    tags: list[str]
+    scores: list[float]
+    reasons: list[Any]
+    norm: list[float]
+    lo: float
+    hi: float
+
+
 class _ChampionRows:
     """The champion's candidates grouped by user without one Python tuple per row: per user a
-    slice of whole-column arrays (item ids, tags, scores, reasons), in the frame's row order."""
+    slice of whole-column arrays (item ids, tags, scores, reasons), in the frame's row order.
+    Each user's score range and rescaled scores are computed for all users at once."""
 
     def __init__(self, champ: pd.DataFrame):
         self._bounds, order = _user_slices(champ["user_id"])
         self._items = champ["item_id"].astype(str).to_numpy(dtype=object)[order]
         self._tags = champ["tag"].astype(str).to_numpy(dtype=object)[order]
-        self._scores = champ["score"].to_numpy(np.float64)[order]
+        scores = champ["score"].to_numpy(np.float64)[order]
+        self._scores = scores
         self._reasons = champ["reason"].to_numpy(dtype=object)[order]
+        starts = np.array(sorted(lo for lo, _ in self._bounds.values()), dtype=np.int64)
+        if len(scores):
+            with np.errstate(invalid="ignore"):
+                hi = np.fmax.reduceat(scores, starts)  # per user, NaN ignored as by np.nanmax
+                lo = np.fmin.reduceat(scores, starts)
+            sizes = np.diff(np.r_[starts, len(scores)])
+            lo_row, hi_row = np.repeat(lo, sizes), np.repeat(hi, sizes)
+            span = np.where(hi_row > lo_row, hi_row - lo_row, 1.0)
+            self._norm = 0.5 + 0.5 * (scores - lo_row) / span
+            self._lo = dict(zip(starts.tolist(), lo.tolist(), strict=True))
+            self._hi = dict(zip(starts.tolist(), hi.tolist(), strict=True))
+        else:
+            self._norm = scores
 
-    def get(self, user: str) -> tuple[list[str], list[str], np.ndarray, list[Any]] | None:
-        """(item ids, tags, scores, reasons) of one user's candidates, or None."""
+    def get(self, user: str) -> _UserChampion | None:
+        """One user's candidates, or None."""
         b = self._bounds.get(user)
         if b is None:
             return None
         lo, hi = b
-        return (
+        return _UserChampion(
             self._items[lo:hi].tolist(),
             self._tags[lo:hi].tolist(),
-            self._scores[lo:hi],
+            self._scores[lo:hi].tolist(),
             self._reasons[lo:hi].tolist(),
+            self._norm[lo:hi].tolist(),
+            self._lo[lo],
+            self._hi[lo],
         )
 
 
@@ -303,7 +334,7 @@ class _RecordsByUser:
 def _arm_items(
     known: dict[str, dict[str, Any]],
     cand: dict[str, float],
-    champ: tuple[list[str], list[str], np.ndarray, list[Any]] | None,
+    champ: _UserChampion | None,
     excluded: set[str],
     tag_pops: dict[str, list[tuple[str, float]]],
     popular_tags: list[str],
@@ -317,11 +348,7 @@ def _arm_items(
     champ_items: dict[str, list[tuple[str, float]]] = {}
     reasons: dict[str, str] = {}
     if champ is not None:
-        c_items, c_tags, scores, c_reasons = champ
-        smax, smin = float(np.nanmax(scores)), float(np.nanmin(scores))
-        span = smax - smin if smax > smin else 1.0
-        norm = (0.5 + 0.5 * (scores - smin) / span).tolist()
-        for it, t, v, rs in zip(c_items, c_tags, norm, c_reasons, strict=True):
+        for it, t, v, rs in zip(champ.items, champ.tags, champ.norm, champ.reasons, strict=True):
             if it in excluded:
                 continue
             champ_items.setdefault(t, []).append((it, v))
@@ -329,7 +356,7 @@ def _arm_items(
                 reasons[it] = rs
 
     # tags whose ranking can differ from the shop-wide one for this user (bought or shown items)
-    fb_tags = Counter(item_tag.get(i) for i in user_fb)
+    fb_tags = Counter(map(item_tag.get, user_fb)) if user_fb else Counter()
     own_tags = {item_tag.get(i) for i in excluded} | set(fb_tags)
 
     def items_for(tag: str) -> tuple[np.ndarray, np.ndarray]:

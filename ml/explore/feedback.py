@@ -10,6 +10,8 @@ propensity when the impression matches a slot the platform logged.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,14 +137,14 @@ class FeedbackStats:
             self._items_by_user = out
         return self._items_by_user
 
-    def rate(self, user_tags: set[tuple[str, str]], default: float, smoothing: float = 500.0) -> float:
-        """Clicks per examined impression over the given (user, tag) pairs, shrunk to ``default``."""
-        exam = clicks = 0.0
-        for key in user_tags:
-            v = self.user_tag.get(key)
-            if v:
-                exam += v[0]
-                clicks += v[1]
+    def rate(self, user_tags: Iterable[tuple[str, str]], default: float, smoothing: float = 500.0) -> float:
+        """Clicks per examined impression over the given (user, tag) pairs, shrunk to ``default``.
+
+        The sums are exact (``math.fsum``), so the rate does not depend on the order the pairs
+        come in: a set of string pairs iterates in a different order in every process."""
+        found = [v for v in map(self.user_tag.get, user_tags) if v]
+        exam = math.fsum(v[0] for v in found)
+        clicks = math.fsum(v[1] for v in found)
         return (clicks + smoothing * default) / (exam + smoothing)
 
 

@@ -87,6 +87,21 @@ def arm_features_json(row: np.ndarray) -> str:
     return json.dumps(values, separators=(",", ":"))
 
 
+def arm_features_json_rows(rows: list[np.ndarray]) -> list[str]:
+    """:func:`arm_features_json` of many rows (same strings), converted to floats in one go."""
+    if not rows:
+        return []
+    arr = np.asarray(rows, dtype=np.float64)
+    width = arr.shape[1] if arr.ndim == 2 else 0
+    values = [round(x, 6) for x in arr.ravel().tolist()]
+    finite = np.isfinite(arr).all(axis=1).tolist() if width else [True] * len(rows)
+    out = []
+    for n, ok in enumerate(finite):
+        row = values[n * width : (n + 1) * width]
+        out.append("[" + ",".join(map(repr, row)) + "]" if ok else json.dumps(row, separators=(",", ":")))
+    return out
+
+
 def recommendation_id(run_id: str, user_id: str) -> str:
     """Id of the slate shown to a user by one publish run (carried back by feedback events)."""
     return hashlib.sha1(f"{run_id}|{user_id}".encode()).hexdigest()[:16]
@@ -225,6 +240,8 @@ def build_slates(
     When ``draws_cache`` is given, deterministic policies' draws (one slate per user) are kept in
     it by user id, for the campaign re-ranking to reuse."""
     out: list[tuple[object, ...]] = []
+    need_rows: list[np.ndarray] = []  # feature rows of the shown (user, tag) arms
+    row_feature: list[int] = []  # per output row: its arm's index into need_rows
     keep = draws_cache is not None and policy.deterministic
     name = policy.name
     for ctx, draws in draw_all(policy, list(contexts), k, day, n_draws):
@@ -236,7 +253,7 @@ def build_slates(
         codes, tag_ix = draws.items[0].tolist(), draws.tags[0].tolist()
         expl, sc = draws.explore[0].tolist(), draws.scores[0].tolist()
         rid = recommendation_id(run_id, ctx.user_id)
-        feats: dict[int, str] = {}
+        feats: dict[int, int] = {}  # tag -> index into need_rows
         for j in range(k):
             code = codes[j]
             if code < 0:
@@ -249,9 +266,13 @@ def build_slates(
             else:
                 reason = ctx.reasons.get(item) or f"because you like {tag_label(tag, labels)}"
             if t not in feats:
-                feats[t] = arm_features_json(ctx.features[t])
-            out.append((ctx.user_id, j + 1, item, sc[j], reason, tag, name, prop_l[j], se_l[j], expl[j], rid, feats[t]))
-    return pd.DataFrame(
+                feats[t] = len(need_rows)
+                need_rows.append(ctx.features[t])
+            out.append((ctx.user_id, j + 1, item, sc[j], reason, tag, name, prop_l[j], se_l[j], expl[j], rid))
+            row_feature.append(feats[t])
+    # the arm features as JSON, for all distinct (user, tag) rows at once
+    texts = arm_features_json_rows(need_rows)
+    df = pd.DataFrame(
         out,
         columns=[
             "user_id",
@@ -265,6 +286,7 @@ def build_slates(
             C.PROPENSITY_SE,
             C.IS_EXPLORATION,
             C.RECOMMENDATION_ID,
-            C.ARM_FEATURES,
         ],
     )
+    df[C.ARM_FEATURES] = [texts[n] for n in row_feature] if row_feature else pd.Series([], dtype=object)
+    return df

@@ -86,3 +86,17 @@ def test_statistics_are_position_debiased_and_fill_tags_from_items():
     assert clicks / exam == pytest.approx(0.2, abs=0.02)  # the click rate per *examined* impression
     assert stats.user_item[("u1", "i1")][0] == (fb["item_id"] == "i1").sum()
     assert FeedbackStats.from_feedback(pd.DataFrame()).n_rows == 0
+
+
+def test_base_rate_does_not_depend_on_the_order_of_the_pairs():
+    """Contexts pass a set of (user, tag) pairs, which iterates in a different order in every
+    process; the base rate must be the same number whatever the order (sums are exact)."""
+    values = [1e16, 1.0, -1e16, 3.0, 0.1, 0.2, 0.3]
+    stats = FeedbackStats(user_tag={(f"u{i}", "cat:x"): (v, v / 7.0) for i, v in enumerate(values)})
+    pairs = list(stats.user_tag)
+    forward = stats.rate(pairs, 0.1, smoothing=1.0)
+    assert forward == stats.rate(pairs[::-1], 0.1, smoothing=1.0)
+    assert forward == stats.rate([pairs[i] for i in (3, 0, 6, 2, 5, 1, 4)], 0.1, smoothing=1.0)
+    exam, clicks = 4.6, 4.6 / 7.0  # the exact sums, rounded once
+    assert forward == pytest.approx((clicks + 0.1) / (exam + 1.0), rel=1e-12)
+    assert stats.rate([("nobody", "cat:x")], 0.1, smoothing=1.0) == pytest.approx(0.1)
