@@ -19,6 +19,7 @@ import pandas as pd
 
 SPEC_DIR = Path(__file__).parent / "campaigns"
 TREATMENT, HOLDOUT, NONE = "treatment", "holdout", "none"
+ROWS_PER_CHUNK = 50_000  # re-ranked slates per batch of users in campaign_slates
 
 
 @dataclass
@@ -238,7 +239,7 @@ def campaign_slates(
     that promoted the row's item, null on every other row. Outside every window the rows are
     returned unchanged (plus a null ``campaign``). ``draws_cache`` (user -> ``SlateDraws``, as
     filled by ``build_slates``) spares re-drawing a user's slates; the draws are the same either way."""
-    from ml.explore.slate import arm_features_json, sample_slates, tag_label, user_seed
+    from ml.explore.slate import sample_slates, user_seed
 
     out = slates.assign(campaign=pd.Series([None] * len(slates), index=slates.index, dtype=object))
     if not campaigns or out.empty:
@@ -259,102 +260,42 @@ def campaign_slates(
     touched = out[out["user_id"].isin({contexts[n].user_id for n in picked.tolist()})]
     with_rows = set(touched["user_id"].unique().tolist())
     picked = np.array([n for n in picked.tolist() if contexts[n].user_id in with_rows], dtype=np.int64)
-    # one slate per user (deterministic policies): every user's re-rank in whole-array steps
-    cache = draws_cache or {}
-    one = np.array(
-        [(d := cache.get(contexts[n].user_id)) is not None and d.n_draws == 1 for n in picked.tolist()], dtype=bool
-    )
-    batched = _rerank_single_slates(
-        found, contexts, picked[one], has, cache, policy, plans, touched, columns, k, labels
-    )
-    done = {contexts[n].user_id for n in picked[one].tolist()}
-    work = []
-    for n in picked[~one].tolist():
-        lo, hi = found.bounds[n], found.bounds[n + 1]
-        todo = [
-            (c, set(np.flatnonzero(boosted[lo:hi]).tolist()), cap)
-            for (c, _, cap), (boosted, h) in zip(plans, has, strict=True)
-            if h[n]
-        ]
-        work.append((contexts[n], found.flat[lo:hi], todo))
-    changed: set[str] = set(batched["user_id"].unique().tolist()) if batched is not None else set()
-    by_user: dict[str, list[dict[str, Any]]] = {}
-    rest = touched[~touched["user_id"].isin(done)]
-    # one conversion per column (DataFrame.to_dict boxes value by value), not a lookup per item
-    values = [rest[c].to_numpy(dtype=object).tolist() for c in columns]
-    for rec in (dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)):
-        by_user.setdefault(rec["user_id"], []).append(rec)
-    replaced: list[dict[str, Any]] = []
-    for ctx, flat, todo in work:
-        rows = by_user.get(ctx.user_id)
-        if rows is None:
-            continue
-        draws = cache.get(ctx.user_id)
-        if draws is None:
-            rng = np.random.default_rng(user_seed(ctx.user_id, day))
-            draws = sample_slates(policy, ctx, k, rng, n_draws)
-        exploit = np.asarray(policy.exploit_values(ctx), dtype=np.float64)
-        tag_of = np.repeat(np.arange(len(ctx.items)), [len(x) for x in ctx.items])
-        value = exploit[tag_of] * np.concatenate([np.asarray(s, float) for s in ctx.item_scores])
-        new_items, new_scores = draws.items.copy(), draws.scores.copy()
-        who = np.full(draws.items.shape, None, dtype=object)
-        fixed = draws.explore | (draws.items < 0)
-        # re-rank each distinct draw once (many draws repeat the same slate)
-        if draws.items.shape[0] == 1:  # one slate (deterministic policies): nothing to group
-            uniq, inverse = draws.items, np.zeros(1, dtype=np.int64)
-        else:
-            uniq, inverse = np.unique(draws.items, axis=0, return_inverse=True)
-            inverse = np.asarray(inverse).ravel()
-        for u_row in range(len(uniq)):
-            same = inverse == u_row
-            r = int(np.flatnonzero(same)[0])
-            its, scs = draws.items[r].copy(), draws.scores[r].copy()
-            promoted_by: dict[int, str] = {}
-            for c, codes, cap in todo:
-                shown = set(its.tolist())
-                extra = {x: float(value[x]) for x in codes if x not in shown}
-                its, scs, moved = rerank_slate(its, scs, fixed[r], codes, extra, c.boost, cap)
-                promoted_by.update({int(its[j]): c.name for j in np.flatnonzero(moved)})
-            new_items[same], new_scores[same] = its, scs
-            who[same] = np.array([promoted_by.get(int(x)) for x in its], dtype=object)
-        prop = (new_items == new_items[:1]).mean(axis=0)
-        se = np.sqrt(prop * (1.0 - prop) / len(new_items)) if len(new_items) > 1 else np.zeros(k)
-        old = {str(r["item_id"]): r for r in rows}
-        before = len(replaced)
-        for j in range(k):
-            code = int(new_items[0, j])
-            if code < 0:
-                continue
-            item = str(flat[code])
-            t = int(tag_of[code])
-            if item in old:
-                base = dict(old[item])
-            else:  # a boosted candidate the plain slate did not show
-                base = dict(rows[0])
-                base.update(
-                    reason=f"featured: {tag_label(ctx.tags[t], labels)}",
-                    reason_tag=ctx.tags[t],
-                    arm_features=arm_features_json(ctx.features[t]),
-                )
-                base["is_exploration"] = False
-            base.update(
-                item_id=item,
-                rank=j + 1,
-                score=float(new_scores[0, j]),
-                propensity=float(prop[j]),
-                propensity_se=float(se[j]),
-                campaign=who[0, j],
-            )
-            if base["campaign"] is not None and item in old:
-                base["reason"] = f"featured: {base['reason']}"
-            replaced.append(base)
-        if len(replaced) > before:
-            changed.add(ctx.user_id)
-    parts = [p for p in (batched, pd.DataFrame(replaced, columns=columns) if replaced else None) if p is not None]
-    if not parts:
+    if len(picked) == 0:
         return out
+    cache = draws_cache or {}
+    # the published rows of the users re-ranked, found by (user, item), and each user's first row
+    old_key = pd.MultiIndex.from_arrays([touched["user_id"].astype(str), touched["item_id"].astype(str)])
+    first = pd.Series(np.arange(len(touched)), index=touched["user_id"].to_numpy()).groupby(level=0).first()
+    parts = []
+    # users in chunks of about ROWS_PER_CHUNK re-ranked slates (the padded arrays stay small)
+    start = 0
+    while start < len(picked):
+        rows_so_far, stop = 0, start
+        while stop < len(picked) and (stop == start or rows_so_far < ROWS_PER_CHUNK):
+            d = cache.get(contexts[picked[stop]].user_id)
+            rows_so_far += 1 if d is not None and d.n_draws == 1 else max(int(n_draws), 1)
+            stop += 1
+        sel = picked[start:stop]
+        draws = []
+        for n in sel.tolist():
+            d = cache.get(contexts[n].user_id)
+            if d is None:
+                rng = np.random.default_rng(user_seed(contexts[n].user_id, day))
+                d = sample_slates(policy, contexts[n], k, rng, n_draws)
+            draws.append(d)
+        parts.append(
+            _rerank_users(
+                found, contexts, sel, draws, has, policy, plans, (touched, old_key, first), columns, k, labels
+            )
+        )
+        start = stop
+    changed = set().union(*(set(p["user_id"].unique().tolist()) for p in parts))
     keep = out[~out["user_id"].isin(changed)]
     merged = pd.concat([keep, *parts], ignore_index=True)
+    # one null for "no campaign" whatever the batches held (a batch with no promoted item
+    # would otherwise bring None where the others bring NaN)
+    camp = merged["campaign"].astype(object)
+    merged["campaign"] = camp.where(camp.notna(), None)
     order = {u: n for n, u in enumerate(out["user_id"].drop_duplicates())}
     merged["_o"] = merged["user_id"].map(order)
     return merged.sort_values(["_o", "rank"], kind="stable").drop(columns="_o").reset_index(drop=True)
@@ -383,33 +324,32 @@ class _FlatItems:
         return pd.Index(self.flat).isin(list(items)) if len(self.flat) else np.zeros(0, dtype=bool)
 
 
-def _rerank_single_slates(
+def _rerank_users(
     found: _FlatItems,
     contexts: list[Any],
     sel: np.ndarray,
+    draws: list[Any],
     has: list[tuple[np.ndarray, np.ndarray]],
-    draws_cache: dict[str, Any],
     policy: Any,
     plans: list[tuple[Campaign, set[str], int]],
-    touched: pd.DataFrame,
+    published: tuple[pd.DataFrame, pd.MultiIndex, pd.Series],
     columns: list[str],
     k: int,
     labels: dict[str, str] | None,
-) -> pd.DataFrame | None:
-    """:func:`rerank_slate` for the contexts ``sel`` (one cached slate each), all at once, and
-    their new rows. ``has``: per campaign of ``plans``, (boosted flag per item of ``found``,
-    treated-with-a-boosted-item flag per context).
+) -> pd.DataFrame:
+    """:func:`rerank_slate` on every draw of the contexts ``sel`` at once, and their new rows.
 
-    Users are rows of padded (W, N) arrays over their item codes (N: most items in a context);
-    each campaign, in order, re-ranks the rows of the users it treats: their free slots' items
-    and promoted items form a pool, the best ``len(free)`` of the pool fill the free slots in
-    slot order, ties going to the smaller code (as :func:`rerank_slate`). The new rows copy the
-    user's published row of the same item, or for an item the plain slate did not show the
-    user's first row with a ``featured`` reason, as the per-user path does."""
+    ``draws``: the users' ``SlateDraws`` (row 0 shown); ``has``: per campaign of ``plans``,
+    (boosted flag per item of ``found``, treated-with-a-boosted-item flag per context);
+    ``published``: the users' published rows, their (user, item) index and each user's first
+    row's position. Each
+    distinct draw of a user is re-ranked once, as a row of padded (rows, N) arrays over the
+    user's item codes (N: most items in a context); the propensity of a shown item is the share
+    of the user's re-ranked draws with that item at that slot. The new rows copy the user's
+    published row of the same item, or for an item the plain slate did not show the user's
+    first row with a ``featured`` reason."""
     from ml.explore.slate import arm_features_json, tag_label
 
-    if len(sel) == 0:
-        return None
     ctxs = [contexts[n] for n in sel.tolist()]
     W = len(ctxs)
     bounds = np.asarray(found.bounds, dtype=np.int64)
@@ -425,18 +365,30 @@ def _rerank_single_slates(
     tag_start = np.r_[0, np.cumsum(n_tags)[:-1]]
     ex_all = np.concatenate(exploits) if exploits else np.zeros(0)
     value = np.where(inside, ex_all[tag_start[:, None] + np.maximum(tag_of, 0)] * found.scores[gidx], -np.inf)
-    draws = [draws_cache[ctx.user_id] for ctx in ctxs]
-    its = np.concatenate([d.items[:1] for d in draws]).astype(np.int64)
-    scs = np.concatenate([d.scores[:1] for d in draws]).astype(np.float64)
-    fixed = np.concatenate([d.explore[:1] for d in draws]) | (its < 0)
-    boosted = {c.name: has[ci][0][gidx] & inside for ci, (c, _, _) in enumerate(plans)}
-    active = {c.name: has[ci][1][sel] for ci, (c, _, _) in enumerate(plans)}
-    who = np.full((W, N), -1, dtype=np.int64)  # campaign (index into plans) that promoted the item
+    # the distinct draws of each user (a user's draws often repeat the same slate)
+    firsts, inverses = [], []
+    for d in draws:
+        if d.items.shape[0] == 1:
+            firsts.append(np.zeros(1, dtype=np.int64))
+            inverses.append(np.zeros(1, dtype=np.int64))
+        else:
+            _, first, inverse = np.unique(d.items, axis=0, return_index=True, return_inverse=True)
+            firsts.append(first)
+            inverses.append(np.asarray(inverse).ravel())
+    n_uniq = np.array([len(f) for f in firsts], dtype=np.int64)
+    user = np.repeat(np.arange(W), n_uniq)  # the user of each re-ranked row
+    its = np.concatenate([d.items[f] for d, f in zip(draws, firsts, strict=True)]).astype(np.int64)
+    scs = np.concatenate([d.scores[f] for d, f in zip(draws, firsts, strict=True)]).astype(np.float64)
+    fixed = np.concatenate([d.explore[f] for d, f in zip(draws, firsts, strict=True)]) | (its < 0)
+    who = np.full((len(its), N), -1, dtype=np.int64)  # campaign (index into plans) that promoted the item
     for ci, (c, _, cap) in enumerate(plans):
-        rows = np.flatnonzero(active[c.name])
+        rows = np.flatnonzero(has[ci][1][sel][user])
         if len(rows) == 0 or cap < 1:
             continue
-        slot_items, S, F, B, V = its[rows], scs[rows], fixed[rows], boosted[c.name][rows], value[rows]
+        uw = user[rows]
+        B = has[ci][0][gidx[uw]] & inside[uw]
+        V = value[uw]
+        slot_items, S, F = its[rows], scs[rows], fixed[rows]
         r2 = np.arange(len(rows))[:, None]
         filled = slot_items >= 0
         free = ~F & filled
@@ -465,23 +417,31 @@ def _rerank_single_slates(
         who_rows[rr[moved], codes[moved]] = ci
         who[rows] = who_rows
         its[rows], scs[rows] = slot_items, S
-    # the new rows: (user, slot) for every filled slot
-    ww, jj = np.nonzero(its >= 0)
-    codes = its[ww, jj]
+    # per user: the shown slate (its draw 0) and each slot's share of the re-ranked draws
+    row0 = np.r_[0, np.cumsum(n_uniq)[:-1]] + np.array([int(inv[0]) for inv in inverses], dtype=np.int64)
+    prop = np.ones((W, k))
+    se = np.zeros((W, k))
+    for w in np.flatnonzero(np.array([d.items.shape[0] > 1 for d in draws], dtype=bool)).tolist():
+        lo = row0[w] - int(inverses[w][0])
+        all_draws = its[lo + inverses[w]]
+        prop[w] = (all_draws == all_draws[:1]).mean(axis=0)
+        se[w] = np.sqrt(prop[w] * (1.0 - prop[w]) / len(all_draws))
+    shown_items, shown_scores = its[row0], scs[row0]
+    ww, jj = np.nonzero(shown_items >= 0)
+    codes = shown_items[ww, jj]
     items = found.flat[starts[ww] + codes]
     users = np.array([ctx.user_id for ctx in ctxs], dtype=object)[ww]
     names = np.array([c.name for c, _, _ in plans] + [None], dtype=object)
-    camp = names[who[ww, codes]]  # index -1 -> None
-    old_key = pd.MultiIndex.from_arrays([touched["user_id"].astype(str), touched["item_id"].astype(str)])
+    camp = names[who[row0[ww], codes]]  # index -1 -> None
+    touched, old_key, first = published
     pos = old_key.get_indexer(pd.MultiIndex.from_arrays([users.astype(str), items.astype(str)]))
-    first = pd.Series(np.arange(len(touched)), index=touched["user_id"].to_numpy()).groupby(level=0).first()
     src = np.where(pos >= 0, pos, first.reindex(users).to_numpy())
     new = touched.iloc[src].reset_index(drop=True).copy()
     new["item_id"] = items
     new["rank"] = jj + 1
-    new["score"] = scs[ww, jj]
-    new["propensity"] = 1.0
-    new["propensity_se"] = 0.0
+    new["score"] = shown_scores[ww, jj]
+    new["propensity"] = prop[ww, jj]
+    new["propensity_se"] = se[ww, jj]
     new["campaign"] = camp
     reason = new["reason"].to_numpy(dtype=object).copy()
     kept_promoted = (pos >= 0) & (camp != None)  # noqa: E711 (element-wise)
