@@ -94,7 +94,8 @@ def arm_features_json_rows(rows: list[np.ndarray]) -> list[str]:
     arr = np.asarray(rows, dtype=np.float64)
     width = arr.shape[1] if arr.ndim == 2 else 0
     values = [round(x, 6) for x in arr.ravel().tolist()]
-    finite = np.isfinite(arr).all(axis=1).tolist() if width else [True] * len(rows)
+    ok_rows = np.asarray(np.isfinite(arr).all(axis=1) if width else np.ones(len(rows)), dtype=bool)
+    finite = [bool(x) for x in ok_rows.tolist()]
     out = []
     for n, ok in enumerate(finite):
         row = values[n * width : (n + 1) * width]

@@ -252,3 +252,17 @@ def test_build_slates_keeps_deterministic_draws_for_reuse_only():
     cache.clear()
     build_slates(make_policy("thompson"), ctxs, 6, "2026-10-01", "r", n_draws=32, draws_cache=cache)
     assert cache == {}  # Monte Carlo draws are re-drawn from the seed instead of held in memory
+
+
+def test_arm_features_of_many_rows_are_the_strings_of_one_row_at_a_time():
+    """``build_slates`` writes all shown arms' features with ``arm_features_json_rows``; each
+    string must be what ``arm_features_json`` gives for that row, non-finite values included."""
+    from ml.explore.slate import arm_features_json, arm_features_json_rows
+
+    rng = np.random.default_rng(3)
+    rows = [rng.random(8) * 10.0 ** rng.integers(-8, 4) for _ in range(200)]
+    rows += [np.array([1.0, np.inf, np.nan, -0.0, 1e-7, 0.1234565, 2.5e-6, -np.inf])]
+    many = arm_features_json_rows(rows)
+    assert many == [arm_features_json(r) for r in rows]
+    assert many[-1].startswith("[1.0,Infinity,NaN,") and many[-1].endswith(",-Infinity]")
+    assert arm_features_json_rows([]) == []
