@@ -17,8 +17,6 @@ from urllib.parse import unquote, urlparse
 from ml import config
 from ml.warehouse import Warehouse
 
-DEFAULT_PG_WORK_MEM = "256MB"  # per sort/hash of a dbt session on PostgreSQL (INTERESTFLOW_PG_WORK_MEM)
-
 
 def dbt_env(wh: Warehouse | None = None) -> dict[str, str]:
     """Environment variables that point dbt's ``profiles.yml`` at the warehouse."""
@@ -39,10 +37,6 @@ def dbt_env(wh: Warehouse | None = None) -> dict[str, str]:
         )
         if u.password:
             env["PGPASSWORD"] = unquote(u.password)
-        if "PGOPTIONS" not in os.environ:
-            # sorts and hashes of ten-million-row models spill to disk with PostgreSQL's default
-            # 4MB work_mem; each dbt session gets more (dbt runs `threads` sessions at once)
-            env["PGOPTIONS"] = f"-c work_mem={os.environ.get('INTERESTFLOW_PG_WORK_MEM', DEFAULT_PG_WORK_MEM)}"
     return env
 
 
