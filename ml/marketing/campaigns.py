@@ -232,7 +232,8 @@ def campaign_slates(
 
     Users in a campaign's holdout keep their slate. For a treatment user whose candidates hold
     a boosted item, the user's slate draws are reproduced (same seed per user and day), every
-    draw is re-ranked by :func:`rerank_slate` (exploration slots stay where the policy put them,
+    draw is re-ranked as :func:`rerank_slate` defines it, all users' draws at once
+    (:func:`_rerank_users`; exploration slots stay where the policy put them,
     so ``is_exploration`` is unchanged), and the propensity of each shown item is recomputed
     from the re-ranked draws: it stays the exact (or Monte Carlo) probability that this serving
     process shows that item at that slot. Adds the nullable column ``campaign``: the campaign
