@@ -269,17 +269,17 @@ def campaign_slates(
     first = pd.Series(np.arange(len(touched)), index=touched["user_id"].to_numpy()).groupby(level=0).first()
     parts = []
     # users in chunks of about ROWS_PER_CHUNK re-ranked slates (the padded arrays stay small)
+    cached = [cache.get(contexts[n].user_id) for n in picked.tolist()]
     start = 0
     while start < len(picked):
         rows_so_far, stop = 0, start
         while stop < len(picked) and (stop == start or rows_so_far < ROWS_PER_CHUNK):
-            d = cache.get(contexts[picked[stop]].user_id)
+            d = cached[stop]
             rows_so_far += 1 if d is not None and d.n_draws == 1 else max(int(n_draws), 1)
             stop += 1
         sel = picked[start:stop]
         draws = []
-        for n in sel.tolist():
-            d = cache.get(contexts[n].user_id)
+        for n, d in zip(sel.tolist(), cached[start:stop], strict=True):
             if d is None:
                 rng = np.random.default_rng(user_seed(contexts[n].user_id, day))
                 d = sample_slates(policy, contexts[n], k, rng, n_draws)
