@@ -28,9 +28,11 @@ import hashlib
 import io
 import json
 import re
+import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -304,7 +306,75 @@ def _to_time(s: pd.Series) -> pd.Series:
 def _to_num(s: pd.Series) -> pd.Series:
     if s.dtype == bool or pd.api.types.is_bool_dtype(s):
         return pd.Series(np.nan, index=s.index)  # a boolean is not a number in the contract
+    if pd.api.types.is_numeric_dtype(s):
+        return pd.to_numeric(s, errors="coerce")  # already numbers (Parquet): nothing to strip
+    stripped = _stripped_strings(s)
+    if stripped is not None:
+        return pd.to_numeric(pd.Series(stripped, index=s.index, dtype=object), errors="coerce")
     return pd.to_numeric(s.map(lambda x: x.strip() if isinstance(x, str) else x), errors="coerce")
+
+
+@cache
+def _whitespace() -> str:
+    """Every character ``str.strip()`` removes (``str.isspace``), for Arrow's trim."""
+    return "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+
+
+def _stripped_arrow(s: pd.Series) -> Any:
+    """``s``'s values stripped exactly as ``str.strip()`` does, as an Arrow array (null where a
+    value is missing), computed by Arrow instead of one Python call per value; None when ``s``
+    holds anything other than strings and missing values (the caller then goes value by value)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(s) == 0 or pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
+        return None
+    try:
+        if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+            arr = pa.array(s.array).cast(pa.large_string())  # already Arrow (Parquet, pandas' str)
+        else:
+            arr = pa.array(s.to_numpy(dtype=object, na_value=None), type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowException, UnicodeError):  # e.g. a lone surrogate from a JSON escape
+        return None
+    return pc.utf8_trim(arr, characters=_whitespace())
+
+
+def _stripped_strings(s: pd.Series) -> np.ndarray | None:
+    """:func:`_stripped_arrow` as an object array (None where missing)."""
+    arr = _stripped_arrow(s)
+    return None if arr is None else arr.to_numpy(zero_copy_only=False)
+
+
+def _text(s: pd.Series, blank: pd.Series) -> pd.Series:
+    """Text values stripped, missing where blank: what ``.map(_as_text)`` gives (a ``str``
+    column, or an object column of None when every value is blank), without the Python call
+    per value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = _stripped_arrow(s)
+    if arr is None:
+        return s.astype(object).where(~blank, None).map(_as_text)
+    mask = pa.array(blank.to_numpy(dtype=bool))
+    if mask.true_count == len(s):
+        return pd.Series([None] * len(s), index=s.index, dtype=object)
+    out = pc.if_else(mask, pa.scalar(None, type=pa.large_string()), arr).to_pandas()
+    out.index = s.index
+    return out
+
+
+def _row_keys(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every value compared as text (exact-duplicate rows are duplicates of these).
+    A datetime column is compared by its integer value instead: the same instant prints the same
+    in one column, and printing millions of timestamps is the slowest part of ingesting."""
+    cols: dict[Any, Any] = {}
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            cols[c] = pd.arrays.IntegerArray(np.asarray(s.array.asi8, dtype=np.int64), s.isna().to_numpy(dtype=bool))
+        else:
+            cols[c] = s.astype("string").array
+    return pd.DataFrame(cols, index=df.index)
 
 
 def _to_bool(s: pd.Series) -> pd.Series:
@@ -388,7 +458,7 @@ def validate(
             flag(~ok, "wrong_type")
             v = v.map(lambda x: json.dumps(x, sort_keys=True) if isinstance(x, dict) else x)
         else:
-            v = s.astype(object).where(~blank, None).map(_as_text)
+            v = _text(s, blank)
         typed[col] = v
 
     now = now or datetime.now(UTC)
@@ -415,7 +485,7 @@ def validate(
 
     key = C.KEYS[table]
     # exact duplicates within the batch, then repeated keys (within the batch or already stored)
-    dup_row = df.astype("string").duplicated(keep="first")
+    dup_row = _row_keys(df).duplicated(keep="first")
     if malformed:
         dup_row &= ~df.index.isin(list(malformed))
     flag(dup_row, "duplicate_row")
