@@ -66,7 +66,10 @@ def _positions(values: pd.Series, ids: np.ndarray, index: dict[Any, int]) -> np.
     over the whole column (a per-value dict map is several times slower on millions of rows)."""
     idx = pd.Index(ids)
     if idx.is_unique:
-        return np.asarray(idx.get_indexer(values), dtype=np.int64)
+        # each distinct value looked up once (millions of rows hold far fewer distinct ids)
+        codes, uniques = pd.factorize(values)
+        found = np.append(np.asarray(idx.get_indexer(uniques), dtype=np.int64), -1)
+        return found[codes]  # code -1 (a missing value) picks the appended -1
     return values.map(index).fillna(-1).to_numpy(np.int64)  # duplicate ids: the last one wins, as before
 
 

@@ -17,10 +17,22 @@ N_TIME_SLOTS = 28
 
 def events_frame(rows: np.ndarray, cols: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
     """The canonical events frame (row, col, ts) sorted by user then time."""
-    df = pd.DataFrame(
-        {"row": np.asarray(rows, np.int64), "col": np.asarray(cols, np.int64), "ts": np.asarray(ts, np.float64)}
-    )
-    return df.sort_values(["row", "ts", "col"], kind="stable").reset_index(drop=True)
+    rows, cols, ts = np.asarray(rows, np.int64), np.asarray(cols, np.int64), np.asarray(ts, np.float64)
+    return pd.DataFrame({"row": rows, "col": cols, "ts": ts}).take(_order(rows, ts, cols)).reset_index(drop=True)
+
+
+def _order(rows: np.ndarray, ts: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Stable order by (row, ts, col), NaN times last within a row. When the three fit in 63
+    bits (row, rank of the time, col) it is one stable sort of one integer key, several times
+    faster than a three-key sort of ten million events; otherwise ``np.lexsort``."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, t_rank = np.unique(ts, return_inverse=True)  # NaN (all equal) ranks last
+    bits = [int(max(int(a.max()), 1)).bit_length() for a in (rows, t_rank, cols)]
+    if rows.min() < 0 or cols.min() < 0 or sum(bits) > 63:
+        return np.lexsort((cols, ts, rows))
+    key = (rows << (bits[1] + bits[2])) | (t_rank.astype(np.int64) << bits[2]) | cols
+    return np.argsort(key, kind="stable")
 
 
 def session_matrix(
