@@ -100,8 +100,13 @@ class CandidateInputs:
     feedback: FeedbackStats = field(default_factory=FeedbackStats)
 
 
-def _known_from_interactions(inp: CandidateInputs) -> pd.DataFrame:
-    it = inp.interactions.merge(inp.items[["item_id", "tag"]], on="item_id")
+def _known_from_interactions(inp: CandidateInputs, users: set[str] | None = None) -> pd.DataFrame:
+    """Known tags derived from interactions, for ``users`` only when given (each user's rows
+    depend on that user's interactions alone)."""
+    inter = inp.interactions
+    if users is not None:
+        inter = inter[inter["user_id"].astype(str).isin(users)]
+    it = inter.merge(inp.items[["item_id", "tag"]], on="item_id")
     g = it.groupby(["user_id", "tag"], as_index=False).agg(
         weight=("weight", "sum"), evidence_count=("n_events", "sum"), last_seen=("last_at", "max")
     )
@@ -142,9 +147,10 @@ def build_contexts(
     }
     fb_items = inp.feedback.items_by_user()
 
-    derived = _known_from_interactions(inp)
     profiles = inp.profiles if inp.profiles is not None and len(inp.profiles) else None
     prof_users: set[str] = set(profiles["user_id"].astype(str)) if profiles is not None else set()
+    # derived known tags only for the users without a profile (none once tagging has run)
+    derived = _known_from_interactions(inp, {str(u) for u in users} - prof_users)
     cols = ["tag", "weight", "evidence_count", "last_seen", "uncertainty"]
     known_rows = _RecordsByUser(derived, cols)
     prof_known = _RecordsByUser(profiles[profiles["status"] == "known"] if profiles is not None else None, cols)

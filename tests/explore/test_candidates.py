@@ -133,6 +133,27 @@ def test_profiles_replace_derived_tags_when_present():
     assert u1.tags[len(known)] == "cat:women_jeans"
 
 
+def test_users_without_a_profile_keep_their_derived_tags_when_others_have_one():
+    profiles = pd.DataFrame(
+        {
+            "user_id": ["u1"],
+            "tag": ["cat:men_trainers"],
+            "weight": [0.7],
+            "evidence_count": [5],
+            "last_seen": [AS_OF],
+            "uncertainty": [0.2],
+            "status": ["known"],
+        }
+    )
+    mixed = build_contexts(_inputs(profiles=profiles), ["u1", "u2"])
+    plain = build_contexts(_inputs(), ["u1", "u2"])
+    assert [t for t, k in zip(mixed[0].tags, mixed[0].known, strict=True) if k] == ["cat:men_trainers"]
+    # u2 has no profile: its known tags are derived from its interactions, as without profiles
+    assert mixed[1].tags == plain[1].tags
+    assert plain[1].tags[0] == "cat:men_loafers" and bool(plain[1].known[0])
+    np.testing.assert_array_equal(mixed[1].features, plain[1].features)
+
+
 def test_a_user_without_history_still_gets_a_full_slate():
     (u3,) = build_contexts(_inputs(), ["u3"], CandidateSettings(slate_size=10))
     assert u3.n_items >= 10 and not u3.known.any()
