@@ -225,12 +225,17 @@ def load_contexts(wh: Warehouse, recommendation_ids: list[str], con: Any = None)
     return {r: SlateContext.from_json(t) for r, t in zip(df[C.RECOMMENDATION_ID], df[C.CONTEXT], strict=True)}
 
 
+INTERACTION_COLUMNS = ("user_id", "item_id", "weight", "n_events", "last_at")
+
+
 def read_candidate_inputs(
     wh: Warehouse, champion: pd.DataFrame, exclude_event_types: tuple[str, ...], feedback: pd.DataFrame
 ) -> Any:
     """Everything ``ml.explore.candidates.build_contexts`` needs, read from the warehouse.
 
-    ``champion``: the champion's candidates (user_id, item_id, score, reason)."""
+    ``champion``: the champion's candidates (user_id, item_id, score, reason). Interactions
+    (``marts.interactions``) are read only when some of those users have no interest profile:
+    they serve only to derive such users' known tags."""
     from ml.explore.candidates import CandidateInputs, item_arm_tags
     from ml.explore.feedback import FeedbackStats
 
@@ -239,9 +244,17 @@ def read_candidate_inputs(
             "select item_id, category_path, category_l1, category_l3, n_users from marts.item_features", None, con
         )
         items = item_arm_tags(feats)
-        inter = wh.query(
-            "select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions", None, con
-        )
+        profiles = read_profiles(wh, con)
+        profiled = set(profiles["user_id"].astype(str)) if profiles is not None else set()
+        if set(champion["user_id"].astype(str).unique()) <= profiled:
+            # every user has an interest profile, so no known tags are derived from interactions
+            inter = pd.DataFrame({c: pd.Series(dtype=object) for c in INTERACTION_COLUMNS})
+        else:
+            inter = wh.query(
+                "select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions",
+                None,
+                con,
+            )
         types = list(exclude_event_types)
         marks = ", ".join("?" for _ in types)
         excluded = wh.query(
@@ -250,7 +263,6 @@ def read_candidate_inputs(
             con,
         )
         as_of = wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
-        profiles = read_profiles(wh, con)
         transitions = read_transitions(wh, items, feats, con)
         sessions = read_sessions(wh, con)
         segments = read_segments(wh, con)
