@@ -49,7 +49,10 @@ TABLE_ORDER = ("items", "users", "events")
 
 # row rules: reason code -> what it means (the first rule a row breaks names its reason)
 RULES: dict[str, str] = {
-    "malformed_row": "the line could not be parsed (CSV row with the wrong number of fields, or not a JSON object)",
+    "malformed_row": (
+        "the line could not be parsed (CSV row with the wrong number of fields, not a JSON object, or a JSON "
+        "string escaping half of a UTF-16 surrogate pair, which is not text)"
+    ),
     "missing_required": "a required field is empty",
     "wrong_type": "a value does not parse as the contract's type (number, integer, timestamp, JSON object, boolean)",
     "unknown_event_type": "event_type is not one of " + ", ".join(C.EVENT_TYPES),
@@ -233,7 +236,8 @@ def _read_jsonl(path: Path, text: str) -> LandingFrame:
             raise LandingFileError(path, f"unreadable JSON array ({exc.msg} at line {exc.lineno})") from exc
         if not all(isinstance(r, dict) for r in data):
             raise LandingFileError(path, "wrong format: a JSON array must hold objects, one per row")
-        return LandingFrame(pd.DataFrame.from_records(data))
+        bad = {n: json.dumps(r) for n, r in enumerate(data) if "\\ud" in stripped.lower() and _not_text(r)}
+        return LandingFrame(pd.DataFrame.from_records([{} if n in bad else r for n, r in enumerate(data)]), bad)
     lines = [ln for ln in text.splitlines() if ln.strip()]
     records: list[dict[str, Any]] = []
     malformed: dict[int, str] = {}
@@ -250,13 +254,23 @@ def _read_jsonl(path: Path, text: str) -> LandingFrame:
                     path, f"truncated JSON Lines: the last line ({n + 1}) is cut off ({exc.msg})"
                 ) from exc
             rec = None
-        if isinstance(rec, dict):
+        if isinstance(rec, dict) and not ("\\ud" in line.lower() and _not_text(rec)):
             records.append(rec)
         else:
             malformed[n] = line
             records.append({})
     df = pd.DataFrame.from_records(records)
     return LandingFrame(df, malformed)
+
+
+def _not_text(rec: dict[str, Any]) -> bool:
+    """True when a parsed JSON object holds a string that is not valid Unicode: a lone UTF-16
+    surrogate from an escape such as ``"\\ud800"`` (no database or UTF-8 file can store it)."""
+    try:
+        json.dumps(rec, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def read_landing(path: Path) -> LandingFrame:

@@ -195,6 +195,21 @@ def test_malformed_json_line_is_quarantined(catalogue, events, tmp_path):
     _assert_accounting(catalogue, report, set(events["event_id"]) - {events.loc[7, "event_id"]})
 
 
+@pytest.mark.parametrize("as_array", [False, True])
+def test_a_lone_surrogate_escape_is_a_malformed_row_not_a_crash(catalogue, events, tmp_path, as_array):
+    # "\ud800" is valid JSON but not text: no UTF-8 file or database column can hold it
+    path = _write(events, tmp_path / ("events-surrogate.json" if as_array else "events-surrogate.jsonl"))
+    records = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    records[3]["query"] = "caf\ud800"
+    texts = [json.dumps(r) for r in records]  # written as the escape "caf\\ud800"
+    path.write_text("[" + ",".join(texts) + "]" if as_array else "\n".join(texts) + "\n")
+    report = ingest_file(path, catalogue, now=NOW)
+    assert report.reasons == {"malformed_row": 1}
+    _assert_accounting(catalogue, report, set(events["event_id"]) - {events.loc[3, "event_id"]})
+    q = _quarantined(catalogue, report.batch_id)
+    assert q["row_number"].tolist() == [4] and "\\ud800" in q["original"].iloc[0]["_raw_line"]
+
+
 def test_item_rules_category_path_and_repeated_key(tiny_shop, warehouse, tmp_path):
     items = pd.read_parquet(tiny_shop / "items.parquet")
     bad = items.copy()
