@@ -41,13 +41,13 @@ def events_context(
 
 
 def _lookup(values: pd.Series, index: dict[Any, int]) -> np.ndarray:
-    """``index[v]`` for every value, -1 where absent: the column's distinct values are looked up
-    once each (ten million events hold some hundred thousand ids), not value by value."""
-    codes, uniques = pd.factorize(values)
-    keys = pd.Index(list(index), dtype=object)
+    """``index[v]`` for every value, -1 where absent: :func:`ml.recommend.base._positions`
+    finds each value's key (each distinct value looked up once), then the key's value is taken."""
+    from ml.recommend.base import _positions
+
+    keys = np.asarray(list(index), dtype=object)
     pos = np.append(np.fromiter(index.values(), dtype=np.int64, count=len(index)), -1)
-    found = keys.get_indexer(pd.Index(uniques, dtype=object))  # -1 picks the appended -1
-    return np.where(codes >= 0, pos[found][codes], -1)
+    return pos[_positions(values, keys, {k: j for j, k in enumerate(keys.tolist())})]  # -1 picks the appended -1
 
 
 def _aligned(frame: pd.DataFrame, key: str, ids: np.ndarray) -> pd.DataFrame:
