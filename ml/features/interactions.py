@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,57 @@ def decayed(df: pd.DataFrame, as_of: pd.Timestamp, half_life_days: float) -> pd.
     age = (as_of - df["event_at"]).dt.total_seconds() / 86400.0
     d = df.assign(weight=df["weight"] * np.power(0.5, age.clip(lower=0) / half_life_days))
     return d.groupby(["user_id", "item_id"], as_index=False)["weight"].sum()
+
+
+@dataclass
+class DecayedInteractions:
+    """What scoring needs from ``marts.interaction_events``, aggregated by the warehouse.
+
+    ``frame``: user_id, item_id, weight (the :func:`decayed` weights); ``as_of``: the newest
+    event; ``users``: every user with an event, sorted; ``excluded``: user_id, item_id of the
+    pairs with an event of an excluded type (purchases), ``weight`` their number of such events."""
+
+    frame: pd.DataFrame
+    as_of: pd.Timestamp
+    users: np.ndarray
+    excluded: pd.DataFrame
+
+
+def load_decayed_interactions(
+    wh: Warehouse, half_life_days: float, exclude_event_types: tuple[str, ...] = ()
+) -> DecayedInteractions:
+    """:func:`decayed` of every event, computed in the warehouse: one row per user x item comes
+    back instead of one per event (5.7M instead of 10.8M rows on the large shop, with no
+    timestamp or event-type column to convert). The weights agree with :func:`decayed` up to
+    float64 rounding (the warehouse sums in another order); on the large shop the float32
+    interaction matrices built from either are identical."""
+    with wh.connect(read_only=True) as con:
+        as_of = wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
+        as_of = pd.Timestamp(as_of)
+        stamp = as_of.tz_localize(None) if as_of.tzinfo else as_of
+        if pd.isna(stamp):  # no events: nothing to age (and no timestamp to bind)
+            stamp = pd.Timestamp(0)
+        frame = wh.query(
+            "select user_id, item_id, sum(weight * power(0.5, greatest(cast(extract(epoch from "
+            "(cast(? as timestamp) - event_at)) as double precision), 0) / 86400.0 / ?)) as weight "
+            "from marts.interaction_events group by user_id, item_id",
+            [stamp.to_pydatetime(), float(half_life_days)],
+            con,
+        )
+        users = wh.query("select distinct user_id from marts.interaction_events", None, con)["user_id"]
+        if exclude_event_types:
+            marks = ", ".join("?" for _ in exclude_event_types)
+            excluded = wh.query(
+                "select user_id, item_id, count(*) as weight from marts.interaction_events "
+                f"where event_type in ({marks}) group by user_id, item_id",
+                list(exclude_event_types),
+                con,
+            )
+        else:
+            excluded = pd.DataFrame({c: pd.Series(dtype=object) for c in ("user_id", "item_id", "weight")})
+    excluded["weight"] = excluded["weight"].astype(np.float64)
+    frame["weight"] = frame["weight"].astype(np.float64)
+    return DecayedInteractions(frame, as_of, np.sort(users.to_numpy(dtype=object)), excluded)
 
 
 def snapshot_id(df: pd.DataFrame, cutoff: pd.Timestamp) -> str:

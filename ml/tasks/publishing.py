@@ -23,7 +23,12 @@ import pandas as pd
 
 from ml.defaults import DEFAULT_CANDIDATES, FAMILY, PRIMARY_METRIC  # noqa: F401
 from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
-from ml.features.interactions import decayed, load_interaction_events, snapshot_id  # noqa: F401
+from ml.features.interactions import (  # noqa: F401
+    decayed,
+    load_decayed_interactions,
+    load_interaction_events,
+    snapshot_id,
+)
 from ml.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -82,14 +87,12 @@ def score_users(
         raise RuntimeError("no champion model: run retrain_models first")
     art = load_artifact(champ["artifact_path"])
     model = art["model"]
-    events = load_interaction_events(wh)
-    as_of = events["event_at"].max()
-    agg = decayed(events, as_of, art.get("half_life_days", 14.0))
-    users = np.sort(events["user_id"].unique())
-    data = InteractionData.from_frame(agg, user_ids=users, item_ids=art["item_ids"])
-    bought = events[events["event_type"].isin(exclude_event_types)].assign(weight=1.0)
-    excl = InteractionData.from_frame(bought, user_ids=users, item_ids=art["item_ids"]).matrix
-    del events, agg, bought
+    # decayed weights aggregated by the warehouse (the same as ``decayed`` over every event)
+    inter = load_decayed_interactions(wh, art.get("half_life_days", 14.0), tuple(exclude_event_types))
+    users = inter.users
+    data = InteractionData.from_frame(inter.frame, user_ids=users, item_ids=art["item_ids"])
+    excl = InteractionData.from_frame(inter.excluded, user_ids=users, item_ids=art["item_ids"]).matrix
+    del inter
     idx, sc = model.recommend(data.matrix, k=k, exclude=excl)
     # fill empty slots from popularity, never repeating or recommending excluded items
     pop = Popularity().fit(data.matrix)
