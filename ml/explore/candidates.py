@@ -161,11 +161,15 @@ def build_contexts(
             inp.transitions["from_tag"], inp.transitions["to_tag"], inp.transitions["probability"], strict=True
         ):
             trans.setdefault(str(f), []).append((str(t), float(p)))
-    champ = inp.champion.assign(tag=inp.champion["item_id"].map(item_tag))
-    champ = champ[champ["tag"].notna()]
+    # each distinct champion item's tag looked up once (6M rows hold 24k items on the large shop);
+    # rows whose item has no arm tag are left out
+    codes, uniques = pd.factorize(inp.champion["item_id"])
+    found = [item_tag.get(x) for x in np.asarray(uniques, dtype=object).tolist()]
+    has_tag = np.array([t is not None for t in found] + [False], dtype=bool)[codes]  # code -1: no id
+    champ = inp.champion[has_tag]
     if "reason" not in champ:
         champ = champ.assign(reason="")
-    champ_by_user = _ChampionRows(champ)
+    champ_by_user = _ChampionRows(champ, np.array([*found, None], dtype=object)[codes[has_tag]])
     excl_by_user: dict[str, set[str]] = {}
     ex_users = inp.excluded["user_id"].astype(str).to_numpy(dtype=object).tolist()
     ex_items = inp.excluded["item_id"].astype(str).to_numpy(dtype=object).tolist()
@@ -248,11 +252,13 @@ def build_contexts(
     return arms.contexts(inp, s, rate_known, rate_cand)
 
 
-def _user_slices(users: pd.Series) -> tuple[dict[str, tuple[int, int]], np.ndarray]:
+def _user_slices(users: pd.Series) -> tuple[dict[str, tuple[int, int]], np.ndarray | slice]:
     """(user id -> (start, end), row order): taking rows in that order puts each user's rows
-    together, in their original order, at [start, end)."""
+    together, in their original order, at [start, end). When the rows already come grouped by
+    user (scoring writes them so), the order is ``slice(None)``: no copy is taken."""
     codes, uniques = pd.factorize(users.astype(str))
-    order = np.argsort(codes, kind="stable")
+    grouped = bool(np.all(codes[1:] >= codes[:-1]))  # codes number users by first appearance
+    order: np.ndarray | slice = slice(None) if grouped else np.argsort(codes, kind="stable")
     counts = np.bincount(codes, minlength=len(uniques))
     ends = np.cumsum(counts)
     return dict(zip(list(uniques), zip((ends - counts).tolist(), ends.tolist(), strict=True), strict=True)), order
@@ -277,10 +283,11 @@ class _ChampionRows:
     slice of whole-column arrays (item ids, tags, scores, reasons), in the frame's row order.
     Each user's score range and rescaled scores are computed for all users at once."""
 
-    def __init__(self, champ: pd.DataFrame):
+    def __init__(self, champ: pd.DataFrame, tags: np.ndarray):
+        """``champ``: user_id, item_id, score, reason; ``tags``: each row's tag (str)."""
         self._bounds, order = _user_slices(champ["user_id"])
         self._items = champ["item_id"].astype(str).to_numpy(dtype=object)[order]
-        self._tags = champ["tag"].astype(str).to_numpy(dtype=object)[order]
+        self._tags = np.asarray(tags, dtype=object)[order]
         scores = champ["score"].to_numpy(np.float64)[order]
         self._scores = scores
         self._reasons = champ["reason"].to_numpy(dtype=object)[order]

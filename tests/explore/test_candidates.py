@@ -157,3 +157,36 @@ def test_users_without_a_profile_keep_their_derived_tags_when_others_have_one():
 def test_a_user_without_history_still_gets_a_full_slate():
     (u3,) = build_contexts(_inputs(), ["u3"], CandidateSettings(slate_size=10))
     assert u3.n_items >= 10 and not u3.known.any()
+
+
+def test_champion_rows_in_any_order_and_untagged_items_give_the_same_contexts():
+    """Scoring writes the champion's rows grouped by user (read without reordering); any other
+    order is grouped first. Items without an arm tag are left out either way."""
+    sandals = "cat:women_sandals"
+    champion = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2", "u1", "u2", "u1", "u2"],
+            "item_id": [
+                f"{sandals}-2",
+                "cat:men_shirts-1",
+                "not-in-catalogue",
+                f"{sandals}-4",
+                "cat:men_shirts-0",
+                None,
+            ],
+            "score": [0.9, 0.8, 0.7, 0.6, 0.4, 0.3],
+            "reason": ["A", "B", "C", "D", "E", "F"],
+        }
+    )
+    grouped = champion.sort_values("user_id", kind="stable").reset_index(drop=True)
+    scattered = build_contexts(_inputs(champion=champion), ["u1", "u2"])
+    together = build_contexts(_inputs(champion=grouped), ["u1", "u2"])
+    for a, b in zip(scattered, together, strict=True):
+        assert a.tags == b.tags and a.reasons == b.reasons
+        assert [list(x) for x in a.items] == [list(x) for x in b.items]
+        assert all(np.array_equal(x, y) for x, y in zip(a.item_scores, b.item_scores, strict=True))
+        assert np.array_equal(a.features, b.features)
+    u1, u2 = together
+    assert "C" not in u1.reasons.values() and "not-in-catalogue" not in [i for its in u1.items for i in its]
+    assert u1.tags[u1.tags.index(sandals)] == sandals and u1.reasons == {f"{sandals}-2": "A", "cat:men_shirts-0": "E"}
+    assert u2.reasons == {"cat:men_shirts-1": "B", f"{sandals}-4": "D"}
