@@ -238,6 +238,7 @@ def read_candidate_inputs(
     they serve only to derive such users' known tags."""
     from ml.explore.candidates import CandidateInputs, item_arm_tags
     from ml.explore.feedback import FeedbackStats
+    from ml.features.interactions import load_excluded_pairs
 
     with wh.connect(read_only=True) as con:
         feats = wh.query(
@@ -255,13 +256,7 @@ def read_candidate_inputs(
                 None,
                 con,
             )
-        types = list(exclude_event_types)
-        marks = ", ".join("?" for _ in types)
-        excluded = wh.query(
-            f"select distinct user_id, item_id from marts.interaction_events where event_type in ({marks})",
-            types,
-            con,
-        )
+        excluded = load_excluded_pairs(wh, tuple(exclude_event_types), con)[["user_id", "item_id"]]
         as_of = wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
         transitions = read_transitions(wh, items, feats, con)
         sessions = read_sessions(wh, con)

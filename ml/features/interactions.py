@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,19 +61,27 @@ def load_decayed_interactions(
             con,
         )
         users = wh.query("select distinct user_id from marts.interaction_events", None, con)["user_id"]
-        if exclude_event_types:
-            marks = ", ".join("?" for _ in exclude_event_types)
-            excluded = wh.query(
-                "select user_id, item_id, count(*) as weight from marts.interaction_events "
-                f"where event_type in ({marks}) group by user_id, item_id",
-                list(exclude_event_types),
-                con,
-            )
-        else:
-            excluded = pd.DataFrame({c: pd.Series(dtype=object) for c in ("user_id", "item_id", "weight")})
-    excluded["weight"] = excluded["weight"].astype(np.float64)
+        excluded = load_excluded_pairs(wh, exclude_event_types, con)
     frame["weight"] = frame["weight"].astype(np.float64)
     return DecayedInteractions(frame, as_of, np.sort(users.to_numpy(dtype=object)), excluded)
+
+
+def load_excluded_pairs(wh: Warehouse, event_types: tuple[str, ...], con: Any = None) -> pd.DataFrame:
+    """user_id, item_id, weight (their number of such events) of every pair with an event of
+    ``event_types`` (purchases: items a user must not be recommended); empty for no types."""
+    if not event_types:
+        return pd.DataFrame(
+            {"user_id": pd.Series(dtype=object), "item_id": pd.Series(dtype=object), "weight": pd.Series(dtype=float)}
+        )
+    marks = ", ".join("?" for _ in event_types)
+    df = wh.query(
+        "select user_id, item_id, count(*) as weight from marts.interaction_events "
+        f"where event_type in ({marks}) group by user_id, item_id",
+        list(event_types),
+        con,
+    )
+    df["weight"] = df["weight"].astype(np.float64)
+    return df
 
 
 def snapshot_id(df: pd.DataFrame, cutoff: pd.Timestamp) -> str:

@@ -23,12 +23,7 @@ import pandas as pd
 
 from ml.defaults import DEFAULT_CANDIDATES, FAMILY, PRIMARY_METRIC  # noqa: F401
 from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
-from ml.features.interactions import (  # noqa: F401
-    decayed,
-    load_decayed_interactions,
-    load_interaction_events,
-    snapshot_id,
-)
+from ml.features.interactions import load_decayed_interactions, snapshot_id  # noqa: F401
 from ml.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
