@@ -116,10 +116,20 @@ def _known_from_interactions(inp: CandidateInputs, users: set[str] | None = None
 
 
 def build_contexts(
-    inp: CandidateInputs, users: list[str] | np.ndarray, settings: CandidateSettings | None = None
+    inp: CandidateInputs,
+    users: list[str] | np.ndarray,
+    settings: CandidateSettings | None = None,
+    columnar: bool = True,
 ) -> list[SlateContext]:
-    """One context per user in ``users`` (order kept)."""
+    """One context per user in ``users`` (order kept).
+
+    Users with an interest profile whose candidate rows give at least one arm and whose arms
+    hold a full slate are built in whole-array operations (:func:`_profiled_arms`); every
+    other user (no profile, derived candidates, popular tags needed to fill the slate) goes
+    through the per-user path. ``columnar=False`` sends every user through the per-user path
+    (the reference the columnar one is tested against)."""
     s = settings or CandidateSettings()
+    users = [str(u) for u in users]
     items = inp.items
     tag_dept = dict(zip(items["tag"], items["department"], strict=False))
     tag_pop = items.groupby("tag")["popularity"].sum().sort_values(ascending=False, kind="stable")
@@ -136,6 +146,65 @@ def build_contexts(
         top = float(pops.max()) if len(pops) and pops.max() > 0 else 1.0
         tag_pops[t] = list(zip(g["item_id"].tolist(), (pops / top).tolist(), strict=True))
     item_tag = dict(zip(items["item_id"], items["tag"], strict=False))
+    profiles = inp.profiles if inp.profiles is not None and len(inp.profiles) else None
+    prof_users: set[str] = set(profiles["user_id"].astype(str)) if profiles is not None else set()
+    fb = inp.feedback
+
+    # each distinct champion item's tag looked up once (6M rows hold 24k items on the large shop);
+    # rows whose item has no arm tag are left out
+    codes, uniques = pd.factorize(inp.champion["item_id"])
+    found = [item_tag.get(x) for x in np.asarray(uniques, dtype=object).tolist()]
+    has_tag = np.array([t is not None for t in found] + [False], dtype=bool)[codes]  # code -1: no id
+    champ = inp.champion[has_tag]
+    if "reason" not in champ:
+        champ = champ.assign(reason="")
+    champ_tags = np.array([*found, None], dtype=object)[codes[has_tag]]
+
+    fast: _ArmTable | None = None
+    slow_users = users
+    if columnar and profiles is not None and items["item_id"].is_unique:
+        fast, slow_pos = _profiled_arms(inp, users, profiles, champ, champ_tags, tag_pops, fb, s)
+        slow_users = [users[p] for p in slow_pos.tolist()]
+    slow = _per_user_arms(
+        inp,
+        slow_users,
+        s,
+        champ,
+        champ_tags,
+        profiles,
+        prof_users,
+        tag_items,
+        tag_pops,
+        tag_dept,
+        dept_tags,
+        popular_tags,
+        item_tag,
+    )
+    table = _ArmTable.merge(users, fast, slow)
+    rate_known = fb.rate(table.known_pairs, s.default_known_rate)
+    rate_cand = fb.rate(table.cand_pairs, s.default_candidate_rate)
+    return table.contexts(inp, s, rate_known, rate_cand)
+
+
+def _per_user_arms(
+    inp: CandidateInputs,
+    users: list[str],
+    s: CandidateSettings,
+    champ: pd.DataFrame,
+    champ_tags: np.ndarray,
+    profiles: pd.DataFrame | None,
+    prof_users: set[str],
+    tag_items: dict[str, list[str]],
+    tag_pops: dict[str, list[tuple[str, float]]],
+    tag_dept: dict[str, str],
+    dept_tags: dict[str, list[str]],
+    popular_tags: list[str],
+    item_tag: dict[str, str],
+) -> _ArmTable:
+    """The arms of ``users`` one user at a time (see the module docstring for the rules)."""
+    arms = _ArmColumns()
+    if not users:
+        return arms.table()
     # a tag's items for a user with no champion item, purchase or feedback in it: the same for all
     # (arrays shared by those users' contexts; contexts are never modified in place)
     popular_only = {
@@ -145,43 +214,36 @@ def build_contexts(
         )
         for t, pops in tag_pops.items()
     }
-    fb_items = inp.feedback.items_by_user()
-
-    profiles = inp.profiles if inp.profiles is not None and len(inp.profiles) else None
-    prof_users: set[str] = set(profiles["user_id"].astype(str)) if profiles is not None else set()
+    fb = inp.feedback
+    wanted = set(users)
+    fb_items: dict[str, dict[str, tuple[float, float]]] = {}
+    fu, fi, fv = fb.columns("user_item")
+    mine_fb = np.flatnonzero(pd.Index(fu).isin(list(wanted))) if len(fu) else np.zeros(0, dtype=np.int64)
+    for u, i, (n, c) in zip(fu[mine_fb].tolist(), fi[mine_fb].tolist(), fv[mine_fb].tolist(), strict=True):
+        fb_items.setdefault(u, {})[i] = (n, c)
     # derived known tags only for the users without a profile (none once tagging has run)
-    derived = _known_from_interactions(inp, {str(u) for u in users} - prof_users)
+    derived = _known_from_interactions(inp, wanted - prof_users)
     cols = ["tag", "weight", "evidence_count", "last_seen", "uncertainty"]
     known_rows = _RecordsByUser(derived, cols)
-    prof_known = _RecordsByUser(profiles[profiles["status"] == "known"] if profiles is not None else None, cols)
-    prof_cand = _RecordsByUser(profiles[profiles["status"] == "candidate"] if profiles is not None else None, cols)
+    mine = profiles[profiles["user_id"].astype(str).isin(wanted)] if profiles is not None else None
+    prof_known = _RecordsByUser(mine[mine["status"] == "known"] if mine is not None else None, cols)
+    prof_cand = _RecordsByUser(mine[mine["status"] == "candidate"] if mine is not None else None, cols)
     trans: dict[str, list[tuple[str, float]]] = {}
     if inp.transitions is not None and len(inp.transitions):
         for f, t, p in zip(
             inp.transitions["from_tag"], inp.transitions["to_tag"], inp.transitions["probability"], strict=True
         ):
             trans.setdefault(str(f), []).append((str(t), float(p)))
-    # each distinct champion item's tag looked up once (6M rows hold 24k items on the large shop);
-    # rows whose item has no arm tag are left out
-    codes, uniques = pd.factorize(inp.champion["item_id"])
-    found = [item_tag.get(x) for x in np.asarray(uniques, dtype=object).tolist()]
-    has_tag = np.array([t is not None for t in found] + [False], dtype=bool)[codes]  # code -1: no id
-    champ = inp.champion[has_tag]
-    if "reason" not in champ:
-        champ = champ.assign(reason="")
-    champ_by_user = _ChampionRows(champ, np.array([*found, None], dtype=object)[codes[has_tag]])
+    in_wanted = champ["user_id"].astype(str).isin(wanted).to_numpy()
+    champ_by_user = _ChampionRows(champ[in_wanted], champ_tags[in_wanted])
     excl_by_user: dict[str, set[str]] = {}
-    ex_users = inp.excluded["user_id"].astype(str).to_numpy(dtype=object).tolist()
-    ex_items = inp.excluded["item_id"].astype(str).to_numpy(dtype=object).tolist()
+    ex = inp.excluded[inp.excluded["user_id"].astype(str).isin(wanted)]
+    ex_users = ex["user_id"].astype(str).to_numpy(dtype=object).tolist()
+    ex_items = ex["item_id"].astype(str).to_numpy(dtype=object).tolist()
     for u, i in zip(ex_users, ex_items, strict=True):
         excl_by_user.setdefault(u, set()).add(i)
-    fb = inp.feedback
-    known_pairs: set[tuple[str, str]] = set()
-    cand_pairs: set[tuple[str, str]] = set()
 
-    plans = []
     for u in users:
-        u = str(u)
         rows = prof_known.get(u, []) if u in prof_users else known_rows.get(u, [])
         known: dict[str, dict[str, Any]] = {}
         for tag, weight, evidence, last_seen, unc in rows:
@@ -223,14 +285,6 @@ def build_contexts(
                 if t not in known:
                     cand[t] = max(cand.get(t, 0.0), 0.01 / (1.0 + rank))
         cand = dict(sorted(cand.items(), key=lambda x: -x[1])[: s.max_candidates])
-        known_pairs.update((u, t) for t in known)
-        cand_pairs.update((u, t) for t in cand)
-        plans.append((u, known, cand, cg))
-
-    rate_known = fb.rate(known_pairs, s.default_known_rate)
-    rate_cand = fb.rate(cand_pairs, s.default_candidate_rate)
-    arms = _ArmColumns()
-    for u, known, cand, cg in plans:
         arms.add(
             u,
             known,
@@ -249,7 +303,276 @@ def build_contexts(
             ),
             fb,
         )
-    return arms.contexts(inp, s, rate_known, rate_cand)
+    return arms.table()
+
+
+def _codes(values: Any, index: pd.Index) -> np.ndarray:
+    """Position of each of ``values`` in ``index`` (-1 when absent), each distinct value looked
+    up once."""
+    codes, uniques = pd.factorize(values if isinstance(values, pd.Series | np.ndarray) else np.asarray(values, object))
+    found = np.append(index.get_indexer(uniques), -1) if len(uniques) else np.array([-1])
+    return found[codes].astype(np.int64)
+
+
+def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(found, position) of each key in the sorted array ``sorted_keys``."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=bool), np.zeros(len(keys), dtype=np.int64)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys, pos
+
+
+def _lookup(keys: np.ndarray, sorted_keys: np.ndarray, values: np.ndarray, default: Any = 0) -> np.ndarray:
+    """``values`` at each key's place in ``sorted_keys``, ``default`` where a key is absent."""
+    found, pos = _member(keys, sorted_keys)
+    out = np.full(len(keys), default, dtype=np.result_type(values, np.asarray(default)))
+    out[found] = values[pos[found]]
+    return out
+
+
+def _unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct keys, count of each): by sorting (numpy's hash-based unique is several
+    times slower on millions of int64 keys)."""
+    a = np.sort(keys)
+    if len(a) == 0:
+        return a, np.zeros(0, dtype=np.int64)
+    first = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
+    return a[first], np.diff(np.r_[first, len(a)])
+
+
+def _group_rank(groups: np.ndarray) -> np.ndarray:
+    """0, 1, 2... within each run of equal values of ``groups`` (rows already grouped)."""
+    if len(groups) == 0:
+        return np.zeros(0, dtype=np.int64)
+    start = np.r_[True, groups[1:] != groups[:-1]]
+    first = np.flatnonzero(start)
+    return np.arange(len(groups)) - np.repeat(first, np.diff(np.r_[first, len(groups)]))
+
+
+def _profiled_arms(
+    inp: CandidateInputs,
+    users: list[str],
+    profiles: pd.DataFrame,
+    champ: pd.DataFrame,
+    champ_tags: np.ndarray,
+    tag_pops: dict[str, list[tuple[str, float]]],
+    fb: FeedbackStats,
+    s: CandidateSettings,
+) -> tuple[_ArmTable, np.ndarray]:
+    """The arms of the users whose known and candidate tags come from their interest profile,
+    for all of them at once, as integer codes: the same rows as the per-user path
+    (:func:`_arm_items`) for those users. Returns the table and the positions (in ``users``) of
+    the users left to the per-user path: no profile, no usable candidate row (their candidates
+    are derived), fewer items than a slate (popular tags fill it), or rows the whole-array rules
+    do not cover (a tag twice, a missing candidate weight, a non-finite champion score)."""
+    n_users = len(users)
+    U = pd.Index(users)
+    ipt = s.items_per_tag
+    # tags with items, and each tag's items most popular first, as one flat column
+    tag_names = list(tag_pops)
+    T = max(len(tag_names), 1)
+    tag_index = pd.Index(tag_names)
+    tag_len = np.array([len(tag_pops[t]) for t in tag_names], dtype=np.int64)
+    tag_start = np.r_[0, np.cumsum(tag_len)[:-1]].astype(np.int64)
+    item_index = pd.Index(inp.items["item_id"])
+    n_items = max(len(item_index), 1)
+    pop_code = item_index.get_indexer([i for t in tag_names for i, _ in tag_pops[t]]).astype(np.int64)
+    pop_rel = np.array([r for t in tag_names for _, r in tag_pops[t]], dtype=np.float64)
+    item_tag = np.full(len(item_index) + 1, -1, dtype=np.int64)  # index -1: unknown item
+    item_tag[pop_code] = np.repeat(np.arange(len(tag_names)), tag_len)
+    item_ids = np.append(np.asarray(item_index, dtype=object), None)
+
+    slow = np.zeros(n_users, dtype=bool)
+    has_profile = np.zeros(n_users, dtype=bool)
+    pu = _codes(profiles["user_id"].astype(str), U)
+    has_profile[pu[pu >= 0]] = True
+    slow |= ~has_profile
+    P = profiles.assign(_u=pu, _t=tag_index.get_indexer(profiles["tag"]))
+    P = P[(P["_u"] >= 0) & (P["_t"] >= 0)]
+    # the per-user path reads a user's rows by descending weight (stable)
+    P = P.sort_values(["user_id", "weight"], ascending=[True, False], kind="stable")
+    dup = P.duplicated(["_u", "_t", "status"], keep=False).to_numpy()
+    slow[P["_u"].to_numpy()[dup]] = True
+    kn = P[P["status"] == "known"]
+    kn = kn[kn.groupby("_u", sort=False).cumcount().to_numpy() < s.max_known]
+    known_key = np.sort(kn["_u"].to_numpy(np.int64) * T + kn["_t"].to_numpy(np.int64))
+    cd = P[P["status"] == "candidate"]
+    in_known, _ = _member(cd["_u"].to_numpy(np.int64) * T + cd["_t"].to_numpy(np.int64), known_key)
+    cd = cd[~in_known]
+    slow[cd["_u"].to_numpy()[cd["weight"].isna().to_numpy()]] = True
+    cd = cd[cd.groupby("_u", sort=False).cumcount().to_numpy() < s.max_candidates]
+    has_cand = np.zeros(n_users, dtype=bool)
+    has_cand[cd["_u"].to_numpy()] = True
+    slow |= ~has_cand
+
+    # arms: known tags (profile order) then candidate tags, per user
+    ku, cu_ = kn["_u"].to_numpy(np.int64), cd["_u"].to_numpy(np.int64)
+    n_known = np.bincount(ku, minlength=n_users)
+    seq = np.r_[_group_rank(ku), n_known[cu_] + _group_rank(cu_)]
+    arm_u = np.r_[ku, cu_]
+    order = np.lexsort((seq, arm_u))
+    arm_u = arm_u[order]
+    arm_t = np.r_[kn["_t"].to_numpy(np.int64), cd["_t"].to_numpy(np.int64)][order]
+    arm_known = np.r_[np.ones(len(ku), dtype=bool), np.zeros(len(cu_), dtype=bool)][order]
+    arm_w = np.r_[kn["weight"].to_numpy(np.float64), cd["weight"].to_numpy(np.float64)][order]
+    ev = kn["evidence_count"].to_numpy(np.float64)
+    un = kn["uncertainty"].to_numpy(np.float64)
+    arm_ev = np.r_[np.where(np.isnan(ev), 0.0, ev), np.zeros(len(cu_))][order]
+    arm_unc = np.r_[np.where(np.isnan(un), 0.5, un), np.ones(len(cu_))][order]
+    seen = pd.DatetimeIndex(kn["last_seen"]).to_numpy()
+    arm_seen = np.r_[seen, np.full(len(cu_), np.datetime64("NaT"), dtype=seen.dtype)][order]
+    A = len(arm_u)
+    arm_key = arm_u * T + arm_t
+    key_order = np.argsort(arm_key, kind="stable")
+    arm_key_sorted = arm_key[key_order]
+
+    # champion rows as codes; scores rescaled to 0.5-1 within each user's rows
+    cu = _codes(champ["user_id"].astype(str), U)
+    ci = _codes(champ["item_id"], item_index)
+    sc = champ["score"].to_numpy(np.float64)
+    slow[cu[(cu >= 0) & ~np.isfinite(sc)]] = True
+    lo = pd.Series(sc).groupby(cu).min()
+    hi = pd.Series(sc).groupby(cu).max()
+    lo_row, hi_row = lo.reindex(cu).to_numpy(), hi.reindex(cu).to_numpy()
+    span = np.where(hi_row > lo_row, hi_row - lo_row, 1.0)
+    norm = 0.5 + 0.5 * (sc - lo_row) / span
+    ct = item_tag[ci]
+    del champ_tags  # (the same tags, as codes: item_tag[ci])
+    # excluded (bought) pairs, once each
+    ex = inp.excluded
+    eu, ei = _codes(ex["user_id"].astype(str), U), _codes(ex["item_id"].astype(str), item_index)
+    ok = (eu >= 0) & (ei >= 0)
+    ex_key, _ = _unique(eu[ok] * n_items + ei[ok])
+    ex_u, ex_i = ex_key // n_items, ex_key % n_items
+    ex_tag_key = np.sort(ex_u[item_tag[ex_i] >= 0] * T + item_tag[ex_i][item_tag[ex_i] >= 0])
+    keep = (cu >= 0) & (ci >= 0) & (ct >= 0)
+    excluded_row, _ = _member(cu * n_items + ci, ex_key)
+    keep &= ~excluded_row
+    # the champion's reasons by item, per user (none when reasons are deferred)
+    reasons: list[dict[str, str]] = [{} for _ in range(n_users)]
+    rs = champ["reason"].to_numpy(dtype=object)
+    given = np.flatnonzero(keep & pd.notna(rs))
+    for r in given.tolist():
+        if isinstance(rs[r], str) and rs[r]:
+            reasons[int(cu[r])][str(item_ids[ci[r]])] = rs[r]
+    # feedback: per (user, item) impressions and clicks, per (user, tag) the user's shown items
+    ui_users, ui_items, fv = fb.columns("user_item")
+    fu, fi = _codes(ui_users, U), _codes(ui_items, item_index)
+    ok = (fu >= 0) & (fi >= 0)
+    fb_key = fu[ok] * n_items + fi[ok]
+    fb_order = np.argsort(fb_key, kind="stable")
+    fb_key, fb_val = fb_key[fb_order], fv[ok][fb_order]
+    fb_tag = item_tag[fi[ok]][fb_order]
+    fbt_keys, fbt_counts = _unique((fb_key // n_items * T + fb_tag)[fb_tag >= 0])
+    arm_fbc = _lookup(arm_key, fbt_keys, fbt_counts)
+    ex_keys_t, ex_counts_t = _unique(ex_tag_key)
+    arm_nex = _lookup(arm_key, ex_keys_t, ex_counts_t)
+
+    # the champion's candidates of each arm, in the champion's order
+    rows = np.flatnonzero(keep)
+    found, pos = _member(cu[rows] * T + ct[rows], arm_key_sorted)
+    rows, c_arm = rows[found], key_order[pos[found]]
+    by_arm = np.argsort(c_arm, kind="stable")
+    rows, c_arm = rows[by_arm], c_arm[by_arm]
+    n_c = np.bincount(c_arm, minlength=A)
+    c_item, c_score, c_seq = ci[rows], norm[rows], _group_rank(c_arm)
+    # popular items fill behind them up to the per-user path's limit, skipping excluded items
+    # and the champion's own; enough of each tag's list is read to cover the skipped ones
+    limit = np.minimum(3 * ipt, n_c + ipt + arm_fbc)
+    need = np.maximum(limit - n_c, 0)
+    m = np.where(need > 0, np.minimum(tag_len[arm_t], need + n_c + arm_nex), 0)
+    p_arm = np.repeat(np.arange(A), m)
+    p_pos = np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m)
+    flat = tag_start[arm_t[p_arm]] + p_pos
+    p_item, p_rel = pop_code[flat], pop_rel[flat]
+    p_key = arm_u[p_arm] * n_items + p_item
+    skipped, _ = _member(p_key, ex_key)
+    champ_here, _ = _member(p_key, np.sort(cu[rows] * n_items + c_item))
+    skipped |= champ_here
+    p_arm, p_item, p_rel = p_arm[~skipped], p_item[~skipped], p_rel[~skipped]
+    p_rank = _group_rank(p_arm)
+    take = p_rank < need[p_arm]
+    p_arm, p_item, p_rel, p_rank = p_arm[take], p_item[take], p_rel[take], p_rank[take]
+    led = n_c[p_arm] > 0
+    p_score = np.where(led, 0.1 + 0.4 * p_rel, 0.5 + 0.5 * p_rel)
+    # each arm's rows together: its champion rows, then its popular rows (no sort needed)
+    p_seq = n_c[p_arm] + p_rank
+    n_rows = n_c + np.bincount(p_arm, minlength=A)
+    base = np.cumsum(n_rows) - n_rows
+    c_dest, p_dest = base[c_arm] + c_seq, base[p_arm] + p_seq
+    a_arm = np.repeat(np.arange(A), n_rows)
+    a_item = np.empty(len(a_arm), dtype=np.int64)
+    a_score = np.empty(len(a_arm), dtype=np.float64)
+    a_item[c_dest], a_item[p_dest] = c_item, p_item
+    a_score[c_dest], a_score[p_dest] = c_score, p_score
+    # items shown to the user without a click are discounted (only in tags with shown items)
+    maybe = np.flatnonzero(arm_fbc[a_arm] > 0)
+    found, pos = _member(arm_u[a_arm[maybe]] * n_items + a_item[maybe], fb_key)
+    hit = maybe[found]
+    n_shown, n_click = fb_val[pos[found], 0], fb_val[pos[found], 1]
+    a_score[hit] = a_score[hit] * np.minimum(1.0, (2.0 + n_click) / (2.0 + n_shown))
+    # best score first within each arm, ties in insertion order: only arms whose rows are not
+    # already in that order are sorted
+    rising = np.flatnonzero((a_arm[1:] == a_arm[:-1]) & ~(a_score[1:] <= a_score[:-1]))
+    unsorted = np.zeros(A, dtype=bool)
+    unsorted[a_arm[rising]] = True
+    rows_u = np.flatnonzero(unsorted[a_arm])
+    if len(rows_u):
+        seq_u = rows_u - base[a_arm[rows_u]]
+        sub = np.lexsort((seq_u, -a_score[rows_u], a_arm[rows_u]))
+        a_item[rows_u] = a_item[rows_u[sub]]
+        a_score[rows_u] = a_score[rows_u[sub]]
+    top = _group_rank(a_arm) < ipt
+    a_arm, a_item, a_score = a_arm[top], a_item[top], a_score[top]
+    per_arm = np.bincount(a_arm, minlength=A)
+    per_user = np.bincount(arm_u, weights=per_arm, minlength=n_users)
+    slow |= per_user < s.slate_size
+
+    # the table of the users kept here: arms with at least one item
+    fast_user = ~slow
+    keep_arm = fast_user[arm_u] & (per_arm > 0)
+    fast_pos = np.flatnonzero(fast_user)
+    kept = np.flatnonzero(keep_arm)
+    item_keep = keep_arm[a_arm]
+    bounds_items = np.r_[0, np.cumsum(per_arm[kept])].astype(np.int64)
+    ids, scs = item_ids[a_item[item_keep]], a_score[item_keep]
+    b = bounds_items.tolist()
+    items_l = [ids[b[n] : b[n + 1]] for n in range(len(kept))]
+    scores_l = [scs[b[n] : b[n + 1]] for n in range(len(kept))]
+    arms_per_user = np.bincount(arm_u[kept], minlength=n_users)[fast_pos]
+    tag_obj = np.asarray(tag_names, dtype=object)
+    user_obj = np.asarray(users, dtype=object)
+    sel_known = fast_user[arm_u] & arm_known
+    sel_cand = fast_user[arm_u] & ~arm_known
+    known_pairs = list(zip(user_obj[arm_u[sel_known]].tolist(), tag_obj[arm_t[sel_known]].tolist(), strict=True))
+    cand_pairs = list(zip(user_obj[arm_u[sel_cand]].tolist(), tag_obj[arm_t[sel_cand]].tolist(), strict=True))
+    # per arm: the user's examined impressions and clicks of the tag
+    ut_users, ut_tags, tv = fb.columns("user_tag")
+    tu, tt = _codes(ut_users, U), _codes(ut_tags, tag_index)
+    ok = (tu >= 0) & (tt >= 0)
+    t_key = tu[ok] * T + tt[ok]
+    t_order = np.argsort(t_key, kind="stable")
+    tv_sorted = tv[ok][t_order]
+    exam = _lookup(arm_key[kept], t_key[t_order], tv_sorted[:, 0], 0.0)
+    clicks = _lookup(arm_key[kept], t_key[t_order], tv_sorted[:, 1], 0.0)
+    table = _ArmTable(
+        users=user_obj[fast_pos].tolist(),
+        bounds=np.r_[0, np.cumsum(arms_per_user)].astype(np.int64),
+        tags=tag_obj[arm_t[kept]],
+        items=items_l,
+        scores=scores_l,
+        reasons=[reasons[p] for p in fast_pos.tolist()],
+        known=arm_known[kept],
+        weight=arm_w[kept],
+        unc=arm_unc[kept],
+        evidence=arm_ev[kept],
+        last_seen=arm_seen[kept],
+        exam=exam,
+        clicks=clicks,
+        known_pairs=known_pairs,
+        cand_pairs=cand_pairs,
+    )
+    return table, np.flatnonzero(slow)
 
 
 def _user_slices(users: pd.Series) -> tuple[dict[str, tuple[int, int]], np.ndarray | slice]:
@@ -432,16 +755,15 @@ def _arm_items(
 
 
 class _ArmColumns:
-    """Every user's arms as flat columns (one row per user x tag), so the per-tag statistics
-    and features of all contexts are computed in whole-array operations; each context then holds
-    its rows' slice."""
+    """Arms of users added one at a time (the per-user path); :meth:`table` turns them into an
+    :class:`_ArmTable`."""
 
     def __init__(self) -> None:
         self.users: list[str] = []
         self.bounds: list[int] = [0]
-        self.tags: list[list[str]] = []
-        self.items: list[list[np.ndarray]] = []
-        self.scores: list[list[np.ndarray]] = []
+        self.tags: list[str] = []
+        self.items: list[np.ndarray] = []
+        self.scores: list[np.ndarray] = []
         self.reasons: list[dict[str, str]] = []
         self.known: list[bool] = []
         self.weight: list[float] = []
@@ -450,6 +772,8 @@ class _ArmColumns:
         self.last_seen: list[Any] = []  # per row: the known tag's last_seen, else None
         self.exam: list[float] = []
         self.clicks: list[float] = []
+        self.known_pairs: list[tuple[str, str]] = []
+        self.cand_pairs: list[tuple[str, str]] = []
 
     def add(
         self,
@@ -466,12 +790,14 @@ class _ArmColumns:
     ) -> None:
         self.users.append(u)
         self.bounds.append(self.bounds[-1] + len(tags))
-        self.tags.append(tags)
-        self.items.append(items)
-        self.scores.append(scores)
+        self.tags.extend(tags)
+        self.items.extend(items)
+        self.scores.extend(scores)
         self.reasons.append(reasons)
         self.known.extend(is_known)
         self.weight.extend(weights)
+        self.known_pairs.extend((u, t) for t in known)
+        self.cand_pairs.extend((u, t) for t in cand)
         for t in tags:
             info = known.get(t)
             if info is not None:
@@ -486,12 +812,101 @@ class _ArmColumns:
             self.exam.append(e)
             self.clicks.append(c)
 
+    def table(self) -> _ArmTable:
+        rows = [j for j, ls in enumerate(self.last_seen) if ls is not None and pd.notna(ls)]
+        seen = pd.to_datetime(pd.Index([self.last_seen[j] for j in rows], dtype=object)).to_numpy()
+        last_seen = np.full(len(self.last_seen), np.datetime64("NaT"), dtype=seen.dtype if rows else "M8[us]")
+        last_seen[rows] = seen
+        return _ArmTable(
+            users=self.users,
+            bounds=np.asarray(self.bounds, dtype=np.int64),
+            tags=np.asarray(self.tags, dtype=object),
+            items=self.items,
+            scores=self.scores,
+            reasons=self.reasons,
+            known=np.asarray(self.known, dtype=bool),
+            weight=np.asarray(self.weight, dtype=np.float64),
+            unc=np.asarray(self.unc, dtype=np.float64),
+            evidence=np.asarray(self.evidence, dtype=np.float64),
+            last_seen=last_seen,
+            exam=np.asarray(self.exam, dtype=np.float64),
+            clicks=np.asarray(self.clicks, dtype=np.float64),
+            known_pairs=self.known_pairs,
+            cand_pairs=self.cand_pairs,
+        )
+
+
+@dataclass
+class _ArmTable:
+    """Every user's arms as flat columns, one row per user x tag, rows grouped by user in the
+    order of ``users`` (user ``n`` owns rows ``bounds[n]:bounds[n + 1]``), so the per-tag
+    statistics and features of all contexts are computed in whole-array operations; each
+    context then holds its rows' slice. ``items``/``scores``: per row, the tag's ranked items;
+    ``reasons``: per user, the champion's reason by item; ``known_pairs``/``cand_pairs``: the
+    (user, tag) pairs chosen as known / candidate tags (also those left without items), for the
+    base rates."""
+
+    users: list[str]
+    bounds: np.ndarray
+    tags: np.ndarray
+    items: list[np.ndarray]
+    scores: list[np.ndarray]
+    reasons: list[dict[str, str]]
+    known: np.ndarray
+    weight: np.ndarray
+    unc: np.ndarray
+    evidence: np.ndarray
+    last_seen: np.ndarray  # datetime64, NaT where the row is not a known tag or has no date
+    exam: np.ndarray
+    clicks: np.ndarray
+    known_pairs: list[tuple[str, str]]
+    cand_pairs: list[tuple[str, str]]
+
+    @classmethod
+    def merge(cls, users: list[str], a: _ArmTable | None, b: _ArmTable) -> _ArmTable:
+        """The rows of ``a`` and ``b`` (disjoint users) in the order of ``users``."""
+        if a is None or not a.users:
+            return b
+        if not b.users:
+            return a
+        both = a.users + b.users
+        where = {u: n for n, u in enumerate(both)}
+        pick = np.array([where[u] for u in users], dtype=np.int64)
+        bounds = np.r_[a.bounds, a.bounds[-1] + b.bounds[1:]]
+        starts, sizes = bounds[pick], np.diff(bounds)[pick]
+        new_bounds = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+        rows = np.repeat(starts - new_bounds[:-1], sizes) + np.arange(int(sizes.sum()))
+        row_list = rows.tolist()
+        items, scores = a.items + b.items, a.scores + b.scores
+        reasons = a.reasons + b.reasons
+
+        def cat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return np.concatenate([x, y])[rows]
+
+        return cls(
+            users=list(users),
+            bounds=new_bounds,
+            tags=cat(a.tags, b.tags),
+            items=[items[r] for r in row_list],
+            scores=[scores[r] for r in row_list],
+            reasons=[reasons[p] for p in pick.tolist()],
+            known=cat(a.known, b.known),
+            weight=cat(a.weight, b.weight),
+            unc=cat(a.unc, b.unc),
+            evidence=cat(a.evidence, b.evidence),
+            last_seen=cat(a.last_seen, b.last_seen),
+            exam=cat(a.exam, b.exam),
+            clicks=cat(a.clicks, b.clicks),
+            known_pairs=a.known_pairs + b.known_pairs,
+            cand_pairs=a.cand_pairs + b.cand_pairs,
+        )
+
     def _recency(self, as_of: pd.Timestamp) -> np.ndarray:
         """exp(-days since the known tag was last seen / 30), 0 where there is no date."""
         out = np.zeros(len(self.last_seen))
-        rows = [j for j, ls in enumerate(self.last_seen) if ls is not None and pd.notna(ls)]
-        if rows:
-            seen = pd.to_datetime(pd.Index([self.last_seen[j] for j in rows], dtype=object))
+        rows = np.flatnonzero(~np.isnat(self.last_seen))
+        if len(rows):
+            seen = pd.DatetimeIndex(self.last_seen[rows])
             days = np.asarray((as_of - seen).total_seconds(), dtype=np.float64) / 86400.0
             out[rows] = np.exp(-np.maximum(days, 0.0) / 30.0)
         return out
@@ -499,8 +914,8 @@ class _ArmColumns:
     def contexts(
         self, inp: CandidateInputs, s: CandidateSettings, rate_known: float, rate_cand: float
     ) -> list[SlateContext]:
-        known_arr = np.array(self.known, dtype=bool)
-        w = np.array(self.weight, dtype=np.float64)
+        known_arr = self.known
+        w = self.weight
         n_users = len(self.users)
         user_of = np.repeat(np.arange(n_users), np.diff(self.bounds))
         # weight relative to the strongest known (resp. other) arm of the same user
@@ -512,11 +927,9 @@ class _ArmColumns:
         has = top_row > 0
         rel[has] = w[has] / top_row[has]
         prior_mean = np.clip(np.where(known_arr, rate_known, rate_cand) * (0.5 + rel), 1e-3, 0.95)
-        unc = np.array(self.unc, dtype=np.float64)
+        unc = self.unc
         strength = np.where(known_arr, KNOWN_STRENGTH, CANDIDATE_STRENGTH) * (1.0 - 0.5 * np.clip(unc, 0, 1))
-        exam = np.array(self.exam, dtype=np.float64)
-        clicks = np.array(self.clicks, dtype=np.float64)
-        evidence = np.array(self.evidence, dtype=np.float64)
+        exam, clicks, evidence = self.exam, self.clicks, self.evidence
         as_of = inp.as_of if isinstance(inp.as_of, pd.Timestamp) else pd.Timestamp(inp.as_of)
         recency = self._recency(as_of)
         alpha = prior_mean * strength + clicks
@@ -533,23 +946,25 @@ class _ArmColumns:
                 np.clip(np.log1p(exam) / 3.0, 0, 1),
             ]
         ).reshape(len(w), len(FEATURES))
+        tags = self.tags.tolist()
+        bounds = self.bounds.tolist()
         out = []
         for n, u in enumerate(self.users):
-            lo, hi = self.bounds[n], self.bounds[n + 1]
+            lo, hi = bounds[n], bounds[n + 1]
             n_sess = int(inp.sessions.get(u, 0))
             segment = inp.segments.get(u) or ("new" if n_sess < s.min_sessions_new else "default")
             out.append(
                 SlateContext(
                     user_id=u,
-                    tags=self.tags[n],
+                    tags=tags[lo:hi],
                     known=known_arr[lo:hi],
                     prior_mean=prior_mean[lo:hi],
                     prior_strength=strength[lo:hi],
                     impressions=exam[lo:hi],
                     clicks=clicks[lo:hi],
                     features=feats[lo:hi],
-                    items=self.items[n],
-                    item_scores=self.scores[n],
+                    items=self.items[lo:hi],
+                    item_scores=self.scores[lo:hi],
                     n_sessions=n_sess,
                     segment=str(segment),
                     reasons=self.reasons[n],

@@ -98,6 +98,9 @@ class FeedbackStats:
     _items_by_user: dict[str, dict[str, tuple[float, float]]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _columns: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_feedback(cls, feedback: pd.DataFrame, item_tags: dict[str, str] | None = None) -> FeedbackStats:
@@ -116,9 +119,10 @@ class FeedbackStats:
         ut = tagged.groupby(["user_id", C.TAG]).agg(exam=("_exam", "sum"), clicks=(C.CLICKED, "sum"))
         tg = tagged.groupby(C.TAG).agg(exam=("_exam", "sum"), clicks=(C.CLICKED, "sum"))
         overall = float((fb[C.CLICKED].sum() + 1.0) / (fb["_exam"].sum() + 2.0))
-        return cls(
-            user_tag=_pairs(ut.index, ut["exam"], ut["clicks"]),
-            user_item=_pairs(ui.index, ui["size"], ui["sum"]),
+        cols: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        out = cls(
+            user_tag=_pairs(ut.index, ut["exam"], ut["clicks"], cols, "user_tag"),
+            user_item=_pairs(ui.index, ui["size"], ui["sum"], cols, "user_item"),
             examination=e,
             tag_ctr={
                 str(t): float((c + 10 * overall) / (x + 10))
@@ -127,6 +131,23 @@ class FeedbackStats:
             overall_ctr=overall,
             n_rows=len(fb),
         )
+        out._columns = cols
+        return out
+
+    def columns(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``user_tag`` or ``user_item`` as columns: (user ids, tags or item ids, (n, 2) values),
+        the arrays the dict was built from when there are any (no per-pair conversion)."""
+        if not hasattr(self, "_columns"):  # (an instance unpickled from before this field)
+            self._columns = {}
+        if name not in self._columns:
+            d = getattr(self, name)
+            vals = np.array(list(d.values()), dtype=np.float64).reshape(-1, 2)
+            self._columns[name] = (
+                np.array([a for a, _ in d], dtype=object),
+                np.array([b for _, b in d], dtype=object),
+                vals,
+            )
+        return self._columns[name]
 
     def items_by_user(self) -> dict[str, dict[str, tuple[float, float]]]:
         """``user_item`` grouped by user: user_id -> {item_id: (impressions, clicks)} (built once)."""
@@ -148,10 +169,19 @@ class FeedbackStats:
         return (clicks + smoothing * default) / (exam + smoothing)
 
 
-def _pairs(index: pd.Index, a: pd.Series, b: pd.Series) -> dict[tuple[str, str], tuple[float, float]]:
+def _pairs(
+    index: pd.Index,
+    a: pd.Series,
+    b: pd.Series,
+    keep: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    name: str = "",
+) -> dict[tuple[str, str], tuple[float, float]]:
     # whole-column conversions, then one C-level dict build (iterating Arrow-backed columns
-    # element by element costs about a microsecond per value)
-    first = index.get_level_values(0).astype(str).to_numpy(dtype=object).tolist()
-    second = index.get_level_values(1).astype(str).to_numpy(dtype=object).tolist()
-    vals = zip(a.to_numpy(np.float64).tolist(), b.to_numpy(np.float64).tolist(), strict=True)
-    return dict(zip(zip(first, second, strict=True), vals, strict=True))
+    # element by element costs about a microsecond per value); ``keep[name]`` receives the columns
+    first_arr = index.get_level_values(0).astype(str).to_numpy(dtype=object)
+    second_arr = index.get_level_values(1).astype(str).to_numpy(dtype=object)
+    av, bv = a.to_numpy(np.float64), b.to_numpy(np.float64)
+    if keep is not None:
+        keep[name] = (first_arr, second_arr, np.column_stack([av, bv]).reshape(-1, 2))
+    vals = zip(av.tolist(), bv.tolist(), strict=True)
+    return dict(zip(zip(first_arr.tolist(), second_arr.tolist(), strict=True), vals, strict=True))

@@ -190,3 +190,96 @@ def test_champion_rows_in_any_order_and_untagged_items_give_the_same_contexts():
     assert "C" not in u1.reasons.values() and "not-in-catalogue" not in [i for its in u1.items for i in its]
     assert u1.tags[u1.tags.index(sandals)] == sandals and u1.reasons == {f"{sandals}-2": "A", "cat:men_shirts-0": "E"}
     assert u2.reasons == {"cat:men_shirts-1": "B", f"{sandals}-4": "D"}
+
+
+def _random_inputs(seed: int) -> CandidateInputs:
+    """Many users with profiles (some without, some with no usable candidate row), champion
+    rows in random order with tied scores, purchases and feedback that discounts items."""
+    rng = np.random.default_rng(seed)
+    items = item_arm_tags(_items())
+    tags = sorted(items["tag"].unique())
+    ids = items["item_id"].to_numpy()
+    users = [f"u{n:03d}" for n in range(240)]
+    prof = []
+    for n, u in enumerate(users):
+        if n % 10 == 0:
+            continue  # no profile: derived tags
+        picked = rng.choice(len(tags) + 2, size=rng.integers(1, 12), replace=False)
+        for j, t in enumerate(picked.tolist()):
+            tag = tags[t] if t < len(tags) else f"style:odd{t}"  # a tag that is no arm
+            status = "known" if j % 2 == 0 or n % 10 == 1 else "candidate"  # n % 10 == 1: known only
+            prof.append(
+                {
+                    "user_id": u,
+                    "tag": tag,
+                    "weight": float(rng.integers(1, 6)) / 5,  # ties
+                    "evidence_count": np.nan if j == 3 else float(rng.integers(0, 9)),
+                    "last_seen": pd.NaT if j == 2 else AS_OF - pd.Timedelta(hours=int(rng.integers(1, 900))),
+                    "uncertainty": np.nan if j == 4 else float(rng.random()),
+                    "status": status,
+                }
+            )
+    champ = []
+    for u in users:
+        for i in rng.choice(len(ids), size=rng.integers(0, 20), replace=False).tolist():
+            champ.append({"user_id": u, "item_id": ids[i], "score": float(rng.integers(0, 8)), "reason": None})
+    champ_df = pd.DataFrame(champ).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    bought = pd.DataFrame({"user_id": rng.choice(users, 300), "item_id": rng.choice(ids, 300)})  # duplicates included
+    fb_rows = pd.DataFrame(
+        {
+            C.POSITION: rng.integers(1, 11, 2000),
+            "user_id": rng.choice(users, 2000),
+            "item_id": rng.choice(ids, 2000),
+            C.TAG: None,
+            C.CLICKED: (rng.random(2000) < 0.2).astype(int),
+        }
+    )
+    tag_of = dict(zip(items["item_id"], items["tag"], strict=True))
+    inter = pd.DataFrame(
+        {
+            "user_id": rng.choice(users, 600),
+            "item_id": rng.choice(ids, 600),
+            "weight": rng.random(600),
+            "n_events": rng.integers(1, 4, 600),
+            "last_at": [AS_OF - pd.Timedelta(days=int(d)) for d in rng.integers(0, 30, 600)],
+        }
+    )
+    return _inputs(
+        interactions=inter,
+        champion=champ_df,
+        excluded=bought,
+        profiles=pd.DataFrame(prof),
+        feedback=FeedbackStats.from_feedback(fb_rows, tag_of),
+        sessions={u: int(n % 5) for n, u in enumerate(users)},
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("items_per_tag", [3, 10])
+def test_whole_array_contexts_equal_the_per_user_path(seed, items_per_tag, monkeypatch):
+    from ml.explore import candidates
+
+    inp = _random_inputs(seed)
+    users = sorted(set(inp.profiles["user_id"]) | set(inp.champion["user_id"]))
+    s = CandidateSettings(items_per_tag=items_per_tag, slate_size=10)
+    per_user: list[int] = []
+    original = candidates._per_user_arms
+    monkeypatch.setattr(
+        candidates, "_per_user_arms", lambda inp, us, *a: per_user.append(len(us)) or original(inp, us, *a)
+    )
+    fast = build_contexts(inp, users, s)
+    # both paths are exercised: most users in whole arrays, the others one by one
+    assert 0 < per_user[0] < len(users)
+    ref = build_contexts(inp, users, s, columnar=False)
+    assert per_user[1] == len(users)
+    assert [c.user_id for c in fast] == users
+    for a, b in zip(fast, ref, strict=True):
+        assert a.tags == b.tags, a.user_id
+        assert [x.tolist() for x in a.items] == [x.tolist() for x in b.items], a.user_id
+        assert [x.tolist() for x in a.item_scores] == [x.tolist() for x in b.item_scores], a.user_id
+        np.testing.assert_array_equal(a.features, b.features)
+        np.testing.assert_array_equal(a.prior_mean, b.prior_mean)
+        np.testing.assert_array_equal(a.prior_strength, b.prior_strength)
+        np.testing.assert_array_equal(a.impressions, b.impressions)
+        assert (a.reasons, a.segment, a.n_sessions) == (b.reasons, b.segment, b.n_sessions)
+        assert a.to_json() == b.to_json()
