@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ml.explore.context import FEATURES, SlateContext
-from ml.explore.feedback import FeedbackStats
+from ml.explore.feedback import FeedbackStats, shrunk_rate
 from ml.shop.taxonomy import slug
 
 DEFAULT_KNOWN_RATE = 0.15
@@ -181,8 +181,8 @@ def build_contexts(
         item_tag,
     )
     table = _ArmTable.merge(users, fast, slow)
-    rate_known = fb.rate(table.known_pairs, s.default_known_rate)
-    rate_cand = fb.rate(table.cand_pairs, s.default_candidate_rate)
+    rate_known = shrunk_rate(*table.known_feedback, s.default_known_rate)
+    rate_cand = shrunk_rate(*table.cand_feedback, s.default_candidate_rate)
     return table.contexts(inp, s, rate_known, rate_cand)
 
 
@@ -221,6 +221,12 @@ def _per_user_arms(
     mine_fb = np.flatnonzero(pd.Index(fu).isin(list(wanted))) if len(fu) else np.zeros(0, dtype=np.int64)
     for u, i, (n, c) in zip(fu[mine_fb].tolist(), fi[mine_fb].tolist(), fv[mine_fb].tolist(), strict=True):
         fb_items.setdefault(u, {})[i] = (n, c)
+    tu, tt, tv = fb.columns("user_tag")
+    mine_t = np.flatnonzero(pd.Index(tu).isin(list(wanted))) if len(tu) else np.zeros(0, dtype=np.int64)
+    user_tag = {
+        (u, t): (e, c)
+        for u, t, (e, c) in zip(tu[mine_t].tolist(), tt[mine_t].tolist(), tv[mine_t].tolist(), strict=True)
+    }
     # derived known tags only for the users without a profile (none once tagging has run)
     derived = _known_from_interactions(inp, wanted - prof_users)
     cols = ["tag", "weight", "evidence_count", "last_seen", "uncertainty"]
@@ -301,7 +307,7 @@ def _per_user_arms(
                 fb_items.get(u, {}),
                 item_tag,
             ),
-            fb,
+            user_tag,
         )
     return arms.table()
 
@@ -542,10 +548,6 @@ def _profiled_arms(
     arms_per_user = np.bincount(arm_u[kept], minlength=n_users)[fast_pos]
     tag_obj = np.asarray(tag_names, dtype=object)
     user_obj = np.asarray(users, dtype=object)
-    sel_known = fast_user[arm_u] & arm_known
-    sel_cand = fast_user[arm_u] & ~arm_known
-    known_pairs = list(zip(user_obj[arm_u[sel_known]].tolist(), tag_obj[arm_t[sel_known]].tolist(), strict=True))
-    cand_pairs = list(zip(user_obj[arm_u[sel_cand]].tolist(), tag_obj[arm_t[sel_cand]].tolist(), strict=True))
     # per arm: the user's examined impressions and clicks of the tag
     ut_users, ut_tags, tv = fb.columns("user_tag")
     tu, tt = _codes(ut_users, U), _codes(ut_tags, tag_index)
@@ -553,8 +555,11 @@ def _profiled_arms(
     t_key = tu[ok] * T + tt[ok]
     t_order = np.argsort(t_key, kind="stable")
     tv_sorted = tv[ok][t_order]
-    exam = _lookup(arm_key[kept], t_key[t_order], tv_sorted[:, 0], 0.0)
-    clicks = _lookup(arm_key[kept], t_key[t_order], tv_sorted[:, 1], 0.0)
+    exam_all = _lookup(arm_key, t_key[t_order], tv_sorted[:, 0], 0.0)
+    clicks_all = _lookup(arm_key, t_key[t_order], tv_sorted[:, 1], 0.0)
+    exam, clicks = exam_all[kept], clicks_all[kept]
+    sel_known = fast_user[arm_u] & arm_known
+    sel_cand = fast_user[arm_u] & ~arm_known
     table = _ArmTable(
         users=user_obj[fast_pos].tolist(),
         bounds=np.r_[0, np.cumsum(arms_per_user)].astype(np.int64),
@@ -569,8 +574,8 @@ def _profiled_arms(
         last_seen=arm_seen[kept],
         exam=exam,
         clicks=clicks,
-        known_pairs=known_pairs,
-        cand_pairs=cand_pairs,
+        known_feedback=(exam_all[sel_known], clicks_all[sel_known]),
+        cand_feedback=(exam_all[sel_cand], clicks_all[sel_cand]),
     )
     return table, np.flatnonzero(slow)
 
@@ -754,6 +759,15 @@ def _arm_items(
     return tags, items, scores_, is_known, weights, reasons
 
 
+def _stats(pairs: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    v = np.array(pairs, dtype=np.float64).reshape(-1, 2)
+    return v[:, 0], v[:, 1]
+
+
+def _join_stats(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
+
+
 class _ArmColumns:
     """Arms of users added one at a time (the per-user path); :meth:`table` turns them into an
     :class:`_ArmTable`."""
@@ -772,8 +786,8 @@ class _ArmColumns:
         self.last_seen: list[Any] = []  # per row: the known tag's last_seen, else None
         self.exam: list[float] = []
         self.clicks: list[float] = []
-        self.known_pairs: list[tuple[str, str]] = []
-        self.cand_pairs: list[tuple[str, str]] = []
+        self.known_fb: list[tuple[float, float]] = []  # per known tag: (examined, clicks)
+        self.cand_fb: list[tuple[float, float]] = []
 
     def add(
         self,
@@ -786,7 +800,7 @@ class _ArmColumns:
         is_known: list[bool],
         weights: list[float],
         reasons: dict[str, str],
-        fb: FeedbackStats,
+        user_tag: dict[tuple[str, str], tuple[float, float]],
     ) -> None:
         self.users.append(u)
         self.bounds.append(self.bounds[-1] + len(tags))
@@ -796,8 +810,8 @@ class _ArmColumns:
         self.reasons.append(reasons)
         self.known.extend(is_known)
         self.weight.extend(weights)
-        self.known_pairs.extend((u, t) for t in known)
-        self.cand_pairs.extend((u, t) for t in cand)
+        self.known_fb.extend(user_tag.get((u, t), (0.0, 0.0)) for t in known)
+        self.cand_fb.extend(user_tag.get((u, t), (0.0, 0.0)) for t in cand)
         for t in tags:
             info = known.get(t)
             if info is not None:
@@ -808,7 +822,7 @@ class _ArmColumns:
                 self.unc.append(1.0)
                 self.evidence.append(0.0)
                 self.last_seen.append(None)
-            e, c = fb.user_tag.get((u, t), (0.0, 0.0))
+            e, c = user_tag.get((u, t), (0.0, 0.0))
             self.exam.append(e)
             self.clicks.append(c)
 
@@ -831,8 +845,8 @@ class _ArmColumns:
             last_seen=last_seen,
             exam=np.asarray(self.exam, dtype=np.float64),
             clicks=np.asarray(self.clicks, dtype=np.float64),
-            known_pairs=self.known_pairs,
-            cand_pairs=self.cand_pairs,
+            known_feedback=_stats(self.known_fb),
+            cand_feedback=_stats(self.cand_fb),
         )
 
 
@@ -842,9 +856,9 @@ class _ArmTable:
     order of ``users`` (user ``n`` owns rows ``bounds[n]:bounds[n + 1]``), so the per-tag
     statistics and features of all contexts are computed in whole-array operations; each
     context then holds its rows' slice. ``items``/``scores``: per row, the tag's ranked items;
-    ``reasons``: per user, the champion's reason by item; ``known_pairs``/``cand_pairs``: the
-    (user, tag) pairs chosen as known / candidate tags (also those left without items), for the
-    base rates."""
+    ``reasons``: per user, the champion's reason by item; ``known_feedback``/``cand_feedback``:
+    (examined impressions, clicks) of every (user, tag) pair chosen as a known / candidate tag
+    (also those left without items), for the base rates."""
 
     users: list[str]
     bounds: np.ndarray
@@ -859,8 +873,8 @@ class _ArmTable:
     last_seen: np.ndarray  # datetime64, NaT where the row is not a known tag or has no date
     exam: np.ndarray
     clicks: np.ndarray
-    known_pairs: list[tuple[str, str]]
-    cand_pairs: list[tuple[str, str]]
+    known_feedback: tuple[np.ndarray, np.ndarray]
+    cand_feedback: tuple[np.ndarray, np.ndarray]
 
     @classmethod
     def merge(cls, users: list[str], a: _ArmTable | None, b: _ArmTable) -> _ArmTable:
@@ -897,8 +911,8 @@ class _ArmTable:
             last_seen=cat(a.last_seen, b.last_seen),
             exam=cat(a.exam, b.exam),
             clicks=cat(a.clicks, b.clicks),
-            known_pairs=a.known_pairs + b.known_pairs,
-            cand_pairs=a.cand_pairs + b.cand_pairs,
+            known_feedback=_join_stats(a.known_feedback, b.known_feedback),
+            cand_feedback=_join_stats(a.cand_feedback, b.cand_feedback),
         )
 
     def _recency(self, as_of: pd.Timestamp) -> np.ndarray:

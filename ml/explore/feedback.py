@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -81,26 +80,59 @@ def feedback_from_events(
     return out[list(C.FEEDBACK_COLUMNS)].sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-@dataclass
+Pairs = dict[tuple[str, str], tuple[float, float]]
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 class FeedbackStats:
     """Sufficient statistics of feedback for building contexts (all position-debiased).
 
     ``user_tag``: (user_id, tag) -> (examined impressions, clicks); ``user_item``: (user_id,
     item_id) -> (impressions, clicks); ``examination``: weight per slot (1-based index - 1);
-    ``tag_ctr``: clicks per examined impression per tag over all users."""
+    ``tag_ctr``: clicks per examined impression per tag over all users.
 
-    user_tag: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
-    user_item: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
-    examination: np.ndarray = field(default_factory=lambda: np.ones(100))
-    tag_ctr: dict[str, float] = field(default_factory=dict)
-    overall_ctr: float = float("nan")
-    n_rows: int = 0
-    _items_by_user: dict[str, dict[str, tuple[float, float]]] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
-    _columns: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
+    Built by :meth:`from_feedback`, the pairs are kept as columns (:meth:`columns`, what
+    whole-array code reads); the dicts are made from them the first time they are asked for."""
+
+    def __init__(
+        self,
+        user_tag: Pairs | None = None,
+        user_item: Pairs | None = None,
+        examination: np.ndarray | None = None,
+        tag_ctr: dict[str, float] | None = None,
+        overall_ctr: float = float("nan"),
+        n_rows: int = 0,
+        columns: dict[str, Columns] | None = None,
+    ):
+        self._dicts: dict[str, Pairs] = {}
+        self._columns: dict[str, Columns] = dict(columns or {})
+        for name, d in (("user_tag", user_tag), ("user_item", user_item)):
+            if d is not None or name not in self._columns:
+                self._dicts[name] = dict(d or {})
+                self._columns.pop(name, None)
+        self.examination = np.ones(100) if examination is None else examination
+        self.tag_ctr = dict(tag_ctr or {})
+        self.overall_ctr = overall_ctr
+        self.n_rows = n_rows
+        self._items_by_user: dict[str, dict[str, tuple[float, float]]] | None = None
+
+    def __repr__(self) -> str:
+        return f"FeedbackStats(n_rows={self.n_rows}, overall_ctr={self.overall_ctr!r})"
+
+    def _pairs_dict(self, name: str) -> Pairs:
+        if name not in self._dicts:
+            a, b, v = self._columns[name]
+            vals = zip(v[:, 0].tolist(), v[:, 1].tolist(), strict=True)
+            self._dicts[name] = dict(zip(zip(a.tolist(), b.tolist(), strict=True), vals, strict=True))
+        return self._dicts[name]
+
+    @property
+    def user_tag(self) -> Pairs:
+        return self._pairs_dict("user_tag")
+
+    @property
+    def user_item(self) -> Pairs:
+        return self._pairs_dict("user_item")
 
     @classmethod
     def from_feedback(cls, feedback: pd.DataFrame, item_tags: dict[str, str] | None = None) -> FeedbackStats:
@@ -119,10 +151,7 @@ class FeedbackStats:
         ut = tagged.groupby(["user_id", C.TAG]).agg(exam=("_exam", "sum"), clicks=(C.CLICKED, "sum"))
         tg = tagged.groupby(C.TAG).agg(exam=("_exam", "sum"), clicks=(C.CLICKED, "sum"))
         overall = float((fb[C.CLICKED].sum() + 1.0) / (fb["_exam"].sum() + 2.0))
-        cols: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        out = cls(
-            user_tag=_pairs(ut.index, ut["exam"], ut["clicks"], cols, "user_tag"),
-            user_item=_pairs(ui.index, ui["size"], ui["sum"], cols, "user_item"),
+        return cls(
             examination=e,
             tag_ctr={
                 str(t): float((c + 10 * overall) / (x + 10))
@@ -130,22 +159,20 @@ class FeedbackStats:
             },
             overall_ctr=overall,
             n_rows=len(fb),
+            columns={
+                "user_tag": _pair_columns(ut.index, ut["exam"], ut["clicks"]),
+                "user_item": _pair_columns(ui.index, ui["size"], ui["sum"]),
+            },
         )
-        out._columns = cols
-        return out
 
-    def columns(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``user_tag`` or ``user_item`` as columns: (user ids, tags or item ids, (n, 2) values),
-        the arrays the dict was built from when there are any (no per-pair conversion)."""
-        if not hasattr(self, "_columns"):  # (an instance unpickled from before this field)
-            self._columns = {}
+    def columns(self, name: str) -> Columns:
+        """``user_tag`` or ``user_item`` as columns: (user ids, tags or item ids, (n, 2) values)."""
         if name not in self._columns:
-            d = getattr(self, name)
-            vals = np.array(list(d.values()), dtype=np.float64).reshape(-1, 2)
+            d = self._pairs_dict(name)
             self._columns[name] = (
                 np.array([a for a, _ in d], dtype=object),
                 np.array([b for _, b in d], dtype=object),
-                vals,
+                np.array(list(d.values()), dtype=np.float64).reshape(-1, 2),
             )
         return self._columns[name]
 
@@ -159,29 +186,20 @@ class FeedbackStats:
         return self._items_by_user
 
     def rate(self, user_tags: Iterable[tuple[str, str]], default: float, smoothing: float = 500.0) -> float:
-        """Clicks per examined impression over the given (user, tag) pairs, shrunk to ``default``.
-
-        The sums are exact (``math.fsum``), so the rate does not depend on the order the pairs
-        come in: a set of string pairs iterates in a different order in every process."""
+        """Clicks per examined impression over the given (user, tag) pairs, shrunk to ``default``."""
         found = [v for v in map(self.user_tag.get, user_tags) if v]
-        exam = math.fsum(v[0] for v in found)
-        clicks = math.fsum(v[1] for v in found)
-        return (clicks + smoothing * default) / (exam + smoothing)
+        return shrunk_rate([v[0] for v in found], [v[1] for v in found], default, smoothing)
 
 
-def _pairs(
-    index: pd.Index,
-    a: pd.Series,
-    b: pd.Series,
-    keep: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
-    name: str = "",
-) -> dict[tuple[str, str], tuple[float, float]]:
-    # whole-column conversions, then one C-level dict build (iterating Arrow-backed columns
-    # element by element costs about a microsecond per value); ``keep[name]`` receives the columns
-    first_arr = index.get_level_values(0).astype(str).to_numpy(dtype=object)
-    second_arr = index.get_level_values(1).astype(str).to_numpy(dtype=object)
-    av, bv = a.to_numpy(np.float64), b.to_numpy(np.float64)
-    if keep is not None:
-        keep[name] = (first_arr, second_arr, np.column_stack([av, bv]).reshape(-1, 2))
-    vals = zip(av.tolist(), bv.tolist(), strict=True)
-    return dict(zip(zip(first_arr.tolist(), second_arr.tolist(), strict=True), vals, strict=True))
+def shrunk_rate(exam: Iterable[float], clicks: Iterable[float], default: float, smoothing: float = 500.0) -> float:
+    """(sum clicks + smoothing x default) / (sum examined impressions + smoothing). The sums are
+    exact (``math.fsum``), so the rate does not depend on the order the values come in (a set of
+    string pairs iterates in a different order in every process)."""
+    return (math.fsum(clicks) + smoothing * default) / (math.fsum(exam) + smoothing)
+
+
+def _pair_columns(index: pd.Index, a: pd.Series, b: pd.Series) -> Columns:
+    """The two index levels as ``str`` object arrays and the two values as an (n, 2) array."""
+    first = index.get_level_values(0).astype(str).to_numpy(dtype=object)
+    second = index.get_level_values(1).astype(str).to_numpy(dtype=object)
+    return first, second, np.column_stack([a.to_numpy(np.float64), b.to_numpy(np.float64)]).reshape(-1, 2)
