@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.explore.context import FEATURES, SlateContext
+from ml.explore.context import FEATURES, ContextColumns, ContextList, SlateContext
 from ml.explore.feedback import FeedbackStats, shrunk_rate
 from ml.shop.taxonomy import slug
 
@@ -542,9 +542,6 @@ def _profiled_arms(
     item_keep = keep_arm[a_arm]
     bounds_items = np.r_[0, np.cumsum(per_arm[kept])].astype(np.int64)
     ids, scs = item_ids[a_item[item_keep]], a_score[item_keep]
-    b = bounds_items.tolist()
-    items_l = [ids[b[n] : b[n + 1]] for n in range(len(kept))]
-    scores_l = [scs[b[n] : b[n + 1]] for n in range(len(kept))]
     arms_per_user = np.bincount(arm_u[kept], minlength=n_users)[fast_pos]
     tag_obj = np.asarray(tag_names, dtype=object)
     user_obj = np.asarray(users, dtype=object)
@@ -564,8 +561,9 @@ def _profiled_arms(
         users=user_obj[fast_pos].tolist(),
         bounds=np.r_[0, np.cumsum(arms_per_user)].astype(np.int64),
         tags=tag_obj[arm_t[kept]],
-        items=items_l,
-        scores=scores_l,
+        item_bounds=bounds_items,
+        item_ids=ids,
+        item_scores=scs,
         reasons=[reasons[p] for p in fast_pos.tolist()],
         known=arm_known[kept],
         weight=arm_w[kept],
@@ -835,8 +833,9 @@ class _ArmColumns:
             users=self.users,
             bounds=np.asarray(self.bounds, dtype=np.int64),
             tags=np.asarray(self.tags, dtype=object),
-            items=self.items,
-            scores=self.scores,
+            item_bounds=np.r_[0, np.cumsum([len(x) for x in self.items])].astype(np.int64),
+            item_ids=np.concatenate(self.items) if self.items else np.zeros(0, dtype=object),
+            item_scores=np.concatenate(self.scores) if self.scores else np.zeros(0),
             reasons=self.reasons,
             known=np.asarray(self.known, dtype=bool),
             weight=np.asarray(self.weight, dtype=np.float64),
@@ -855,7 +854,8 @@ class _ArmTable:
     """Every user's arms as flat columns, one row per user x tag, rows grouped by user in the
     order of ``users`` (user ``n`` owns rows ``bounds[n]:bounds[n + 1]``), so the per-tag
     statistics and features of all contexts are computed in whole-array operations; each
-    context then holds its rows' slice. ``items``/``scores``: per row, the tag's ranked items;
+    context then holds its rows' slice. ``item_ids``/``item_scores``: every row's ranked items,
+    row ``r`` owning ``item_bounds[r]:item_bounds[r + 1]``;
     ``reasons``: per user, the champion's reason by item; ``known_feedback``/``cand_feedback``:
     (examined impressions, clicks) of every (user, tag) pair chosen as a known / candidate tag
     (also those left without items), for the base rates."""
@@ -863,8 +863,9 @@ class _ArmTable:
     users: list[str]
     bounds: np.ndarray
     tags: np.ndarray
-    items: list[np.ndarray]
-    scores: list[np.ndarray]
+    item_bounds: np.ndarray
+    item_ids: np.ndarray
+    item_scores: np.ndarray
     reasons: list[dict[str, str]]
     known: np.ndarray
     weight: np.ndarray
@@ -890,8 +891,11 @@ class _ArmTable:
         starts, sizes = bounds[pick], np.diff(bounds)[pick]
         new_bounds = np.r_[0, np.cumsum(sizes)].astype(np.int64)
         rows = np.repeat(starts - new_bounds[:-1], sizes) + np.arange(int(sizes.sum()))
-        row_list = rows.tolist()
-        items, scores = a.items + b.items, a.scores + b.scores
+        # the items of the reordered rows
+        ib = np.r_[a.item_bounds, a.item_bounds[-1] + b.item_bounds[1:]]
+        i_starts, i_sizes = ib[rows], np.diff(ib)[rows]
+        new_ib = np.r_[0, np.cumsum(i_sizes)].astype(np.int64)
+        i_rows = np.repeat(i_starts - new_ib[:-1], i_sizes) + np.arange(int(i_sizes.sum()))
         reasons = a.reasons + b.reasons
 
         def cat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -901,8 +905,9 @@ class _ArmTable:
             users=list(users),
             bounds=new_bounds,
             tags=cat(a.tags, b.tags),
-            items=[items[r] for r in row_list],
-            scores=[scores[r] for r in row_list],
+            item_bounds=new_ib,
+            item_ids=np.concatenate([a.item_ids, b.item_ids])[i_rows],
+            item_scores=np.concatenate([a.item_scores, b.item_scores])[i_rows],
             reasons=[reasons[p] for p in pick.tolist()],
             known=cat(a.known, b.known),
             weight=cat(a.weight, b.weight),
@@ -962,7 +967,26 @@ class _ArmTable:
         ).reshape(len(w), len(FEATURES))
         tags = self.tags.tolist()
         bounds = self.bounds.tolist()
-        out = []
+        ib = self.item_bounds.tolist()
+        ids, scs = self.item_ids, self.item_scores
+        items = [ids[ib[r] : ib[r + 1]] for r in range(len(ib) - 1)]
+        scores = [scs[ib[r] : ib[r + 1]] for r in range(len(ib) - 1)]
+        out = ContextList()
+        out.columns = ContextColumns(
+            users=self.users,
+            arm_bounds=self.bounds,
+            tags=self.tags,
+            known=known_arr,
+            prior_mean=prior_mean,
+            prior_strength=strength,
+            impressions=exam,
+            clicks=clicks,
+            features=feats,
+            item_bounds=self.item_bounds,
+            item_ids=ids,
+            item_scores=scs,
+            reasons=self.reasons,
+        )
         for n, u in enumerate(self.users):
             lo, hi = bounds[n], bounds[n + 1]
             n_sess = int(inp.sessions.get(u, 0))
@@ -977,8 +1001,8 @@ class _ArmTable:
                     impressions=exam[lo:hi],
                     clicks=clicks[lo:hi],
                     features=feats[lo:hi],
-                    items=self.items[lo:hi],
-                    item_scores=self.scores[lo:hi],
+                    items=items[lo:hi],
+                    item_scores=scores[lo:hi],
                     n_sessions=n_sess,
                     segment=str(segment),
                     reasons=self.reasons[n],

@@ -119,3 +119,40 @@ class SlateContext:
 
 def _round(a: np.ndarray) -> list[float]:
     return [round(x, 6) for x in np.asarray(a, dtype=np.float64).ravel().tolist()]
+
+
+@dataclass
+class ContextColumns:
+    """The contexts of many users as flat columns (what whole-array code reads instead of one
+    :class:`SlateContext` at a time). User ``n`` owns arm rows ``arm_bounds[n]:arm_bounds[n + 1]``
+    (in the order of its context's ``tags``); arm row ``r`` owns items
+    ``item_bounds[r]:item_bounds[r + 1]`` (best first). Per-arm arrays have one row per arm,
+    ``features`` is (arms, len(FEATURES))."""
+
+    users: list[str]
+    arm_bounds: np.ndarray
+    tags: np.ndarray
+    known: np.ndarray
+    prior_mean: np.ndarray
+    prior_strength: np.ndarray
+    impressions: np.ndarray
+    clicks: np.ndarray
+    features: np.ndarray
+    item_bounds: np.ndarray
+    item_ids: np.ndarray
+    item_scores: np.ndarray
+    reasons: list[dict[str, str]]
+
+    def posterior_mean(self) -> np.ndarray:
+        """Per arm, :meth:`SlateContext.posterior_mean` (the same operations, so equal values)."""
+        alpha = self.prior_mean * self.prior_strength + self.clicks
+        beta = (1.0 - self.prior_mean) * self.prior_strength + np.maximum(self.impressions - self.clicks, 0.0)
+        return alpha / (alpha + beta)
+
+
+class ContextList(list):  # type: ignore[type-arg]
+    """A list of :class:`SlateContext` that also carries the same contexts as
+    :class:`ContextColumns` (``columns``), for whole-array consumers. Anything that treats it
+    as a plain list still works; a slice or copy is a plain list without the columns."""
+
+    columns: ContextColumns | None = None

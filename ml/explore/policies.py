@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ml.explore import columns as C
-from ml.explore.context import FEATURES, POSTERIOR_MEAN_FEATURE, SlateContext
+from ml.explore.context import FEATURES, POSTERIOR_MEAN_FEATURE, ContextColumns, SlateContext
 from ml.explore.defaults import DEFAULT_EXPLORATION_BUDGET, DEFAULT_MIN_SESSIONS
 
 NEG = -np.inf
@@ -51,6 +51,12 @@ class SlatePolicy(ABC):
     def exploit_values(self, ctx: SlateContext) -> np.ndarray:
         """Greedy value per tag, shape (T,): the posterior mean click probability."""
         return ctx.posterior_mean()
+
+    def column_values(self, cols: ContextColumns) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per arm of many contexts given as columns: (draw value, greedy value), equal to what
+        ``draw_values`` (one draw) and ``exploit_values`` give context by context; None when the
+        policy has no whole-array form (then contexts are read one at a time)."""
+        return None
 
     @abstractmethod
     def draw_values(self, ctx: SlateContext, rng: np.random.Generator, n_draws: int) -> np.ndarray:
@@ -88,6 +94,15 @@ class Greedy(SlatePolicy):
 
     def draw_values(self, ctx: SlateContext, rng: np.random.Generator, n_draws: int) -> np.ndarray:
         return np.broadcast_to(self.exploit_values(ctx), (n_draws, ctx.n_tags))
+
+    def column_values(self, cols: ContextColumns) -> tuple[np.ndarray, np.ndarray] | None:
+        if (
+            type(self).exploit_values is not SlatePolicy.exploit_values
+            or type(self).draw_values is not Greedy.draw_values
+        ):
+            return None  # (a subclass with values of its own)
+        mean = cols.posterior_mean()
+        return mean, mean
 
 
 class EpsilonGreedy(SlatePolicy):

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ml.explore import columns as C
-from ml.explore.context import SlateContext
+from ml.explore.context import ContextColumns, SlateContext
 from ml.explore.policies import SlatePolicy
 
 
@@ -87,9 +87,9 @@ def arm_features_json(row: np.ndarray) -> str:
     return json.dumps(values, separators=(",", ":"))
 
 
-def arm_features_json_rows(rows: list[np.ndarray]) -> list[str]:
+def arm_features_json_rows(rows: list[np.ndarray] | np.ndarray) -> list[str]:
     """:func:`arm_features_json` of many rows (same strings), converted to floats in one go."""
-    if not rows:
+    if len(rows) == 0:
         return []
     arr = np.asarray(rows, dtype=np.float64)
     width = arr.shape[1] if arr.ndim == 2 else 0
@@ -185,6 +185,19 @@ def sample_deterministic(policy: SlatePolicy, contexts: list[SlateContext], k: i
             item_value[b, t, : len(sc)] = sc
         values[b, :n] = np.asarray(policy.draw_values(ctx, None, 1), dtype=np.float64)[0]  # type: ignore[arg-type]
         exploit[b, :n] = np.asarray(policy.exploit_values(ctx), dtype=np.float64)
+    tags, items, explore, scores = _fill_deterministic(policy, counts, item_value, values, exploit, k)
+    return [SlateDraws(tags[b : b + 1], items[b : b + 1], explore[b : b + 1], scores[b : b + 1]) for b in range(B)]
+
+
+def _fill_deterministic(
+    policy: SlatePolicy, counts: np.ndarray, item_value: np.ndarray, values: np.ndarray, exploit: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The k slots of B users at once from padded arrays: ``counts`` (B, T) items per tag,
+    ``item_value`` (B, T, M + 1) each tag's item scores (0 after its last), ``values`` /
+    ``exploit`` (B, T) the draw and greedy values. Returns (tags, item codes, explore, scores),
+    each (B, k); an item code indexes the user's items flattened tag by tag."""
+    B, T = counts.shape
+    M = item_value.shape[2] - 1
     offsets = np.zeros((B, T), dtype=np.int64)
     offsets[:, 1:] = np.cumsum(counts, axis=1)[:, :-1]
     used = np.zeros((B, T), dtype=np.int64)
@@ -208,7 +221,98 @@ def sample_deterministic(policy: SlatePolicy, contexts: list[SlateContext], k: i
         explore[r, j] = (chosen != greedy)[ok]
         scores[r, j] = exploit[r, c] * factor[r, c]
         used[r, c] += 1
-    return [SlateDraws(tags[b : b + 1], items[b : b + 1], explore[b : b + 1], scores[b : b + 1]) for b in range(B)]
+    return tags, items, explore, scores
+
+
+def _columnar_slates(
+    policy: SlatePolicy,
+    cols: ContextColumns,
+    k: int,
+    run_id: str,
+    labels: dict[str, str] | None,
+    draws_cache: dict[str, SlateDraws] | None,
+    batch: int = 8192,
+) -> pd.DataFrame | None:
+    """:func:`build_slates` of a plain deterministic policy with whole-array values
+    (``policy.column_values``) on contexts given as columns: the padded arrays are cut from the
+    columns instead of filled context by context, and the rows are made in whole arrays. The
+    same rows as the per-context path; None when the policy has no whole-array values."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    vals = policy.column_values(cols)
+    if vals is None or not cols.users:
+        return None
+    draw_v, exploit_v = vals
+    ab, ib = cols.arm_bounds, cols.item_bounds
+    n_users = len(cols.users)
+    parts: list[tuple[np.ndarray, ...]] = []
+    for u0 in range(0, n_users, batch):
+        u1 = min(u0 + batch, n_users)
+        B = u1 - u0
+        r0, r1 = int(ab[u0]), int(ab[u1])
+        n_arms = np.diff(ab[u0 : u1 + 1])
+        T = max(int(n_arms.max(initial=0)), 1)
+        row_user = np.repeat(np.arange(B), n_arms)
+        row_tag = np.arange(r1 - r0) - np.repeat(ab[u0:u1] - r0, n_arms)
+        cnt = np.diff(ib[r0 : r1 + 1])
+        M = int(cnt.max(initial=0))
+        counts = np.zeros((B, T), dtype=np.int64)
+        counts[row_user, row_tag] = cnt
+        i0, i1 = int(ib[r0]), int(ib[r1])
+        item_row = np.repeat(np.arange(r1 - r0), cnt)
+        rank = np.arange(i1 - i0) - np.repeat(ib[r0:r1] - i0, cnt)
+        item_value = np.zeros((B, T, M + 1))
+        item_value[row_user[item_row], row_tag[item_row], rank] = cols.item_scores[i0:i1]
+        values = np.full((B, T), np.nan)
+        exploit = np.full((B, T), np.nan)
+        values[row_user, row_tag] = draw_v[r0:r1]
+        exploit[row_user, row_tag] = exploit_v[r0:r1]
+        tags, items, explore, scores = _fill_deterministic(policy, counts, item_value, values, exploit, k)
+        if draws_cache is not None:
+            for b in range(B):
+                draws_cache[cols.users[u0 + b]] = SlateDraws(
+                    tags[b : b + 1], items[b : b + 1], explore[b : b + 1], scores[b : b + 1]
+                )
+        bb, jj = np.nonzero(items >= 0)  # user by user, slot by slot
+        user = u0 + bb
+        arm = ab[user] + tags[bb, jj]
+        parts.append((user, jj, arm, ib[ab[user]] + items[bb, jj], scores[bb, jj], explore[bb, jj]))
+    user, jj, arm, flat, score, expl = (np.concatenate([p[n] for p in parts]) for n in range(6))
+    users = np.asarray(cols.users, dtype=object)
+    item = cols.item_ids[flat]
+    tag = cols.tags[arm]
+    # wording per distinct tag; the champion's reason where it has one for a shown item
+    distinct = {t: tag_label(t, labels) for t in set(cols.tags.tolist())}
+    new_text = {t: f"something new for you: {w}" for t, w in distinct.items()}
+    like_text = {t: f"because you like {w}" for t, w in distinct.items()}
+    reason = np.array(
+        [new_text[t] if e else like_text[t] for t, e in zip(tag.tolist(), expl.tolist(), strict=True)], dtype=object
+    )
+    with_reasons = np.array([bool(r) for r in cols.reasons], dtype=bool)
+    for n in np.flatnonzero(with_reasons[user] & ~expl).tolist():
+        given = cols.reasons[user[n]].get(str(item[n]))
+        if given:
+            reason[n] = given
+    rids = np.array([recommendation_id(run_id, u) for u in cols.users], dtype=object)
+    shown_arms, which = np.unique(arm, return_inverse=True)
+    texts = np.asarray(arm_features_json_rows(cols.features[shown_arms]), dtype=object)
+    df = pd.DataFrame(
+        {
+            "user_id": users[user],
+            "rank": jj + 1,
+            "item_id": np.asarray([str(x) for x in item.tolist()], dtype=object),
+            "score": score.astype(np.float64),
+            "reason": reason,
+            "reason_tag": tag,
+            C.POLICY: policy.name,
+            C.PROPENSITY: np.ones(len(user)),
+            C.PROPENSITY_SE: np.zeros(len(user)),
+            C.IS_EXPLORATION: expl.astype(bool),
+            C.RECOMMENDATION_ID: rids[user],
+        }
+    )
+    df[C.ARM_FEATURES] = texts[np.asarray(which).ravel()]
+    return df
 
 
 def draw_all(
@@ -240,6 +344,11 @@ def build_slates(
     chosen arm's features. Randomness is seeded per (user, day): the same inputs give the same rows.
     When ``draws_cache`` is given, deterministic policies' draws (one slate per user) are kept in
     it by user id, for the campaign re-ranking to reuse."""
+    cols = getattr(contexts, "columns", None)
+    if cols is not None and _plain_deterministic(policy):
+        fast = _columnar_slates(policy, cols, k, run_id, labels, draws_cache)
+        if fast is not None:
+            return fast
     out: list[tuple[object, ...]] = []
     need_rows: list[np.ndarray] = []  # feature rows of the shown (user, tag) arms
     row_feature: list[int] = []  # per output row: its arm's index into need_rows
