@@ -307,6 +307,10 @@ class _FlatItems:
     ``flat[bounds[n]:bounds[n + 1]]`` and a context's code ``x`` is at ``bounds[n] + x``."""
 
     def __init__(self, contexts: list[Any]):
+        cols = getattr(contexts, "columns", None)
+        if cols is not None and len(cols.users) == len(contexts):
+            self._from_columns(cols)
+            return
         lists = [a for ctx in contexts for a in ctx.items]
         sizes = np.array([sum(len(a) for a in ctx.items) for ctx in contexts], dtype=np.int64)
         self.bounds = np.r_[0, np.cumsum(sizes)].astype(np.int64).tolist()
@@ -320,6 +324,19 @@ class _FlatItems:
         self.tag = np.repeat(local_tag, [len(a) for a in lists]).astype(np.int64)
         score_lists = [np.asarray(sc, dtype=np.float64) for ctx in contexts for sc in ctx.item_scores]
         self.scores = np.concatenate(score_lists) if score_lists else np.zeros(0)
+
+    def _from_columns(self, cols: Any) -> None:
+        """The same arrays read from :class:`~ml.explore.context.ContextColumns`."""
+        ab, ib = cols.arm_bounds, cols.item_bounds
+        self.bounds = ib[ab].astype(np.int64).tolist()
+        ids = cols.item_ids
+        is_str = len(ids) == 0 or pd.api.types.infer_dtype(ids, skipna=False) == "string"
+        self.flat = ids if is_str else np.array([str(x) for x in ids.tolist()], dtype=object)
+        self.owner = np.repeat(np.arange(len(cols.users)), np.diff(ib[ab]))
+        per_arm = np.diff(ib)
+        local_tag = np.arange(len(per_arm)) - np.repeat(ab[:-1], np.diff(ab))
+        self.tag = np.repeat(local_tag, per_arm).astype(np.int64)
+        self.scores = np.asarray(cols.item_scores, dtype=np.float64)
 
     def isin(self, items: set[str]) -> np.ndarray:
         return pd.Index(self.flat).isin(list(items)) if len(self.flat) else np.zeros(0, dtype=bool)
@@ -349,7 +366,7 @@ def _rerank_users(
     of the user's re-ranked draws with that item at that slot. The new rows copy the user's
     published row of the same item, or for an item the plain slate did not show the user's
     first row with a ``featured`` reason."""
-    from ml.explore.slate import arm_features_json, tag_label
+    from ml.explore.slate import arm_features_json_rows, tag_label
 
     ctxs = [contexts[n] for n in sel.tolist()]
     W = len(ctxs)
@@ -452,13 +469,15 @@ def _rerank_users(
         reason_tag = new["reason_tag"].to_numpy(dtype=object).copy()
         arm_feats = new["arm_features"].to_numpy(dtype=object).copy()
         expl = new["is_exploration"].to_numpy().copy()
+        rows_feats = []
         for a in absent.tolist():
             ctx = ctxs[ww[a]]
             t = int(tag_of[ww[a], codes[a]])
             reason[a] = f"featured: {tag_label(ctx.tags[t], labels)}"
             reason_tag[a] = ctx.tags[t]
-            arm_feats[a] = arm_features_json(ctx.features[t])
+            rows_feats.append(ctx.features[t])
             expl[a] = False
+        arm_feats[absent] = arm_features_json_rows(rows_feats)  # the same text, in one go
         new["reason_tag"] = reason_tag
         new["arm_features"] = arm_feats
         new["is_exploration"] = expl
