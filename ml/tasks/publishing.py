@@ -158,6 +158,7 @@ class ChampionReasons:
         self._candidate_keys = np.sort(keys[ok])
         self._filled_keys = np.sort(keys[filled.ravel() & ok])
         self._item_index = pd.Index(item_ids)
+        self._user_index = pd.Index(users)
 
     def _sources(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """Source history item per (user row, item index) pair, -1 for popular."""
@@ -186,9 +187,9 @@ class ChampionReasons:
         one of the user's champion candidates (what ``build_slates`` does with eager reasons)."""
         from ml.explore import columns as C
 
-        u = np.searchsorted(self.users, slates["user_id"].to_numpy(dtype=object))
-        u = np.minimum(u, len(self.users) - 1)
-        known_user = self.users[u] == slates["user_id"].to_numpy(dtype=object)
+        u = self._user_index.get_indexer(slates["user_id"])  # (a hash lookup per row, not a binary search)
+        known_user = u >= 0
+        u = np.maximum(u, 0)
         i = self._item_index.get_indexer(slates["item_id"])
         key = u.astype(np.int64) * len(self.item_ids) + i
         ck = self._candidate_keys
