@@ -378,10 +378,19 @@ def _rerank_users(
     gidx = np.where(inside, starts[:, None] + np.arange(N)[None, :], 0)
     tag_of = np.where(inside, found.tag[gidx], -1)
     # value of every item: its tag's exploitation value x its score (as rerank_slate's ``extra``)
-    exploits = [np.asarray(policy.exploit_values(ctx), dtype=np.float64) for ctx in ctxs]
-    n_tags = np.array([len(e) for e in exploits], dtype=np.int64)
-    tag_start = np.r_[0, np.cumsum(n_tags)[:-1]]
-    ex_all = np.concatenate(exploits) if exploits else np.zeros(0)
+    cols = getattr(contexts, "columns", None)
+    col_vals = policy.column_values(cols) if cols is not None and len(cols.users) == len(contexts) else None
+    if col_vals is not None:  # the same values, read from the contexts' columns
+        ab = cols.arm_bounds
+        n_tags = np.diff(ab)[sel]
+        tag_start = np.r_[0, np.cumsum(n_tags)[:-1]].astype(np.int64)
+        arm_rows = np.repeat(ab[sel] - tag_start, n_tags) + np.arange(int(n_tags.sum()))
+        ex_all = np.asarray(col_vals[1], dtype=np.float64)[arm_rows]
+    else:
+        exploits = [np.asarray(policy.exploit_values(ctx), dtype=np.float64) for ctx in ctxs]
+        n_tags = np.array([len(e) for e in exploits], dtype=np.int64)
+        tag_start = np.r_[0, np.cumsum(n_tags)[:-1]]
+        ex_all = np.concatenate(exploits) if exploits else np.zeros(0)
     value = np.where(inside, ex_all[tag_start[:, None] + np.maximum(tag_of, 0)] * found.scores[gidx], -np.inf)
     # the distinct draws of each user (a user's draws often repeat the same slate)
     firsts, inverses = [], []
@@ -469,15 +478,22 @@ def _rerank_users(
         reason_tag = new["reason_tag"].to_numpy(dtype=object).copy()
         arm_feats = new["arm_features"].to_numpy(dtype=object).copy()
         expl = new["is_exploration"].to_numpy().copy()
+        arm_of: dict[tuple[int, int], int] = {}  # (user, tag) -> index into rows_feats
         rows_feats = []
+        which = []
         for a in absent.tolist():
             ctx = ctxs[ww[a]]
             t = int(tag_of[ww[a], codes[a]])
             reason[a] = f"featured: {tag_label(ctx.tags[t], labels)}"
             reason_tag[a] = ctx.tags[t]
-            rows_feats.append(ctx.features[t])
+            key = (int(ww[a]), t)
+            if key not in arm_of:
+                arm_of[key] = len(rows_feats)
+                rows_feats.append(ctx.features[t])
+            which.append(arm_of[key])
             expl[a] = False
-        arm_feats[absent] = arm_features_json_rows(rows_feats)  # the same text, in one go
+        # the same text as one row at a time, each distinct arm written once
+        arm_feats[absent] = np.asarray(arm_features_json_rows(rows_feats), dtype=object)[which]
         new["reason_tag"] = reason_tag
         new["arm_features"] = arm_feats
         new["is_exploration"] = expl
