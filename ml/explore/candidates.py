@@ -486,6 +486,12 @@ def _profiled_arms(
     # and the champion's own; enough of each tag's list is read to cover the skipped ones
     limit = np.minimum(3 * ipt, n_c + ipt + arm_fbc)
     need = np.maximum(limit - n_c, 0)
+    # an arm without shown items whose champion rows come best first keeps its rows in that
+    # order (champion 0.5-1, then popular below), so only its first items_per_tag rows count
+    c_down = np.ones(A, dtype=bool)
+    c_down[c_arm[1:][(c_arm[1:] == c_arm[:-1]) & ~(c_score[1:] <= c_score[:-1])]] = False
+    plain = (arm_fbc == 0) & c_down
+    need = np.where(plain, np.minimum(need, np.maximum(ipt - n_c, 0)), need)
     m = np.where(need > 0, np.minimum(tag_len[arm_t], need + n_c + arm_nex), 0)
     p_arm = np.repeat(np.arange(A), m)
     p_pos = np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m)
@@ -495,6 +501,9 @@ def _profiled_arms(
     skipped, _ = _member(p_key, ex_key)
     champ_here, _ = _member(p_key, np.sort(cu[rows] * n_items + c_item))
     skipped |= champ_here
+    trim = ~plain[c_arm] | (c_seq < ipt)
+    c_arm, c_item, c_score, c_seq = c_arm[trim], c_item[trim], c_score[trim], c_seq[trim]
+    n_c = np.bincount(c_arm, minlength=A)
     p_arm, p_item, p_rel = p_arm[~skipped], p_item[~skipped], p_rel[~skipped]
     p_rank = _group_rank(p_arm)
     take = p_rank < need[p_arm]
