@@ -142,7 +142,11 @@ class FeedbackStats:
             return cls()
         fb = feedback[[C.POSITION, "user_id", "item_id", C.TAG, C.CLICKED]].copy()
         if item_tags:
-            fb[C.TAG] = fb[C.TAG].fillna(fb["item_id"].map(item_tags))
+            missing = fb[C.TAG].isna()
+            if missing.all():
+                fb[C.TAG] = fb["item_id"].map(item_tags)
+            elif missing.any():  # only rows without a logged tag are looked up
+                fb.loc[missing, C.TAG] = fb.loc[missing, "item_id"].map(item_tags)
         e = examination_weights(fb)
         fb["_exam"] = e[np.clip(fb[C.POSITION].to_numpy(np.int64), 1, len(e)) - 1]
         fb[C.CLICKED] = fb[C.CLICKED].astype(np.float64)

@@ -246,8 +246,8 @@ def read_candidate_inputs(
         )
         items = item_arm_tags(feats)
         profiles = read_profiles(wh, con)
-        profiled = set(profiles["user_id"].astype(str)) if profiles is not None else set()
-        if set(champion["user_id"].astype(str).unique()) <= profiled:
+        profiled = profiles["user_id"].astype(str).unique() if profiles is not None else []
+        if bool(pd.Index(champion["user_id"].astype(str).unique()).isin(profiled).all()):
             # every user has an interest profile, so no known tags are derived from interactions
             inter = pd.DataFrame({c: pd.Series(dtype=object) for c in INTERACTION_COLUMNS})
         else:
