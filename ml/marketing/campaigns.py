@@ -258,7 +258,10 @@ def campaign_slates(
         in_c = np.array([cap >= 1 and ctx.user_id in treated[c.name] for ctx in contexts], dtype=bool)
         has.append((boosted, in_c & (np.bincount(found.owner[boosted], minlength=len(contexts)) > 0)))
     picked = np.flatnonzero(np.any([h for _, h in has], axis=0)) if has else np.zeros(0, dtype=np.int64)
-    touched = out[out["user_id"].isin({contexts[n].user_id for n in picked.tolist()})]
+    # users as codes in order of first appearance (the order the rows are returned in)
+    ucode, uniq = pd.factorize(out["user_id"])
+    uindex = pd.Index(uniq)
+    touched = out[uindex.isin([contexts[n].user_id for n in picked.tolist()])[ucode]]
     with_rows = set(touched["user_id"].unique().tolist())
     picked = np.array([n for n in picked.tolist() if contexts[n].user_id in with_rows], dtype=np.int64)
     if len(picked) == 0:
@@ -290,16 +293,21 @@ def campaign_slates(
             )
         )
         start = stop
-    changed = set().union(*(set(p["user_id"].unique().tolist()) for p in parts))
-    keep = out[~out["user_id"].isin(changed)]
+    part_codes = [uindex.get_indexer(p["user_id"]) for p in parts]
+    changed = np.zeros(len(uniq), dtype=bool)
+    for pc in part_codes:
+        changed[pc] = True
+    kept_rows = ~changed[ucode]
+    keep = out[kept_rows]
     merged = pd.concat([keep, *parts], ignore_index=True)
     # one null for "no campaign" whatever the batches held (a batch with no promoted item
     # would otherwise bring None where the others bring NaN)
     camp = merged["campaign"].astype(object)
     merged["campaign"] = camp.where(camp.notna(), None)
-    order = {u: n for n, u in enumerate(out["user_id"].drop_duplicates())}
-    merged["_o"] = merged["user_id"].map(order)
-    return merged.sort_values(["_o", "rank"], kind="stable").drop(columns="_o").reset_index(drop=True)
+    # back in the users' original order, slot by slot (a stable sort on (user code, rank))
+    user_order = np.concatenate([ucode[kept_rows], *part_codes])
+    order = np.lexsort((merged["rank"].to_numpy(), user_order))
+    return merged.iloc[order].reset_index(drop=True)
 
 
 class _FlatItems:
