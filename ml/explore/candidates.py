@@ -386,7 +386,7 @@ def _profiled_arms(
     pop_rel = np.array([r for t in tag_names for _, r in tag_pops[t]], dtype=np.float64)
     item_tag = np.full(len(item_index) + 1, -1, dtype=np.int64)  # index -1: unknown item
     item_tag[pop_code] = np.repeat(np.arange(len(tag_names)), tag_len)
-    item_ids = np.append(np.asarray(item_index, dtype=object), None)
+    item_ids = np.array([*np.asarray(item_index, dtype=object).tolist(), None], dtype=object)
 
     slow = np.zeros(n_users, dtype=bool)
     has_profile = np.zeros(n_users, dtype=bool)

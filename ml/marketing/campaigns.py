@@ -388,7 +388,7 @@ def _rerank_users(
     # value of every item: its tag's exploitation value x its score (as rerank_slate's ``extra``)
     cols = getattr(contexts, "columns", None)
     col_vals = policy.column_values(cols) if cols is not None and len(cols.users) == len(contexts) else None
-    if col_vals is not None:  # the same values, read from the contexts' columns
+    if cols is not None and col_vals is not None:  # the same values, read from the contexts' columns
         ab = cols.arm_bounds
         n_tags = np.diff(ab)[sel]
         tag_start = np.r_[0, np.cumsum(n_tags)[:-1]].astype(np.int64)
@@ -487,8 +487,8 @@ def _rerank_users(
         arm_feats = new["arm_features"].to_numpy(dtype=object).copy()
         expl = new["is_exploration"].to_numpy().copy()
         arm_of: dict[tuple[int, int], int] = {}  # (user, tag) -> index into rows_feats
-        rows_feats = []
-        which = []
+        rows_feats: list[np.ndarray] = []
+        which: list[int] = []
         for a in absent.tolist():
             ctx = ctxs[ww[a]]
             t = int(tag_of[ww[a], codes[a]])
