@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.explore.context import FEATURES, ContextColumns, ContextList, SlateContext
+from ml.explore.context import FEATURES, ContextColumns, ContextList, SlateContext, beta_posterior
 from ml.explore.feedback import FeedbackStats, shrunk_rate
 from ml.shop.taxonomy import slug
 
@@ -147,7 +147,6 @@ def build_contexts(
         tag_pops[t] = list(zip(g["item_id"].tolist(), (pops / top).tolist(), strict=True))
     item_tag = dict(zip(items["item_id"], items["tag"], strict=False))
     profiles = inp.profiles if inp.profiles is not None and len(inp.profiles) else None
-    prof_users: set[str] = set(profiles["user_id"].astype(str)) if profiles is not None else set()
     fb = inp.feedback
 
     # each distinct champion item's tag looked up once (6M rows hold 24k items on the large shop);
@@ -172,7 +171,6 @@ def build_contexts(
         champ,
         champ_tags,
         profiles,
-        prof_users,
         tag_items,
         tag_pops,
         tag_dept,
@@ -193,7 +191,6 @@ def _per_user_arms(
     champ: pd.DataFrame,
     champ_tags: np.ndarray,
     profiles: pd.DataFrame | None,
-    prof_users: set[str],
     tag_items: dict[str, list[str]],
     tag_pops: dict[str, list[tuple[str, float]]],
     tag_dept: dict[str, str],
@@ -214,24 +211,20 @@ def _per_user_arms(
         )
         for t, pops in tag_pops.items()
     }
-    fb = inp.feedback
     wanted = set(users)
+    # these users' feedback: per user {item: (impressions, clicks)}, and (user, tag) -> (examined, clicks)
     fb_items: dict[str, dict[str, tuple[float, float]]] = {}
-    fu, fi, fv = fb.columns("user_item")
-    mine_fb = np.flatnonzero(pd.Index(fu).isin(list(wanted))) if len(fu) else np.zeros(0, dtype=np.int64)
-    for u, i, (n, c) in zip(fu[mine_fb].tolist(), fi[mine_fb].tolist(), fv[mine_fb].tolist(), strict=True):
+    fu, fi, fv = _pairs_of(inp.feedback, "user_item", wanted)
+    for u, i, (n, c) in zip(fu, fi, fv, strict=True):
         fb_items.setdefault(u, {})[i] = (n, c)
-    tu, tt, tv = fb.columns("user_tag")
-    mine_t = np.flatnonzero(pd.Index(tu).isin(list(wanted))) if len(tu) else np.zeros(0, dtype=np.int64)
-    user_tag = {
-        (u, t): (e, c)
-        for u, t, (e, c) in zip(tu[mine_t].tolist(), tt[mine_t].tolist(), tv[mine_t].tolist(), strict=True)
-    }
+    tu, tt, tv = _pairs_of(inp.feedback, "user_tag", wanted)
+    user_tag = {(u, t): (e, c) for u, t, (e, c) in zip(tu, tt, tv, strict=True)}
+    mine = profiles[profiles["user_id"].astype(str).isin(wanted)] if profiles is not None else None
+    prof_users: set[str] = set(mine["user_id"].astype(str)) if mine is not None else set()
     # derived known tags only for the users without a profile (none once tagging has run)
     derived = _known_from_interactions(inp, wanted - prof_users)
     cols = ["tag", "weight", "evidence_count", "last_seen", "uncertainty"]
     known_rows = _RecordsByUser(derived, cols)
-    mine = profiles[profiles["user_id"].astype(str).isin(wanted)] if profiles is not None else None
     prof_known = _RecordsByUser(mine[mine["status"] == "known"] if mine is not None else None, cols)
     prof_cand = _RecordsByUser(mine[mine["status"] == "candidate"] if mine is not None else None, cols)
     trans: dict[str, list[tuple[str, float]]] = {}
@@ -310,6 +303,14 @@ def _per_user_arms(
             user_tag,
         )
     return arms.table()
+
+
+def _pairs_of(fb: FeedbackStats, name: str, users: set[str]) -> tuple[list[Any], list[Any], list[list[float]]]:
+    """The ``name`` pairs (``user_tag`` / ``user_item``) of ``users`` as lists: first keys,
+    second keys, [a, b] values."""
+    a, b, v = fb.columns(name)
+    rows = np.flatnonzero(pd.Index(a).isin(list(users))) if len(a) else np.zeros(0, dtype=np.int64)
+    return a[rows].tolist(), b[rows].tolist(), v[rows].tolist()
 
 
 def _codes(values: Any, index: pd.Index) -> np.ndarray:
@@ -960,8 +961,7 @@ class _ArmTable:
         exam, clicks, evidence = self.exam, self.clicks, self.evidence
         as_of = inp.as_of if isinstance(inp.as_of, pd.Timestamp) else pd.Timestamp(inp.as_of)
         recency = self._recency(as_of)
-        alpha = prior_mean * strength + clicks
-        beta = (1 - prior_mean) * strength + np.maximum(exam - clicks, 0.0)
+        alpha, beta = beta_posterior(prior_mean, strength, exam, clicks)
         feats = np.column_stack(
             [
                 np.ones(len(w)),

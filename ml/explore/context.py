@@ -30,6 +30,16 @@ FEATURES: tuple[str, ...] = (
 POSTERIOR_MEAN_FEATURE = FEATURES.index("posterior_mean")
 
 
+def beta_posterior(
+    prior_mean: np.ndarray, prior_strength: np.ndarray, impressions: np.ndarray, clicks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Beta(alpha, beta) per arm: the prior (mean x strength) plus clicks, and examined
+    impressions without a click. One function for one context and for many arms at once."""
+    alpha = prior_mean * prior_strength + clicks
+    beta = (1.0 - prior_mean) * prior_strength + np.maximum(impressions - clicks, 0.0)
+    return alpha, beta
+
+
 @dataclass
 class SlateContext:
     """Arms of one user. Shapes: every per-tag array has length T = len(tags); ``features`` is
@@ -69,10 +79,8 @@ class SlateContext:
         return int(sum(len(i) for i in self.items))
 
     def posterior(self) -> tuple[np.ndarray, np.ndarray]:
-        """Beta(alpha, beta) per tag: prior plus clicks and examined impressions without a click."""
-        alpha = self.prior_mean * self.prior_strength + self.clicks
-        beta = (1.0 - self.prior_mean) * self.prior_strength + np.maximum(self.impressions - self.clicks, 0.0)
-        return alpha, beta
+        """Beta(alpha, beta) per tag (:func:`beta_posterior`)."""
+        return beta_posterior(self.prior_mean, self.prior_strength, self.impressions, self.clicks)
 
     def posterior_mean(self) -> np.ndarray:
         a, b = self.posterior()
@@ -144,9 +152,8 @@ class ContextColumns:
     reasons: list[dict[str, str]]
 
     def posterior_mean(self) -> np.ndarray:
-        """Per arm, :meth:`SlateContext.posterior_mean` (the same operations, so equal values)."""
-        alpha = self.prior_mean * self.prior_strength + self.clicks
-        beta = (1.0 - self.prior_mean) * self.prior_strength + np.maximum(self.impressions - self.clicks, 0.0)
+        """Per arm, :meth:`SlateContext.posterior_mean` (the same function, so equal values)."""
+        alpha, beta = beta_posterior(self.prior_mean, self.prior_strength, self.impressions, self.clicks)
         return alpha / (alpha + beta)
 
 

@@ -114,7 +114,6 @@ class FeedbackStats:
         self.tag_ctr = dict(tag_ctr or {})
         self.overall_ctr = overall_ctr
         self.n_rows = n_rows
-        self._items_by_user: dict[str, dict[str, tuple[float, float]]] | None = None
 
     def __repr__(self) -> str:
         return f"FeedbackStats(n_rows={self.n_rows}, overall_ctr={self.overall_ctr!r})"
@@ -179,15 +178,6 @@ class FeedbackStats:
                 np.array(list(d.values()), dtype=np.float64).reshape(-1, 2),
             )
         return self._columns[name]
-
-    def items_by_user(self) -> dict[str, dict[str, tuple[float, float]]]:
-        """``user_item`` grouped by user: user_id -> {item_id: (impressions, clicks)} (built once)."""
-        if self._items_by_user is None:
-            out: dict[str, dict[str, tuple[float, float]]] = {}
-            for (u, i), v in self.user_item.items():
-                out.setdefault(u, {})[i] = v
-            self._items_by_user = out
-        return self._items_by_user
 
     def rate(self, user_tags: Iterable[tuple[str, str]], default: float, smoothing: float = 500.0) -> float:
         """Clicks per examined impression over the given (user, tag) pairs, shrunk to ``default``."""
