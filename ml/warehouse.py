@@ -160,6 +160,13 @@ def _duckdb_connect(path: str, read_only: bool) -> Any:
     while True:
         try:
             return duckdb.connect(path, read_only=read_only)
+        except duckdb.ConnectionException as exc:
+            # this process already has the file open for writing (say on another thread): a
+            # reader joins that database instance instead (DuckDB allows one configuration per
+            # file and process)
+            if not read_only or "different configuration" not in str(exc):
+                raise
+            return duckdb.connect(path, read_only=False)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise

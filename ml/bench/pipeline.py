@@ -33,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -125,7 +126,8 @@ class PublishProbe:
     timings: dict[str, float] = field(default_factory=dict)
     peaks: dict[str, float] = field(default_factory=dict)
     frame: Any = None
-    # where the scoring stage's time goes (informative; the stage itself is timed as a whole)
+    # where the scoring stage's time goes (informative; the stage itself is timed as a whole);
+    # parts named ``concurrent:…`` ran on a second thread, alongside the main thread's parts
     scoring_parts: dict[str, float] = field(default_factory=dict)
 
     def wrap(
@@ -135,9 +137,11 @@ class PublishProbe:
             if keep_frame:
                 self.frame = args[0]
             if part:
+                # a part run on publishing's second thread overlaps the main thread's parts
+                name = key if threading.current_thread() is threading.main_thread() else f"concurrent:{key}"
                 t0 = time.perf_counter()
                 out = fn(*args, **kwargs)
-                self.scoring_parts[key] = round(self.scoring_parts.get(key, 0.0) + time.perf_counter() - t0, 3)
+                self.scoring_parts[name] = round(self.scoring_parts.get(name, 0.0) + time.perf_counter() - t0, 3)
                 return out
             with measure(key) as st:
                 out = fn(*args, **kwargs)
@@ -169,7 +173,8 @@ class PublishProbe:
         for module, attr in (
             ("ml.tasks.publishing", "score_users"),
             ("ml.explore.store", "load_feedback"),
-            ("ml.explore.store", "read_candidate_inputs"),
+            ("ml.explore.store", "read_arm_inputs"),
+            ("ml.explore.store", "with_champion"),
             ("ml.explore.candidates", "build_contexts"),
             ("ml.explore.slate", "build_slates"),
             ("ml.tasks.publishing", "apply_marketing"),

@@ -34,6 +34,7 @@ import pandas as pd
 
 from ml.explore.context import FEATURES, ContextColumns, ContextList, SlateContext, beta_posterior
 from ml.explore.feedback import FeedbackStats, shrunk_rate
+from ml.frames import isin
 from ml.shop.taxonomy import slug
 
 DEFAULT_KNOWN_RATE = 0.15
@@ -105,7 +106,7 @@ def _known_from_interactions(inp: CandidateInputs, users: set[str] | None = None
     depend on that user's interactions alone)."""
     inter = inp.interactions
     if users is not None:
-        inter = inter[inter["user_id"].astype(str).isin(users)]
+        inter = inter[isin(inter["user_id"].astype(str), users)]
     it = inter.merge(inp.items[["item_id", "tag"]], on="item_id")
     g = it.groupby(["user_id", "tag"], as_index=False).agg(
         weight=("weight", "sum"), evidence_count=("n_events", "sum"), last_seen=("last_at", "max")
@@ -219,7 +220,7 @@ def _per_user_arms(
         fb_items.setdefault(u, {})[i] = (n, c)
     tu, tt, tv = _pairs_of(inp.feedback, "user_tag", wanted)
     user_tag = {(u, t): (e, c) for u, t, (e, c) in zip(tu, tt, tv, strict=True)}
-    mine = profiles[profiles["user_id"].astype(str).isin(wanted)] if profiles is not None else None
+    mine = profiles[isin(profiles["user_id"].astype(str), wanted)] if profiles is not None else None
     prof_users: set[str] = set(mine["user_id"].astype(str)) if mine is not None else set()
     # derived known tags only for the users without a profile (none once tagging has run)
     derived = _known_from_interactions(inp, wanted - prof_users)
@@ -233,10 +234,10 @@ def _per_user_arms(
             inp.transitions["from_tag"], inp.transitions["to_tag"], inp.transitions["probability"], strict=True
         ):
             trans.setdefault(str(f), []).append((str(t), float(p)))
-    in_wanted = champ["user_id"].astype(str).isin(wanted).to_numpy()
+    in_wanted = isin(champ["user_id"].astype(str), wanted)
     champ_by_user = _ChampionRows(champ[in_wanted], champ_tags[in_wanted])
     excl_by_user: dict[str, set[str]] = {}
-    ex = inp.excluded[inp.excluded["user_id"].astype(str).isin(wanted)]
+    ex = inp.excluded[isin(inp.excluded["user_id"].astype(str), wanted)]
     ex_users = ex["user_id"].astype(str).to_numpy(dtype=object).tolist()
     ex_items = ex["item_id"].astype(str).to_numpy(dtype=object).tolist()
     for u, i in zip(ex_users, ex_items, strict=True):
@@ -309,7 +310,7 @@ def _pairs_of(fb: FeedbackStats, name: str, users: set[str]) -> tuple[list[Any],
     """The ``name`` pairs (``user_tag`` / ``user_item``) of ``users`` as lists: first keys,
     second keys, [a, b] values."""
     a, b, v = fb.columns(name)
-    rows = np.flatnonzero(pd.Index(a).isin(list(users))) if len(a) else np.zeros(0, dtype=np.int64)
+    rows = np.flatnonzero(isin(a, users)) if len(a) else np.zeros(0, dtype=np.int64)
     return a[rows].tolist(), b[rows].tolist(), v[rows].tolist()
 
 

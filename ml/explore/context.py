@@ -151,10 +151,28 @@ class ContextColumns:
     item_scores: np.ndarray
     reasons: list[dict[str, str]]
 
+    _features_json: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
     def posterior_mean(self) -> np.ndarray:
         """Per arm, :meth:`SlateContext.posterior_mean` (the same function, so equal values)."""
         alpha, beta = beta_posterior(self.prior_mean, self.prior_strength, self.impressions, self.clicks)
         return alpha / (alpha + beta)
+
+    def features_json(self, arms: np.ndarray) -> np.ndarray:
+        """The ``arm_features`` text of arm rows ``arms`` (object array, the strings of
+        :func:`ml.explore.slate.arm_features_json`), each arm written once however often the
+        slates, campaigns and new-item slot ask for it."""
+        from ml.explore.slate import arm_features_json_rows
+
+        arms = np.asarray(arms, dtype=np.int64)
+        if self._features_json is None:
+            self._features_json = np.full(len(self.features), None, dtype=object)
+        memo = self._features_json
+        todo = np.sort(arms[memo[arms] == None])  # noqa: E711 (element-wise)
+        if len(todo):
+            todo = todo[np.r_[True, todo[1:] != todo[:-1]]]  # distinct (sorting beats np.unique's hashing)
+            memo[todo] = np.asarray(arm_features_json_rows(self.features[todo]), dtype=object)
+        return memo[arms]
 
 
 class ContextList(list):  # type: ignore[type-arg]

@@ -88,19 +88,28 @@ def arm_features_json(row: np.ndarray) -> str:
 
 
 def arm_features_json_rows(rows: list[np.ndarray] | np.ndarray) -> list[str]:
-    """:func:`arm_features_json` of many rows (same strings), converted to floats in one go."""
+    """:func:`arm_features_json` of many rows (the same strings), column by column: each
+    distinct value of a column (by its bits, so -0.0 and NaN payloads stay apart) is written
+    once, then every row joins its columns' texts."""
     if len(rows) == 0:
         return []
     arr = np.asarray(rows, dtype=np.float64)
-    width = arr.shape[1] if arr.ndim == 2 else 0
-    values = [round(x, 6) for x in arr.ravel().tolist()]
-    ok_rows = np.asarray(np.isfinite(arr).all(axis=1) if width else np.ones(len(rows)), dtype=bool)
-    finite = [bool(x) for x in ok_rows.tolist()]
-    out = []
-    for n, ok in enumerate(finite):
-        row = values[n * width : (n + 1) * width]
-        out.append("[" + ",".join(map(repr, row)) + "]" if ok else json.dumps(row, separators=(",", ":")))
-    return out
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        return [arm_features_json(r) for r in rows]
+    texts = []
+    for j in range(arr.shape[1]):
+        col = np.ascontiguousarray(arr[:, j])
+        _, first, inverse = np.unique(col.view(np.int64), return_index=True, return_inverse=True)
+        written = np.array([_json_number(x) for x in col[first].tolist()], dtype=object)
+        texts.append(written[np.asarray(inverse).ravel()].tolist())
+    return ["[" + ",".join(row) + "]" for row in zip(*texts, strict=True)]
+
+
+def _json_number(x: float) -> str:
+    """One value as :func:`arm_features_json` writes it (rounded to 6 places; json.dumps's
+    words for non-finite values)."""
+    r = round(x, 6)
+    return repr(r) if math.isfinite(r) else json.dumps(r)
 
 
 def recommendation_id(run_id: str, user_id: str) -> str:
@@ -294,8 +303,6 @@ def _columnar_slates(
         if given:
             reason[n] = given
     rids = np.array([recommendation_id(run_id, u) for u in cols.users], dtype=object)
-    shown_arms, which = np.unique(arm, return_inverse=True)
-    texts = np.asarray(arm_features_json_rows(cols.features[shown_arms]), dtype=object)
     df = pd.DataFrame(
         {
             "user_id": users[user],
@@ -311,7 +318,7 @@ def _columnar_slates(
             C.RECOMMENDATION_ID: rids[user],
         }
     )
-    df[C.ARM_FEATURES] = texts[np.asarray(which).ravel()]
+    df[C.ARM_FEATURES] = cols.features_json(arm)
     return df
 
 

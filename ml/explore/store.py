@@ -15,10 +15,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ml.explore import columns as C
 from ml.explore.context import SlateContext
+from ml.frames import isin
 from ml.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -235,7 +237,16 @@ def read_candidate_inputs(
 
     ``champion``: the champion's candidates (user_id, item_id, score, reason). Interactions
     (``marts.interactions``) are read only when some of those users have no interest profile:
-    they serve only to derive such users' known tags."""
+    they serve only to derive such users' known tags. The same as :func:`read_arm_inputs`
+    followed by :func:`with_champion`."""
+    return with_champion(wh, read_arm_inputs(wh, exclude_event_types, feedback), champion)
+
+
+def read_arm_inputs(wh: Warehouse, exclude_event_types: tuple[str, ...], feedback: pd.DataFrame) -> Any:
+    """The part of :func:`read_candidate_inputs` that does not depend on the champion's
+    candidates (items and their tags, profiles, purchases, transitions, sessions, segments,
+    feedback statistics), with an empty ``champion`` frame: publishing reads it while the
+    champion scores, and adds the candidates with :func:`with_champion`."""
     from ml.explore.candidates import CandidateInputs, item_arm_tags
     from ml.explore.feedback import FeedbackStats
     from ml.features.interactions import load_excluded_pairs
@@ -246,16 +257,6 @@ def read_candidate_inputs(
         )
         items = item_arm_tags(feats)
         profiles = read_profiles(wh, con)
-        profiled = profiles["user_id"].astype(str).unique() if profiles is not None else []
-        if bool(pd.Index(champion["user_id"].astype(str).unique()).isin(profiled).all()):
-            # every user has an interest profile, so no known tags are derived from interactions
-            inter = pd.DataFrame({c: pd.Series(dtype=object) for c in INTERACTION_COLUMNS})
-        else:
-            inter = wh.query(
-                "select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions",
-                None,
-                con,
-            )
         excluded = load_excluded_pairs(wh, tuple(exclude_event_types), con)[["user_id", "item_id"]]
         as_of = wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
         transitions = read_transitions(wh, items, feats, con)
@@ -264,8 +265,8 @@ def read_candidate_inputs(
     item_tags = dict(zip(items["item_id"], items["tag"], strict=True))
     return CandidateInputs(
         items=items,
-        interactions=inter,
-        champion=champion[["user_id", "item_id", "score", "reason"]],
+        interactions=pd.DataFrame({c: pd.Series(dtype=object) for c in INTERACTION_COLUMNS}),
+        champion=pd.DataFrame({c: pd.Series(dtype=object) for c in ("user_id", "item_id", "score", "reason")}),
         excluded=excluded,
         as_of=pd.Timestamp(as_of),
         profiles=profiles,
@@ -274,3 +275,20 @@ def read_candidate_inputs(
         segments=segments,
         feedback=FeedbackStats.from_feedback(feedback, item_tags),
     )
+
+
+def with_champion(wh: Warehouse, inputs: Any, champion: pd.DataFrame, users: Any = None) -> Any:
+    """``inputs`` (from :func:`read_arm_inputs`) with the champion's candidates, and with the
+    interactions of ``marts.interactions`` when some of the candidates' users have no interest
+    profile. ``users``: the candidates' distinct user ids when the caller has them (spares
+    finding them among millions of rows)."""
+    import dataclasses
+
+    if users is None:
+        users = champion["user_id"].astype(str).unique()
+    profiles = inputs.profiles
+    profiled = profiles["user_id"].astype(str).unique() if profiles is not None else []
+    inter = inputs.interactions
+    if not bool(isin(np.asarray(users, dtype=object), profiled).all()):
+        inter = wh.query("select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions")
+    return dataclasses.replace(inputs, champion=champion[["user_id", "item_id", "score", "reason"]], interactions=inter)

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.frames import isin
+
 SPEC_DIR = Path(__file__).parent / "campaigns"
 TREATMENT, HOLDOUT, NONE = "treatment", "holdout", "none"
 ROWS_PER_CHUNK = 50_000  # re-ranked slates per batch of users in campaign_slates
@@ -250,29 +252,31 @@ def campaign_slates(
     # who has a boosted candidate in a campaign it is treated by: every context's items as one
     # flat column, one membership test per campaign
     found = _FlatItems(contexts)
-    out_users = out["user_id"].unique()
-    treated = {c.name: set(out_users[arm(out_users, c) == TREATMENT].tolist()) for c in campaigns}
+    # users as codes in order of first appearance (the order the rows are returned in), and
+    # each context's user among them (-1: the user has no published row)
+    ucode, uniq = pd.factorize(out["user_id"])
+    uindex = pd.Index(uniq)
+    ctx_users = found.users
+    ctx_code = uindex.get_indexer(ctx_users)
+    # a user is treated by a campaign when it has published rows and is not in its holdout
     has = []
     for c, items, cap in plans:
         boosted = found.isin(items)
-        in_c = np.array([cap >= 1 and ctx.user_id in treated[c.name] for ctx in contexts], dtype=bool)
+        in_c = (ctx_code >= 0) & (arm(ctx_users, c) == TREATMENT) if cap >= 1 else np.zeros(len(ctx_users), bool)
         has.append((boosted, in_c & (np.bincount(found.owner[boosted], minlength=len(contexts)) > 0)))
     picked = np.flatnonzero(np.any([h for _, h in has], axis=0)) if has else np.zeros(0, dtype=np.int64)
-    # users as codes in order of first appearance (the order the rows are returned in)
-    ucode, uniq = pd.factorize(out["user_id"])
-    uindex = pd.Index(uniq)
-    touched = out[uindex.isin([contexts[n].user_id for n in picked.tolist()])[ucode]]
-    with_rows = set(touched["user_id"].unique().tolist())
-    picked = np.array([n for n in picked.tolist() if contexts[n].user_id in with_rows], dtype=np.int64)
     if len(picked) == 0:
         return out
+    is_picked = np.zeros(len(uniq), dtype=bool)
+    is_picked[ctx_code[picked]] = True
+    touched = out[is_picked[ucode]]
     cache = draws_cache or {}
     # the published rows of the users re-ranked, found by (user, item), and each user's first row
     old_key = pd.MultiIndex.from_arrays([touched["user_id"].astype(str), touched["item_id"].astype(str)])
     first = pd.Series(np.arange(len(touched)), index=touched["user_id"].to_numpy()).groupby(level=0).first()
     parts = []
     # users in chunks of about ROWS_PER_CHUNK re-ranked slates (the padded arrays stay small)
-    cached = [cache.get(contexts[n].user_id) for n in picked.tolist()]
+    cached = [cache.get(u) for u in found.users[picked].tolist()]
     start = 0
     while start < len(picked):
         rows_so_far, stop = 0, start
@@ -312,13 +316,16 @@ def campaign_slates(
 
 class _FlatItems:
     """Every context's item ids (as ``str``) in code order, concatenated: context ``n`` owns
-    ``flat[bounds[n]:bounds[n + 1]]`` and a context's code ``x`` is at ``bounds[n] + x``."""
+    ``flat[bounds[n]:bounds[n + 1]]`` and a context's code ``x`` is at ``bounds[n] + x``;
+    ``users``: the contexts' user ids."""
 
     def __init__(self, contexts: list[Any]):
         cols = getattr(contexts, "columns", None)
         if cols is not None and len(cols.users) == len(contexts):
+            self.users = np.asarray(cols.users, dtype=object)
             self._from_columns(cols)
             return
+        self.users = np.array([ctx.user_id for ctx in contexts], dtype=object)
         lists = [a for ctx in contexts for a in ctx.items]
         sizes = np.array([sum(len(a) for a in ctx.items) for ctx in contexts], dtype=np.int64)
         self.bounds = np.r_[0, np.cumsum(sizes)].astype(np.int64).tolist()
@@ -347,7 +354,7 @@ class _FlatItems:
         self.scores = np.asarray(cols.item_scores, dtype=np.float64)
 
     def isin(self, items: set[str]) -> np.ndarray:
-        return pd.Index(self.flat).isin(list(items)) if len(self.flat) else np.zeros(0, dtype=bool)
+        return isin(self.flat, items) if len(self.flat) else np.zeros(0, dtype=bool)
 
 
 def _rerank_users(
@@ -376,8 +383,11 @@ def _rerank_users(
     first row with a ``featured`` reason."""
     from ml.explore.slate import arm_features_json_rows, tag_label
 
-    ctxs = [contexts[n] for n in sel.tolist()]
-    W = len(ctxs)
+    # with the contexts' columns, no context object is read (only their per-arm rows)
+    cols = getattr(contexts, "columns", None)
+    if cols is not None and len(cols.users) != len(contexts):
+        cols = None
+    W = len(sel)
     bounds = np.asarray(found.bounds, dtype=np.int64)
     starts = bounds[sel]
     sizes = bounds[sel + 1] - starts
@@ -386,8 +396,7 @@ def _rerank_users(
     gidx = np.where(inside, starts[:, None] + np.arange(N)[None, :], 0)
     tag_of = np.where(inside, found.tag[gidx], -1)
     # value of every item: its tag's exploitation value x its score (as rerank_slate's ``extra``)
-    cols = getattr(contexts, "columns", None)
-    col_vals = policy.column_values(cols) if cols is not None and len(cols.users) == len(contexts) else None
+    col_vals = policy.column_values(cols) if cols is not None else None
     if cols is not None and col_vals is not None:  # the same values, read from the contexts' columns
         ab = cols.arm_bounds
         n_tags = np.diff(ab)[sel]
@@ -395,7 +404,7 @@ def _rerank_users(
         arm_rows = np.repeat(ab[sel] - tag_start, n_tags) + np.arange(int(n_tags.sum()))
         ex_all = np.asarray(col_vals[1], dtype=np.float64)[arm_rows]
     else:
-        exploits = [np.asarray(policy.exploit_values(ctx), dtype=np.float64) for ctx in ctxs]
+        exploits = [np.asarray(policy.exploit_values(contexts[n]), dtype=np.float64) for n in sel.tolist()]
         n_tags = np.array([len(e) for e in exploits], dtype=np.int64)
         tag_start = np.r_[0, np.cumsum(n_tags)[:-1]]
         ex_all = np.concatenate(exploits) if exploits else np.zeros(0)
@@ -465,7 +474,7 @@ def _rerank_users(
     ww, jj = np.nonzero(shown_items >= 0)
     codes = shown_items[ww, jj]
     items = found.flat[starts[ww] + codes]
-    users = np.array([ctx.user_id for ctx in ctxs], dtype=object)[ww]
+    users = found.users[sel][ww]
     names = np.array([c.name for c, _, _ in plans] + [None], dtype=object)
     camp = names[who[row0[ww], codes]]  # index -1 -> None
     touched, old_key, first = published
@@ -486,22 +495,30 @@ def _rerank_users(
         reason_tag = new["reason_tag"].to_numpy(dtype=object).copy()
         arm_feats = new["arm_features"].to_numpy(dtype=object).copy()
         expl = new["is_exploration"].to_numpy().copy()
-        arm_of: dict[tuple[int, int], int] = {}  # (user, tag) -> index into rows_feats
-        rows_feats: list[np.ndarray] = []
-        which: list[int] = []
-        for a in absent.tolist():
-            ctx = ctxs[ww[a]]
-            t = int(tag_of[ww[a], codes[a]])
-            reason[a] = f"featured: {tag_label(ctx.tags[t], labels)}"
-            reason_tag[a] = ctx.tags[t]
-            key = (int(ww[a]), t)
-            if key not in arm_of:
-                arm_of[key] = len(rows_feats)
-                rows_feats.append(ctx.features[t])
-            which.append(arm_of[key])
-            expl[a] = False
-        # the same text as one row at a time, each distinct arm written once
-        arm_feats[absent] = np.asarray(arm_features_json_rows(rows_feats), dtype=object)[which]
+        expl[absent] = False
+        t_abs = tag_of[ww[absent], codes[absent]]
+        if cols is not None:  # each row's arm in the columns; each arm's text written once
+            arm_row = cols.arm_bounds[sel[ww[absent]]] + t_abs
+            tags = cols.tags[arm_row]
+            text = {t: f"featured: {tag_label(t, labels)}" for t in set(tags.tolist())}
+            reason[absent] = [text[t] for t in tags.tolist()]
+            reason_tag[absent] = tags
+            arm_feats[absent] = cols.features_json(arm_row)
+        else:
+            arm_of: dict[tuple[int, int], int] = {}  # (user, tag) -> index into rows_feats
+            rows_feats: list[np.ndarray] = []
+            which: list[int] = []
+            for a, t in zip(absent.tolist(), t_abs.tolist(), strict=True):
+                ctx = contexts[int(sel[ww[a]])]
+                reason[a] = f"featured: {tag_label(ctx.tags[t], labels)}"
+                reason_tag[a] = ctx.tags[t]
+                key = (int(ww[a]), t)
+                if key not in arm_of:
+                    arm_of[key] = len(rows_feats)
+                    rows_feats.append(ctx.features[t])
+                which.append(arm_of[key])
+            # the same text as one row at a time, each distinct arm written once
+            arm_feats[absent] = np.asarray(arm_features_json_rows(rows_feats), dtype=object)[which]
         new["reason_tag"] = reason_tag
         new["arm_features"] = arm_feats
         new["is_exploration"] = expl

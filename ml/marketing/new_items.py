@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ml.frames import isin
+
 
 @dataclass
 class NewItemBudget:
@@ -67,34 +69,52 @@ def exposure_plan(
     user_tags: pd.DataFrame, item_tags: pd.DataFrame, new_items: list[str], budget: NewItemBudget
 ) -> pd.DataFrame:
     """Every (user, new item) pair that may be shown, with its exact propensity
-    ``q / |M_u| * a_i`` (see the module docstring). Returns user_id, item_id, propensity, matched."""
-    users = np.sort(user_tags["user_id"].unique())
-    it = item_tags[item_tags["item_id"].isin(new_items)]
-    matches = user_tags.merge(it, on="tag")[["user_id", "item_id"]].drop_duplicates()
+    ``q / |M_u| * a_i`` (see the module docstring), sorted by user and item. Returns user_id,
+    item_id, p_pick, accept, propensity, matched. Users and items are handled as integer codes
+    (sorted like their ids), so the pairs come out sorted without sorting strings."""
+    empty = pd.DataFrame(columns=["user_id", "item_id", "propensity", "matched"])
+    u_code, users = pd.factorize(user_tags["user_id"], sort=True)
+    it = item_tags[isin(item_tags["item_id"], new_items)]
+    item_names = np.asarray(sorted(set(new_items)), dtype=object)
+    n_items = max(len(item_names), 1)
+    # every (user, new item) pair sharing a tag, once each: a user's tagged rows repeated by
+    # the number of new items of that tag
+    tag_index = pd.Index(pd.unique(it["tag"]))
+    it_t = tag_index.get_indexer(it["tag"])
+    it_i = pd.Index(item_names).get_indexer(it["item_id"])
+    by_tag = np.argsort(it_t, kind="stable")
+    per_tag = np.bincount(it_t, minlength=len(tag_index))
+    tag_start = np.cumsum(per_tag) - per_tag
+    ut_t = tag_index.get_indexer(user_tags["tag"]) if len(tag_index) else np.full(len(user_tags), -1)
+    rows = np.flatnonzero((ut_t >= 0) & (u_code >= 0))
+    cnt = per_tag[ut_t[rows]]
+    rep = np.repeat(rows, cnt)
+    offset = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    m_items = it_i[by_tag][tag_start[ut_t[rep]] + offset]
+    match_keys = np.sort(u_code[rep].astype(np.int64) * n_items + m_items)  # (sorting beats np.unique's hashing)
+    match_keys = match_keys[np.r_[True, match_keys[1:] != match_keys[:-1]]] if len(match_keys) else match_keys
     if budget.targeted:
-        pairs = matches
+        keys = match_keys
     else:
-        pairs = pd.MultiIndex.from_product([users, sorted(new_items)], names=["user_id", "item_id"]).to_frame(
-            index=False
-        )
-    if pairs.empty:
-        return pd.DataFrame(columns=["user_id", "item_id", "propensity", "matched"])
-    m_u = pairs.groupby("user_id")["item_id"].transform("size")
-    pairs = pairs.assign(p_pick=budget.slot_probability / m_u)
-    # per-item sums through integer codes (a string-keyed map over every pair is slow)
-    codes, _ = pd.factorize(pairs["item_id"])
-    expected = np.bincount(codes, weights=pairs["p_pick"].to_numpy(np.float64))
-    accept = np.minimum(1.0, budget.daily_cap / expected)
-    pairs["accept"] = accept[codes]
-    pairs["propensity"] = pairs["p_pick"] * pairs["accept"]
-    if budget.targeted:  # every pair is a match
-        pairs["matched"] = True
-    else:
-        pairs = pairs.merge(matches.assign(matched=True), on=["user_id", "item_id"], how="left")
-        pairs["matched"] = pairs["matched"].fillna(False).astype(bool)
-    # a fixed order, whatever order the inputs came in (warehouse scans are unordered): the seeded
-    # draws of :func:`allocate` then give the same slots on every rerun
-    return pairs.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
+        keys = (np.arange(len(users), dtype=np.int64)[:, None] * n_items + np.arange(len(item_names))).ravel()
+    if len(keys) == 0:
+        return empty
+    pu, pi = keys // n_items, keys % n_items
+    p_pick = budget.slot_probability / np.bincount(pu)[pu]
+    expected = np.bincount(pi, weights=p_pick, minlength=n_items)
+    accept = np.minimum(1.0, budget.daily_cap / expected[pi])
+    # the id columns taken from arrays of the inputs' dtypes (no Python string per pair)
+    item_array = pd.array(item_names, dtype=item_tags["item_id"].dtype)
+    return pd.DataFrame(
+        {
+            "user_id": pd.Index(users).array.take(pu),
+            "item_id": item_array.take(pi),
+            "p_pick": p_pick,
+            "accept": accept,
+            "propensity": p_pick * accept,
+            "matched": np.ones(len(keys), dtype=bool) if budget.targeted else np.isin(keys, match_keys),
+        }
+    )
 
 
 def allocate(
@@ -107,17 +127,27 @@ def allocate(
 ) -> pd.DataFrame:
     """One day's new-item slots. ``user_tags``: user_id, tag (the user's known+candidate tags);
     ``item_tags``: item_id, tag; ``plan``: their :func:`exposure_plan` when already computed.
-    Returns user_id, item_id, propensity, matched (bool)."""
+    Returns user_id, item_id, propensity, matched (bool).
+
+    The draws, in this order from one generator seeded with ``seed``: per user of the plan (in
+    the plan's order) whether it gets a slot; per plan row of those users a uniform number, the
+    smallest of a user's picking its item; per picked user (sorted by id) whether the item is
+    kept (probability ``accept``)."""
     rng = np.random.default_rng(seed)
     pairs = exposure_plan(user_tags, item_tags, new_items, budget) if plan is None else plan
     if pairs.empty:
         return pairs
-    # draw: does the user get a slot, which item, is it kept
-    slot_users = pairs["user_id"].drop_duplicates()
-    gets = slot_users[rng.random(len(slot_users)) < budget.slot_probability]
-    cand = pairs[pairs["user_id"].isin(set(gets))].copy()
-    cand["u"] = rng.random(len(cand))
-    chosen = cand.sort_values(["user_id", "u"]).groupby("user_id").head(1)
+    code, uniq = pd.factorize(pairs["user_id"])  # users in order of first appearance
+    gets = rng.random(len(uniq)) < budget.slot_probability
+    rows = np.flatnonzero(gets[code])
+    u = rng.random(len(rows))
+    # each user's rank by id, then per user the row with the smallest draw
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[np.argsort(np.asarray(uniq, dtype=object), kind="stable")] = np.arange(len(uniq))
+    order = np.lexsort((u, rank[code[rows]]))
+    by_user = rank[code[rows]][order]
+    first = order[np.r_[True, by_user[1:] != by_user[:-1]]] if len(order) else order
+    chosen = pairs.iloc[rows[first]]
     kept = chosen[rng.random(len(chosen)) < chosen["accept"].to_numpy()]
     return kept[["user_id", "item_id", "propensity", "matched"]].reset_index(drop=True)
 
@@ -141,7 +171,7 @@ def place_new_items(
     new_items: list[str],
     budget: NewItemBudget,
     seed: int,
-    arm_features: Callable[[str, str], str | None] | None = None,
+    arm_features: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Spend the new-item budget in the published slates (rows of ``build_slates``).
 
@@ -150,10 +180,12 @@ def place_new_items(
     ``q / |M_u| * a_i``. The item the policy put in that slot is shown only when no new item
     is drawn, so its propensity is scaled by ``1 - rho_u`` (rho_u: the user's total new-item
     probability): every published propensity stays the exact probability of that item at that
-    slot. A user's slate never repeats an item. Adds the boolean column ``new_item``."""
+    slot. A user's slate never repeats an item. Adds the boolean column ``new_item``.
+    ``arm_features(users, tags)``: the ``arm_features`` text of each placed row's (user, tag)
+    arm, None where the user has no such arm (the row keeps its text)."""
     out = slates.assign(new_item=False)
-    users = out["user_id"].unique()
-    ut = user_tags[user_tags["user_id"].isin(users)]
+    # the user tags of users with published rows (each distinct user id looked up once)
+    ut = user_tags[isin(user_tags["user_id"], out["user_id"].unique())]
     plan = exposure_plan(ut, item_tags, new_items, budget)
     if plan.empty or out.empty:
         return out
@@ -174,14 +206,14 @@ def place_new_items(
     ]
     rho = plan.groupby("user_id")["propensity"].sum()
     last = out.groupby("user_id")["rank"].transform("max") == out["rank"]
-    tag_of = item_tags[item_tags["item_id"].isin(new_items)].drop_duplicates("item_id").set_index("item_id")["tag"]
+    tag_of = item_tags[isin(item_tags["item_id"], new_items)].drop_duplicates("item_id").set_index("item_id")["tag"]
     idx_last = out.index[last]
     scale = 1.0 - out.loc[idx_last, "user_id"].map(rho).fillna(0.0)
     out.loc[idx_last, "propensity"] = out.loc[idx_last, "propensity"] * scale
     out.loc[idx_last, "propensity_se"] = out.loc[idx_last, "propensity_se"] * scale
     pick = drawn.drop_duplicates("user_id", keep="last").set_index("user_id")
     last_users = out.loc[idx_last, "user_id"]
-    rows = idx_last[last_users.isin(pick.index).to_numpy()]
+    rows = idx_last[isin(last_users, pick.index)]
     if len(rows) == 0:
         return out
     users_hit = out.loc[rows, "user_id"]
@@ -198,10 +230,10 @@ def place_new_items(
     if "campaign" in out:
         out.loc[rows, "campaign"] = None
     if arm_features is not None and "arm_features" in out:
-        feats = [arm_features(u, t) for u, t in zip(users_hit, tags, strict=True)]
-        have = np.array([f is not None for f in feats], dtype=bool)
+        feats = np.asarray(arm_features(users_hit.to_numpy(dtype=object), tags.to_numpy(dtype=object)), dtype=object)
+        have = np.array([f is not None for f in feats.tolist()], dtype=bool)
         if have.any():
-            out.loc[rows[have], "arm_features"] = [f for f in feats if f is not None]
+            out.loc[rows[have], "arm_features"] = feats[have].tolist()
     return out
 
 

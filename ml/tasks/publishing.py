@@ -15,7 +15,8 @@ import gc
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -68,16 +69,25 @@ def score_users(
     k: int = 10,
     exclude_event_types: tuple[str, ...] = ("purchase",),
     defer_reasons: bool = False,
+    champion: dict[str, Any] | None = None,
+    alongside: Callable[[], Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Top-k for every active user with the champion, popularity filling any gaps.
+    """Top-k for every active user with the champion (``champion``: its registry row when the
+    caller has read it already), popularity filling any gaps.
 
-    With ``defer_reasons`` the ``reason``/``reason_tag`` columns are left empty and
-    ``champ["reasons"]`` holds a :class:`ChampionReasons` that explains any (user, item) rows
-    later: publishing explains only the ~k shown rows per user, not every candidate."""
+    ``alongside`` runs on a second thread while the champion's scoring kernel runs (compiled
+    code that releases the GIL, so on two cores the two overlap almost fully); its result is
+    ``champ["alongside"]`` and its exception is raised here. It should open read-only
+    connections only.
+
+    ``champ["users"]`` lists the rows' distinct users, sorted. With ``defer_reasons`` the
+    ``reason``/``reason_tag`` columns are left empty and ``champ["reasons"]`` holds a
+    :class:`ChampionReasons` that explains any (user, item) rows later: publishing explains
+    only the ~k shown rows per user, not every candidate."""
     from ml.recommend import InteractionData, Popularity
     from ml.registry import Registry, load_artifact
 
-    champ = Registry(wh).champion(FAMILY)
+    champ = dict(champion) if champion is not None else Registry(wh).champion(FAMILY)
     if champ is None:
         raise RuntimeError("no champion model: run retrain_models first")
     art = load_artifact(champ["artifact_path"])
@@ -88,7 +98,14 @@ def score_users(
     data = InteractionData.from_frame(inter.frame, user_ids=users, item_ids=art["item_ids"])
     excl = InteractionData.from_frame(inter.excluded, user_ids=users, item_ids=art["item_ids"]).matrix
     del inter
-    idx, sc = model.recommend(data.matrix, k=k, exclude=excl)
+    if alongside is None:
+        idx, sc = model.recommend(data.matrix, k=k, exclude=excl)
+        side = None
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-alongside") as pool:
+            ahead = pool.submit(alongside)
+            idx, sc = model.recommend(data.matrix, k=k, exclude=excl)
+            side = ahead.result()
     # fill empty slots from popularity, never repeating or recommending excluded items
     pop = Popularity().fit(data.matrix)
     pop_order = np.argsort(-pop.popularity_, kind="stable")
@@ -123,6 +140,11 @@ def score_users(
     else:
         df["reason"], df["reason_tag"] = reasons.for_slots(u_ix, picked)
     df["model_version"] = champ["version_id"]
+    # the distinct users of the rows, sorted (found from the row codes, not the 6M-row column)
+    present = np.flatnonzero(np.bincount(u_ix, minlength=len(users)))
+    champ["users"] = sorted(np.asarray(users, dtype=object)[present].tolist())
+    if alongside is not None:
+        champ["alongside"] = side
     return df, champ
 
 
@@ -238,6 +260,18 @@ def resolve_policy(
     return make_policy(name, **params), version
 
 
+def _serving_inputs(wh: Warehouse, pol: Any, excl: tuple[str, ...]) -> tuple[Any, dict[str, str]]:
+    """Fit the serving policy on the logged feedback and return (the champion-independent
+    candidate inputs, tag labels): everything publishing reads that the champion's candidates
+    do not change. Opens read-only connections only."""
+    from ml.explore import store
+
+    feedback = store.load_feedback(wh)
+    pol.fit(feedback)
+    arm_inputs = store.read_arm_inputs(wh, excl, feedback)
+    return arm_inputs, store.read_labels(wh)
+
+
 def publish_recommendations(
     run_id: str = "manual",
     k: int = 10,
@@ -272,16 +306,30 @@ def publish_recommendations(
     wh = Warehouse.from_env(warehouse)
     excl = tuple(exclude_event_types or ["purchase"])
     with paused_gc():  # millions of small acyclic objects: no cyclic-GC rescans
-        champ_df, champ = score_users(wh, k=max(candidates_per_user, k), exclude_event_types=excl, defer_reasons=True)
+        # the registry first (its connection may write: on DuckDB a read-only connection cannot
+        # be opened next to it); what does not depend on the champion's candidates is read (and
+        # the policy fitted) while the champion's kernel runs, so on two cores the reads cost
+        # almost no wall time
+        from ml.registry import Registry
+
+        champion = Registry(wh).champion(FAMILY)
+        if champion is None:
+            raise RuntimeError("no champion model: run retrain_models first")
         pol, pol_version = resolve_policy(wh, policy, policy_params, exploration_budget, min_sessions)
-        feedback = store.load_feedback(wh)
-        pol.fit(feedback)
-        inputs = store.read_candidate_inputs(wh, champ_df, excl, feedback)
-        users = sorted(champ_df["user_id"].unique())
+        champ_df, champ = score_users(
+            wh,
+            k=max(candidates_per_user, k),
+            exclude_event_types=excl,
+            defer_reasons=True,
+            champion=champion,
+            alongside=lambda: _serving_inputs(wh, pol, excl),
+        )
+        arm_inputs, labels = champ.pop("alongside")
+        users = champ.pop("users")
+        inputs = store.with_champion(wh, arm_inputs, champ_df, users)
         settings = CandidateSettings(items_per_tag=k, slate_size=k)
         contexts = build_contexts(inputs, users, settings)
         day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")
-        labels = store.read_labels(wh)
         draws: dict[str, Any] = {}
         df = build_slates(pol, contexts, k, day, run_id, n_draws=propensity_draws, labels=labels, draws_cache=draws)
         df = champ.pop("reasons").fill(df)  # the champion's reasons, computed for shown rows only
@@ -390,19 +438,57 @@ def apply_marketing(
     budget = NewItemBudget(**settings)
     fresh = new_item_candidates(feats, budget, max_age)["item_id"].astype(str).tolist()
     weight = FEATURES.index("weight")
-    by_user = {c.user_id: c for c in contexts}
-    user_tags = pd.DataFrame(
-        [(c.user_id, t) for c in contexts for j, t in enumerate(c.tags) if c.known[j] or c.features[j, weight] > 0],
-        columns=["user_id", "tag"],
-    )
+    cols = getattr(contexts, "columns", None)
+    if cols is not None and len(cols.users) == len(contexts):
+        user_tags, arm_features = _arm_lookup(cols, weight)
+    else:
+        by_user = {c.user_id: c for c in contexts}
+        user_tags = pd.DataFrame(
+            [(c.user_id, t) for c in contexts for j, t in enumerate(c.tags) if c.known[j] or c.features[j, weight] > 0],
+            columns=["user_id", "tag"],
+        )
 
-    def arm_features(user: str, tag: str) -> str | None:
-        ctx = by_user.get(user)
-        if ctx is None or tag not in ctx.tags:
-            return None
-        return arm_features_json(ctx.features[ctx.tags.index(tag)])
+        def arm_features(users: np.ndarray, tags: np.ndarray) -> np.ndarray:
+            out = np.full(len(users), None, dtype=object)
+            for n, (user, tag) in enumerate(zip(users.tolist(), tags.tolist(), strict=True)):
+                ctx = by_user.get(user)
+                if ctx is not None and tag in ctx.tags:
+                    out[n] = arm_features_json(ctx.features[ctx.tags.index(tag)])
+            return out
 
     seed = int.from_bytes(hashlib.sha256(f"new-items|{day}".encode()).digest()[:8], "little")
     df = place_new_items(df, user_tags, arm_items[["item_id", "tag"]], fresh, budget, seed, arm_features)
     applied["new_items"] = {"enabled": True, "candidates": len(fresh), "budget": {**settings, "max_age_days": max_age}}
     return df, applied
+
+
+def _arm_lookup(cols: Any, weight: int) -> tuple[pd.DataFrame, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """From the contexts' columns: (user_id, tag) of every known arm or arm with a positive
+    weight, and the ``arm_features`` text of given (user, tag) pairs (None where the user has
+    no such arm), found through integer keys."""
+    n_arms = np.diff(cols.arm_bounds)
+    owner = np.repeat(np.arange(len(cols.users)), n_arms)
+    users = np.asarray(cols.users, dtype=object)
+    keep = np.asarray(cols.known, dtype=bool) | (cols.features[:, weight] > 0)
+    user_tags = pd.DataFrame({"user_id": users[owner[keep]], "tag": cols.tags[keep]})
+    user_index = pd.Index(users)
+    tag_codes, tag_names = pd.factorize(cols.tags)
+    tag_index = pd.Index(tag_names)
+    n_tags = max(len(tag_names), 1)
+    keys = owner.astype(np.int64) * n_tags + tag_codes
+    order = np.argsort(keys, kind="stable")  # a user's arms hold a tag once; the first wins if not
+    sorted_keys = keys[order]
+
+    def arm_features(users_: np.ndarray, tags_: np.ndarray) -> np.ndarray:
+        out = np.full(len(users_), None, dtype=object)
+        if len(sorted_keys) == 0:
+            return out
+        u, t = user_index.get_indexer(users_), tag_index.get_indexer(tags_)
+        key = u.astype(np.int64) * n_tags + t
+        pos = np.minimum(np.searchsorted(sorted_keys, key), len(sorted_keys) - 1)
+        hit = (u >= 0) & (t >= 0) & (sorted_keys[pos] == key)
+        if hit.any():
+            out[hit] = cols.features_json(order[pos[hit]])
+        return out
+
+    return user_tags, arm_features
