@@ -99,6 +99,9 @@ class CandidateInputs:
     sessions: dict[str, int] = field(default_factory=dict)
     segments: dict[str, str] = field(default_factory=dict)
     feedback: FeedbackStats = field(default_factory=FeedbackStats)
+    # the champion rows as positions into (user ids, item ids), as scoring has them: (row user
+    # positions, row item positions, user ids, item ids), so the rows' ids are not hashed again
+    champion_codes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def _known_from_interactions(inp: CandidateInputs, users: set[str] | None = None) -> pd.DataFrame:
@@ -121,7 +124,7 @@ def build_contexts(
     users: list[str] | np.ndarray,
     settings: CandidateSettings | None = None,
     columnar: bool = True,
-) -> list[SlateContext]:
+) -> ContextList:
     """One context per user in ``users`` (order kept).
 
     Users with an interest profile whose candidate rows give at least one arm and whose arms
@@ -152,7 +155,13 @@ def build_contexts(
 
     # each distinct champion item's tag looked up once (6M rows hold 24k items on the large shop);
     # rows whose item has no arm tag are left out
-    codes, uniques = pd.factorize(inp.champion["item_id"])
+    cc = inp.champion_codes
+    if cc is not None and len(cc[0]) != len(inp.champion):
+        cc = None  # (not the frame's rows)
+    if cc is not None:
+        codes, uniques = np.asarray(cc[1], dtype=np.int64), np.asarray(cc[3], dtype=object)
+    else:
+        codes, uniques = pd.factorize(inp.champion["item_id"])
     found = [item_tag.get(x) for x in np.asarray(uniques, dtype=object).tolist()]
     has_tag = np.array([t is not None for t in found] + [False], dtype=bool)[codes]  # code -1: no id
     champ = inp.champion[has_tag]
@@ -163,8 +172,18 @@ def build_contexts(
     fast: _ArmTable | None = None
     slow_users = users
     if columnar and profiles is not None and items["item_id"].is_unique:
-        fast, slow_pos = _profiled_arms(inp, users, profiles, champ, champ_tags, tag_pops, fb, s)
+        row_codes = None
+        if cc is not None:  # each row's user in ``users`` and item in ``items``, from the positions
+            user_pos = pd.Index(users).get_indexer(np.asarray([str(u) for u in cc[2]], dtype=object))
+            item_pos = pd.Index(items["item_id"]).get_indexer(np.asarray(cc[3], dtype=object))
+            row_codes = (user_pos[np.asarray(cc[0])][has_tag], item_pos[codes][has_tag])
+        fast, slow_pos = _profiled_arms(inp, users, profiles, champ, champ_tags, tag_pops, fb, s, row_codes)
         slow_users = [users[p] for p in slow_pos.tolist()]
+        if row_codes is not None:  # only the slow users' rows go on (found by code, not by id)
+            slow_flag = np.zeros(len(users) + 1, dtype=bool)  # the last entry: code -1
+            slow_flag[slow_pos] = True
+            mine = slow_flag[row_codes[0]]
+            champ, champ_tags = champ[mine], champ_tags[mine]
     slow = _per_user_arms(
         inp,
         slow_users,
@@ -366,13 +385,15 @@ def _profiled_arms(
     tag_pops: dict[str, list[tuple[str, float]]],
     fb: FeedbackStats,
     s: CandidateSettings,
+    row_codes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[_ArmTable, np.ndarray]:
     """The arms of the users whose known and candidate tags come from their interest profile,
     for all of them at once, as integer codes: the same rows as the per-user path
     (:func:`_arm_items`) for those users. Returns the table and the positions (in ``users``) of
     the users left to the per-user path: no profile, no usable candidate row (their candidates
     are derived), fewer items than a slate (popular tags fill it), or rows the whole-array rules
-    do not cover (a tag twice, a missing candidate weight, a non-finite champion score)."""
+    do not cover (a tag twice, a missing candidate weight, a non-finite champion score).
+    ``row_codes``: each champion row's position in ``users`` and in the items, when known."""
     n_users = len(users)
     U = pd.Index(users)
     ipt = s.items_per_tag
@@ -435,8 +456,11 @@ def _profiled_arms(
     arm_key_sorted = arm_key[key_order]
 
     # champion rows as codes; scores rescaled to 0.5-1 within each user's rows
-    cu = _codes(champ["user_id"].astype(str), U)
-    ci = _codes(champ["item_id"], item_index)
+    if row_codes is not None:
+        cu, ci = (np.asarray(c, dtype=np.int64) for c in row_codes)
+    else:
+        cu = _codes(champ["user_id"].astype(str), U)
+        ci = _codes(champ["item_id"], item_index)
     sc = champ["score"].to_numpy(np.float64)
     slow[cu[(cu >= 0) & ~np.isfinite(sc)]] = True
     lo = pd.Series(sc).groupby(cu).min()
@@ -941,9 +965,7 @@ class _ArmTable:
             out[rows] = np.exp(-np.maximum(days, 0.0) / 30.0)
         return out
 
-    def contexts(
-        self, inp: CandidateInputs, s: CandidateSettings, rate_known: float, rate_cand: float
-    ) -> list[SlateContext]:
+    def contexts(self, inp: CandidateInputs, s: CandidateSettings, rate_known: float, rate_cand: float) -> ContextList:
         known_arr = self.known
         w = self.weight
         n_users = len(self.users)
@@ -979,10 +1001,7 @@ class _ArmTable:
         bounds = self.bounds.tolist()
         ib = self.item_bounds.tolist()
         ids, scs = self.item_ids, self.item_scores
-        items = [ids[ib[r] : ib[r + 1]] for r in range(len(ib) - 1)]
-        scores = [scs[ib[r] : ib[r + 1]] for r in range(len(ib) - 1)]
-        out = ContextList()
-        out.columns = ContextColumns(
+        columns = ContextColumns(
             users=self.users,
             arm_bounds=self.bounds,
             tags=self.tags,
@@ -997,25 +1016,26 @@ class _ArmTable:
             item_scores=scs,
             reasons=self.reasons,
         )
-        for n, u in enumerate(self.users):
+
+        def make(n: int) -> SlateContext:  # one user's context, when something reads it
+            u = self.users[n]
             lo, hi = bounds[n], bounds[n + 1]
             n_sess = int(inp.sessions.get(u, 0))
             segment = inp.segments.get(u) or ("new" if n_sess < s.min_sessions_new else "default")
-            out.append(
-                SlateContext(
-                    user_id=u,
-                    tags=tags[lo:hi],
-                    known=known_arr[lo:hi],
-                    prior_mean=prior_mean[lo:hi],
-                    prior_strength=strength[lo:hi],
-                    impressions=exam[lo:hi],
-                    clicks=clicks[lo:hi],
-                    features=feats[lo:hi],
-                    items=items[lo:hi],
-                    item_scores=scores[lo:hi],
-                    n_sessions=n_sess,
-                    segment=str(segment),
-                    reasons=self.reasons[n],
-                )
+            return SlateContext(
+                user_id=u,
+                tags=tags[lo:hi],
+                known=known_arr[lo:hi],
+                prior_mean=prior_mean[lo:hi],
+                prior_strength=strength[lo:hi],
+                impressions=exam[lo:hi],
+                clicks=clicks[lo:hi],
+                features=feats[lo:hi],
+                items=[ids[ib[r] : ib[r + 1]] for r in range(lo, hi)],
+                item_scores=[scs[ib[r] : ib[r + 1]] for r in range(lo, hi)],
+                n_sessions=n_sess,
+                segment=str(segment),
+                reasons=self.reasons[n],
             )
-        return out
+
+        return ContextList(columns, make)

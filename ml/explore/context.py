@@ -11,8 +11,10 @@ evaluates a candidate policy on exactly what the logging policy saw.
 from __future__ import annotations
 
 import json
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -175,9 +177,39 @@ class ContextColumns:
         return memo[arms]
 
 
-class ContextList(list):  # type: ignore[type-arg]
-    """A list of :class:`SlateContext` that also carries the same contexts as
-    :class:`ContextColumns` (``columns``), for whole-array consumers. Anything that treats it
-    as a plain list still works; a slice or copy is a plain list without the columns."""
+class ContextList(Sequence[SlateContext]):
+    """The contexts of many users as a read-only sequence of :class:`SlateContext`, and the
+    same contexts as :class:`ContextColumns` (``columns``) for whole-array consumers. A context
+    object is made (by ``make(n)``) the first time it is read and kept, so code that reads only
+    the columns never makes the 100k+ objects; a slice is a plain list."""
 
-    columns: ContextColumns | None = None
+    def __init__(self, columns: ContextColumns, make: Callable[[int], SlateContext]):
+        self.columns: ContextColumns | None = columns
+        self._make = make
+        self._made: list[SlateContext | None] = [None] * len(columns.users)
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+    @overload
+    def __getitem__(self, i: int) -> SlateContext: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[SlateContext]: ...
+
+    def __getitem__(self, i: int | slice) -> SlateContext | list[SlateContext]:
+        if isinstance(i, slice):
+            return [self[n] for n in range(*i.indices(len(self)))]
+        n = operator.index(i)
+        if n < 0:
+            n += len(self)
+        if not 0 <= n < len(self):
+            raise IndexError(f"context {i} of {len(self)}")
+        ctx = self._made[n]
+        if ctx is None:
+            ctx = self._made[n] = self._make(n)
+        return ctx
+
+    def __iter__(self) -> Iterator[SlateContext]:
+        for n in range(len(self)):
+            yield self[n]

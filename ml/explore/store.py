@@ -13,6 +13,7 @@ re-running a run is idempotent.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -158,7 +159,7 @@ def load_feedback(wh: Warehouse, con: Any = None) -> pd.DataFrame:
 
 
 def write_log(
-    wh: Warehouse, con: Any, run_id: str, slates: pd.DataFrame, contexts: list[SlateContext], as_of: Any
+    wh: Warehouse, con: Any, run_id: str, slates: pd.DataFrame, contexts: Sequence[SlateContext], as_of: Any
 ) -> None:
     """Replace run ``run_id``'s rows of ``ml.logged_slates`` and ``ml.slate_contexts``."""
     ensure_tables(wh, con)
@@ -277,11 +278,12 @@ def read_arm_inputs(wh: Warehouse, exclude_event_types: tuple[str, ...], feedbac
     )
 
 
-def with_champion(wh: Warehouse, inputs: Any, champion: pd.DataFrame, users: Any = None) -> Any:
+def with_champion(wh: Warehouse, inputs: Any, champion: pd.DataFrame, users: Any = None, codes: Any = None) -> Any:
     """``inputs`` (from :func:`read_arm_inputs`) with the champion's candidates, and with the
     interactions of ``marts.interactions`` when some of the candidates' users have no interest
     profile. ``users``: the candidates' distinct user ids when the caller has them (spares
-    finding them among millions of rows)."""
+    finding them among millions of rows); ``codes``: the rows as positions into (user ids, item
+    ids), see ``CandidateInputs.champion_codes``."""
     import dataclasses
 
     if users is None:
@@ -291,4 +293,6 @@ def with_champion(wh: Warehouse, inputs: Any, champion: pd.DataFrame, users: Any
     inter = inputs.interactions
     if not bool(isin(np.asarray(users, dtype=object), profiled).all()):
         inter = wh.query("select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions")
-    return dataclasses.replace(inputs, champion=champion[["user_id", "item_id", "score", "reason"]], interactions=inter)
+    return dataclasses.replace(
+        inputs, champion=champion[["user_id", "item_id", "score", "reason"]], interactions=inter, champion_codes=codes
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -221,7 +222,7 @@ def rerank_slate(
 def campaign_slates(
     slates: pd.DataFrame,
     policy: Any,
-    contexts: list[Any],
+    contexts: Sequence[Any],
     k: int,
     day: str,
     n_draws: int,
@@ -319,7 +320,7 @@ class _FlatItems:
     ``flat[bounds[n]:bounds[n + 1]]`` and a context's code ``x`` is at ``bounds[n] + x``;
     ``users``: the contexts' user ids."""
 
-    def __init__(self, contexts: list[Any]):
+    def __init__(self, contexts: Sequence[Any]):
         cols = getattr(contexts, "columns", None)
         if cols is not None and len(cols.users) == len(contexts):
             self.users = np.asarray(cols.users, dtype=object)
@@ -359,7 +360,7 @@ class _FlatItems:
 
 def _rerank_users(
     found: _FlatItems,
-    contexts: list[Any],
+    contexts: Sequence[Any],
     sel: np.ndarray,
     draws: list[Any],
     has: list[tuple[np.ndarray, np.ndarray]],

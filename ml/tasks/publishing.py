@@ -15,7 +15,7 @@ import gc
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -80,7 +80,8 @@ def score_users(
     ``champ["alongside"]`` and its exception is raised here. It should open read-only
     connections only.
 
-    ``champ["users"]`` lists the rows' distinct users, sorted. With ``defer_reasons`` the
+    ``champ["users"]`` lists the rows' distinct users, sorted; ``champ["candidate_codes"]`` holds
+    the rows as positions into (user ids, item ids) (``CandidateInputs.champion_codes``). With ``defer_reasons`` the
     ``reason``/``reason_tag`` columns are left empty and ``champ["reasons"]`` holds a
     :class:`ChampionReasons` that explains any (user, item) rows later: publishing explains
     only the ~k shown rows per user, not every candidate."""
@@ -143,6 +144,7 @@ def score_users(
     # the distinct users of the rows, sorted (found from the row codes, not the 6M-row column)
     present = np.flatnonzero(np.bincount(u_ix, minlength=len(users)))
     champ["users"] = sorted(np.asarray(users, dtype=object)[present].tolist())
+    champ["candidate_codes"] = (u_ix, picked, np.asarray(users, dtype=object), item_ids)
     if alongside is not None:
         champ["alongside"] = side
     return df, champ
@@ -326,7 +328,7 @@ def publish_recommendations(
         )
         arm_inputs, labels = champ.pop("alongside")
         users = champ.pop("users")
-        inputs = store.with_champion(wh, arm_inputs, champ_df, users)
+        inputs = store.with_champion(wh, arm_inputs, champ_df, users, champ.pop("candidate_codes"))
         settings = CandidateSettings(items_per_tag=k, slate_size=k)
         contexts = build_contexts(inputs, users, settings)
         day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")
@@ -396,7 +398,7 @@ def apply_marketing(
     wh: Warehouse,
     slates: pd.DataFrame,
     policy: Any,
-    contexts: list[Any],
+    contexts: Sequence[Any],
     arm_items: pd.DataFrame,
     k: int,
     day: str,

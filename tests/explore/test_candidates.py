@@ -286,6 +286,28 @@ def test_whole_array_contexts_equal_the_per_user_path(seed, items_per_tag, monke
 
 
 @pytest.mark.parametrize("seed", [0, 3])
+def test_contexts_from_champion_codes_equal_those_from_the_ids(seed):
+    """Publishing hands ``build_contexts`` the champion rows as positions into (users, items),
+    as scoring has them; the contexts are the ones built by hashing the rows' ids, and codes
+    that do not match the frame's rows are ignored."""
+    import dataclasses
+
+    inp = _random_inputs(seed)
+    users = sorted(set(inp.profiles["user_id"]) | set(inp.champion["user_id"]))
+    s = CandidateSettings(items_per_tag=4, slate_size=10)
+    # ids in an order of their own, as scoring's matrices have them (reversed here)
+    user_ids = np.asarray(sorted(set(inp.champion["user_id"]), reverse=True), dtype=object)
+    item_ids = np.asarray(sorted(set(inp.champion["item_id"]), reverse=True), dtype=object)
+    row_u = pd.Index(user_ids).get_indexer(inp.champion["user_id"])
+    row_i = pd.Index(item_ids).get_indexer(inp.champion["item_id"])
+    coded = dataclasses.replace(inp, champion_codes=(row_u, row_i, user_ids, item_ids))
+    ref = [c.to_json() for c in build_contexts(inp, users, s)]
+    assert [c.to_json() for c in build_contexts(coded, users, s)] == ref
+    short = dataclasses.replace(inp, champion_codes=(row_u[:-1], row_i[:-1], user_ids, item_ids))
+    assert [c.to_json() for c in build_contexts(short, users, s)] == ref
+
+
+@pytest.mark.parametrize("seed", [0, 3])
 def test_slates_from_context_columns_equal_the_per_context_path(seed):
     """Greedy slates cut from the columns build_contexts returns are the rows (and cached
     draws) the context-by-context path gives; a policy without whole-array values falls back."""
