@@ -16,7 +16,7 @@ from ml.quality.gates import enforce, gate_params
 from ml.quality.runner import GateFailure, GateResult, run_gate
 from ml.warehouse import Warehouse
 
-__all__ = ["GateFailure", "check_recommendations", "recommendation_frames"]
+__all__ = ["GateFailure", "check_recommendations", "prepare", "recommendation_frames"]
 
 GATE = "prepublish"
 
@@ -49,6 +49,14 @@ def recommendation_frames(
     users["has_recommendations"] = users["n_distinct_items"].notna()
     users["n_distinct_items"] = users["n_distinct_items"].fillna(0).astype("int64")
     return {"recommendations": recs, "active_users": users}
+
+
+def prepare() -> None:
+    """Import Great Expectations ahead of the gate (a few seconds of imports), e.g. on a thread
+    that would otherwise wait; the gate itself then starts at once."""
+    from ml.quality.runner import _import_gx
+
+    _import_gx()
 
 
 def check_recommendations(

@@ -26,6 +26,7 @@ from ml.recommend.context import session_matrix
 
 class EASE(Recommender):
     name = "ease"
+    parallel_batches = True  # scoring reads fitted arrays only
 
     def __init__(
         self,

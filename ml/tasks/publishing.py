@@ -75,10 +75,11 @@ def score_users(
     """Top-k for every active user with the champion (``champion``: its registry row when the
     caller has read it already), popularity filling any gaps.
 
-    ``alongside`` runs on a second thread while the champion's scoring kernel runs (compiled
-    code that releases the GIL, so on two cores the two overlap almost fully); its result is
-    ``champ["alongside"]`` and its exception is raised here. It should open read-only
-    connections only.
+    ``alongside`` runs on a second thread while the interactions load and the champion's
+    scoring kernel runs (compiled code that releases the GIL, so on two cores the two overlap
+    almost fully); that thread then takes the kernel's remaining batches too (for models whose
+    scoring is thread-safe). Its result is ``champ["alongside"]`` and its exception is raised
+    here. It should open read-only connections only.
 
     ``champ["users"]`` lists the rows' distinct users, sorted; ``champ["candidate_codes"]`` holds
     the rows as positions into (user ids, item ids) (``CandidateInputs.champion_codes``). With ``defer_reasons`` the
@@ -93,20 +94,18 @@ def score_users(
         raise RuntimeError("no champion model: run retrain_models first")
     art = load_artifact(champ["artifact_path"])
     model = art["model"]
-    # decayed weights aggregated by the warehouse (the same as ``decayed`` over every event)
-    inter = load_decayed_interactions(wh, art.get("half_life_days", 14.0), tuple(exclude_event_types))
-    users = inter.users
-    data = InteractionData.from_frame(inter.frame, user_ids=users, item_ids=art["item_ids"])
-    excl = InteractionData.from_frame(inter.excluded, user_ids=users, item_ids=art["item_ids"]).matrix
-    del inter
-    if alongside is None:
-        idx, sc = model.recommend(data.matrix, k=k, exclude=excl)
-        side = None
-    else:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-alongside") as pool:
-            ahead = pool.submit(alongside)
-            idx, sc = model.recommend(data.matrix, k=k, exclude=excl)
-            side = ahead.result()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-alongside") as pool:
+        # ``alongside`` starts first (it overlaps the load and the kernel); the worker then
+        # shares the kernel's batches with this thread
+        ahead = pool.submit(alongside) if alongside is not None else None
+        # decayed weights aggregated by the warehouse (the same as ``decayed`` over every event)
+        inter = load_decayed_interactions(wh, art.get("half_life_days", 14.0), tuple(exclude_event_types))
+        users = inter.users
+        data = InteractionData.from_frame(inter.frame, user_ids=users, item_ids=art["item_ids"])
+        excl = InteractionData.from_frame(inter.excluded, user_ids=users, item_ids=art["item_ids"]).matrix
+        del inter
+        idx, sc = model.recommend(data.matrix, k=k, exclude=excl, helpers=pool)
+        side = ahead.result() if ahead is not None else None
     # fill empty slots from popularity, never repeating or recommending excluded items
     pop = Popularity().fit(data.matrix)
     pop_order = np.argsort(-pop.popularity_, kind="stable")
@@ -265,13 +264,17 @@ def resolve_policy(
 def _serving_inputs(wh: Warehouse, pol: Any, excl: tuple[str, ...]) -> tuple[Any, dict[str, str]]:
     """Fit the serving policy on the logged feedback and return (the champion-independent
     candidate inputs, tag labels): everything publishing reads that the champion's candidates
-    do not change. Opens read-only connections only."""
+    do not change. Opens read-only connections only. Also imports the pre-publish gate's
+    library, which the gate would otherwise import on the main thread after scoring."""
     from ml.explore import store
+    from ml.quality.prepublish import prepare
 
     feedback = store.load_feedback(wh)
     pol.fit(feedback)
     arm_inputs = store.read_arm_inputs(wh, excl, feedback)
-    return arm_inputs, store.read_labels(wh)
+    labels = store.read_labels(wh)
+    prepare()
+    return arm_inputs, labels
 
 
 def publish_recommendations(

@@ -304,3 +304,101 @@ def test_batched_explanations_with_sparse_weights_equal_the_per_user_loop():
     assert sparse == dense
     kinds = {d["kind"] for row in sparse for d in row}
     assert kinds == {"similar_item", "popular", "none"}
+
+
+def _busy_pool_and_gate():
+    """A one-worker pool whose worker waits on an event (as it would on other work)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    gate = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.submit(gate.wait)
+    return pool, gate
+
+
+@pytest.mark.parametrize("name", ["item_knn", "user_knn", "ease", "popularity"])
+def test_batches_shared_with_a_helper_thread_give_the_same_top_k(name):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    M, events, cats = planted(n_users=300, n_items=40, seed=3)
+    model = make_model(name, **FAST_PARAMS.get(name, {})).fit(M, **_context(events, cats, M.shape[0]))
+    assert model.parallel_batches
+    E = sp.csr_matrix(M[:, ::-1])  # exclude other items than the seen ones
+    alone = model.recommend(M, k=7, exclude=E, batch_size=16)
+    threads: set[str] = set()
+    scores = model.scores
+
+    def spy(X, rows):  # record which threads scored batches
+        import threading
+
+        threads.add(threading.current_thread().name)
+        time.sleep(0.005)  # (so the helper is surely up before the batches run out)
+        return scores(X, rows)
+
+    model.scores = spy
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="helper") as pool:
+        shared = model.recommend(M, k=7, exclude=E, batch_size=16, helpers=pool)
+    np.testing.assert_array_equal(shared[0], alone[0])
+    np.testing.assert_array_equal(shared[1], alone[1])
+    assert len(threads) == 2  # 19 batches: the idle helper took some
+
+
+def test_a_busy_helper_is_not_waited_for_and_a_helper_error_is_raised():
+    pool, gate = _busy_pool_and_gate()
+    model = ItemKNN(neighbours=3).fit(X)
+    try:
+        # the worker never frees up: the calling thread scores every batch and returns
+        idx, _ = model.recommend(X, k=2, batch_size=1, helpers=pool)
+        np.testing.assert_array_equal(idx, model.recommend(X, k=2)[0])
+    finally:
+        gate.set()
+        pool.shutdown()
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = {"n": 0}
+    scores = model.scores
+
+    def failing_on_the_helper(Xm, rows):
+        import threading
+
+        calls["n"] += 1
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("helper failed")
+        import time
+
+        time.sleep(0.05)  # leave the helper time to take a batch
+        return scores(Xm, rows)
+
+    model.scores = failing_on_the_helper
+    M, _, _ = planted(n_users=60, n_items=24)
+    model.similarity_ = ItemKNN(neighbours=3).fit(M).similarity_
+    model.n_items_, model.fallback_ = M.shape[1], np.zeros(M.shape[1])
+    with ThreadPoolExecutor(max_workers=1) as helpers, pytest.raises(RuntimeError, match="helper failed"):
+        model.recommend(M, k=2, batch_size=1, helpers=helpers)
+    # 60 batches: the calling thread stopped taking them soon after the helper failed
+    assert calls["n"] < 10
+
+
+def test_models_without_thread_safe_scoring_score_alone():
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Recorder(ItemKNN):
+        parallel_batches = False
+
+    model = Recorder(neighbours=3).fit(X)
+    import threading
+
+    seen: set[int] = set()
+    scores = model.scores
+
+    def spy(Xm, rows):
+        seen.add(threading.get_ident())
+        return scores(Xm, rows)
+
+    model.scores = spy
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        model.recommend(X, k=2, batch_size=1, helpers=pool)
+    assert seen == {threading.get_ident()}
