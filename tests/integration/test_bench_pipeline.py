@@ -48,6 +48,10 @@ def test_bounds_and_ratios_come_from_the_same_run(tiny_bench):
     assert p["ratios"]["scoring_vs_bare"] == pytest.approx(
         p["stages"]["score_with_exploration"]["seconds"] / scoring["seconds"], rel=0.01
     )
+    assert scoring["two_threads_seconds"] > 0
+    assert p["informative"]["scoring_vs_bare_two_threads"] == pytest.approx(
+        p["stages"]["score_with_exploration"]["seconds"] / scoring["two_threads_seconds"], rel=0.01
+    )
     assert p["ratios"]["airflow_vs_direct"] is None  # --airflow skip
     assert p["throughput"]["events_per_s"] > 0 and p["facts"]["events_ingested"] > 0
 
