@@ -997,10 +997,14 @@ class _ArmTable:
                 np.clip(np.log1p(exam) / 3.0, 0, 1),
             ]
         ).reshape(len(w), len(FEATURES))
-        tags = self.tags.tolist()
         bounds = self.bounds.tolist()
         ib = self.item_bounds.tolist()
         ids, scs = self.item_ids, self.item_scores
+        n_sessions = np.array([int(inp.sessions.get(u, 0)) for u in self.users], dtype=np.int64)
+        segments = [
+            str(inp.segments.get(u) or ("new" if n < s.min_sessions_new else "default"))
+            for u, n in zip(self.users, n_sessions.tolist(), strict=True)
+        ]
         columns = ContextColumns(
             users=self.users,
             arm_bounds=self.bounds,
@@ -1015,16 +1019,17 @@ class _ArmTable:
             item_ids=ids,
             item_scores=scs,
             reasons=self.reasons,
+            n_sessions=n_sessions,
+            segments=segments,
         )
+        sessions_list = n_sessions.tolist()
 
-        def make(n: int) -> SlateContext:  # one user's context, when something reads it
+        def make(n: int) -> SlateContext:  # one user's context, when something reads it (views of the columns)
             u = self.users[n]
             lo, hi = bounds[n], bounds[n + 1]
-            n_sess = int(inp.sessions.get(u, 0))
-            segment = inp.segments.get(u) or ("new" if n_sess < s.min_sessions_new else "default")
             return SlateContext(
                 user_id=u,
-                tags=tags[lo:hi],
+                tags=self.tags[lo:hi].tolist(),
                 known=known_arr[lo:hi],
                 prior_mean=prior_mean[lo:hi],
                 prior_strength=strength[lo:hi],
@@ -1033,8 +1038,8 @@ class _ArmTable:
                 features=feats[lo:hi],
                 items=[ids[ib[r] : ib[r + 1]] for r in range(lo, hi)],
                 item_scores=[scs[ib[r] : ib[r + 1]] for r in range(lo, hi)],
-                n_sessions=n_sess,
-                segment=str(segment),
+                n_sessions=sessions_list[n],
+                segment=segments[n],
                 reasons=self.reasons[n],
             )
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 import numpy as np
+import pandas as pd
 
 # user x tag features of the linear policies, in this order (values roughly in [0, 1])
 FEATURES: tuple[str, ...] = (
@@ -152,6 +153,9 @@ class ContextColumns:
     item_ids: np.ndarray
     item_scores: np.ndarray
     reasons: list[dict[str, str]]
+    # per user (the contexts' ``n_sessions`` and ``segment``); None: zeros and "default"
+    n_sessions: np.ndarray | None = None
+    segments: list[str] | None = None
 
     _features_json: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -175,6 +179,72 @@ class ContextColumns:
             todo = todo[np.r_[True, todo[1:] != todo[:-1]]]  # distinct (sorting beats np.unique's hashing)
             memo[todo] = np.asarray(arm_features_json_rows(self.features[todo]), dtype=object)
         return memo[arms]
+
+    def to_json_rows(self) -> list[str]:
+        """Every user's :meth:`SlateContext.to_json` text, the same strings, written from the
+        columns: each distinct number, tag and item id is formatted once and each arm's lists
+        once, instead of 100k+ objects each rounding and encoding their own arrays."""
+        n_users = len(self.users)
+        arms = len(self.tags)
+        ab = np.asarray(self.arm_bounds, dtype=np.int64).tolist()
+        ib = np.asarray(self.item_bounds, dtype=np.int64).tolist()
+        per_arm = {
+            name: _json_numbers(getattr(self, name)).tolist()
+            for name in ("prior_mean", "prior_strength", "impressions", "clicks")
+        }
+        known = np.where(np.asarray(self.known, dtype=bool), "1", "0").tolist()
+        tags = _json_texts(self.tags).tolist()
+        feats = _json_numbers(self.features).reshape(arms, len(FEATURES)).tolist()
+        feature_rows = ["[" + ",".join(f) + "]" for f in feats]
+        item_text = _json_texts(self.item_ids).tolist()
+        score_text = _json_numbers(self.item_scores).tolist()
+        items = ["[" + ",".join(item_text[ib[r] : ib[r + 1]]) + "]" for r in range(arms)]
+        scores = ["[" + ",".join(score_text[ib[r] : ib[r + 1]]) + "]" for r in range(arms)]
+        sessions = (
+            np.asarray(self.n_sessions, dtype=np.int64).tolist() if self.n_sessions is not None else [0] * n_users
+        )
+        segments = _json_texts(self.segments if self.segments is not None else ["default"] * n_users).tolist()
+        users = _json_texts(self.users).tolist()
+        out = []
+        for n in range(n_users):
+            lo, hi = ab[n], ab[n + 1]
+            out.append(
+                f'{{"user_id":{users[n]},"segment":{segments[n]},"n_sessions":{sessions[n]},'
+                f'"tags":[{",".join(tags[lo:hi])}],"known":[{",".join(known[lo:hi])}],'
+                f'"prior_mean":[{",".join(per_arm["prior_mean"][lo:hi])}],'
+                f'"prior_strength":[{",".join(per_arm["prior_strength"][lo:hi])}],'
+                f'"impressions":[{",".join(per_arm["impressions"][lo:hi])}],'
+                f'"clicks":[{",".join(per_arm["clicks"][lo:hi])}],'
+                f'"features":[{",".join(feature_rows[lo:hi])}],"items":[{",".join(items[lo:hi])}],'
+                f'"item_scores":[{",".join(scores[lo:hi])}]}}'
+            )
+        return out
+
+
+def _json_numbers(values: Any) -> np.ndarray:
+    """``json.dumps(round(v, 6))`` of every value (flattened; object array), each distinct
+    value (by its bits, so -0.0 and NaN payloads stay what they are) formatted once."""
+    v = np.ascontiguousarray(np.asarray(values, dtype=np.float64).ravel())
+    if len(v) == 0:
+        return np.zeros(0, dtype=object)
+    keys = v.view(np.int64)
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    first = np.r_[True, sk[1:] != sk[:-1]]
+    code = np.empty(len(v), dtype=np.int64)
+    code[order] = np.cumsum(first) - 1
+    text = np.array([json.dumps(round(x, 6)) for x in v[order[first]].tolist()], dtype=object)
+    return text[code]
+
+
+def _json_texts(values: Any) -> np.ndarray:
+    """``json.dumps(str(v))`` of every value (object array), each distinct value once."""
+    arr = np.asarray(values, dtype=object)
+    if len(arr) == 0:
+        return np.zeros(0, dtype=object)
+    codes, uniques = pd.factorize(arr, use_na_sentinel=False)  # (a missing value is written as str() writes it)
+    text = np.array([json.dumps(str(u)) for u in np.asarray(uniques, dtype=object).tolist()], dtype=object)
+    return text[codes]
 
 
 class ContextList(Sequence[SlateContext]):
@@ -213,3 +283,8 @@ class ContextList(Sequence[SlateContext]):
     def __iter__(self) -> Iterator[SlateContext]:
         for n in range(len(self)):
             yield self[n]
+
+    def to_json_rows(self) -> list[str]:
+        """Every context's :meth:`SlateContext.to_json` text, written from the columns."""
+        assert self.columns is not None
+        return self.columns.to_json_rows()

@@ -187,14 +187,20 @@ def write_log(
     wh.append_df(con, C.LOGGED_SLATES, logged)
     rid = dict(zip(slates["user_id"], slates[C.RECOMMENDATION_ID], strict=False))
     policy = str(slates[C.POLICY].iloc[0]) if len(slates) else ""
+    # contexts built as columns are written from them (the same text, no per-user objects)
+    columns = getattr(contexts, "columns", None)
+    if columns is not None and len(columns.users) == len(contexts):
+        ctx_users, texts = list(columns.users), contexts.to_json_rows()  # type: ignore[attr-defined]
+    else:
+        ctx_users, texts = [c.user_id for c in contexts], [c.to_json() for c in contexts]
     ctx = pd.DataFrame(
         {
-            C.RECOMMENDATION_ID: [rid.get(c.user_id) for c in contexts],
+            C.RECOMMENDATION_ID: [rid.get(u) for u in ctx_users],
             C.RUN_ID: run_id,
-            "user_id": [c.user_id for c in contexts],
+            "user_id": ctx_users,
             C.POLICY: policy,
             C.AS_OF: ts,
-            C.CONTEXT: [c.to_json() for c in contexts],
+            C.CONTEXT: texts,
         }
     )
     wh.append_df(con, C.SLATE_CONTEXTS, ctx[ctx[C.RECOMMENDATION_ID].notna()])

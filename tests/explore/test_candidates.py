@@ -341,3 +341,27 @@ def test_slates_from_context_columns_equal_the_per_context_path(seed):
         build_slates(ucb, list(contexts), 10, "2026-10-31", "run-1"),
         check_exact=True,
     )
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_context_json_written_from_the_columns_equals_each_contexts_own(seed):
+    """The slate log writes every context's JSON from the columns; it is the text each
+    ``SlateContext.to_json`` gives, also for -0.0, NaN, infinities, numbers that round to the
+    same six decimals, unusual tag and item ids, a session count and a segment."""
+    import dataclasses
+
+    inp = _random_inputs(seed)
+    users = sorted(set(inp.profiles["user_id"]) | set(inp.champion["user_id"]))
+    inp = dataclasses.replace(inp, sessions={users[0]: 7, users[1]: 1}, segments={users[2]: "loyal \u00e9"})
+    contexts = build_contexts(inp, users, CandidateSettings(items_per_tag=4, slate_size=10))
+    cols = contexts.columns
+    # values the encoder must write exactly as json.dumps(round(x, 6)) does
+    cols.features[0, :6] = [-0.0, np.nan, np.inf, -np.inf, 0.1234564999, 0.1234565001]
+    cols.prior_mean[1] = 1e-7
+    cols.item_scores[:3] = [2.5, -0.0, 1 / 3]
+    cols.tags[0] = 'tag "quoted" \\ \u00fc'
+    cols.item_ids[1] = "item\n\u2603"
+    rows = contexts.to_json_rows()
+    assert rows == [c.to_json() for c in contexts]
+    assert '"n_sessions":7' in rows[0] and '"segment":"loyal \\u00e9"' in rows[2]
+    assert "NaN" in rows[0] and "-0.0" in rows[0]
