@@ -14,6 +14,7 @@ import json
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, overload
 
 import numpy as np
@@ -233,7 +234,12 @@ def _json_numbers(values: Any) -> np.ndarray:
     first = np.r_[True, sk[1:] != sk[:-1]]
     code = np.empty(len(v), dtype=np.int64)
     code[order] = np.cumsum(first) - 1
-    text = np.array([json.dumps(round(x, 6)) for x in v[order[first]].tolist()], dtype=object)
+    distinct = v[order[first]]
+    # float.__repr__ is what json writes for a finite float; the others are named
+    text = np.array(list(map(repr, map(round, distinct.tolist(), repeat(6)))), dtype=object)
+    odd = ~np.isfinite(distinct)
+    if odd.any():
+        text[odd] = np.where(np.isnan(distinct[odd]), "NaN", np.where(distinct[odd] > 0, "Infinity", "-Infinity"))
     return text[code]
 
 

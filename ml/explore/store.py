@@ -185,7 +185,9 @@ def write_log(
         }
     )
     wh.append_df(con, C.LOGGED_SLATES, logged)
-    rid = dict(zip(slates["user_id"], slates[C.RECOMMENDATION_ID], strict=False))
+    # each user's recommendation id (its last row's, as a dict over the rows would keep)
+    last = slates[["user_id", C.RECOMMENDATION_ID]].drop_duplicates("user_id", keep="last")
+    rid_of = last[C.RECOMMENDATION_ID].to_numpy(dtype=object)
     policy = str(slates[C.POLICY].iloc[0]) if len(slates) else ""
     # contexts built as columns are written from them (the same text, no per-user objects)
     columns = getattr(contexts, "columns", None)
@@ -195,7 +197,9 @@ def write_log(
         ctx_users, texts = [c.user_id for c in contexts], [c.to_json() for c in contexts]
     ctx = pd.DataFrame(
         {
-            C.RECOMMENDATION_ID: [rid.get(u) for u in ctx_users],
+            C.RECOMMENDATION_ID: _pick(
+                rid_of, pd.Index(last["user_id"]).get_indexer(pd.Index(ctx_users, dtype=object))
+            ),
             C.RUN_ID: run_id,
             "user_id": ctx_users,
             C.POLICY: policy,
@@ -204,6 +208,13 @@ def write_log(
         }
     )
     wh.append_df(con, C.SLATE_CONTEXTS, ctx[ctx[C.RECOMMENDATION_ID].notna()])
+
+
+def _pick(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """``values[pos]``, None where ``pos`` is -1."""
+    out = np.full(len(pos), None, dtype=object)
+    out[pos >= 0] = values[pos[pos >= 0]]
+    return out
 
 
 def load_contexts(wh: Warehouse, recommendation_ids: list[str], con: Any = None) -> dict[str, SlateContext]:
