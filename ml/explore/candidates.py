@@ -34,7 +34,7 @@ import pandas as pd
 
 from ml.explore.context import FEATURES, ContextColumns, ContextList, SlateContext, beta_posterior
 from ml.explore.feedback import FeedbackStats, shrunk_rate
-from ml.frames import isin
+from ml.frames import isin, sorted_distinct
 from ml.shop.taxonomy import slug
 
 DEFAULT_KNOWN_RATE = 0.15
@@ -80,6 +80,14 @@ class CandidateSettings:
     min_sessions_new: int = 3
 
 
+INTERACTION_COLUMNS = ("user_id", "item_id", "weight", "n_events", "last_at")
+CHAMPION_COLUMNS = ("user_id", "item_id", "score", "reason")
+
+
+def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+
+
 @dataclass
 class CandidateInputs:
     """Frames the contexts are built from (see the module docstring for their roles).
@@ -90,10 +98,11 @@ class CandidateInputs:
     ``transitions``: from_tag, to_tag, probability; ``sessions``/``segments``: per user_id."""
 
     items: pd.DataFrame
-    interactions: pd.DataFrame
-    champion: pd.DataFrame
     excluded: pd.DataFrame
     as_of: pd.Timestamp
+    # (empty until the champion's candidates are added: publishing reads the rest first)
+    interactions: pd.DataFrame = field(default_factory=lambda: _empty(INTERACTION_COLUMNS))
+    champion: pd.DataFrame = field(default_factory=lambda: _empty(CHAMPION_COLUMNS))
     profiles: pd.DataFrame | None = None
     transitions: pd.DataFrame | None = None
     sessions: dict[str, int] = field(default_factory=dict)
@@ -357,16 +366,6 @@ def _lookup(keys: np.ndarray, sorted_keys: np.ndarray, values: np.ndarray, defau
     return out
 
 
-def _unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct keys, count of each): by sorting (numpy's hash-based unique is several
-    times slower on millions of int64 keys)."""
-    a = np.sort(keys)
-    if len(a) == 0:
-        return a, np.zeros(0, dtype=np.int64)
-    first = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
-    return a[first], np.diff(np.r_[first, len(a)])
-
-
 def _group_rank(groups: np.ndarray) -> np.ndarray:
     """0, 1, 2... within each run of equal values of ``groups`` (rows already grouped)."""
     if len(groups) == 0:
@@ -474,7 +473,7 @@ def _profiled_arms(
     ex = inp.excluded
     eu, ei = _codes(ex["user_id"].astype(str), U), _codes(ex["item_id"].astype(str), item_index)
     ok = (eu >= 0) & (ei >= 0)
-    ex_key, _ = _unique(eu[ok] * n_items + ei[ok])
+    ex_key, _ = sorted_distinct(eu[ok] * n_items + ei[ok])
     ex_u, ex_i = ex_key // n_items, ex_key % n_items
     ex_tag_key = np.sort(ex_u[item_tag[ex_i] >= 0] * T + item_tag[ex_i][item_tag[ex_i] >= 0])
     keep = (cu >= 0) & (ci >= 0) & (ct >= 0)
@@ -495,9 +494,9 @@ def _profiled_arms(
     fb_order = np.argsort(fb_key, kind="stable")
     fb_key, fb_val = fb_key[fb_order], fv[ok][fb_order]
     fb_tag = item_tag[fi[ok]][fb_order]
-    fbt_keys, fbt_counts = _unique((fb_key // n_items * T + fb_tag)[fb_tag >= 0])
+    fbt_keys, fbt_counts = sorted_distinct((fb_key // n_items * T + fb_tag)[fb_tag >= 0])
     arm_fbc = _lookup(arm_key, fbt_keys, fbt_counts)
-    ex_keys_t, ex_counts_t = _unique(ex_tag_key)
+    ex_keys_t, ex_counts_t = sorted_distinct(ex_tag_key)
     arm_nex = _lookup(arm_key, ex_keys_t, ex_counts_t)
 
     # the champion's candidates of each arm, in the champion's order

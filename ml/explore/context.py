@@ -20,6 +20,8 @@ from typing import Any, overload
 import numpy as np
 import pandas as pd
 
+from ml.frames import distinct_codes, sorted_distinct
+
 # user x tag features of the linear policies, in this order (values roughly in [0, 1])
 FEATURES: tuple[str, ...] = (
     "bias",
@@ -175,9 +177,8 @@ class ContextColumns:
         if self._features_json is None:
             self._features_json = np.full(len(self.features), None, dtype=object)
         memo = self._features_json
-        todo = np.sort(arms[memo[arms] == None])  # noqa: E711 (element-wise)
+        todo, _ = sorted_distinct(arms[memo[arms] == None])  # noqa: E711 (element-wise)
         if len(todo):
-            todo = todo[np.r_[True, todo[1:] != todo[:-1]]]  # distinct (sorting beats np.unique's hashing)
             memo[todo] = np.asarray(arm_features_json_rows(self.features[todo]), dtype=object)
         return memo[arms]
 
@@ -228,13 +229,8 @@ def _json_numbers(values: Any) -> np.ndarray:
     v = np.ascontiguousarray(np.asarray(values, dtype=np.float64).ravel())
     if len(v) == 0:
         return np.zeros(0, dtype=object)
-    keys = v.view(np.int64)
-    order = np.argsort(keys, kind="stable")
-    sk = keys[order]
-    first = np.r_[True, sk[1:] != sk[:-1]]
-    code = np.empty(len(v), dtype=np.int64)
-    code[order] = np.cumsum(first) - 1
-    distinct = v[order[first]]
+    where, code = distinct_codes(v.view(np.int64))
+    distinct = v[where]
     # float.__repr__ is what json writes for a finite float; the others are named
     text = np.array(list(map(repr, map(round, distinct.tolist(), repeat(6)))), dtype=object)
     odd = ~np.isfinite(distinct)

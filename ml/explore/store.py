@@ -245,9 +245,6 @@ def load_contexts(wh: Warehouse, recommendation_ids: list[str], con: Any = None)
     return {r: SlateContext.from_json(t) for r, t in zip(df[C.RECOMMENDATION_ID], df[C.CONTEXT], strict=True)}
 
 
-INTERACTION_COLUMNS = ("user_id", "item_id", "weight", "n_events", "last_at")
-
-
 def read_candidate_inputs(
     wh: Warehouse, champion: pd.DataFrame, exclude_event_types: tuple[str, ...], feedback: pd.DataFrame
 ) -> Any:
@@ -263,8 +260,8 @@ def read_candidate_inputs(
 def read_arm_inputs(wh: Warehouse, exclude_event_types: tuple[str, ...], feedback: pd.DataFrame) -> Any:
     """The part of :func:`read_candidate_inputs` that does not depend on the champion's
     candidates (items and their tags, profiles, purchases, transitions, sessions, segments,
-    feedback statistics), with an empty ``champion`` frame: publishing reads it while the
-    champion scores, and adds the candidates with :func:`with_champion`."""
+    feedback statistics), with no champion rows and no interactions yet: publishing reads it
+    while the champion scores, and adds the candidates with :func:`with_champion`."""
     from ml.explore.candidates import CandidateInputs, item_arm_tags
     from ml.explore.feedback import FeedbackStats
     from ml.features.interactions import load_excluded_pairs
@@ -283,8 +280,6 @@ def read_arm_inputs(wh: Warehouse, exclude_event_types: tuple[str, ...], feedbac
     item_tags = dict(zip(items["item_id"], items["tag"], strict=True))
     return CandidateInputs(
         items=items,
-        interactions=pd.DataFrame({c: pd.Series(dtype=object) for c in INTERACTION_COLUMNS}),
-        champion=pd.DataFrame({c: pd.Series(dtype=object) for c in ("user_id", "item_id", "score", "reason")}),
         excluded=excluded,
         as_of=pd.Timestamp(as_of),
         profiles=profiles,

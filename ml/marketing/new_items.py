@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml.frames import isin
+from ml.frames import isin, sorted_distinct
 
 
 @dataclass
@@ -91,8 +91,7 @@ def exposure_plan(
     rep = np.repeat(rows, cnt)
     offset = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     m_items = it_i[by_tag][tag_start[ut_t[rep]] + offset]
-    match_keys = np.sort(u_code[rep].astype(np.int64) * n_items + m_items)  # (sorting beats np.unique's hashing)
-    match_keys = match_keys[np.r_[True, match_keys[1:] != match_keys[:-1]]] if len(match_keys) else match_keys
+    match_keys, _ = sorted_distinct(u_code[rep].astype(np.int64) * n_items + m_items)
     if budget.targeted:
         keys = match_keys
     else:

@@ -64,6 +64,16 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+def champion_row(wh: Warehouse) -> dict[str, Any]:
+    """The registry row of the champion recommender; an error when none was promoted yet."""
+    from ml.registry import Registry
+
+    champ = Registry(wh).champion(FAMILY)
+    if champ is None:
+        raise RuntimeError("no champion model: run retrain_models first")
+    return champ
+
+
 def score_users(
     wh: Warehouse,
     k: int = 10,
@@ -87,11 +97,9 @@ def score_users(
     :class:`ChampionReasons` that explains any (user, item) rows later: publishing explains
     only the ~k shown rows per user, not every candidate."""
     from ml.recommend import InteractionData, Popularity
-    from ml.registry import Registry, load_artifact
+    from ml.registry import load_artifact
 
-    champ = dict(champion) if champion is not None else Registry(wh).champion(FAMILY)
-    if champ is None:
-        raise RuntimeError("no champion model: run retrain_models first")
+    champ = dict(champion if champion is not None else champion_row(wh))
     art = load_artifact(champ["artifact_path"])
     model = art["model"]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-alongside") as pool:
@@ -315,11 +323,7 @@ def publish_recommendations(
         # be opened next to it); what does not depend on the champion's candidates is read (and
         # the policy fitted) while the champion's kernel runs, so on two cores the reads cost
         # almost no wall time
-        from ml.registry import Registry
-
-        champion = Registry(wh).champion(FAMILY)
-        if champion is None:
-            raise RuntimeError("no champion model: run retrain_models first")
+        champion = champion_row(wh)
         pol, pol_version = resolve_policy(wh, policy, policy_params, exploration_budget, min_sessions)
         champ_df, champ = score_users(
             wh,
