@@ -21,6 +21,19 @@ import pandas as pd
 from ml import config
 
 SCHEMAS = ("raw", "ml", "registry", "serving", "quality")
+# PostgreSQL column types ``Warehouse.query_typed`` reads, and how
+_PG_KINDS = {
+    "text": "text",
+    "character varying": "text",
+    "character": "text",
+    "integer": "bigint",
+    "bigint": "bigint",
+    "smallint": "bigint",
+    "double precision": "double",
+    "real": "double",
+    "boolean": "boolean",
+    "timestamp without time zone": "timestamp",
+}
 FETCH_CHUNK_ROWS = 200_000  # rows converted to Python objects at a time when reading PostgreSQL results
 
 
@@ -89,6 +102,83 @@ class Warehouse:
             cur.execute(self.sql(text), params or None)
             cols = [d.name for d in cur.description] if cur.description else []
             return _fetch_frame(cur, cols)
+
+    def query_typed(
+        self, text: str, columns: dict[str, str], params: Sequence[Any] | None = None, con: Any = None
+    ) -> pd.DataFrame:
+        """:meth:`query` for a large result whose columns and types are known: ``columns`` maps
+        each result column, in order, to ``"text"``, ``"double"`` or ``"bigint"``. On PostgreSQL
+        the rows come as ``COPY (query) TO STDOUT`` CSV and are parsed by Arrow, in C, instead of
+        one Python tuple per row (5.7M user x item rows: about 4x faster here). The frame's
+        dtypes are the ones :meth:`query` gives on PostgreSQL (``str``, ``float64``, ``int64``,
+        ``bool`` or objects with None, ``datetime64[us]``); a text NULL stays missing and an
+        empty text stays empty."""
+        if con is None:
+            with self.connect(read_only=True) as c:
+                return self.query_typed(text, columns, params, c)
+        if self.kind == "duckdb":
+            return con.execute(text, params or []).df()
+        import io
+
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        arrow_types = {
+            "text": pa.string(),
+            "double": pa.float64(),
+            "bigint": pa.int64(),
+            "boolean": pa.bool_(),
+            "timestamp": pa.timestamp("us"),
+        }
+        buf = io.BytesIO()
+        with (
+            con.cursor() as cur,
+            cur.copy(f"copy ({self.sql(text)}) to stdout with (format csv)", params or None) as cp,
+        ):
+            for block in cp:
+                buf.write(block)
+        types = {c: arrow_types[t] for c, t in columns.items()}
+        if buf.tell() == 0:  # no rows (Arrow refuses an empty file)
+            return pa.schema(list(types.items())).empty_table().to_pandas()
+        buf.seek(0)
+        table = pacsv.read_csv(
+            buf,
+            read_options=pacsv.ReadOptions(column_names=list(columns), block_size=1 << 24),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                null_values=[""],
+                strings_can_be_null=True,  # PostgreSQL writes NULL unquoted, '' as ""
+                quoted_strings_can_be_null=False,
+                true_values=["t"],
+                false_values=["f"],
+            ),
+        )
+        return table.to_pandas()
+
+    def read_table(self, qualified: str, con: Any = None) -> pd.DataFrame:
+        """Every row of ``schema.table``, as ``select *`` through :meth:`query` gives it; on
+        PostgreSQL a table whose column types :meth:`query_typed` knows is read with it."""
+        if con is None:
+            with self.connect(read_only=True) as c:
+                return self.read_table(qualified, c)
+        if self.kind == "postgres":
+            schema, table = qualified.split(".", 1)
+            cols = self.query(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [schema, table],
+                con,
+            )
+            kinds = [_PG_KINDS.get(t) for t in cols["data_type"]]
+            if len(cols) and all(kinds):
+                names = ", ".join(f'"{c}"' for c in cols["column_name"])
+                return self.query_typed(
+                    f"select {names} from {qualified}",
+                    {c: str(k) for c, k in zip(cols["column_name"], kinds, strict=True)},
+                    None,
+                    con,
+                )
+        return self.query(f"select * from {qualified}", None, con)
 
     def table_exists(self, con: Any, schema: str, table: str) -> bool:
         df = self.query(

@@ -153,7 +153,7 @@ def load_feedback(wh: Warehouse, con: Any = None) -> pd.DataFrame:
             return load_feedback(wh, c)
     if not _exists(wh, con, C.BANDIT_FEEDBACK):
         return pd.DataFrame(columns=list(C.FEEDBACK_COLUMNS))
-    df = wh.query(f"select * from {C.BANDIT_FEEDBACK}", None, con)
+    df = wh.read_table(C.BANDIT_FEEDBACK, con)
     df[C.SHOWN_AT] = pd.to_datetime(df[C.SHOWN_AT])
     return df
 

@@ -53,14 +53,17 @@ def load_decayed_interactions(
         stamp = as_of.tz_localize(None) if as_of.tzinfo else as_of
         if pd.isna(stamp):  # no events: nothing to age (and no timestamp to bind)
             stamp = pd.Timestamp(0)
-        frame = wh.query(
+        frame = wh.query_typed(
             "select user_id, item_id, sum(weight * power(0.5, greatest(cast(extract(epoch from "
             "(cast(? as timestamp) - event_at)) as double precision), 0) / 86400.0 / ?)) as weight "
             "from marts.interaction_events group by user_id, item_id",
+            {"user_id": "text", "item_id": "text", "weight": "double"},
             [stamp.to_pydatetime(), float(half_life_days)],
             con,
         )
-        users = wh.query("select distinct user_id from marts.interaction_events", None, con)["user_id"]
+        users = wh.query_typed("select distinct user_id from marts.interaction_events", {"user_id": "text"}, None, con)[
+            "user_id"
+        ]
         excluded = load_excluded_pairs(wh, exclude_event_types, con)
     frame["weight"] = frame["weight"].astype(np.float64)
     return DecayedInteractions(frame, as_of, np.sort(users.to_numpy(dtype=object)), excluded)
@@ -74,9 +77,10 @@ def load_excluded_pairs(wh: Warehouse, event_types: tuple[str, ...], con: Any = 
             {"user_id": pd.Series(dtype=object), "item_id": pd.Series(dtype=object), "weight": pd.Series(dtype=float)}
         )
     marks = ", ".join("?" for _ in event_types)
-    df = wh.query(
+    df = wh.query_typed(
         "select user_id, item_id, count(*) as weight from marts.interaction_events "
         f"where event_type in ({marks}) group by user_id, item_id",
+        {"user_id": "text", "item_id": "text", "weight": "bigint"},
         list(event_types),
         con,
     )

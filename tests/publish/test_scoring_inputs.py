@@ -87,3 +87,55 @@ def test_no_events(warehouse: Warehouse) -> None:
     got = load_decayed_interactions(warehouse, HALF_LIFE, ("purchase",))
     assert got.frame.empty and got.excluded.empty and len(got.users) == 0
     assert pd.isna(got.as_of)
+
+
+@pytest.mark.integration
+def test_typed_bulk_reads_equal_plain_reads_on_postgres(pg_warehouse: Warehouse) -> None:
+    """``query_typed`` (COPY ... TO STDOUT parsed by Arrow on PostgreSQL) gives the frame
+    ``query`` gives: NULL and empty text kept apart, quotes, commas, newlines and non-ASCII text
+    intact, doubles exact, an empty result with the same columns and dtypes."""
+    wh = pg_warehouse
+    rows = pd.DataFrame(
+        {
+            "user_id": ["a", "", None, 'quote " and, comma', "line\nbreak", "\u00e9\u2603"],
+            "item_id": ["x", "y", "z", "w", "v", "u"],
+            "weight": [0.1, 1 / 3, None, -0.0, 1e-300, 12345.678901234567],
+            "n": [1, 2, 3, 2**40, -5, 0],
+        }
+    )
+    with wh.connect() as con:
+        wh.execute(con, "create table t (user_id text, item_id text, weight double precision, n bigint)")
+        wh.append_df(con, "t", rows)
+    types = {"user_id": "text", "item_id": "text", "weight": "double", "n": "bigint"}
+    q = "select user_id, item_id, weight, n from t where n > ? order by item_id desc"
+    typed, plain = wh.query_typed(q, types, [-10]), wh.query(q, [-10])
+    pd.testing.assert_frame_equal(typed, plain, check_exact=True)
+    assert pd.isna(typed["user_id"].iloc[0]) and typed["user_id"].iloc[1] == ""
+    assert np.signbit(typed["weight"].iloc[3]) and typed["weight"].iloc[5] == 12345.678901234567
+    empty = wh.query_typed(q, types, [2**50])
+    assert empty.empty and list(empty.columns) == list(types)
+    assert [str(t) for t in empty.dtypes] == ["str", "str", "float64", "int64"]
+
+
+@pytest.mark.integration
+def test_read_table_reads_typed_columns_with_their_values_on_postgres(pg_warehouse: Warehouse) -> None:
+    """``read_table`` reads a table of known column types in bulk: the values ``select *``
+    gives (booleans with NULLs, timestamps, integers, doubles, texts), column by column."""
+    wh = pg_warehouse
+    with wh.connect() as con:
+        wh.execute(
+            con,
+            "create table s (id varchar, pos integer, at timestamp, flag boolean, sure boolean, p double precision)",
+        )
+        wh.execute(
+            con,
+            "insert into s values ('a', 1, '2026-10-30 12:34:56.123456', true, true, 0.25), "
+            "('b', 2, null, null, false, null), ('', 3, '2026-01-01 00:00:00', false, true, 1e-9)",
+        )
+    typed, plain = wh.read_table("public.s"), wh.query("select * from public.s")
+    assert list(typed.columns) == list(plain.columns)
+    for c in typed.columns:
+        want = plain[c].astype(object).where(plain[c].notna(), None).tolist()
+        assert typed[c].astype(object).where(typed[c].notna(), None).tolist() == want, c
+    assert str(typed["at"].dtype) == "datetime64[us]" and str(typed["sure"].dtype) == "bool"
+    assert typed["flag"].tolist() == [True, None, False]
