@@ -33,6 +33,7 @@ _PG_KINDS = {
     "real": "double",
     "boolean": "boolean",
     "timestamp without time zone": "timestamp",
+    "date": "date",
 }
 FETCH_CHUNK_ROWS = 200_000  # rows converted to Python objects at a time when reading PostgreSQL results
 
@@ -129,6 +130,7 @@ class Warehouse:
             "bigint": pa.int64(),
             "boolean": pa.bool_(),
             "timestamp": pa.timestamp("us"),
+            "date": pa.date32(),  # (to_pandas gives datetime.date objects, as psycopg does)
         }
         buf = io.BytesIO()
         with (
@@ -155,30 +157,35 @@ class Warehouse:
         )
         return table.to_pandas()
 
-    def read_table(self, qualified: str, con: Any = None) -> pd.DataFrame:
-        """Every row of ``schema.table``, as ``select *`` through :meth:`query` gives it; on
-        PostgreSQL a table whose column types :meth:`query_typed` knows is read with it."""
+    def read_table(self, qualified: str, con: Any = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every row of ``schema.table`` (``columns`` of it, in that order, when given), as
+        ``select`` through :meth:`query` gives it; on PostgreSQL, when :meth:`query_typed`
+        knows every column's type, it reads them."""
         if con is None:
             with self.connect(read_only=True) as c:
-                return self.read_table(qualified, c)
+                return self.read_table(qualified, c, columns)
+        names = list(columns) if columns is not None else None
         if self.kind == "postgres":
             schema, table = qualified.split(".", 1)
-            cols = self.query(
+            found = self.query(
                 "select column_name, data_type from information_schema.columns "
                 "where table_schema = ? and table_name = ? order by ordinal_position",
                 [schema, table],
                 con,
             )
-            kinds = [_PG_KINDS.get(t) for t in cols["data_type"]]
-            if len(cols) and all(kinds):
-                names = ", ".join(f'"{c}"' for c in cols["column_name"])
+            kind_of = {c: _PG_KINDS.get(t) for c, t in zip(found["column_name"], found["data_type"], strict=True)}
+            wanted = names if names is not None else list(kind_of)
+            kinds = [kind_of.get(c) for c in wanted]
+            if wanted and all(kinds):
+                listed = ", ".join(f'"{c}"' for c in wanted)
                 return self.query_typed(
-                    f"select {names} from {qualified}",
-                    {c: str(k) for c, k in zip(cols["column_name"], kinds, strict=True)},
+                    f"select {listed} from {qualified}",
+                    {c: str(k) for c, k in zip(wanted, kinds, strict=True)},
                     None,
                     con,
                 )
-        return self.query(f"select * from {qualified}", None, con)
+        listed = ", ".join(names) if names is not None else "*"
+        return self.query(f"select {listed} from {qualified}", None, con)
 
     def table_exists(self, con: Any, schema: str, table: str) -> bool:
         df = self.query(

@@ -71,8 +71,7 @@ def read_optional(wh: Warehouse, qualified: str, needed: tuple[str, ...], con: A
     if missing:
         log.warning("%s lacks columns %s; not using it", qualified, sorted(missing))
         return None
-    cols = ", ".join(needed)
-    return wh.query(f"select {cols} from {qualified}", None, con)
+    return wh.read_table(qualified, con, needed)
 
 
 def read_profiles(wh: Warehouse, con: Any = None) -> pd.DataFrame | None:
@@ -116,9 +115,11 @@ def read_sessions(wh: Warehouse, con: Any = None) -> dict[str, int]:
         with wh.connect(read_only=True) as c:
             return read_sessions(wh, c)
     if _exists(wh, con, "staging.stg_shop__events") and "session_id" in _columns(wh, con, "staging.stg_shop__events"):
+        # (distinct pairs first, then a count: PostgreSQL hashes that, where count(distinct)
+        # sorts every user's rows)
         df = wh.query(
-            "select user_id, count(distinct session_id) as n from staging.stg_shop__events "
-            "where session_id is not null group by user_id",
+            "select user_id, count(*) as n from (select distinct user_id, session_id "
+            "from staging.stg_shop__events where session_id is not null) s group by user_id",
             None,
             con,
         )

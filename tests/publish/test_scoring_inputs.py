@@ -125,12 +125,13 @@ def test_read_table_reads_typed_columns_with_their_values_on_postgres(pg_warehou
     with wh.connect() as con:
         wh.execute(
             con,
-            "create table s (id varchar, pos integer, at timestamp, flag boolean, sure boolean, p double precision)",
+            "create table s (id varchar, pos integer, at timestamp, flag boolean, sure boolean, p double precision, "
+            "day date)",
         )
         wh.execute(
             con,
-            "insert into s values ('a', 1, '2026-10-30 12:34:56.123456', true, true, 0.25), "
-            "('b', 2, null, null, false, null), ('', 3, '2026-01-01 00:00:00', false, true, 1e-9)",
+            "insert into s values ('a', 1, '2026-10-30 12:34:56.123456', true, true, 0.25, '2026-10-30'), "
+            "('b', 2, null, null, false, null, null), ('', 3, '2026-01-01 00:00:00', false, true, 1e-9, '2025-12-31')",
         )
     typed, plain = wh.read_table("public.s"), wh.query("select * from public.s")
     assert list(typed.columns) == list(plain.columns)
@@ -139,3 +140,7 @@ def test_read_table_reads_typed_columns_with_their_values_on_postgres(pg_warehou
         assert typed[c].astype(object).where(typed[c].notna(), None).tolist() == want, c
     assert str(typed["at"].dtype) == "datetime64[us]" and str(typed["sure"].dtype) == "bool"
     assert typed["flag"].tolist() == [True, None, False]
+    assert typed["day"].max() == plain["day"].max()  # dates as datetime.date, as psycopg gives them
+    some = wh.read_table("public.s", columns=("day", "id", "p"))
+    assert list(some.columns) == ["day", "id", "p"]
+    pd.testing.assert_frame_equal(some, typed[["day", "id", "p"]], check_exact=True)
