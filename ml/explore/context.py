@@ -156,9 +156,9 @@ class ContextColumns:
     item_ids: np.ndarray
     item_scores: np.ndarray
     reasons: list[dict[str, str]]
-    # per user (the contexts' ``n_sessions`` and ``segment``); None: zeros and "default"
-    n_sessions: np.ndarray | None = None
-    segments: list[str] | None = None
+    # per user: the contexts' ``n_sessions`` and ``segment``
+    n_sessions: np.ndarray
+    segments: list[str]
 
     _features_json: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -202,10 +202,8 @@ class ContextColumns:
         score_text = _json_numbers(self.item_scores).tolist()
         items = ["[" + ",".join(item_text[ib[r] : ib[r + 1]]) + "]" for r in range(arms)]
         scores = ["[" + ",".join(score_text[ib[r] : ib[r + 1]]) + "]" for r in range(arms)]
-        sessions = (
-            np.asarray(self.n_sessions, dtype=np.int64).tolist() if self.n_sessions is not None else [0] * n_users
-        )
-        segments = _json_texts(self.segments if self.segments is not None else ["default"] * n_users).tolist()
+        sessions = np.asarray(self.n_sessions, dtype=np.int64).tolist()
+        segments = _json_texts(self.segments).tolist()
         users = _json_texts(self.users).tolist()
         out = []
         for n in range(n_users):
@@ -285,8 +283,3 @@ class ContextList(Sequence[SlateContext]):
     def __iter__(self) -> Iterator[SlateContext]:
         for n in range(len(self)):
             yield self[n]
-
-    def to_json_rows(self) -> list[str]:
-        """Every context's :meth:`SlateContext.to_json` text, written from the columns."""
-        assert self.columns is not None
-        return self.columns.to_json_rows()

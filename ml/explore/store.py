@@ -193,7 +193,7 @@ def write_log(
     # contexts built as columns are written from them (the same text, no per-user objects)
     columns = getattr(contexts, "columns", None)
     if columns is not None and len(columns.users) == len(contexts):
-        ctx_users, texts = list(columns.users), contexts.to_json_rows()  # type: ignore[attr-defined]
+        ctx_users, texts = list(columns.users), columns.to_json_rows()
     else:
         ctx_users, texts = [c.user_id for c in contexts], [c.to_json() for c in contexts]
     ctx = pd.DataFrame(

@@ -361,7 +361,7 @@ def test_context_json_written_from_the_columns_equals_each_contexts_own(seed):
     cols.item_scores[:3] = [2.5, -0.0, 1 / 3]
     cols.tags[0] = 'tag "quoted" \\ \u00fc'
     cols.item_ids[1] = "item\n\u2603"
-    rows = contexts.to_json_rows()
+    rows = cols.to_json_rows()
     assert rows == [c.to_json() for c in contexts]
     assert '"n_sessions":7' in rows[0] and '"segment":"loyal \\u00e9"' in rows[2]
     assert "NaN" in rows[0] and "-0.0" in rows[0]
