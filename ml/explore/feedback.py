@@ -20,6 +20,8 @@ from ml.explore import columns as C
 from ml.explore.policies import examination_weights
 
 ATTRIBUTION_HOURS = 72.0
+# the feedback columns ``FeedbackStats.from_feedback`` reads
+STATS_COLUMNS = (C.POSITION, "user_id", "item_id", C.TAG, C.CLICKED)
 
 
 def feedback_from_events(
@@ -139,7 +141,7 @@ class FeedbackStats:
         (e.g. the shop's own earlier recommendation slates), rows with neither are not used."""
         if feedback is None or feedback.empty:
             return cls()
-        fb = feedback[[C.POSITION, "user_id", "item_id", C.TAG, C.CLICKED]].copy()
+        fb = feedback[list(STATS_COLUMNS)].copy()
         if item_tags:
             missing = fb[C.TAG].isna()
             if missing.all():

@@ -36,6 +36,8 @@ class SlatePolicy(ABC):
 
     name: ClassVar[str] = "base"
     deterministic: ClassVar[bool] = False
+    # the feedback columns ``fit`` reads (publishing reads no others for it)
+    feedback_columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, diversity: float = 0.8):
         self.diversity = diversity
@@ -164,6 +166,8 @@ class _Linear(SlatePolicy):
     def __init__(self, l2: float = 50.0, diversity: float = 0.8):
         self.l2 = l2
         self.diversity = diversity
+
+    feedback_columns: ClassVar[tuple[str, ...]] = (C.ARM_FEATURES, C.POSITION, C.CLICKED)
 
     def fit(self, feedback: pd.DataFrame) -> _Linear:
         d = len(FEATURES)

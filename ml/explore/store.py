@@ -2,7 +2,7 @@
 
 Reads other teams' tables defensively (a missing table or column means "not there yet"):
 ``ml.user_interest_profiles``, ``ml.user_segments``, ``ml.category_transitions``,
-``reference.tag_vocabulary``, ``staging.stg_shop__events`` (sessions). Writes its own:
+``reference.tag_vocabulary``, ``marts.user_features`` (sessions; else ``staging.stg_shop__events``). Writes its own:
 ``ml.logged_slates`` (every shown slot with tag, policy and propensity; the feedback mart joins
 to it), ``ml.slate_contexts`` (what the policy saw, one JSON per slate; OPE replays it) and
 ``ml.policy_estimates`` (one row per evaluation run x policy x estimator; ``is_current`` marks the
@@ -110,10 +110,15 @@ def read_transitions(
 
 
 def read_sessions(wh: Warehouse, con: Any = None) -> dict[str, int]:
-    """Sessions per user: distinct session ids in staging, else distinct active days."""
+    """Sessions per user: the feature layer's (``marts.user_features.n_sessions``, sessions
+    rebuilt with the inactivity rule, one row per user), else distinct session ids in staging,
+    else distinct active days."""
     if con is None:
         with wh.connect(read_only=True) as c:
             return read_sessions(wh, c)
+    df = read_optional(wh, "marts.user_features", ("user_id", "n_sessions"), con)
+    if df is not None and len(df):
+        return dict(zip(df["user_id"], df["n_sessions"].astype(int), strict=True))
     if _exists(wh, con, "staging.stg_shop__events") and "session_id" in _columns(wh, con, "staging.stg_shop__events"):
         # (distinct pairs first, then a count: PostgreSQL hashes that, where count(distinct)
         # sorts every user's rows)
@@ -147,15 +152,18 @@ def read_labels(wh: Warehouse, con: Any = None) -> dict[str, str]:
     return dict(zip(df["tag"].astype(str), df["description"].astype(str), strict=True))
 
 
-def load_feedback(wh: Warehouse, con: Any = None) -> pd.DataFrame:
-    """``marts.bandit_feedback`` (empty frame with the mart's columns when it is not built yet)."""
+def load_feedback(wh: Warehouse, con: Any = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """``marts.bandit_feedback`` (empty frame with the mart's columns when it is not built yet);
+    ``columns``: only these (in the mart's order), for a reader that needs no more."""
     if con is None:
         with wh.connect(read_only=True) as c:
-            return load_feedback(wh, c)
+            return load_feedback(wh, c, columns)
+    wanted = [c for c in C.FEEDBACK_COLUMNS if columns is None or c in columns]
     if not _exists(wh, con, C.BANDIT_FEEDBACK):
-        return pd.DataFrame(columns=list(C.FEEDBACK_COLUMNS))
-    df = wh.read_table(C.BANDIT_FEEDBACK, con)
-    df[C.SHOWN_AT] = pd.to_datetime(df[C.SHOWN_AT])
+        return pd.DataFrame(columns=wanted)
+    df = wh.read_table(C.BANDIT_FEEDBACK, con, None if columns is None else wanted)
+    if C.SHOWN_AT in df:
+        df[C.SHOWN_AT] = pd.to_datetime(df[C.SHOWN_AT])
     return df
 
 
@@ -258,11 +266,16 @@ def read_candidate_inputs(
     return with_champion(wh, read_arm_inputs(wh, exclude_event_types, feedback), champion)
 
 
-def read_arm_inputs(wh: Warehouse, exclude_event_types: tuple[str, ...], feedback: pd.DataFrame) -> Any:
+def read_arm_inputs(
+    wh: Warehouse, exclude_event_types: tuple[str, ...], feedback: pd.DataFrame, read_excluded: bool = True
+) -> Any:
     """The part of :func:`read_candidate_inputs` that does not depend on the champion's
     candidates (items and their tags, profiles, purchases, transitions, sessions, segments,
     feedback statistics), with no champion rows and no interactions yet: publishing reads it
-    while the champion scores, and adds the candidates with :func:`with_champion`."""
+    while the champion scores, and adds the candidates with :func:`with_champion`.
+
+    ``read_excluded=False`` leaves the excluded (purchased) pairs empty: publishing has them
+    from scoring already and hands them to :func:`with_champion`."""
     from ml.explore.candidates import CandidateInputs, item_arm_tags
     from ml.explore.feedback import FeedbackStats
     from ml.features.interactions import load_excluded_pairs
@@ -273,7 +286,9 @@ def read_arm_inputs(wh: Warehouse, exclude_event_types: tuple[str, ...], feedbac
         )
         items = item_arm_tags(feats)
         profiles = read_profiles(wh, con)
-        excluded = load_excluded_pairs(wh, tuple(exclude_event_types), con)[["user_id", "item_id"]]
+        excluded = load_excluded_pairs(wh, tuple(exclude_event_types) if read_excluded else (), con)[
+            ["user_id", "item_id"]
+        ]
         as_of = wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
         transitions = read_transitions(wh, items, feats, con)
         sessions = read_sessions(wh, con)
@@ -291,12 +306,20 @@ def read_arm_inputs(wh: Warehouse, exclude_event_types: tuple[str, ...], feedbac
     )
 
 
-def with_champion(wh: Warehouse, inputs: Any, champion: pd.DataFrame, users: Any = None, codes: Any = None) -> Any:
+def with_champion(
+    wh: Warehouse,
+    inputs: Any,
+    champion: pd.DataFrame,
+    users: Any = None,
+    codes: Any = None,
+    excluded: pd.DataFrame | None = None,
+) -> Any:
     """``inputs`` (from :func:`read_arm_inputs`) with the champion's candidates, and with the
     interactions of ``marts.interactions`` when some of the candidates' users have no interest
     profile. ``users``: the candidates' distinct user ids when the caller has them (spares
     finding them among millions of rows); ``codes``: the rows as positions into (user ids, item
-    ids), see ``CandidateInputs.champion_codes``."""
+    ids), see ``CandidateInputs.champion_codes``; ``excluded``: the excluded pairs (user_id,
+    item_id) when the caller read them (``read_arm_inputs(read_excluded=False)``)."""
     import dataclasses
 
     if users is None:
@@ -306,6 +329,11 @@ def with_champion(wh: Warehouse, inputs: Any, champion: pd.DataFrame, users: Any
     inter = inputs.interactions
     if not bool(isin(np.asarray(users, dtype=object), profiled).all()):
         inter = wh.query("select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions")
+    extra = {"excluded": excluded[["user_id", "item_id"]]} if excluded is not None else {}
     return dataclasses.replace(
-        inputs, champion=champion[["user_id", "item_id", "score", "reason"]], interactions=inter, champion_codes=codes
+        inputs,
+        champion=champion[["user_id", "item_id", "score", "reason"]],
+        interactions=inter,
+        champion_codes=codes,
+        **extra,
     )

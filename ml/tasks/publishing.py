@@ -111,6 +111,7 @@ def score_users(
         users = inter.users
         data = InteractionData.from_frame(inter.frame, user_ids=users, item_ids=art["item_ids"])
         excl = InteractionData.from_frame(inter.excluded, user_ids=users, item_ids=art["item_ids"]).matrix
+        excluded_pairs = inter.excluded[["user_id", "item_id"]]
         del inter
         idx, sc = model.recommend(data.matrix, k=k, exclude=excl, helpers=pool)
         side = ahead.result() if ahead is not None else None
@@ -152,6 +153,7 @@ def score_users(
     present = np.flatnonzero(np.bincount(u_ix, minlength=len(users)))
     champ["users"] = sorted(np.asarray(users, dtype=object)[present].tolist())
     champ["candidate_codes"] = (u_ix, picked, np.asarray(users, dtype=object), item_ids)
+    champ["excluded"] = excluded_pairs  # user_id, item_id of the excluded pairs (the same as the matrix)
     if alongside is not None:
         champ["alongside"] = side
     return df, champ
@@ -275,11 +277,14 @@ def _serving_inputs(wh: Warehouse, pol: Any, excl: tuple[str, ...]) -> tuple[Any
     do not change. Opens read-only connections only. Also imports the pre-publish gate's
     library, which the gate would otherwise import on the main thread after scoring."""
     from ml.explore import store
+    from ml.explore.feedback import STATS_COLUMNS
     from ml.quality.prepublish import prepare
 
-    feedback = store.load_feedback(wh)
+    # only the columns the policy's fit and the feedback statistics read (5 of 18 for most
+    # policies: the rest is most of the bytes)
+    feedback = store.load_feedback(wh, columns=(*STATS_COLUMNS, *pol.feedback_columns))
     pol.fit(feedback)
-    arm_inputs = store.read_arm_inputs(wh, excl, feedback)
+    arm_inputs = store.read_arm_inputs(wh, excl, feedback, read_excluded=False)  # scoring reads them
     labels = store.read_labels(wh)
     prepare()
     return arm_inputs, labels
@@ -335,7 +340,9 @@ def publish_recommendations(
         )
         arm_inputs, labels = champ.pop("alongside")
         users = champ.pop("users")
-        inputs = store.with_champion(wh, arm_inputs, champ_df, users, champ.pop("candidate_codes"))
+        inputs = store.with_champion(
+            wh, arm_inputs, champ_df, users, champ.pop("candidate_codes"), excluded=champ.pop("excluded")
+        )
         settings = CandidateSettings(items_per_tag=k, slate_size=k)
         contexts = build_contexts(inputs, users, settings)
         day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")

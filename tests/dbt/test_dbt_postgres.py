@@ -39,7 +39,7 @@ def pg_warehouse():
         con.close()
 
 
-def test_postgres_target_builds_and_matches_duckdb(pg_warehouse, built_duckdb, tiny_shop, tmp_path):
+def test_postgres_target_builds_and_matches_duckdb(pg_warehouse, built_duckdb, tiny_shop, tmp_path, caplog):
     from ml.features.dbt import build
     from ml.ingest.landing import ingest_paths
 
@@ -65,3 +65,7 @@ def test_postgres_target_builds_and_matches_duckdb(pg_warehouse, built_duckdb, t
     assert float(pg_warehouse.query(q)["s"].iloc[0]) == pytest.approx(float(duck.query(q)["s"].iloc[0]), rel=1e-9)
     q = "select count(distinct snapshot_id) as n, min(snapshot_id) as s from marts.training_snapshots"
     assert pg_warehouse.query(q)["s"].iloc[0] == duck.query(q)["s"].iloc[0]  # the id is a hash of the data
+    # scoring reads marts.interactions on PostgreSQL too (the same weights as aggregating)
+    from tests.dbt.test_scoring_reads import check_mart_path
+
+    check_mart_path(pg_warehouse, caplog)

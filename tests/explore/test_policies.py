@@ -266,3 +266,47 @@ def test_arm_features_of_many_rows_are_the_strings_of_one_row_at_a_time():
     assert many == [arm_features_json(r) for r in rows]
     assert many[-1].startswith("[1.0,Infinity,NaN,") and many[-1].endswith(",-Infinity]")
     assert arm_features_json_rows([]) == []
+
+
+def test_publishing_reads_the_feedback_columns_each_policy_fits_on(tmp_path):
+    """Every policy fits the same on ``load_feedback(columns=...)`` of its declared columns and
+    the statistics' as on the whole mart, and the narrow read holds only those columns."""
+    from ml.explore.feedback import STATS_COLUMNS, FeedbackStats
+    from ml.explore.store import load_feedback
+    from ml.warehouse import Warehouse
+
+    rng = np.random.default_rng(5)
+    n = 2000
+    X = rng.random((n, len(FEATURES)))
+    full = pd.DataFrame({c: [f"{c}-{i % 7}" for i in range(n)] for c in C.FEEDBACK_COLUMNS})
+    full[C.POSITION] = rng.integers(1, 11, n).astype("int32")
+    full["user_id"] = [f"u{i}" for i in rng.integers(0, 50, n)]
+    full["item_id"] = [f"i{i}" for i in rng.integers(0, 80, n)]
+    full[C.TAG] = np.where(rng.random(n) < 0.1, None, [f"cat:{i}" for i in rng.integers(0, 6, n)])
+    full[C.CLICKED] = (rng.random(n) < 0.2).astype("int32")
+    full[C.PURCHASED] = 0
+    full[C.SHOWN_AT] = pd.Timestamp("2026-11-01") + pd.to_timedelta(rng.integers(0, 86400, n), unit="s")
+    for c in (C.REWARD, C.PROPENSITY, C.PROPENSITY_SE):
+        full[c] = rng.random(n)
+    full[C.IS_EXPLORATION] = rng.random(n) < 0.3
+    full[C.HAS_PROPENSITY] = True
+    full[C.ARM_FEATURES] = [json.dumps(x.tolist()) for x in X]
+    wh = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    with wh.connect() as con:
+        wh.execute(con, "create schema if not exists marts")
+        con.register("_fb", full)
+        con.execute(f"create table {C.BANDIT_FEEDBACK} as select * from _fb")
+        con.unregister("_fb")
+    whole = load_feedback(wh)
+    assert list(whole.columns) == list(C.FEEDBACK_COLUMNS)
+    for name in POLICIES:
+        narrow = load_feedback(wh, columns=(*STATS_COLUMNS, *POLICIES[name].feedback_columns))
+        assert set(narrow.columns) == {*STATS_COLUMNS, *POLICIES[name].feedback_columns}
+        a, b = make_policy(name).fit(whole), make_policy(name).fit(narrow)
+        fitted = {k: v for k, v in vars(a).items() if k.endswith("_")}
+        assert fitted and fitted.keys() == {k for k in vars(b) if k.endswith("_")}
+        for k, v in fitted.items():
+            np.testing.assert_array_equal(np.asarray(v), np.asarray(getattr(b, k)), err_msg=f"{name}.{k}")
+    sa, sb = FeedbackStats.from_feedback(whole), FeedbackStats.from_feedback(load_feedback(wh, columns=STATS_COLUMNS))
+    assert sa.n_rows == sb.n_rows == n and sa.tag_ctr == sb.tag_ctr and sa.overall_ctr == sb.overall_ctr
+    assert make_policy("linucb").fit(whole).n_feedback_ == n  # (the linear fit used the logged features)

@@ -107,14 +107,37 @@ def test_typed_bulk_reads_equal_plain_reads_on_postgres(pg_warehouse: Warehouse)
         wh.execute(con, "create table t (user_id text, item_id text, weight double precision, n bigint)")
         wh.append_df(con, "t", rows)
     types = {"user_id": "text", "item_id": "text", "weight": "double", "n": "bigint"}
-    q = "select user_id, item_id, weight, n from t where n > ? order by item_id desc"
-    typed, plain = wh.query_typed(q, types, [-10]), wh.query(q, [-10])
-    pd.testing.assert_frame_equal(typed, plain, check_exact=True)
-    assert pd.isna(typed["user_id"].iloc[0]) and typed["user_id"].iloc[1] == ""
-    assert np.signbit(typed["weight"].iloc[3]) and typed["weight"].iloc[5] == 12345.678901234567
-    empty = wh.query_typed(q, types, [2**50])
-    assert empty.empty and list(empty.columns) == list(types)
-    assert [str(t) for t in empty.dtypes] == ["str", "str", "float64", "int64"]
+    q = "select user_id, item_id, weight, n from t where n > ? and user_id is distinct from ? order by item_id desc"
+    params = [-10, "it's"]  # (a quote in a bound text: ADBC reads the query with literals bound)
+    plain = wh.query(q, params)
+    # a read-only connection (or none) reads through ADBC, a writable one as CSV on itself
+    with wh.connect(read_only=True) as ro, wh.connect() as rw:
+        for con in (None, ro, rw):
+            typed = wh.query_typed(q, types, params, con)
+            pd.testing.assert_frame_equal(typed, plain, check_exact=True)
+            assert pd.isna(typed["user_id"].iloc[0]) and typed["user_id"].iloc[1] == ""
+            assert np.signbit(typed["weight"].iloc[3]) and typed["weight"].iloc[5] == 12345.678901234567
+            empty = wh.query_typed(q, types, [2**50, ""], con)
+            assert empty.empty and list(empty.columns) == list(types)
+            assert [str(t) for t in empty.dtypes] == ["str", "str", "float64", "int64"]
+
+
+@pytest.mark.integration
+def test_typed_reads_see_the_transactions_own_writes_and_read_only_refuses_writes(pg_warehouse: Warehouse) -> None:
+    """A writable connection's typed read sees its uncommitted rows (it reads on that
+    connection); a read-only connection's transactions are READ ONLY on the server."""
+    import psycopg
+
+    wh = pg_warehouse
+    types = {"n": "bigint"}
+    with wh.connect() as con:
+        wh.execute(con, "create table w (n bigint)")
+        wh.execute(con, "insert into w values (1), (2)")
+        assert wh.query_typed("select n from w order by n", types, None, con)["n"].tolist() == [1, 2]
+    with wh.connect(read_only=True) as ro:
+        assert wh.query_typed("select n from w order by n", types, None, ro)["n"].tolist() == [1, 2]
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            wh.execute(ro, "insert into w values (3)")
 
 
 @pytest.mark.integration

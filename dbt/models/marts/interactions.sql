@@ -19,7 +19,10 @@ select
     cast(count(*) as bigint) as n_events,
     cast(sum(case when e.event_type = 'purchase' then 1 else 0 end) as bigint) as n_purchases,
     min(e.event_at) as first_at,
-    max(e.event_at) as last_at
+    max(e.event_at) as last_at,
+    {#- the half-life the weights were decayed with: scoring reads decayed_weight only when it
+        is the champion's #}
+    cast({{ var('decay_half_life_days') }} as double precision) as decay_half_life_days
 from events as e
 cross join horizon as h
 group by e.user_id, e.item_id
