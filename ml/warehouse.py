@@ -130,14 +130,23 @@ class Warehouse:
             return _adbc_read(self.url, _bind(con, self.sql(text), params), types).to_pandas()
         return _copy_csv_read(con, self.sql(text), params, types).to_pandas()
 
-    def read_table(self, qualified: str, con: Any = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """Every row of ``schema.table`` (``columns`` of it, in that order, when given), as
-        ``select`` through :meth:`query` gives it; on PostgreSQL, when :meth:`query_typed`
+    def read_table(
+        self,
+        qualified: str,
+        con: Any = None,
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+        params: Sequence[Any] | None = None,
+    ) -> pd.DataFrame:
+        """The rows of ``schema.table`` (``columns`` of it, in that order, when given; those
+        that match ``where``, a condition with ``?`` placeholders for ``params``, when given),
+        as ``select`` through :meth:`query` gives them; on PostgreSQL, when :meth:`query_typed`
         knows every column's type, it reads them."""
         if con is None:
             with self.connect(read_only=True) as c:
-                return self.read_table(qualified, c, columns)
+                return self.read_table(qualified, c, columns, where, params)
         names = list(columns) if columns is not None else None
+        condition = f" where {where}" if where else ""
         if self.kind == "postgres":
             schema, table = qualified.split(".", 1)
             found = self.query(
@@ -152,13 +161,13 @@ class Warehouse:
             if wanted and all(kinds):
                 listed = ", ".join(f'"{c}"' for c in wanted)
                 return self.query_typed(
-                    f"select {listed} from {qualified}",
+                    f"select {listed} from {qualified}{condition}",
                     {c: str(k) for c, k in zip(wanted, kinds, strict=True)},
-                    None,
+                    params,
                     con,
                 )
-        listed = ", ".join(names) if names is not None else "*"
-        return self.query(f"select {listed} from {qualified}", None, con)
+        listed = ", ".join(f'"{c}"' for c in names) if names is not None else "*"
+        return self.query(f"select {listed} from {qualified}{condition}", params, con)
 
     def table_exists(self, con: Any, schema: str, table: str) -> bool:
         df = self.query(

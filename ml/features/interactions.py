@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def load_interaction_events(wh: Warehouse) -> pd.DataFrame:
-    df = wh.query("select user_id, item_id, event_type, event_at, weight from marts.interaction_events")
+    df = wh.read_table("marts.interaction_events", columns=("user_id", "item_id", "event_type", "event_at", "weight"))
     df["event_at"] = pd.to_datetime(df["event_at"])
     return df
 

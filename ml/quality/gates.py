@@ -77,11 +77,23 @@ def check_staged_events(wh: Warehouse | None = None, run_id: str = "manual") -> 
     wh = wh or Warehouse.from_env()
     prev = store.previous_details(wh, STAGED_GATE, exclude_run_id=run_id)
     watermark = prev.get("watermark")
-    cols = "event_id, event_at, user_id, event_type, item_id, search_query, price, quantity, rating, slot_position, ingested_at"
+    cols = (
+        "event_id",
+        "event_at",
+        "user_id",
+        "event_type",
+        "item_id",
+        "search_query",
+        "price",
+        "quantity",
+        "rating",
+        "slot_position",
+        "ingested_at",
+    )
     if watermark:
-        df = wh.query(f"select {cols} from staging.stg_shop__events where ingested_at > ?", [pd.Timestamp(watermark)])
+        df = wh.read_table("staging.stg_shop__events", None, cols, "ingested_at > ?", [pd.Timestamp(watermark)])
     else:
-        df = wh.query(f"select {cols} from staging.stg_shop__events")
+        df = wh.read_table("staging.stg_shop__events", None, cols)
     result = run_gate(STAGED_GATE, {"stg_shop__events": df}, run_id, gate_params(), prev.get("profile") or {})
     newest = pd.to_datetime(df["ingested_at"]).max() if len(df) else None
     result.details["watermark"] = str(newest) if newest is not None and pd.notna(newest) else watermark
@@ -97,8 +109,13 @@ def check_marts(wh: Warehouse | None = None, run_id: str = "manual") -> GateResu
     frames = {}
     with wh.connect(read_only=True) as con:
         for name, spec in suite.frames.items():
-            cols = ", ".join(dict.fromkeys((*spec.id_columns, *(spec.columns or ("*",)))))
-            frames[name] = wh.query(f"select {cols} from marts.{name}", None, con)
+            if spec.columns:  # (typed bulk reads on PostgreSQL)
+                frames[name] = wh.read_table(
+                    f"marts.{name}", con, list(dict.fromkeys((*spec.id_columns, *spec.columns)))
+                )
+            else:
+                cols = ", ".join(dict.fromkeys((*spec.id_columns, "*")))
+                frames[name] = wh.query(f"select {cols} from marts.{name}", None, con)
     reference = store.previous_profile(wh, MARTS_GATE, exclude_run_id=run_id)
     result = run_gate(MARTS_GATE, frames, run_id, gate_params(), reference, suite)
     store.record(wh, result)
