@@ -54,9 +54,9 @@ def recommendation_frames(
 def prepare() -> None:
     """Import Great Expectations ahead of the gate (a few seconds of imports), e.g. on a thread
     that would otherwise wait; the gate itself then starts at once."""
-    from ml.quality.runner import _import_gx
+    from ml.quality.runner import import_gx
 
-    _import_gx()
+    import_gx()
 
 
 def check_recommendations(

@@ -140,7 +140,7 @@ def _failure(frame: str, r: Any) -> dict[str, Any]:
     }
 
 
-def _import_gx() -> Any:
+def import_gx() -> Any:
     """Great Expectations, imported on first use (a few seconds) with its chatter turned down."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     for name in ("great_expectations", "great_expectations._docs_decorators"):
@@ -196,7 +196,7 @@ def run_gate(
     if missing:
         raise ValueError(f"gate {gate!r}: frames not given: {missing}")
 
-    gx = _import_gx()
+    gx = import_gx()
     from great_expectations.core.run_identifier import RunIdentifier
 
     docs_dir = data_docs.data_docs_dir()
