@@ -169,6 +169,15 @@ class Warehouse:
         listed = ", ".join(f'"{c}"' for c in names) if names is not None else "*"
         return self.query(f"select {listed} from {qualified}{condition}", params, con)
 
+    def table_columns(self, con: Any, schema: str, table: str) -> list[str]:
+        """The column names of ``schema.table`` (a table or view); empty when it does not exist."""
+        df = self.query(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+            [schema, table],
+            con,
+        )
+        return [str(c) for c in df["column_name"]]
+
     def table_exists(self, con: Any, schema: str, table: str) -> bool:
         df = self.query(
             "select count(*) as n from information_schema.tables where table_schema = ? and table_name = ?",

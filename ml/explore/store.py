@@ -52,12 +52,7 @@ def _exists(wh: Warehouse, con: Any, qualified: str) -> bool:
 
 def _columns(wh: Warehouse, con: Any, qualified: str) -> set[str]:
     schema, table = qualified.split(".")
-    df = wh.query(
-        "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-        [schema, table],
-        con,
-    )
-    return set(df["column_name"])
+    return set(wh.table_columns(con, schema, table))
 
 
 def read_optional(wh: Warehouse, qualified: str, needed: tuple[str, ...], con: Any = None) -> pd.DataFrame | None:

@@ -59,9 +59,6 @@ def load_decayed_interactions(
     with wh.connect(read_only=True) as con:
         as_of = wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
         as_of = pd.Timestamp(as_of)
-        stamp = as_of.tz_localize(None) if as_of.tzinfo else as_of
-        if pd.isna(stamp):  # no events: nothing to age (and no timestamp to bind)
-            stamp = pd.Timestamp(0)
         why_not = mart_mismatch(wh, con, half_life_days, exclude_event_types, as_of)
         if why_not is None:
             frame = wh.query_typed(
@@ -79,6 +76,9 @@ def load_decayed_interactions(
             frame = frame.drop(columns="n_purchases")
         else:
             log.info("scoring aggregates marts.interaction_events: %s", why_not)
+            stamp = as_of.tz_localize(None) if as_of.tzinfo else as_of
+            if pd.isna(stamp):  # no events: nothing to age (and no timestamp to bind)
+                stamp = pd.Timestamp(0)
             frame = wh.query_typed(
                 "select user_id, item_id, sum(weight * power(0.5, greatest(cast(extract(epoch from "
                 "(cast(? as timestamp) - event_at)) as double precision), 0) / 86400.0 / ?)) as weight "
@@ -105,15 +105,10 @@ def mart_mismatch(
     ``exclude_event_types``); None when it can."""
     if set(exclude_event_types) - {"purchase"}:
         return f"excluded event types {sorted(exclude_event_types)} are not only purchases"
-    if not wh.table_exists(con, "marts", "interactions"):
+    cols = wh.table_columns(con, "marts", "interactions")
+    if not cols:
         return "marts.interactions is not built"
-    cols = wh.query(
-        "select column_name from information_schema.columns where table_schema = 'marts' "
-        "and table_name = 'interactions'",
-        None,
-        con,
-    )
-    missing = sorted(set(MART_COLUMNS) - set(cols["column_name"]))
+    missing = sorted(set(MART_COLUMNS) - set(cols))
     if missing:
         return f"marts.interactions lacks {missing}"
     row = wh.query(

@@ -15,13 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def _has_column(wh: Warehouse, con: Any, schema: str, table: str, column: str) -> bool:
-    found = wh.query(
-        "select count(*) as n from information_schema.columns where table_schema = ? and table_name = ? "
-        "and column_name = ?",
-        [schema, table, column],
-        con,
-    )
-    return bool(int(found["n"].iloc[0]))
+    return column in wh.table_columns(con, schema, table)
 
 
 def _read_optional(wh: Warehouse, con: Any, schema: str, table: str, sql: str) -> pd.DataFrame | None:

@@ -111,7 +111,7 @@ def score_users(
         users = inter.users
         data = InteractionData.from_frame(inter.frame, user_ids=users, item_ids=art["item_ids"])
         excl = InteractionData.from_frame(inter.excluded, user_ids=users, item_ids=art["item_ids"]).matrix
-        excluded_pairs = inter.excluded[["user_id", "item_id"]]
+        excluded_pairs = inter.excluded
         del inter
         idx, sc = model.recommend(data.matrix, k=k, exclude=excl, helpers=pool)
         side = ahead.result() if ahead is not None else None
@@ -153,7 +153,7 @@ def score_users(
     present = np.flatnonzero(np.bincount(u_ix, minlength=len(users)))
     champ["users"] = sorted(np.asarray(users, dtype=object)[present].tolist())
     champ["candidate_codes"] = (u_ix, picked, np.asarray(users, dtype=object), item_ids)
-    champ["excluded"] = excluded_pairs  # user_id, item_id of the excluded pairs (the same as the matrix)
+    champ["excluded"] = excluded_pairs  # the excluded pairs (the same as the matrix ``excl``)
     if alongside is not None:
         champ["alongside"] = side
     return df, champ

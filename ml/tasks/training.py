@@ -31,21 +31,12 @@ log = logging.getLogger(__name__)
 COLD_MAX_EVENTS = 2  # users with at most this many training interactions count as new/cold
 
 
-def _table_columns(wh: Warehouse, con: Any, schema: str, table: str) -> list[str]:
-    df = wh.query(
-        "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-        [schema, table],
-        con,
-    )
-    return [str(c) for c in df["column_name"]]
-
-
 def training_snapshot_id(wh: Warehouse, events: pd.DataFrame, as_of: pd.Timestamp) -> str:
     """The id of the training snapshot: the newest row of ``marts.training_snapshots`` when
     that mart exists and has a ``snapshot_id`` column, otherwise a hash of the events."""
     try:
         with wh.connect(read_only=True) as con:
-            cols = _table_columns(wh, con, "marts", "training_snapshots")
+            cols = wh.table_columns(con, "marts", "training_snapshots")
             if "snapshot_id" in cols:
                 order = next((c for c in ("created_at", "built_at", "as_of", "snapshot_at") if c in cols), None)
                 q = "select snapshot_id from marts.training_snapshots"
@@ -68,7 +59,7 @@ def fit_context(wh: Warehouse, events: pd.DataFrame, data: Any) -> dict[str, Any
 
     ctx: dict[str, Any] = {"events": events_context(events, data.user_index, data.item_index, "event_at")}
     with wh.connect(read_only=True) as con:
-        item_cols = _table_columns(wh, con, "marts", "item_features")
+        item_cols = wh.table_columns(con, "marts", "item_features")
         wanted = [
             c
             for c in ("item_id", "category_l1", "category_l2", "category_l3", "category_path", "brand")
@@ -76,19 +67,17 @@ def fit_context(wh: Warehouse, events: pd.DataFrame, data: Any) -> dict[str, Any
         ]
         items = wh.query(f"select {', '.join(wanted)} from marts.item_features", None, con) if wanted else None
         tags = None
-        if {"item_id", "tag"} <= set(_table_columns(wh, con, "ml", "item_tags")):
+        if {"item_id", "tag"} <= set(wh.table_columns(con, "ml", "item_tags")):
             tags = wh.query(
                 "select item_id, tag, max(score) as score from ml.item_tags group by item_id, tag", None, con
             )
         users = None  # profile only: behavioural columns would leak the holdout period into the features
         for schema, table in (("marts", "user_features"), ("raw", "users")):
-            if {"user_id", "country"} <= set(_table_columns(wh, con, schema, table)):
+            if {"user_id", "country"} <= set(wh.table_columns(con, schema, table)):
                 users = wh.query(f"select user_id, country from {schema}.{table}", None, con)
                 break
         trans = None
-        if {"from_category", "to_category", "probability"} <= set(
-            _table_columns(wh, con, "ml", "category_transitions")
-        ):
+        if {"from_category", "to_category", "probability"} <= set(wh.table_columns(con, "ml", "category_transitions")):
             trans = wh.query("select from_category, to_category, probability from ml.category_transitions", None, con)
     if items is not None and len(items):
         cat_cols = [c for c in ("category_l1", "category_l2", "category_l3", "brand") if c in items]
