@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ml.bench.measure import measure, table, write_json
+from ml.bench.measure import measure, release_freed_memory, table, write_json
 
 NAME = "pipeline"
 HELP = "whole pipeline per stage (seconds, peak RSS, throughput) with bare lower bounds and Airflow overhead"
@@ -93,6 +93,7 @@ class Recorder:
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        release_freed_memory()  # as a fresh task process would start (see the function)
         with measure(name) as st, self.profiled(name):
             yield
         self.add(name, st.seconds, st.peak_rss_mb)
@@ -229,6 +230,7 @@ def run_direct(shop: Path, url: str, rec: Recorder, run_id: str, tagging: bool =
         facts["gate"] = evaluate_and_gate(results, run_id=run_id, warehouse=url)
     facts["tagging"] = run_tagging(shop, url, rec, run_id) if tagging else {"skipped": "--no-tagging"}
     probe = PublishProbe()
+    release_freed_memory()
     with measure("score+publish") as whole, probe.installed(), rec.profiled("score+publish"):
         out = publish_recommendations(run_id=run_id, k=K, warehouse=url)
     parts = sum(probe.timings.values())

@@ -206,10 +206,15 @@ class Recommender(ABC):
         rows: np.ndarray | None = None,
         k: int = 10,
         exclude: sp.csr_matrix | None = None,
-        batch_size: int = 2048,
+        batch_size: int = 512,
         helpers: Executor | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k item indices and scores per user, best first, shape (n_rows, k).
+
+        Users are scored ``batch_size`` at a time into a dense (batch_size, n_items) block. On
+        the large shop (23k items) blocks of 512 rows made the row-wise top-k about 3x faster
+        than blocks of 2048 (less memory traffic per partition), and the whole recommend call
+        on two threads 8.1-8.9 s against 10.7-12.6 s.
 
         ``exclude`` (same shape as X) marks items a user must not get (e.g. purchases);
         by default everything in X is excluded. Missing slots have index -1 and score -inf.
