@@ -3,6 +3,7 @@ its numbers are consistent (bounds measured on the same data, ratios derived fro
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -49,6 +50,13 @@ def test_bounds_and_ratios_come_from_the_same_run(tiny_bench):
         p["stages"]["score_with_exploration"]["seconds"] / scoring["seconds"], rel=0.01
     )
     assert scoring["two_threads_seconds"] > 0
+    # each bound is the fastest of its runs; the kernel's blocks are recommend()'s
+    assert len(scoring["runs_seconds"]) == 2 and scoring["seconds"] == pytest.approx(min(scoring["runs_seconds"]))
+    assert scoring["two_threads_seconds"] == pytest.approx(min(scoring["runs_two_threads_seconds"]))
+    assert copy["seconds"] == pytest.approx(min(copy["runs_seconds"]))
+    from ml.recommend.base import Recommender
+
+    assert scoring["batch"] == inspect.signature(Recommender.recommend).parameters["batch_size"].default
     assert p["informative"]["scoring_vs_bare_two_threads"] == pytest.approx(
         p["stages"]["score_with_exploration"]["seconds"] / scoring["two_threads_seconds"], rel=0.01
     )
