@@ -335,21 +335,18 @@ def copy_df(con: Any, table: str, df: pd.DataFrame, rows_per_chunk: int = 200_00
     ``rows_per_chunk`` rows at a time on a background thread without the GIL while this thread
     streams the previous slice, so memory stays bounded for a ten-million-row batch and the
     load costs about what PostgreSQL's parsing costs. An object column that Arrow cannot type
-    (mixed Python values) is loaded as its text.
+    (scalars of mixed Python types) is loaded as each value's text; a column holding dicts or
+    lists is JSON, as ``to_arrow`` writes it.
     """
     import pyarrow as pa
 
     from ml.publish.copy import copy_arrow, to_arrow
 
+    def text(v: Any) -> str | None:
+        return None if pd.isna(v) else str(v)
+
     try:
         data = to_arrow(df)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        as_text = {c: df[c].map(_text_or_null) for c in df.columns if df[c].dtype == object}
-        data = to_arrow(df.assign(**as_text))
+        data = to_arrow(df.assign(**{c: df[c].map(text) for c in df.columns if df[c].dtype == object}))
     copy_arrow(con, table, data, rows_per_chunk)
-
-
-def _text_or_null(v: Any) -> str | None:
-    if v is None or (not isinstance(v, dict | list | tuple) and pd.isna(v)):
-        return None
-    return str(v)

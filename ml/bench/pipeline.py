@@ -279,23 +279,19 @@ def run_tagging(shop: Path, url: str, rec: Recorder, run_id: str) -> dict[str, A
 def scoring_bound(url: str, k: int = K, batch: int | None = None, repeats: int = 2) -> dict[str, Any]:
     """Seconds for the champion's scoring kernel plus a row-wise top-k over every active user.
 
-    The batches are as large as ``Recommender.recommend``'s (so the bound gains what a better
-    block size gains), and each figure is the fastest of ``repeats`` runs: a lower bound, steadier
-    than one run on a machine whose other work (PostgreSQL's checkpoints) comes and goes."""
-    import inspect
-
-    from ml.recommend.base import Recommender
-
-    if batch is None:
-        batch = int(inspect.signature(Recommender.recommend).parameters["batch_size"].default)
+    The batches are as large as ``Recommender.recommend``'s (``SCORING_BATCH``, so the bound
+    gains what a better block size gains), and each figure is the fastest of ``repeats`` runs:
+    a lower bound, steadier than one run on a machine whose other work (PostgreSQL's
+    checkpoints) comes and goes."""
     import numpy as np
 
     from ml.features.interactions import decayed, load_interaction_events
     from ml.recommend import InteractionData
-    from ml.recommend.base import top_k
+    from ml.recommend.base import SCORING_BATCH, top_k
     from ml.registry import Registry, load_artifact
     from ml.warehouse import Warehouse
 
+    batch = SCORING_BATCH if batch is None else batch
     wh = Warehouse(url)
     champ = Registry(wh).champion("recommender")
     if champ is None:

@@ -17,10 +17,6 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)  # the tiny shop's events end on 2026-10-31
 
 
-def _rows(wh, sql: str, params=None) -> pd.DataFrame:
-    return wh.query(sql, params)
-
-
 def test_events_land_whole_and_repeats_across_batches_are_quarantined(tiny_shop, pg_warehouse, warehouse, tmp_path):
     wh = pg_warehouse
     ingest_file(tiny_shop / "items.parquet", wh, now=NOW, gate=False)
@@ -35,7 +31,7 @@ def test_events_land_whole_and_repeats_across_batches_are_quarantined(tiny_shop,
     a = ingest_file(tmp_path / "events-a.csv", wh, now=NOW, gate=False)
     assert (a.rows, a.accepted, a.quarantined) == (200, 200, 0)
 
-    stored = _rows(wh, "select * from raw.events order by _row_number")
+    stored = wh.query("select * from raw.events order by _row_number")
     assert stored["event_id"].tolist() == first["event_id"].tolist()
     assert stored["query"].iloc[0] == 'red, "wool" scarf' and stored["query"].iloc[1:3].isna().all()
     assert json.loads(stored["_extra"].iloc[1]) == {"device": "web"}
@@ -47,12 +43,12 @@ def test_events_land_whole_and_repeats_across_batches_are_quarantined(tiny_shop,
     extra.iloc[150:].to_parquet(tmp_path / "events-b.parquet", index=False)
     b = ingest_file(tmp_path / "events-b.parquet", wh, now=NOW, gate=False)
     assert b.reasons == {"duplicate_event_id": 50} and b.accepted == 100
-    assert _rows(wh, "select count(*) as n, count(distinct event_id) as d from raw.events").iloc[0].tolist() == [
+    assert wh.query("select count(*) as n, count(distinct event_id) as d from raw.events").iloc[0].tolist() == [
         300,
         300,
     ]
-    held = _rows(
-        wh, "select row_number, reason from raw.quarantine where batch_id = ? order by row_number", [b.batch_id]
+    held = wh.query(
+        "select row_number, reason from raw.quarantine where batch_id = ? order by row_number", [b.batch_id]
     )
     assert held["row_number"].tolist() == list(range(1, 51))
     assert set(held["reason"]) == {"duplicate_event_id"}
@@ -62,8 +58,8 @@ def test_events_land_whole_and_repeats_across_batches_are_quarantined(tiny_shop,
     for name in ("events-a.csv", "events-b.parquet"):
         ingest_file(tmp_path / name, warehouse, now=NOW, gate=False)
     cols = [c for c in stored.columns if c not in ("_ingested_at", "_batch_id")]
-    on_pg = _rows(wh, "select * from raw.events order by event_id")[cols]
-    on_duck = _rows(warehouse, "select * from raw.events order by event_id")[cols]
+    on_pg = wh.query("select * from raw.events order by event_id")[cols]
+    on_duck = warehouse.query("select * from raw.events order by event_id")[cols]
     for c in cols:
         a, b = on_pg[c], on_duck[c]
         if c == "event_time":

@@ -54,9 +54,11 @@ def test_bounds_and_ratios_come_from_the_same_run(tiny_bench):
     assert len(scoring["runs_seconds"]) == 2 and scoring["seconds"] == pytest.approx(min(scoring["runs_seconds"]))
     assert scoring["two_threads_seconds"] == pytest.approx(min(scoring["runs_two_threads_seconds"]))
     assert copy["seconds"] == pytest.approx(min(copy["runs_seconds"]))
-    from ml.recommend.base import Recommender
+    from ml.recommend.base import SCORING_BATCH, Recommender
 
-    assert scoring["batch"] == inspect.signature(Recommender.recommend).parameters["batch_size"].default
+    assert (
+        scoring["batch"] == SCORING_BATCH == inspect.signature(Recommender.recommend).parameters["batch_size"].default
+    )
     assert p["informative"]["scoring_vs_bare_two_threads"] == pytest.approx(
         p["stages"]["score_with_exploration"]["seconds"] / scoring["two_threads_seconds"], rel=0.01
     )

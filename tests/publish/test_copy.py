@@ -133,3 +133,19 @@ def test_query_reads_in_chunks_with_the_types_of_one_frame(pg_warehouse, monkeyp
     pd.testing.assert_frame_equal(chunked, whole)
     empty = pg_warehouse.query("select id, text from public.chunked_read where id < 0")
     assert list(empty.columns) == ["id", "text"] and empty.empty
+
+
+def test_append_df_loads_a_mixed_object_column_as_text(pg_warehouse):
+    """A column of scalars of mixed Python types (which Arrow cannot type) lands as each
+    value's text, missing values as NULL."""
+    from ml.warehouse import copy_df
+
+    df = pd.DataFrame({"id": np.arange(5, dtype=np.int64), "v": ["a", 7, 2.5, None, True]})
+    with pg_warehouse.connect() as con:
+        pg_warehouse.execute(con, "create table public.mixed (id bigint, v text)")
+        copy_df(con, "public.mixed", df)
+        con.commit()
+    back = pg_warehouse.query("select v from public.mixed order by id")["v"]
+    assert back.iloc[:3].tolist() == ["a", "7", "2.5"]
+    assert pd.isna(back.iloc[3])
+    assert back.iloc[4] == "True"
