@@ -25,7 +25,10 @@ The same function serves the publish task (frames read from the warehouse by
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -375,6 +378,77 @@ def _group_rank(groups: np.ndarray) -> np.ndarray:
     return np.arange(len(groups)) - np.repeat(first, np.diff(np.r_[first, len(groups)]))
 
 
+def _in_background(fn: Callable[..., Any], *args: Any) -> Future[Any]:
+    """``fn(*args)`` started on a new daemon thread; its result (or error) comes through the
+    future. A caller that fails before asking for it leaves the thread to finish on its own."""
+    fut: Future[Any] = Future()
+
+    def run() -> None:
+        if fut.set_running_or_notify_cancel():
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+    threading.Thread(target=run, name=f"bg-{getattr(fn, '__name__', 'task')}", daemon=True).start()
+    return fut
+
+
+@dataclass
+class _SideKeys:
+    """The integer keys :func:`_profiled_arms` looks up, computed apart from the arms:
+    ``ex_key`` the excluded (user, item) pairs (user x n_items + item, sorted, once each);
+    ``fb_key``/``fb_val`` the shown (user, item) pairs sorted, with (impressions, clicks);
+    ``shown_per_tag``/``bought_per_tag`` (sorted user x T + tag keys, counts) of the user's
+    shown and bought items per tag; ``tag_key``/``tag_val`` the (user, tag) feedback, sorted,
+    with (examined impressions, clicks)."""
+
+    ex_key: np.ndarray
+    fb_key: np.ndarray
+    fb_val: np.ndarray
+    shown_per_tag: tuple[np.ndarray, np.ndarray]
+    bought_per_tag: tuple[np.ndarray, np.ndarray]
+    tag_key: np.ndarray
+    tag_val: np.ndarray
+
+
+def _side_keys(
+    ex: pd.DataFrame,
+    fb: FeedbackStats,
+    U: pd.Index,
+    item_index: pd.Index,
+    tag_index: pd.Index,
+    item_tag: np.ndarray,
+) -> _SideKeys:
+    """The :class:`_SideKeys` of the excluded pairs ``ex`` and the feedback ``fb``, for the
+    users ``U``, items ``item_index`` and tags ``tag_index`` (``item_tag``: each item's tag
+    code, -1 for none, with one extra -1 at the end)."""
+    n_items, T = max(len(item_index), 1), max(len(tag_index), 1)
+    # excluded (bought) pairs, once each
+    eu, ei = _codes(ex["user_id"].astype(str), U), _codes(ex["item_id"].astype(str), item_index)
+    ok = (eu >= 0) & (ei >= 0)
+    ex_key, _ = sorted_distinct(eu[ok] * n_items + ei[ok])
+    ex_u, ex_i = ex_key // n_items, ex_key % n_items
+    tagged = item_tag[ex_i] >= 0
+    bought_per_tag = sorted_distinct(ex_u[tagged] * T + item_tag[ex_i][tagged])
+    # feedback: per (user, item) impressions and clicks, per (user, tag) the user's shown items
+    ui_users, ui_items, fv = fb.columns("user_item")
+    fu, fi = _codes(ui_users, U), _codes(ui_items, item_index)
+    ok = (fu >= 0) & (fi >= 0)
+    fb_key = fu[ok] * n_items + fi[ok]
+    fb_order = np.argsort(fb_key, kind="stable")
+    fb_key, fb_val = fb_key[fb_order], fv[ok][fb_order]
+    fb_tag = item_tag[fi[ok]][fb_order]
+    shown_per_tag = sorted_distinct((fb_key // n_items * T + fb_tag)[fb_tag >= 0])
+    # per (user, tag): examined impressions and clicks
+    ut_users, ut_tags, tv = fb.columns("user_tag")
+    tu, tt = _codes(ut_users, U), _codes(ut_tags, tag_index)
+    ok = (tu >= 0) & (tt >= 0)
+    t_key = tu[ok] * T + tt[ok]
+    t_order = np.argsort(t_key, kind="stable")
+    return _SideKeys(ex_key, fb_key, fb_val, shown_per_tag, bought_per_tag, t_key[t_order], tv[ok][t_order])
+
+
 def _profiled_arms(
     inp: CandidateInputs,
     users: list[str],
@@ -409,6 +483,12 @@ def _profiled_arms(
     item_tag = np.full(len(item_index) + 1, -1, dtype=np.int64)  # index -1: unknown item
     item_tag[pop_code] = np.repeat(np.arange(len(tag_names)), tag_len)
     item_ids = np.array([*np.asarray(item_index, dtype=object).tolist(), None], dtype=object)
+    # the excluded pairs' and the feedback's keys do not depend on the profile arms or on the
+    # champion's rows: a second thread computes them meanwhile (most of either side's time is
+    # in numpy and pandas code that releases the GIL)
+    for ix in (U, tag_index, item_index):
+        ix.get_indexer(ix[:1])  # each index's hash table, built before two threads look up in it
+    side = _in_background(_side_keys, inp.excluded, fb, U, item_index, tag_index, item_tag)
 
     slow = np.zeros(n_users, dtype=bool)
     has_profile = np.zeros(n_users, dtype=bool)
@@ -469,13 +549,8 @@ def _profiled_arms(
     norm = 0.5 + 0.5 * (sc - lo_row) / span
     ct = item_tag[ci]
     del champ_tags  # (the same tags, as codes: item_tag[ci])
-    # excluded (bought) pairs, once each
-    ex = inp.excluded
-    eu, ei = _codes(ex["user_id"].astype(str), U), _codes(ex["item_id"].astype(str), item_index)
-    ok = (eu >= 0) & (ei >= 0)
-    ex_key, _ = sorted_distinct(eu[ok] * n_items + ei[ok])
-    ex_u, ex_i = ex_key // n_items, ex_key % n_items
-    ex_tag_key = np.sort(ex_u[item_tag[ex_i] >= 0] * T + item_tag[ex_i][item_tag[ex_i] >= 0])
+    keys = side.result()
+    ex_key, fb_key, fb_val = keys.ex_key, keys.fb_key, keys.fb_val
     keep = (cu >= 0) & (ci >= 0) & (ct >= 0)
     excluded_row, _ = _member(cu * n_items + ci, ex_key)
     keep &= ~excluded_row
@@ -486,18 +561,9 @@ def _profiled_arms(
     for r in given.tolist():
         if isinstance(rs[r], str) and rs[r]:
             reasons[int(cu[r])][str(item_ids[ci[r]])] = rs[r]
-    # feedback: per (user, item) impressions and clicks, per (user, tag) the user's shown items
-    ui_users, ui_items, fv = fb.columns("user_item")
-    fu, fi = _codes(ui_users, U), _codes(ui_items, item_index)
-    ok = (fu >= 0) & (fi >= 0)
-    fb_key = fu[ok] * n_items + fi[ok]
-    fb_order = np.argsort(fb_key, kind="stable")
-    fb_key, fb_val = fb_key[fb_order], fv[ok][fb_order]
-    fb_tag = item_tag[fi[ok]][fb_order]
-    fbt_keys, fbt_counts = sorted_distinct((fb_key // n_items * T + fb_tag)[fb_tag >= 0])
-    arm_fbc = _lookup(arm_key, fbt_keys, fbt_counts)
-    ex_keys_t, ex_counts_t = sorted_distinct(ex_tag_key)
-    arm_nex = _lookup(arm_key, ex_keys_t, ex_counts_t)
+    # per arm: the user's shown items of the tag, and bought items of the tag
+    arm_fbc = _lookup(arm_key, *keys.shown_per_tag)
+    arm_nex = _lookup(arm_key, *keys.bought_per_tag)
 
     # the champion's candidates of each arm, in the champion's order
     rows = np.flatnonzero(keep)
@@ -580,14 +646,8 @@ def _profiled_arms(
     tag_obj = np.asarray(tag_names, dtype=object)
     user_obj = np.asarray(users, dtype=object)
     # per arm: the user's examined impressions and clicks of the tag
-    ut_users, ut_tags, tv = fb.columns("user_tag")
-    tu, tt = _codes(ut_users, U), _codes(ut_tags, tag_index)
-    ok = (tu >= 0) & (tt >= 0)
-    t_key = tu[ok] * T + tt[ok]
-    t_order = np.argsort(t_key, kind="stable")
-    tv_sorted = tv[ok][t_order]
-    exam_all = _lookup(arm_key, t_key[t_order], tv_sorted[:, 0], 0.0)
-    clicks_all = _lookup(arm_key, t_key[t_order], tv_sorted[:, 1], 0.0)
+    exam_all = _lookup(arm_key, keys.tag_key, keys.tag_val[:, 0], 0.0)
+    clicks_all = _lookup(arm_key, keys.tag_key, keys.tag_val[:, 1], 0.0)
     exam, clicks = exam_all[kept], clicks_all[kept]
     sel_known = fast_user[arm_u] & arm_known
     sel_cand = fast_user[arm_u] & ~arm_known

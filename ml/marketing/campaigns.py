@@ -358,6 +358,33 @@ class _FlatItems:
         return isin(self.flat, items) if len(self.flat) else np.zeros(0, dtype=bool)
 
 
+def _boosted_items(
+    found: _FlatItems,
+    boosted: np.ndarray,
+    where_sel: np.ndarray,
+    starts: np.ndarray,
+    exploit: np.ndarray,
+    tag_start: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The boosted items of the selected contexts as padded (W, B) arrays: their codes within
+    the context (ascending, -1 padding) and their values (the tag's exploitation value x the
+    item's score, -inf padding). ``boosted``: flag per item of ``found``; ``where_sel``: each
+    context's row (-1: not selected); ``starts``: each row's first item in ``found``;
+    ``exploit``/``tag_start``: the rows' exploitation values per tag and each row's first."""
+    flat = np.flatnonzero(boosted)
+    w = where_sel[found.owner[flat]]
+    flat, w = flat[w >= 0], w[w >= 0]  # (in item order, so by row and code)
+    W = len(starts)
+    per_row = np.bincount(w, minlength=W)
+    width = max(int(per_row.max(initial=0)), 1)
+    slot = np.arange(len(w)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    code = np.full((W, width), -1, dtype=np.int64)
+    value = np.full((W, width), -np.inf)
+    code[w, slot] = flat - starts[w]
+    value[w, slot] = exploit[tag_start[w] + found.tag[flat]] * found.scores[flat]
+    return code, value
+
+
 def _rerank_users(
     found: _FlatItems,
     contexts: Sequence[Any],
@@ -393,9 +420,6 @@ def _rerank_users(
     starts = bounds[sel]
     sizes = bounds[sel + 1] - starts
     N = int(sizes.max())
-    inside = np.arange(N)[None, :] < sizes[:, None]
-    gidx = np.where(inside, starts[:, None] + np.arange(N)[None, :], 0)
-    tag_of = np.where(inside, found.tag[gidx], -1)
     # value of every item: its tag's exploitation value x its score (as rerank_slate's ``extra``)
     col_vals = policy.column_values(cols) if cols is not None else None
     if cols is not None and col_vals is not None:  # the same values, read from the contexts' columns
@@ -409,7 +433,8 @@ def _rerank_users(
         n_tags = np.array([len(e) for e in exploits], dtype=np.int64)
         tag_start = np.r_[0, np.cumsum(n_tags)[:-1]]
         ex_all = np.concatenate(exploits) if exploits else np.zeros(0)
-    value = np.where(inside, ex_all[tag_start[:, None] + np.maximum(tag_of, 0)] * found.scores[gidx], -np.inf)
+    where_sel = np.full(len(found.users), -1, dtype=np.int64)  # each context's position in ``sel``
+    where_sel[sel] = np.arange(W)
     # the distinct draws of each user (a user's draws often repeat the same slate)
     firsts, inverses = [], []
     for d in draws:
@@ -430,34 +455,57 @@ def _rerank_users(
         rows = np.flatnonzero(has[ci][1][sel][user])
         if len(rows) == 0 or cap < 1:
             continue
-        uw = user[rows]
-        B = has[ci][0][gidx[uw]] & inside[uw]
-        V = value[uw]
+        # only a row's free slots and its user's boosted items can move, so each row is re-ranked
+        # over those (k + the user's boosted items) rather than over all N items of its context
+        b_code, b_val = _boosted_items(found, has[ci][0], where_sel, starts, ex_all, tag_start)
+        bc, bv = b_code[user[rows]], b_val[user[rows]]  # (R, B): boosted item codes, their values
         slot_items, S, F = its[rows], scs[rows], fixed[rows]
-        r2 = np.arange(len(rows))[:, None]
-        filled = slot_items >= 0
-        free = ~F & filled
-        shown = np.zeros((len(rows), N), dtype=bool)
-        rr, jj = np.nonzero(filled)
-        shown[rr, slot_items[rr, jj]] = True
-        pool = np.full((len(rows), N), -np.inf)
-        rr, jj = np.nonzero(free)
-        pool[rr, slot_items[rr, jj]] = S[rr, jj]
-        in_pool = np.zeros((len(rows), N), dtype=bool)
-        in_pool[rr, slot_items[rr, jj]] = True
-        cand = np.where(B & in_pool, pool, np.where(B & ~shown, V, -np.inf))
+        free = ~F & (slot_items >= 0)
+        # per boosted item: shown in the slate at all, held in a free slot, and that slot's value
+        shown = np.zeros(bc.shape, dtype=bool)
+        in_free = np.zeros(bc.shape, dtype=bool)
+        free_val = np.full(bc.shape, -np.inf)
+        for j in range(slot_items.shape[1]):
+            at_j = (bc == slot_items[:, j : j + 1]) & (bc >= 0)
+            shown |= at_j
+            at_free = at_j & free[:, j : j + 1]
+            in_free |= at_free
+            free_val = np.where(at_free, S[:, j : j + 1], free_val)
+        # the cap best boosted items: a free slot's at its slot value, one outside the slate at
+        # its own value (a boosted item in a fixed slot stays put); ties: lower code first
+        cand = np.where(in_free, free_val, np.where(shown, -np.inf, bv))
         best = np.argsort(-cand, axis=1, kind="stable")[:, :cap]
-        ok = np.isfinite(cand[r2, best])
-        promoted = np.zeros((len(rows), N), dtype=bool)
-        promoted[np.broadcast_to(r2, best.shape)[ok], best[ok]] = True
-        pool[promoted] = cand[promoted] * (1.0 + c.boost)
-        ranked = np.argsort(np.where(in_pool | promoted, -pool, np.inf), axis=1, kind="stable")
+        r2 = np.arange(len(rows))[:, None]
+        best_code, best_val = bc[r2, best], cand[r2, best]
+        ok = np.isfinite(best_val)
+        # the pool: the free slots' items (promoted ones at their boosted value), then the
+        # promoted items from outside the slate
+        pool_code = np.where(free, slot_items, -1)
+        pool_val = np.where(free, S, -np.inf)
+        pool_promoted = np.zeros(free.shape, dtype=bool)
+        extra_code = np.full(best.shape, -1, dtype=np.int64)
+        extra_val = np.full(best.shape, -np.inf)
+        for j in range(best.shape[1]):
+            hit = (pool_code == best_code[:, j : j + 1]) & ok[:, j : j + 1]
+            pool_val = np.where(hit, pool_val * (1.0 + c.boost), pool_val)
+            pool_promoted |= hit
+            outside = ok[:, j] & ~hit.any(axis=1)
+            extra_code[:, j] = np.where(outside, best_code[:, j], -1)
+            extra_val[:, j] = np.where(outside, best_val[:, j] * (1.0 + c.boost), -np.inf)
+        all_code = np.concatenate([pool_code, extra_code], axis=1)
+        all_val = np.concatenate([pool_val, extra_val], axis=1)
+        all_promoted = np.concatenate([pool_promoted, extra_code >= 0], axis=1)
+        # best value first, ties by lower code (as over the N items), empty entries last
+        by_code = np.argsort(np.where(all_code >= 0, all_code, N), axis=1, kind="stable")
+        key = np.take_along_axis(np.where(all_code >= 0, -all_val, np.inf), by_code, axis=1)
+        ranked = np.take_along_axis(by_code, np.argsort(key, axis=1, kind="stable"), axis=1)
         m = np.cumsum(free, axis=1) - 1  # a free slot's place among the row's free slots
         rr, jj = np.nonzero(free)
-        codes = ranked[rr, m[rr, jj]]
+        pick = ranked[rr, m[rr, jj]]
+        codes = all_code[rr, pick]
         slot_items[rr, jj] = codes
-        S[rr, jj] = pool[rr, codes]
-        moved = promoted[rr, codes]
+        S[rr, jj] = all_val[rr, pick]
+        moved = all_promoted[rr, pick]
         who_rows = who[rows]
         who_rows[rr[moved], codes[moved]] = ci
         who[rows] = who_rows
@@ -497,7 +545,7 @@ def _rerank_users(
         arm_feats = new["arm_features"].to_numpy(dtype=object).copy()
         expl = new["is_exploration"].to_numpy().copy()
         expl[absent] = False
-        t_abs = tag_of[ww[absent], codes[absent]]
+        t_abs = found.tag[starts[ww[absent]] + codes[absent]]
         if cols is not None:  # each row's arm in the columns; each arm's text written once
             arm_row = cols.arm_bounds[sel[ww[absent]]] + t_abs
             tags = cols.tags[arm_row]
