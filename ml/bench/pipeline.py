@@ -170,11 +170,12 @@ class PublishProbe:
                 self.wrap("prepublish_gate", ml.quality.prepublish.check_recommendations),
             ),
         ]
-        try:
-            import ml.explore.store as store
+        try:  # the slate log as a whole: its transaction and the connection's close (on DuckDB
+            # the close checkpoints the new rows into the file)
+            import ml.tasks.publishing as publishing
 
-            patches.append((store, "write_log", self.wrap("slate_log", store.write_log)))
-        except ImportError:
+            patches.append((publishing, "log_slates", self.wrap("slate_log", publishing.log_slates)))
+        except (ImportError, AttributeError):
             pass
         for module, attr in (
             ("ml.tasks.publishing", "score_users"),

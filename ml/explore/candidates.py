@@ -25,10 +25,7 @@ The same function serves the publish task (frames read from the warehouse by
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +36,7 @@ from ml.explore.context import FEATURES, ContextColumns, ContextList, SlateConte
 from ml.explore.feedback import FeedbackStats, shrunk_rate
 from ml.frames import isin, sorted_distinct
 from ml.shop.taxonomy import slug
+from ml.threads import in_background
 
 DEFAULT_KNOWN_RATE = 0.15
 DEFAULT_CANDIDATE_RATE = 0.05
@@ -378,22 +376,6 @@ def _group_rank(groups: np.ndarray) -> np.ndarray:
     return np.arange(len(groups)) - np.repeat(first, np.diff(np.r_[first, len(groups)]))
 
 
-def _in_background(fn: Callable[..., Any], *args: Any) -> Future[Any]:
-    """``fn(*args)`` started on a new daemon thread; its result (or error) comes through the
-    future. A caller that fails before asking for it leaves the thread to finish on its own."""
-    fut: Future[Any] = Future()
-
-    def run() -> None:
-        if fut.set_running_or_notify_cancel():
-            try:
-                fut.set_result(fn(*args))
-            except BaseException as exc:
-                fut.set_exception(exc)
-
-    threading.Thread(target=run, name=f"bg-{getattr(fn, '__name__', 'task')}", daemon=True).start()
-    return fut
-
-
 @dataclass
 class _SideKeys:
     """The integer keys :func:`_profiled_arms` looks up, computed apart from the arms:
@@ -488,7 +470,7 @@ def _profiled_arms(
     # in numpy and pandas code that releases the GIL)
     for ix in (U, tag_index, item_index):
         ix.get_indexer(ix[:1])  # each index's hash table, built before two threads look up in it
-    side = _in_background(_side_keys, inp.excluded, fb, U, item_index, tag_index, item_tag)
+    side = in_background(_side_keys, inp.excluded, fb, U, item_index, tag_index, item_tag)
 
     slow = np.zeros(n_users, dtype=bool)
     has_profile = np.zeros(n_users, dtype=bool)

@@ -230,6 +230,7 @@ def campaign_slates(
     item_tags: pd.DataFrame,
     labels: dict[str, str] | None = None,
     draws_cache: dict[str, Any] | None = None,
+    user_arms: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
     """Apply active campaigns to published slates (the rows of ``ml.explore.slate.build_slates``).
 
@@ -242,7 +243,9 @@ def campaign_slates(
     process shows that item at that slot. Adds the nullable column ``campaign``: the campaign
     that promoted the row's item, null on every other row. Outside every window the rows are
     returned unchanged (plus a null ``campaign``). ``draws_cache`` (user -> ``SlateDraws``, as
-    filled by ``build_slates``) spares re-drawing a user's slates; the draws are the same either way."""
+    filled by ``build_slates``) spares re-drawing a user's slates; the draws are the same either way.
+    ``user_arms`` (campaign name -> (user ids, :func:`arm` of them)) spares hashing the users
+    again when they are the contexts' users, in their order."""
     from ml.explore.slate import sample_slates, user_seed
 
     out = slates.assign(campaign=pd.Series([None] * len(slates), index=slates.index, dtype=object))
@@ -263,7 +266,11 @@ def campaign_slates(
     has = []
     for c, items, cap in plans:
         boosted = found.isin(items)
-        in_c = (ctx_code >= 0) & (arm(ctx_users, c) == TREATMENT) if cap >= 1 else np.zeros(len(ctx_users), bool)
+        in_c = (
+            (ctx_code >= 0) & (_arms_of(c, ctx_users, user_arms) == TREATMENT)
+            if cap >= 1
+            else np.zeros(len(ctx_users), bool)
+        )
         has.append((boosted, in_c & (np.bincount(found.owner[boosted], minlength=len(contexts)) > 0)))
     picked = np.flatnonzero(np.any([h for _, h in has], axis=0)) if has else np.zeros(0, dtype=np.int64)
     if len(picked) == 0:
@@ -313,6 +320,16 @@ def campaign_slates(
     user_order = np.concatenate([ucode[kept_rows], *part_codes])
     order = np.lexsort((merged["rank"].to_numpy(), user_order))
     return merged.iloc[order].reset_index(drop=True)
+
+
+def _arms_of(
+    campaign: Campaign, users: np.ndarray, known: dict[str, tuple[np.ndarray, np.ndarray]] | None
+) -> np.ndarray:
+    """:func:`arm` of ``users``, taken from ``known`` when it holds them for the same users."""
+    have = (known or {}).get(campaign.name)
+    if have is not None and len(have[0]) == len(users) and bool(np.all(have[0] == users)):
+        return have[1]
+    return arm(users, campaign)
 
 
 class _FlatItems:
@@ -497,8 +514,8 @@ def _rerank_users(
         all_promoted = np.concatenate([pool_promoted, extra_code >= 0], axis=1)
         # best value first, ties by lower code (as over the N items), empty entries last
         by_code = np.argsort(np.where(all_code >= 0, all_code, N), axis=1, kind="stable")
-        key = np.take_along_axis(np.where(all_code >= 0, -all_val, np.inf), by_code, axis=1)
-        ranked = np.take_along_axis(by_code, np.argsort(key, axis=1, kind="stable"), axis=1)
+        order_key = np.take_along_axis(np.where(all_code >= 0, -all_val, np.inf), by_code, axis=1)
+        ranked = np.take_along_axis(by_code, np.argsort(order_key, axis=1, kind="stable"), axis=1)
         m = np.cumsum(free, axis=1) - 1  # a free slot's place among the row's free slots
         rr, jj = np.nonzero(free)
         pick = ranked[rr, m[rr, jj]]

@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ import pandas as pd
 from ml.defaults import DEFAULT_CANDIDATES, FAMILY, PRIMARY_METRIC  # noqa: F401
 from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
 from ml.features.interactions import load_decayed_interactions, snapshot_id  # noqa: F401
+from ml.threads import in_background
 from ml.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -93,8 +95,8 @@ def score_users(
 
     ``champ["users"]`` lists the rows' distinct users, sorted; ``champ["candidate_codes"]`` holds
     the rows as positions into (user ids, item ids) (``CandidateInputs.champion_codes``). With ``defer_reasons`` the
-    ``reason``/``reason_tag`` columns are left empty and ``champ["reasons"]`` holds a
-    :class:`ChampionReasons` that explains any (user, item) rows later: publishing explains
+    ``reason``/``reason_tag`` columns are left empty and ``champ["reasons"]`` holds a future
+    of the :class:`ChampionReasons` that explains any (user, item) rows later: publishing explains
     only the ~k shown rows per user, not every candidate."""
     from ml.recommend import InteractionData, Popularity
     from ml.registry import load_artifact
@@ -133,7 +135,7 @@ def score_users(
     item_ids = np.asarray(art["item_ids"])
     u_ix, r_ix = np.nonzero(idx >= 0)  # user by user, rank by rank
     picked = idx[u_ix, r_ix]
-    reasons = ChampionReasons(model, data.matrix, np.asarray(users), item_ids, items, idx, filled)
+    reason_args = (model, data.matrix, np.asarray(users), item_ids, items, idx, filled)
     # the id columns stay Python objects: turning 6M ids into Arrow strings took ~1.2 s of
     # the main thread on the large shop, and the rows only feed the contexts (by code)
     df = pd.DataFrame(
@@ -147,9 +149,10 @@ def score_users(
     if defer_reasons:
         df["reason"] = pd.Series(np.full(len(df), None, dtype=object), dtype=object, copy=False)
         df["reason_tag"] = pd.Series(np.full(len(df), None, dtype=object), dtype=object, copy=False)
-        champ = {**champ, "reasons": reasons}
+        # (built on a second thread: publishing needs them only once the slates are drawn)
+        champ = {**champ, "reasons": in_background(ChampionReasons, *reason_args)}
     else:
-        df["reason"], df["reason_tag"] = reasons.for_slots(u_ix, picked)
+        df["reason"], df["reason_tag"] = ChampionReasons(*reason_args).for_slots(u_ix, picked)
     df["model_version"] = champ["version_id"]
     # the distinct users of the rows, sorted (found from the row codes, not the 6M-row column)
     present = np.flatnonzero(np.bincount(u_ix, minlength=len(users)))
@@ -345,12 +348,18 @@ def publish_recommendations(
         inputs = store.with_champion(
             wh, arm_inputs, champ_df, users, champ.pop("candidate_codes"), excluded=champ.pop("excluded")
         )
+        # the marketing layer's reads and campaign arms do not depend on the slates: a second
+        # thread works them out while the contexts are built (the other core is idle then)
+        at = pd.Timestamp(campaign_at) if campaign_at else pd.Timestamp(inputs.as_of)
+        marketing_ahead = in_background(
+            marketing_inputs, wh, at, campaigns, campaign_holdout_share, new_item_budget, users
+        )
         settings = CandidateSettings(items_per_tag=k, slate_size=k)
         contexts = build_contexts(inputs, users, settings)
         day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")
         draws: dict[str, Any] = {}
         df = build_slates(pol, contexts, k, day, run_id, n_draws=propensity_draws, labels=labels, draws_cache=draws)
-        df = champ.pop("reasons").fill(df)  # the champion's reasons, computed for shown rows only
+        df = champ.pop("reasons").result().fill(df)  # the champion's reasons, for shown rows only
         df, marketing = apply_marketing(
             wh,
             df,
@@ -360,12 +369,13 @@ def publish_recommendations(
             k,
             day,
             propensity_draws,
-            at=pd.Timestamp(campaign_at) if campaign_at else pd.Timestamp(inputs.as_of),
+            at=at,
             campaigns=campaigns,
             holdout_share=campaign_holdout_share,
             new_item_budget=new_item_budget,
             labels=labels,
             draws_cache=draws,
+            prepared=marketing_ahead.result(),
         )
         del draws
     df["policy_version"] = pol_version
@@ -388,10 +398,7 @@ def publish_recommendations(
             "marketing": marketing,
         },
     )
-    with wh.connect() as con, paused_gc():
-        wh.begin(con)
-        store.write_log(wh, con, run_id, df, contexts, inputs.as_of)
-        wh.commit(con)
+    log_slates(wh, run_id, df, contexts, inputs.as_of)
     return {
         "table": res.table,
         "view": res.view,
@@ -410,6 +417,68 @@ def publish_recommendations(
     }
 
 
+def log_slates(wh: Warehouse, run_id: str, slates: pd.DataFrame, contexts: Any, as_of: Any) -> None:
+    """Append the published slates and the contexts the policy saw to the slate log
+    (``ml.logged_slates`` / ``ml.slate_contexts``) in one transaction. The connection is closed
+    here: on DuckDB closing it writes the new rows into the database file (a checkpoint, about
+    a second for 1.2M rows), which is part of logging them."""
+    from ml.explore import store
+
+    with wh.connect() as con, paused_gc():
+        wh.begin(con)
+        store.write_log(wh, con, run_id, slates, contexts, as_of)
+        wh.commit(con)
+
+
+@dataclass
+class MarketingInputs:
+    """What the marketing layer reads before it sees the slates: the item tags (item_id, tag:
+    department, category, style and tier tags), the live campaigns, each live campaign's arm
+    per user (campaign name -> (user ids, arms), for the users given), the new-item budget's
+    settings and the items still new under it."""
+
+    item_tags: pd.DataFrame
+    live: list[Any]
+    user_arms: dict[str, tuple[np.ndarray, np.ndarray]]
+    new_item_settings: dict[str, Any]
+    fresh: list[str]
+
+
+def marketing_inputs(
+    wh: Warehouse,
+    at: pd.Timestamp,
+    campaigns: bool = True,
+    holdout_share: float | None = None,
+    new_item_budget: dict[str, Any] | None = None,
+    users: Sequence[str] | np.ndarray | None = None,
+) -> MarketingInputs:
+    """The :class:`MarketingInputs` of :func:`apply_marketing`'s arguments; ``users``: the users
+    whose campaign arms are worked out here (the hashing is the costly part for 100k+ users).
+    Opens a read-only connection only."""
+    from ml.marketing.campaigns import active_campaigns, arm, load_campaigns
+    from ml.marketing.defaults import DEFAULT_NEW_ITEM_BUDGET
+    from ml.marketing.new_items import NewItemBudget, new_item_candidates
+
+    feats = wh.query(
+        "select item_id, age_days, n_impressions, n_clicks, department_tag, category_tag, style_tag, tier_tag "
+        "from marts.item_features"
+    )
+    item_tags = feats.melt(
+        id_vars="item_id", value_vars=["department_tag", "category_tag", "style_tag", "tier_tag"], value_name="tag"
+    ).dropna(subset=["tag"])[["item_id", "tag"]]
+    live = active_campaigns(load_campaigns(), at.to_pydatetime(), holdout_share) if campaigns else []
+    user_arms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if users is not None:
+        ids = np.asarray(users, dtype=object)
+        user_arms = {c.name: (ids, arm(ids, c)) for c in live}
+    settings = {**DEFAULT_NEW_ITEM_BUDGET, **(new_item_budget or {})}
+    fresh: list[str] = []
+    if float(settings.get("slot_probability", 0.0)) > 0.0:
+        budget = NewItemBudget(**{k: v for k, v in settings.items() if k != "max_age_days"})
+        fresh = new_item_candidates(feats, budget, float(settings["max_age_days"]))["item_id"].astype(str).tolist()
+    return MarketingInputs(item_tags, live, user_arms, settings, fresh)
+
+
 def apply_marketing(
     wh: Warehouse,
     slates: pd.DataFrame,
@@ -425,36 +494,35 @@ def apply_marketing(
     new_item_budget: dict[str, Any] | None = None,
     labels: dict[str, str] | None = None,
     draws_cache: dict[str, Any] | None = None,
+    prepared: MarketingInputs | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Campaign re-ranking, then the new-item slot, on the policy's slates (columns
     ``campaign`` and ``new_item`` added). Returns the rows and what was applied (for the
-    publish log). ``draws_cache``: the slate draws ``build_slates`` kept, reused by campaigns."""
+    publish log). ``draws_cache``: the slate draws ``build_slates`` kept, reused by campaigns;
+    ``prepared``: :func:`marketing_inputs` of the same arguments when the caller read them
+    already (it is read here otherwise)."""
     import hashlib
 
     from ml.explore.context import FEATURES
     from ml.explore.slate import arm_features_json
-    from ml.marketing.campaigns import active_campaigns, campaign_slates, load_campaigns
-    from ml.marketing.defaults import DEFAULT_NEW_ITEM_BUDGET
-    from ml.marketing.new_items import NewItemBudget, new_item_candidates, place_new_items
+    from ml.marketing.campaigns import campaign_slates
+    from ml.marketing.new_items import NewItemBudget, place_new_items
 
-    feats = wh.query(
-        "select item_id, age_days, n_impressions, n_clicks, department_tag, category_tag, style_tag, tier_tag "
-        "from marts.item_features"
+    if prepared is None:
+        prepared = marketing_inputs(wh, at, campaigns, holdout_share, new_item_budget)
+    live, item_tags = prepared.live, prepared.item_tags
+    df = campaign_slates(
+        slates, policy, contexts, k, day, n_draws, live, item_tags, labels, draws_cache, user_arms=prepared.user_arms
     )
-    item_tags = feats.melt(
-        id_vars="item_id", value_vars=["department_tag", "category_tag", "style_tag", "tier_tag"], value_name="tag"
-    ).dropna(subset=["tag"])[["item_id", "tag"]]
-    live = active_campaigns(load_campaigns(), at.to_pydatetime(), holdout_share) if campaigns else []
-    df = campaign_slates(slates, policy, contexts, k, day, n_draws, live, item_tags, labels, draws_cache)
     applied: dict[str, Any] = {"campaign_clock": str(at), "campaigns": [c.name for c in live]}
 
-    settings = {**DEFAULT_NEW_ITEM_BUDGET, **(new_item_budget or {})}
+    settings = dict(prepared.new_item_settings)
     max_age = float(settings.pop("max_age_days"))
     if float(settings.get("slot_probability", 0.0)) <= 0.0:
         applied["new_items"] = {"enabled": False}
         return df.assign(new_item=False), applied
     budget = NewItemBudget(**settings)
-    fresh = new_item_candidates(feats, budget, max_age)["item_id"].astype(str).tolist()
+    fresh = prepared.fresh
     weight = FEATURES.index("weight")
     cols = getattr(contexts, "columns", None)
     if cols is not None and len(cols.users) == len(contexts):
