@@ -129,6 +129,28 @@ def test_stochastic_propensities_are_the_rerank_draw_frequencies():
     pd.testing.assert_frame_equal(out, _apply(pol, df, [SALE]))
 
 
+def test_arms_worked_out_ahead_are_used_only_for_the_same_users_in_the_same_order():
+    """``user_arms`` (the arms publishing hashes on a second thread) gives the same rows as
+    hashing here; arms given for the contexts' users are what the re-rank follows, and arms
+    given for the users in another order are not used."""
+    pol, df = _slates("greedy")
+    users = np.array([c.user_id for c in CONTEXTS], dtype=object)
+    plain = _apply(pol, df, [SALE])
+    ahead = campaign_slates(
+        df, pol, CONTEXTS, K, DAY, DRAWS, [SALE], ITEM_TAGS, user_arms={SALE.name: (users, arm(users, SALE))}
+    )
+    pd.testing.assert_frame_equal(ahead, plain)
+    # everyone held out: the given arms win, so nothing is promoted
+    held = np.full(len(users), HOLDOUT, dtype=object)
+    none = campaign_slates(df, pol, CONTEXTS, K, DAY, DRAWS, [SALE], ITEM_TAGS, user_arms={SALE.name: (users, held)})
+    assert none["campaign"].isna().all() and plain["campaign"].notna().any()
+    # the same arms for the users in reverse order are not the contexts' users: hashed here
+    rev = campaign_slates(
+        df, pol, CONTEXTS, K, DAY, DRAWS, [SALE], ITEM_TAGS, user_arms={SALE.name: (users[::-1], held)}
+    )
+    pd.testing.assert_frame_equal(rev, plain)
+
+
 def test_holdout_share_param_overrides_the_campaign():
     live = active_campaigns({"s": SALE}, pd.Timestamp("2026-10-20"), holdout_share=0.0)
     assert live[0].holdout_share == 0.0 and SALE.holdout_share == 0.3

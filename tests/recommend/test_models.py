@@ -306,6 +306,30 @@ def test_batched_explanations_with_sparse_weights_equal_the_per_user_loop():
     assert kinds == {"similar_item", "popular", "none"}
 
 
+def test_sparse_explanations_shared_between_two_threads_equal_one_chunk():
+    """``explain_sources`` splits the rows into chunks that two threads take: with many small
+    chunks (each thread writes its own rows) the sources equal one chunk's and the per-user
+    loop's (-1 for a popular or empty slot)."""
+    from ml.recommend.base import explain_by_item_weights, explain_sources
+
+    rng = np.random.default_rng(7)
+    n_users, n_items = 500, 60
+    X = sp.csr_matrix(
+        sp.random(n_users, n_items, density=0.1, random_state=3, data_rvs=lambda n: rng.integers(1, 4, n)).toarray()
+    )
+    W = sp.random(n_items, n_items, density=0.2, random_state=4, format="csr", data_rvs=lambda n: rng.integers(1, 5, n))
+    rows = rng.permutation(n_users)
+    items = rng.integers(0, n_items, size=(n_users, 5))
+    items[rng.random(items.shape) < 0.1] = -1
+    many = explain_sources(X, rows, items, W, chunk=7)  # 72 chunks over two threads
+    one = explain_sources(X, rows, items, W, chunk=n_users)
+    np.testing.assert_array_equal(many, one)
+    loop = explain_by_item_weights(X, rows, items, W.toarray())
+    want = np.array([[d.get("item", -1) for d in row] for row in loop])
+    np.testing.assert_array_equal(many, want)
+    assert (many >= 0).mean() > 0.3
+
+
 def _busy_pool_and_gate():
     """A one-worker pool whose worker waits on an event (as it would on other work)."""
     import threading
