@@ -421,8 +421,9 @@ def _rerank_users(
     (boosted flag per item of ``found``, treated-with-a-boosted-item flag per context);
     ``published``: the users' published rows, their (user, item) index and each user's first
     row's position. Each
-    distinct draw of a user is re-ranked once, as a row of padded (rows, N) arrays over the
-    user's item codes (N: most items in a context); the propensity of a shown item is the share
+    distinct draw of a user is re-ranked once, as a row of padded arrays over the draw's free
+    slots and the user's boosted items (only those can move: k + B columns, not every item of
+    the context); the propensity of a shown item is the share
     of the user's re-ranked draws with that item at that slot. The new rows copy the user's
     published row of the same item, or for an item the plain slate did not show the user's
     first row with a ``featured`` reason."""
