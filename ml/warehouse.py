@@ -228,11 +228,13 @@ def _duckdb_arrow_frame(con: Any, text: str, params: Sequence[Any] | None, colum
     ``df()`` (``str`` columns, ``float64``, ``int64`` or ``Int64`` where a bigint column holds
     NULLs), built in compiled code: 5.7M user x item rows in about 0.8 s here against 1.7-2.6 s
     through ``df()``, which makes one Python string per text value while holding the GIL."""
+    import pyarrow as pa
+
     table = con.sql(text, params=list(params) if params else None).to_arrow_table()
     frame = table.to_pandas()
     for name, kind in columns.items():
         if kind == "bigint" and name in frame and table.column(name).null_count:
-            frame[name] = pd.array(table.column(name).to_pylist(), dtype="Int64")
+            frame[name] = table.column(name).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     return frame
 
 

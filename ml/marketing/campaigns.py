@@ -514,9 +514,8 @@ def _rerank_users(
         all_val = np.concatenate([pool_val, extra_val], axis=1)
         all_promoted = np.concatenate([pool_promoted, extra_code >= 0], axis=1)
         # best value first, ties by lower code (as over the N items), empty entries last
-        by_code = np.argsort(np.where(all_code >= 0, all_code, N), axis=1, kind="stable")
-        order_key = np.take_along_axis(np.where(all_code >= 0, -all_val, np.inf), by_code, axis=1)
-        ranked = np.take_along_axis(by_code, np.argsort(order_key, axis=1, kind="stable"), axis=1)
+        valid = all_code >= 0
+        ranked = np.lexsort((np.where(valid, all_code, N), np.where(valid, -all_val, np.inf)), axis=1)
         m = np.cumsum(free, axis=1) - 1  # a free slot's place among the row's free slots
         rr, jj = np.nonzero(free)
         pick = ranked[rr, m[rr, jj]]

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY
 from ml.features.interactions import load_decayed_interactions, snapshot_id  # noqa: F401
 from ml.threads import in_background
 from ml.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from ml.marketing.new_items import NewItemBudget
 
 log = logging.getLogger(__name__)
 
@@ -435,12 +438,14 @@ class MarketingInputs:
     """What the marketing layer reads before it sees the slates: the item tags (item_id, tag:
     department, category, style and tier tags), the live campaigns, each live campaign's arm
     per user (campaign name -> (user ids, arms), for the users given), the new-item budget's
-    settings and the items still new under it."""
+    settings (with ``max_age_days`` last, as the publish log records them), the budget (None
+    when discovery is off) and the items still new under it."""
 
     item_tags: pd.DataFrame
     live: list[Any]
     user_arms: dict[str, tuple[np.ndarray, np.ndarray]]
     new_item_settings: dict[str, Any]
+    new_item_budget: NewItemBudget | None
     fresh: list[str]
 
 
@@ -472,11 +477,12 @@ def marketing_inputs(
         ids = np.asarray(users, dtype=object)
         user_arms = {c.name: (ids, arm(ids, c)) for c in live}
     settings = {**DEFAULT_NEW_ITEM_BUDGET, **(new_item_budget or {})}
-    fresh: list[str] = []
+    max_age = float(settings.pop("max_age_days"))
+    budget, fresh = None, []
     if float(settings.get("slot_probability", 0.0)) > 0.0:
-        budget = NewItemBudget(**{k: v for k, v in settings.items() if k != "max_age_days"})
-        fresh = new_item_candidates(feats, budget, float(settings["max_age_days"]))["item_id"].astype(str).tolist()
-    return MarketingInputs(item_tags, live, user_arms, settings, fresh)
+        budget = NewItemBudget(**settings)
+        fresh = new_item_candidates(feats, budget, max_age)["item_id"].astype(str).tolist()
+    return MarketingInputs(item_tags, live, user_arms, {**settings, "max_age_days": max_age}, budget, fresh)
 
 
 def apply_marketing(
@@ -506,7 +512,7 @@ def apply_marketing(
     from ml.explore.context import FEATURES
     from ml.explore.slate import arm_features_json
     from ml.marketing.campaigns import campaign_slates
-    from ml.marketing.new_items import NewItemBudget, place_new_items
+    from ml.marketing.new_items import place_new_items
 
     if prepared is None:
         prepared = marketing_inputs(wh, at, campaigns, holdout_share, new_item_budget)
@@ -516,13 +522,10 @@ def apply_marketing(
     )
     applied: dict[str, Any] = {"campaign_clock": str(at), "campaigns": [c.name for c in live]}
 
-    settings = dict(prepared.new_item_settings)
-    max_age = float(settings.pop("max_age_days"))
-    if float(settings.get("slot_probability", 0.0)) <= 0.0:
+    budget, fresh = prepared.new_item_budget, prepared.fresh
+    if budget is None:
         applied["new_items"] = {"enabled": False}
         return df.assign(new_item=False), applied
-    budget = NewItemBudget(**settings)
-    fresh = prepared.fresh
     weight = FEATURES.index("weight")
     cols = getattr(contexts, "columns", None)
     if cols is not None and len(cols.users) == len(contexts):
@@ -544,7 +547,7 @@ def apply_marketing(
 
     seed = int.from_bytes(hashlib.sha256(f"new-items|{day}".encode()).digest()[:8], "little")
     df = place_new_items(df, user_tags, arm_items[["item_id", "tag"]], fresh, budget, seed, arm_features)
-    applied["new_items"] = {"enabled": True, "candidates": len(fresh), "budget": {**settings, "max_age_days": max_age}}
+    applied["new_items"] = {"enabled": True, "candidates": len(fresh), "budget": prepared.new_item_settings}
     return df, applied
 
 
