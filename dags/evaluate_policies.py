@@ -1,7 +1,8 @@
 """
 ### evaluate_policies
-Daily off-policy evaluation of explore/exploit policies on the latest logged feedback, and the
-policy gate.
+Off-policy evaluation of explore/exploit policies on the latest logged feedback, and the policy
+gate. Runs whenever the feature marts are rebuilt (`feature_marts`, so `marts.bandit_feedback`
+holds the newest answers): once a day for a shop that exports daily.
 
 1. `evaluate`: replays the serving policy and every candidate (`candidates` Param) on the slates
    logged in the last `window_days` days (`marts.bandit_feedback` joined to the logged contexts),
@@ -12,20 +13,21 @@ policy gate.
    `margin`. The decision and its numbers go to the registry (family `policy`); override by hand
    with `python -m ml policy override NAME --reason ...`.
 
-The next `publish_recommendations` run serves the policy champion.
+The gate emits `policy_champion`; `publish_recommendations` runs once both it and
+`champion_model` (from `retrain_models`) are fresh, and serves the policy champion.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from interestflow_defaults import DEFAULT_ARGS, START, WAREHOUSE_POOL
+from interestflow_defaults import DEFAULT_ARGS, FEATURE_MARTS, POLICY_CHAMPION, START, WAREHOUSE_POOL
 from ml.explore.defaults import DEFAULT_POLICY_CANDIDATES
 
 
 @dag(
     dag_id="evaluate_policies",
-    schedule="@daily",
+    schedule=[FEATURE_MARTS],
     start_date=START,
     catchup=False,
     max_active_runs=1,
@@ -53,7 +55,7 @@ def evaluate_policies():
             propensity_draws=params["propensity_draws"],
         )
 
-    @task(pool=WAREHOUSE_POOL)
+    @task(outlets=[POLICY_CHAMPION], pool=WAREHOUSE_POOL)
     def gate(evaluation: dict, params=None, run_id=None) -> dict:
         from ml.tasks.policies import gate_policies
 

@@ -35,4 +35,5 @@ APPROVED_TAGS = {
 RAW_EVENTS = Asset(name="raw_events", uri="interestflow://warehouse/raw/events")
 FEATURE_MARTS = Asset(name="feature_marts", uri="interestflow://warehouse/marts")
 CHAMPION_MODEL = Asset(name="champion_model", uri="interestflow://registry/recommender/champion")
+POLICY_CHAMPION = Asset(name="policy_champion", uri="interestflow://registry/policy/champion")
 RECOMMENDATIONS = Asset(name="recommendations", uri="interestflow://warehouse/serving/recommendations_current")

@@ -5,6 +5,8 @@ a slate of `k` items per active user atomically: a new version table
 `serving.recommendations__<version>` is written, checked by the pre-publish gate, then
 `serving.recommendations_current` is switched to it in one transaction.
 
+* Runs when both `champion_model` (retrain_models) and `policy_champion` (evaluate_policies)
+  have been updated since its last run: once per batch of new data.
 * The policy is the registry's `policy` champion (see `evaluate_policies`), or `greedy` when there
   is none; the `policy` Param names one explicitly for a manual run.
 * Every shown item carries its interest tag (`reason_tag`), `policy`, `propensity` (exact, or Monte
@@ -29,14 +31,22 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from interestflow_defaults import CHAMPION_MODEL, DEFAULT_ARGS, RECOMMENDATIONS, START, WAREHOUSE_POOL
+from interestflow_defaults import (
+    CHAMPION_MODEL,
+    DEFAULT_ARGS,
+    POLICY_CHAMPION,
+    RECOMMENDATIONS,
+    START,
+    WAREHOUSE_POOL,
+)
 from ml.explore.defaults import DEFAULT_EXPLORATION_BUDGET, DEFAULT_MIN_SESSIONS, DEFAULT_PROPENSITY_DRAWS
 from ml.marketing.defaults import DEFAULT_NEW_ITEM_BUDGET
 
 
 @dag(
     dag_id="publish_recommendations",
-    schedule=[CHAMPION_MODEL],
+    # once per day's data: after retrain_models' gate and evaluate_policies' gate both ran
+    schedule=(CHAMPION_MODEL & POLICY_CHAMPION),
     start_date=START,
     catchup=False,
     max_active_runs=1,

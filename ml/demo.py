@@ -1,4 +1,9 @@
-"""``make demo``: generate a shop, run the four DAGs in asset order, print what was published."""
+"""``make demo``: generate a shop, run every DAG on it, then let the shop live for a few days.
+
+Day 0 runs every DAG once on the shop's history; each simulated day after it, the shop's users
+answer the published slates and the DAGs run in asset order (``ml.simulate.living``). The
+summary ends with a day-by-day table of what was served and what it earned.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,24 @@ from typing import Any
 
 from ml import config
 
-PIPELINE = ("ingest_events", "build_features", "retrain_models", "publish_recommendations")
+DEFAULT_DAYS = 3
 
 
 def landing_for(size: str, seed: int) -> Path:
     return config.landing_dir() / f"{size}-seed{seed}"
 
 
-def run(size: str = "default", seed: int = 7, users_to_show: int = 3) -> dict[str, Any]:
+def run(
+    size: str = "small",
+    seed: int = 7,
+    days: int = DEFAULT_DAYS,
+    users_to_show: int = 3,
+    conf: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Set up (every DAG once) unless done before, then ``days`` more simulated days.
+    ``conf``: extra run conf per DAG id on top of the demo's own (see ``living.DEMO_TAGGER_CONF``)."""
     from ml.orchestration import local
+    from ml.simulate.living import DEMO_TAGGER_CONF, LivingShop, LoopSettings
 
     t0 = time.perf_counter()
     local.prepare()
@@ -26,16 +40,19 @@ def run(size: str = "default", seed: int = 7, users_to_show: int = 3) -> dict[st
         from ml.shop.generate import write_shop
 
         write_shop(landing, size=size, seed=seed)
-    timings: dict[str, float] = {}
-    runs: dict[str, str] = {}
-    for dag_id in PIPELINE:
-        t = time.perf_counter()
-        conf = {"paths": [str(landing)]} if dag_id == "ingest_events" else {}
-        dr = local.run_dag(dag_id, conf)
-        timings[dag_id] = round(time.perf_counter() - t, 1)
-        runs[dag_id] = dr.run_id
+    merged: dict[str, dict[str, Any]] = {"finetune_tagger": dict(DEMO_TAGGER_CONF)}
+    for dag_id, extra in (conf or {}).items():
+        merged[dag_id] = {**merged.get(dag_id, {}), **extra}
+    shop = LivingShop(landing, LoopSettings(size=size, seed=seed, days=days, conf=merged))
+    setup = shop.setup()
+    first = max(shop.days_done(), default=0) + 1
+    reports = [shop.run_day(d) for d in range(first, first + days)]
+    runs = reports[-1].runs if reports else (setup or {}).get("runs", {})
     summary = collect_summary(runs, users_to_show)
-    summary["timings_seconds"] = timings
+    summary["days"] = shop.reports()
+    summary["timings_seconds"] = {"setup": (setup or {}).get("seconds", {})} | {
+        f"day {r.day}": r.seconds for r in reports
+    }
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     summary["size"] = size
     return summary
@@ -138,7 +155,16 @@ def render(summary: dict[str, Any]) -> str:
         out.append(f"Top-{len(items)} for {user}:")
         for it in items:
             out.append(f"  {it['rank']:>2}. {it['item']:<48} {it['reason']}")
-    if summary.get("timings_seconds"):
-        out.append("DAG wall times (s): " + ", ".join(f"{k} {v}" for k, v in summary["timings_seconds"].items()))
+    for stage, secs in (summary.get("timings_seconds") or {}).items():
+        if secs:
+            total = sum(secs.values())
+            out.append(f"DAG wall times, {stage} ({total:.0f} s): " + ", ".join(f"{k} {v}" for k, v in secs.items()))
+    days = [d for d in summary.get("days", []) if d.get("day")]
+    if days:
+        from ml.simulate.living import day_table
+
+        out.append("The living shop, day by day (CTR of exploration / exploitation slots; found = share of")
+        out.append("users' true interests that got a click, from _ground_truth/; grad = new items graduated):")
+        out.append(day_table(days))
     out.append("=" * 78)
     return "\n".join(out)

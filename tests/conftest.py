@@ -83,6 +83,44 @@ def pipeline_runs(airflow_runtime, tiny_shop):
     return runs
 
 
+# cheaper settings for the CI loop than the DAGs' production Params (passed as run conf)
+LIVING_CONF = {
+    "retrain_models": {
+        "candidates": [
+            {"model": "popularity", "params": {"half_life_days": 14.0}},
+            {"model": "item_knn", "params": {"neighbours": 50, "shrinkage": 10.0}},
+        ]
+    },
+    "finetune_tagger": {
+        "label_fraction": 0.7,
+        "candidates": [{"model": "naive_bayes", "params": {}}, {"model": "logistic_regression", "params": {}}],
+        "test_share": 0.3,
+        "min_labels": 2,
+    },
+    "evaluate_policies": {"n_bootstrap": 50, "propensity_draws": 32},
+    "publish_recommendations": {"propensity_draws": 32},
+}
+
+
+@pytest.fixture(scope="session")
+def living_shop(airflow_runtime, tiny_shop: Path, session_dir: Path) -> dict:
+    """The tiny shop living two days through the real DAGs (set-up with every DAG, then two
+    simulated days), in its own state folder; the slot allocator serves, so exploration and its
+    propensities are in every slate."""
+    from ml.simulate.living import LivingShop, LoopSettings
+
+    state = session_dir / "living"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INTERESTFLOW_HOME", str(state))
+        mp.delenv("INTERESTFLOW_WAREHOUSE", raising=False)
+        mp.delenv("INTERESTFLOW_ARTIFACTS", raising=False)
+        settings = LoopSettings(size="tiny", days=2, visit_share=0.5, policy="slot_allocator", conf=LIVING_CONF)
+        shop = LivingShop(tiny_shop, settings)
+        reports = shop.run()
+        days_dir = shop.days_dir()
+    return {"shop": shop, "wh": shop.wh, "reports": reports, "rows": shop.reports(), "days_dir": days_dir}
+
+
 PG_SERVER = os.environ.get("INTERESTFLOW_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
 
 

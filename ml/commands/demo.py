@@ -8,7 +8,8 @@ import json
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="generate a shop and run all DAGs on the embedded runtime")
-    p.add_argument("--size", choices=["tiny", "small", "default", "large"], default="default")
+    p.add_argument("--size", choices=["tiny", "small", "default"], default="small")
+    p.add_argument("--days", type=int, default=None, help="simulated shop days after the set-up (default 3)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_run)
@@ -18,8 +19,12 @@ def _run(args: argparse.Namespace) -> int:
     from ml import config
 
     config.apply_airflow_env()  # before anything imports airflow
-    from ml.demo import render, run
+    from ml.demo import DEFAULT_DAYS, render, run
 
-    summary = run(size=args.size, seed=args.seed)
+    days = DEFAULT_DAYS if args.days is None else args.days
+    if days < 0:
+        print(f"error: --days must be >= 0, got {days}")
+        return 2
+    summary = run(size=args.size, seed=args.seed, days=days)
     print(json.dumps(summary, indent=2, default=str) if args.json else render(summary))
     return 0

@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ml import config
@@ -51,6 +52,18 @@ class DbtResult:
     seconds: float
     returncode: int
     output: str
+
+
+def release_duckdb(project_dir: str | None = None, **_: Any) -> None:
+    """Close the DuckDB database that dbt-duckdb keeps open in this process after an in-process
+    dbt command (cosmos' ``dbtRunner`` mode), so the next task's process (or the registry's smoke
+    load) can open the warehouse file. Cosmos calls it after each dbt task; a no-op on PostgreSQL."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    # drops the last reference to dbt-duckdb's environment, whose __del__ closes the database
+    DuckDBConnectionManager.close_all_connections()
 
 
 def run_dbt(

@@ -84,4 +84,28 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> Any:
             if str(ti.state) not in ("success", "TaskInstanceState.SUCCESS")
         ]
         raise RuntimeError(f"DAG {dag_id} run {run.run_id} ended {state}; tasks not successful: {failed}")
+    consume_queued_runs(run)
     return run
+
+
+def consume_queued_runs(run: Any) -> list[str]:
+    """Remove the asset-triggered runs that ``run``'s asset events queued (``AssetDagRunQueue``
+    rows of those assets) and return the DAG ids they were for.
+
+    The embedded runtime plays the scheduler's part: whoever called ``run_dag`` runs the
+    downstream DAGs itself, so a scheduler started later on this metadata DB (``make airflow``
+    after ``make demo``) must not start them again. The asset events stay in the history."""
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete, select
+
+    with create_session() as session:
+        emitted = select(AssetEvent.asset_id).where(
+            AssetEvent.source_dag_id == run.dag_id, AssetEvent.source_run_id == run.run_id
+        )
+        queued = session.scalars(select(AssetDagRunQueue).where(AssetDagRunQueue.asset_id.in_(emitted))).all()
+        targets = sorted({q.target_dag_id for q in queued})
+        session.execute(delete(AssetDagRunQueue).where(AssetDagRunQueue.asset_id.in_(emitted)))
+    if targets:
+        log.info("%s %s: consumed the queued asset-triggered runs of %s", run.dag_id, run.run_id, targets)
+    return targets
