@@ -3,23 +3,27 @@
 Generates the synthetic shop (or reuses the one in ``--shop`` or ``DIR``), ingests it into a
 fresh DuckDB warehouse under ``DIR``, builds dbt and the category transitions (the warehouse
 that ``build_features`` leaves for ``retrain_models``, its gates aside), then calls
-:func:`ml.tasks.training.train_candidate` for each config of ``ml.defaults.ALL_CANDIDATES``
-with the DAG's default ``holdout_days`` — the function the DAG's mapped ``train`` task calls.
-Every stage runs in a fresh process, as an Airflow task does: its peak RSS is its own, and a
-candidate that runs out of memory or past ``--timeout`` is recorded as an error, not a crash.
-Finally :func:`ml.tasks.training.evaluate_and_gate` with the DAG's default gate Params says
-which candidate it would promote.
+:func:`ml.tasks.training.train_candidate` for each config of ``ml.defaults.ALL_CANDIDATES`` (or
+of ``--candidates``) with the DAG's default ``holdout_days``: the function the DAG's mapped
+``train`` task calls. Every stage runs in a fresh process, as an Airflow task does: its peak RSS
+is its own, and a candidate that runs out of memory or past ``--timeout`` is recorded as an
+error, not a crash. Finally :func:`ml.tasks.training.evaluate_and_gate` with the DAG's default
+gate Params says which candidate it would promote.
 
-``DIR/candidates.json``: ``{"setup": {stage: {"seconds", "peak_rss_mb"}}, "candidates":
-[{"model", "params", "metrics", "task_seconds", "peak_rss_mb", "version_id", "error"}],
-"gate": {...}}``, rewritten after every candidate so that a long run keeps what it measured.
+``DIR/candidates.json``: ``{"setup": {step: {"value", "error", "seconds", "peak_rss_mb"}},
+"candidates": [{"model", "params", "task_seconds", "peak_rss_mb", "metrics", "version_id",
+"error"}], "gate": {...}}``, rewritten after every candidate so that a long run keeps what it
+measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
+import signal
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
@@ -44,7 +48,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, required=True, help="output folder (candidates.json, warehouse, shop)")
     p.add_argument("--shop", type=Path, default=None, help="an existing shop folder (default: DIR/shop-SIZE-seedN)")
-    p.add_argument("--models", default=",".join(MODEL_NAMES), help="comma-separated subset of ALL_CANDIDATES' models")
+    p.add_argument("--models", default=",".join(MODEL_NAMES), help="comma-separated subset of the candidates' models")
+    p.add_argument(
+        "--candidates",
+        type=Path,
+        default=None,
+        help="a JSON file with a list of {model, params}, as the DAG's `candidates` Param (default: ALL_CANDIDATES)",
+    )
     p.add_argument("--timeout", type=float, default=None, help="seconds one candidate may take (default: no limit)")
     p.add_argument("--no-gate", action="store_true", help="leave out evaluate_and_gate")
 
@@ -169,20 +179,23 @@ def render(outcomes: list[Outcome]) -> str:
     rows = [
         {"model": o.model, **{m: o.metrics.get(m, float("nan")) for m in COLUMNS}}
         | {"fit_s": f"{o.metrics.get('fit_seconds', 0.0):.1f}", "task_s": f"{o.task_seconds:.1f}"}
-        | {"peak_rss_mb": f"{o.peak_rss_mb:.0f}"}
+        | {"peak_rss_mb": f"{o.peak_rss_mb:.0f}", "params": json.dumps(o.params, separators=(",", ":"))}
         for o in sorted(outcomes, key=lambda o: -o.metrics.get(f"ndcg@{K}", -1.0))
     ]
     errors = "".join(f"\n{o.model} failed: {o.error}" for o in outcomes if o.error)
-    return table(rows, ["model", *COLUMNS, "fit_s", "task_s", "peak_rss_mb"]) + errors
+    return table(rows, ["model", *COLUMNS, "fit_s", "task_s", "peak_rss_mb", "params"]) + errors
 
 
 def run(args: argparse.Namespace) -> int:
     from ml.bench.pipeline import environment, fresh_warehouse
-    from ml.defaults import ALL_CANDIDATES
+    from ml.defaults import ALL_CANDIDATES, MODEL_NAMES
     from ml.shop.generate import write_shop
 
+    # a SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the running task process is ended too
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    configs = json.loads(args.candidates.read_text()) if args.candidates else ALL_CANDIDATES
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = sorted(set(wanted) - {c["model"] for c in ALL_CANDIDATES})
+    unknown = sorted({*wanted, *(c["model"] for c in configs)} - set(MODEL_NAMES))
     if unknown:
         print(f"error: unknown models {unknown}")
         return 2
@@ -209,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
             print("error: " + "; ".join(failed))
             return 1
         print(f"{args.size} shop ready: {steps['prepare'].value}", flush=True)
-        for cand in (c for c in ALL_CANDIDATES if c["model"] in wanted):
+        for cand in (c for c in configs if c["model"] in wanted):
             o = train(cand, run_id, url, args.timeout)
             outcomes.append(o)
             ndcg = o.metrics.get(f"ndcg@{K}", float("nan"))
