@@ -367,19 +367,46 @@ class LivingShop:
 
 
 def day_table(rows: list[dict[str, Any]]) -> str:
-    """The day-by-day table the demo prints."""
-    head = (
-        f"{'day':>3} {'date':<10} {'serving policy':<24} {'recommender':<22} {'impr':>6} {'CTR expl':>8} "
-        f"{'CTR expt':>8} {'found':>6} {'grad':>4} campaign"
+    """The day-by-day table the demo prints: what served each day's slates (the policy, the
+    policy champion the day's gate left for the next publish, the recommender), the
+    impressions, the click-through of exploration and exploitation slots, the share of the
+    users' true interests discovered so far, new items graduated, and the active campaign."""
+    cols = (
+        ("day", 3, ">"),
+        ("date", 10, "<"),
+        ("serving policy", 22, "<"),
+        ("champion after", 22, "<"),
+        ("recommender", 22, "<"),
+        ("impr", 6, ">"),
+        ("CTR expl", 8, ">"),
+        ("CTR expt", 8, ">"),
+        ("found", 6, ">"),
+        ("grad", 4, ">"),
+        ("campaign", 0, "<"),
     )
+    head = " ".join(f"{name:{align}{width}}" if width else name for name, width, align in cols)
     out = [head, "-" * len(head)]
     for r in rows:
         if not r.get("day"):
             continue
+        cells = (
+            r["day"],
+            r["date"],
+            str(r.get("policy_label") or r["policy"])[:22],
+            str(r.get("policy_gate", {}).get("champion", ""))[:22],
+            str(r["model_version"])[:22],
+            f"{r['impressions']:,}",
+            f"{r['ctr_exploration']:.3f}",
+            f"{r['ctr_exploitation']:.3f}",
+            f"{r['interests_discovered']:.3f}",
+            r["graduated_items"],
+            r["campaign"],
+        )
         out.append(
-            f"{r['day']:>3} {r['date']:<10} {str(r['policy'])[:24]:<24} {str(r['model_version'])[:22]:<22} "
-            f"{r['impressions']:>6,} {r['ctr_exploration']:>8.3f} {r['ctr_exploitation']:>8.3f} "
-            f"{r['interests_discovered']:>6.3f} {r['graduated_items']:>4} {r['campaign']}"
+            " ".join(
+                f"{cell:{align}{width}}" if width else str(cell)
+                for cell, (_, width, align) in zip(cells, cols, strict=True)
+            )
         )
     return "\n".join(out)
 

@@ -267,12 +267,13 @@ class ApiServer:
 @dataclass
 class PageCheck:
     """What the browser saw: the user looked up, the rendered top-k item ids (in rank order),
-    SVG marks per section (``if-series`` lines, ``if-bar`` bars, ``if-point``, ``if-errorbar``),
+    SVG marks per section (``if-series`` lines, ``if-bar`` bars, ``if-point``, ``if-errorbar``)
+    and the notes it shows (``notes``: e.g. "... not available yet"),
     the text shown for an unknown user, and the screenshots written."""
 
     user_id: str
     rendered_items: list[str]
-    marks: dict[str, dict[str, int]]
+    marks: dict[str, dict[str, Any]]
     unknown_user_text: str
     screenshots: list[Path]
 
@@ -289,6 +290,7 @@ _MARKS_JS = """
       points: s.querySelectorAll('svg .if-point').length,
       bars: s.querySelectorAll('svg .if-bar').length,
       errorbars: s.querySelectorAll('svg .if-errorbar').length,
+      notes: Array.from(s.querySelectorAll('p.note')).map(n => n.textContent),
     };
   }
   return out;

@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.dags, pytest.mark.slow]
 CANDIDATES = [{"policy": "thompson", "params": {}}, {"policy": "epsilon_greedy", "params": {"epsilon": 0.1}}]
 
 
-def test_evaluate_policies_dag_is_daily_and_writes_through_the_pool(airflow_runtime):
+def test_evaluate_policies_runs_on_new_marts_and_publishing_waits_for_both_gates(airflow_runtime):
     from ml.orchestration.local import load_dag
 
     dag = load_dag("evaluate_policies")
@@ -19,6 +19,14 @@ def test_evaluate_policies_dag_is_daily_and_writes_through_the_pool(airflow_runt
     assert {t.task_id for t in dag.tasks} == {"evaluate", "gate"}
     assert all(t.pool == "warehouse" for t in dag.tasks)
     assert {"candidates", "window_days", "margin"} <= set(dag.params)
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["feature_marts"]
+    (gate,) = [t for t in dag.tasks if t.task_id == "gate"]
+    assert [a.name for a in gate.outlets] == ["policy_champion"]
+    # one publish per batch of new data: after both the model gate and the policy gate
+    publish = load_dag("publish_recommendations")
+    cond = publish.timetable.asset_condition
+    assert type(cond).__name__ == "AssetAll"
+    assert sorted(a.name for a in cond.objects) == ["champion_model", "policy_champion"]
 
 
 @pytest.fixture(scope="module")
