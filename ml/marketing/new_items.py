@@ -66,12 +66,18 @@ def graduated(clicks: np.ndarray, impressions: np.ndarray, budget: NewItemBudget
 
 
 def exposure_plan(
-    user_tags: pd.DataFrame, item_tags: pd.DataFrame, new_items: list[str], budget: NewItemBudget
+    user_tags: pd.DataFrame,
+    item_tags: pd.DataFrame,
+    new_items: list[str],
+    budget: NewItemBudget,
+    excluded: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every (user, new item) pair that may be shown, with its exact propensity
     ``q / |M_u| * a_i`` (see the module docstring), sorted by user and item. Returns user_id,
     item_id, p_pick, accept, propensity, matched. Users and items are handled as integer codes
-    (sorted like their ids), so the pairs come out sorted without sorting strings."""
+    (sorted like their ids), so the pairs come out sorted without sorting strings.
+    ``excluded``: (user_id, item_id) pairs never to show (items the user bought); they are not
+    in ``M_u``, so the propensities stay exact."""
     empty = pd.DataFrame(columns=["user_id", "item_id", "propensity", "matched"])
     u_code, users = pd.factorize(user_tags["user_id"], sort=True)
     it = item_tags[isin(item_tags["item_id"], new_items)]
@@ -96,6 +102,11 @@ def exposure_plan(
         keys = match_keys
     else:
         keys = (np.arange(len(users), dtype=np.int64)[:, None] * n_items + np.arange(len(item_names))).ravel()
+    if excluded is not None and len(excluded) and len(keys):
+        ex_u = pd.Index(users).get_indexer(excluded["user_id"])
+        ex_i = pd.Index(item_names).get_indexer(excluded["item_id"])
+        known = (ex_u >= 0) & (ex_i >= 0)
+        keys = keys[~np.isin(keys, ex_u[known].astype(np.int64) * n_items + ex_i[known])]
     if len(keys) == 0:
         return empty
     pu, pi = keys // n_items, keys % n_items
@@ -171,6 +182,7 @@ def place_new_items(
     budget: NewItemBudget,
     seed: int,
     arm_features: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    excluded: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Spend the new-item budget in the published slates (rows of ``build_slates``).
 
@@ -181,11 +193,12 @@ def place_new_items(
     probability): every published propensity stays the exact probability of that item at that
     slot. A user's slate never repeats an item. Adds the boolean column ``new_item``.
     ``arm_features(users, tags)``: the ``arm_features`` text of each placed row's (user, tag)
-    arm, None where the user has no such arm (the row keeps its text)."""
+    arm, None where the user has no such arm (the row keeps its text). ``excluded``: (user_id,
+    item_id) pairs never placed (see :func:`exposure_plan`)."""
     out = slates.assign(new_item=False)
     # the user tags of users with published rows (each distinct user id looked up once)
     ut = user_tags[isin(user_tags["user_id"], out["user_id"].unique())]
-    plan = exposure_plan(ut, item_tags, new_items, budget)
+    plan = exposure_plan(ut, item_tags, new_items, budget, excluded)
     if plan.empty or out.empty:
         return out
     # a new item already in the user's slate cannot be drawn for it

@@ -223,8 +223,7 @@ class ShopDays:
         n_visit = max(1, round(self.visit_share * len(self.users)))
         visitors = np.sort(rng.choice(self.users, n_visit, replace=False))
         shown = slates[slates["user_id"].isin(set(visitors))]
-        released = self._released.reindex(shown["item_id"]).to_numpy()
-        shown = shown[~(pd.to_datetime(released, utc=True) > pd.Timestamp(start, tz="UTC") + pd.Timedelta(days=1))]
+        shown = shown[self._on_sale(shown["item_id"], start)]
         ev = self.env.respond(shown, day, start - pd.Timedelta(days=day), rng)
         answered = _slate_events(ev, self.prices)
         clicks = ev[ev["event_type"] == "click"]
@@ -247,6 +246,12 @@ class ShopDays:
             batch[col] = batch[col].astype("Int64")
         batch = batch.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
         return DayAnswers(day, start, batch, slots, len(visitors), self.interests_discovered())
+
+    def _on_sale(self, items: pd.Series | np.ndarray, start: pd.Timestamp) -> np.ndarray:
+        """Whether each item is released by the end of the day starting at ``start`` (an item
+        released later can be neither seen nor bought that day)."""
+        released = pd.DatetimeIndex(pd.to_datetime(self._released.reindex(np.asarray(items)), utc=True))
+        return np.asarray(~(released >= pd.Timestamp(start, tz="UTC") + pd.Timedelta(days=1)))
 
     def _break_some(self, batch: pd.DataFrame, day: int, rng: np.random.Generator) -> pd.DataFrame:
         """Append copies of a few organic rows broken the way real exports break (no user id,
@@ -273,6 +278,7 @@ class ShopDays:
         u = np.array([env.user_index[v] for v in visitors], dtype=np.int64)
         p = env.base_probability(day)[u] * np.where(env.dormant[u][:, env._item_tag_idx], 0.0, 1.0)
         p = np.where(env.bought[u], 0.0, p) + 1e-4
+        p = p * self._on_sale(env.item_ids, start)[None, :]
         p = p / p.sum(axis=1, keepdims=True)
         n_views = 1 + rng.poisson(3, len(u))
         rows_u = np.repeat(np.arange(len(u)), n_views)

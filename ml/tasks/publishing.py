@@ -379,6 +379,7 @@ def publish_recommendations(
             labels=labels,
             draws_cache=draws,
             prepared=marketing_ahead.result(),
+            excluded=inputs.excluded,
         )
         del draws
     df["policy_version"] = pol_version
@@ -501,12 +502,14 @@ def apply_marketing(
     labels: dict[str, str] | None = None,
     draws_cache: dict[str, Any] | None = None,
     prepared: MarketingInputs | None = None,
+    excluded: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Campaign re-ranking, then the new-item slot, on the policy's slates (columns
     ``campaign`` and ``new_item`` added). Returns the rows and what was applied (for the
     publish log). ``draws_cache``: the slate draws ``build_slates`` kept, reused by campaigns;
     ``prepared``: :func:`marketing_inputs` of the same arguments when the caller read them
-    already (it is read here otherwise)."""
+    already (it is read here otherwise); ``excluded``: (user_id, item_id) pairs the new-item
+    slot never shows (items the user bought)."""
     import hashlib
 
     from ml.explore.context import FEATURES
@@ -546,7 +549,9 @@ def apply_marketing(
             return out
 
     seed = int.from_bytes(hashlib.sha256(f"new-items|{day}".encode()).digest()[:8], "little")
-    df = place_new_items(df, user_tags, arm_items[["item_id", "tag"]], fresh, budget, seed, arm_features)
+    df = place_new_items(
+        df, user_tags, arm_items[["item_id", "tag"]], fresh, budget, seed, arm_features, excluded=excluded
+    )
     applied["new_items"] = {"enabled": True, "candidates": len(fresh), "budget": prepared.new_item_settings}
     return df, applied
 

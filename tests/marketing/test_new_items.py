@@ -79,3 +79,38 @@ def test_the_draw_does_not_depend_on_the_order_the_inputs_arrive_in():
     pd.testing.assert_frame_equal(
         first.sort_values(key).reset_index(drop=True), shuffled.sort_values(key).reset_index(drop=True)
     )
+
+
+def test_a_bought_new_item_is_never_placed_and_the_rest_keep_exact_propensities():
+    from ml.marketing.new_items import exposure_plan, place_new_items
+
+    user_tags, item_tags = _data(400)
+    budget = NewItemBudget(slot_probability=1.0, daily_cap=10_000)
+    a_users = user_tags.loc[user_tags["tag"] == "cat:a", "user_id"]
+    bought = pd.DataFrame({"user_id": a_users.iloc[:50], "item_id": "n1"})
+    plan = exposure_plan(user_tags, item_tags, ["n1", "n2"], budget, excluded=bought)
+    pairs = set(zip(plan["user_id"], plan["item_id"], strict=True))
+    assert not any((u, "n1") in pairs for u in bought["user_id"])
+    # those users have one new item left to draw: it gets their whole slot probability
+    only_n2 = plan[plan["user_id"].isin(set(bought["user_id"]))]
+    assert (only_n2["item_id"] == "n2").all() and np.allclose(only_n2["p_pick"], 1.0)
+    others = plan[plan["user_id"].isin(set(a_users.iloc[50:]))]
+    assert np.allclose(others["p_pick"], 0.5)
+    # in the slates: never a bought item, for every seed
+    slates = pd.DataFrame(
+        {
+            "user_id": np.repeat(a_users.to_numpy(), 2),
+            "rank": np.tile([1, 2], len(a_users)),
+            "item_id": "old",
+            "score": 1.0,
+            "propensity": 1.0,
+            "propensity_se": 0.0,
+            "is_exploration": False,
+            "reason_tag": "cat:c",
+            "reason": "",
+        }
+    )
+    for seed in range(5):
+        out = place_new_items(slates, user_tags, item_tags, ["n1", "n2"], budget, seed, excluded=bought)
+        placed = set(zip(out.loc[out["new_item"], "user_id"], out.loc[out["new_item"], "item_id"], strict=True))
+        assert placed and not any((u, "n1") in placed for u in bought["user_id"])
