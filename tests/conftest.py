@@ -73,13 +73,14 @@ def airflow_runtime():
 
 @pytest.fixture(scope="session")
 def pipeline_runs(airflow_runtime, tiny_shop):
-    """The four DAGs run for real (dag.test) on the tiny shop, in asset order."""
+    """The four DAGs run for real (dag.test) on the tiny shop, in asset order (retrain_models
+    with the cheap candidate set CI passes as run conf)."""
     from ml.orchestration.local import run_dag
 
     runs = {}
     runs["ingest_events"] = run_dag("ingest_events", {"paths": [str(tiny_shop)]})
     for dag_id in ("build_features", "retrain_models", "publish_recommendations"):
-        runs[dag_id] = run_dag(dag_id)
+        runs[dag_id] = run_dag(dag_id, LIVING_CONF.get(dag_id, {}) if dag_id == "retrain_models" else {})
     return runs
 
 

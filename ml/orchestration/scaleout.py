@@ -41,8 +41,15 @@ from urllib.parse import urlparse, urlunparse
 
 from ml import config
 
-PIPELINE_DAGS = ("ingest_events", "build_features", "retrain_models", "publish_recommendations")
-DOWNSTREAM_DAGS = PIPELINE_DAGS[1:]
+# the asset chain one ingest drives, each DAG with the DAGs whose asset events trigger it
+UPSTREAM: dict[str, tuple[str, ...]] = {
+    "build_features": ("ingest_events",),
+    "evaluate_policies": ("build_features",),
+    "retrain_models": ("build_features",),
+    "publish_recommendations": ("evaluate_policies", "retrain_models"),
+}
+PIPELINE_DAGS = ("ingest_events", *UPSTREAM)
+DOWNSTREAM_DAGS = tuple(UPSTREAM)
 # local-only defaults: the services a developer machine runs on 127.0.0.1
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432"
 LOCAL_REDIS = "redis://127.0.0.1:6379/5"
@@ -831,21 +838,24 @@ def run_pipeline(
     client: AirflowClient, conf: dict[str, Any] | None = None, timeout_s: float = 1800.0
 ) -> PipelineResult:
     """Trigger ``ingest_events`` through the REST API and follow the asset chain
-    (build_features → retrain_models → publish_recommendations) until every run ends."""
+    (build_features → evaluate_policies and retrain_models → publish_recommendations) until
+    every run ends."""
     t0 = time.monotonic()
     res = PipelineResult()
     run = client.trigger("ingest_events", conf)
-    after = run.get("queued_at") or run["run_after"]
+    queued = {"ingest_events": run.get("queued_at") or run["run_after"]}
     res.runs["ingest_events"] = client.wait_run("ingest_events", run["dag_run_id"], timeout_s=timeout_s)
     res.task_instances["ingest_events"] = client.task_instances("ingest_events", run["dag_run_id"])
-    for dag_id in DOWNSTREAM_DAGS:
-        if res.runs[list(res.runs)[-1]]["state"] != "success":
+    for dag_id, upstream in UPSTREAM.items():
+        if any(res.runs.get(u, {}).get("state") != "success" for u in upstream):
             break
+        # ISO 8601 times in UTC compare as text; the newest upstream run triggered this one
+        after = max(queued[u] for u in upstream)
         left = max(60.0, timeout_s - (time.monotonic() - t0))
         new = client.wait_new_run(dag_id, after, timeout_s=min(left, 600.0))
         res.runs[dag_id] = client.wait_run(dag_id, new["dag_run_id"], timeout_s=left)
         res.task_instances[dag_id] = client.task_instances(dag_id, new["dag_run_id"])
-        after = new.get("queued_at") or new["run_after"]
+        queued[dag_id] = new.get("queued_at") or new["run_after"]
     res.seconds = time.monotonic() - t0
     return res
 

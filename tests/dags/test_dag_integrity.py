@@ -56,3 +56,15 @@ def test_warehouse_writers_share_the_single_writer_pool(dagbag):
         dag = dagbag.get_dag(dag_id)
         writers = [t for t in dag.tasks if t.task_id not in ("list_candidates",)]
         assert all(t.pool == "warehouse" for t in writers), dag_id
+
+
+def test_retrain_models_defaults_to_the_production_candidates(dagbag):
+    from ml.defaults import ALL_CANDIDATES, DEFAULT_CANDIDATES
+
+    default = dagbag.get_dag("retrain_models").params["candidates"]
+    assert default == DEFAULT_CANDIDATES
+    names = [c["model"] for c in default]
+    # TensorFlow's two-tower model is part of what runs on schedule, and every default is one of
+    # the configs the comparison in docs/benchmarks.md measured
+    assert "two_tower" in names and len(names) == len(set(names)) >= 3
+    assert all(c in ALL_CANDIDATES for c in default)
