@@ -17,6 +17,10 @@ from ml import config
 DEFAULT_DAYS = 3
 
 
+class DemoError(RuntimeError):
+    """The demo cannot run as asked (the message says why and what to do)."""
+
+
 def landing_for(size: str, seed: int) -> Path:
     return config.landing_dir() / f"{size}-seed{seed}"
 
@@ -44,6 +48,12 @@ def run(
     for dag_id, extra in (conf or {}).items():
         merged[dag_id] = {**merged.get(dag_id, {}), **extra}
     shop = LivingShop(landing, LoopSettings(size=size, seed=seed, days=days, conf=merged))
+    others = shop.other_shops()
+    if others:
+        raise DemoError(
+            f"{config.state_dir()} already holds the living shop {', '.join(others)}; the {landing.name} shop "
+            "would mix with it. Run `make clean` first, or point INTERESTFLOW_HOME at another folder."
+        )
     setup = shop.setup()
     first = max(shop.days_done(), default=0) + 1
     reports = [shop.run_day(d) for d in range(first, first + days)]

@@ -19,12 +19,16 @@ def _run(args: argparse.Namespace) -> int:
     from ml import config
 
     config.apply_airflow_env()  # before anything imports airflow
-    from ml.demo import DEFAULT_DAYS, render, run
+    from ml.demo import DEFAULT_DAYS, DemoError, render, run
 
     days = DEFAULT_DAYS if args.days is None else args.days
     if days < 0:
         print(f"error: --days must be >= 0, got {days}")
         return 2
-    summary = run(size=args.size, seed=args.seed, days=days)
+    try:
+        summary = run(size=args.size, seed=args.seed, days=days)
+    except DemoError as exc:
+        print(f"error: {exc}")
+        return 2
     print(json.dumps(summary, indent=2, default=str) if args.json else render(summary))
     return 0

@@ -149,6 +149,14 @@ class LivingShop:
             df = self.wh.query(f"select day from {SHOP_DAYS} where shop = ? order by day", [self.key], con)
         return [int(d) for d in df["day"]]
 
+    def other_shops(self) -> list[str]:
+        """Shops other than this one that this warehouse already lives (their ids would mix)."""
+        with self.wh.connect(read_only=True) as con:
+            if not self.wh.table_exists(con, "ml", "shop_days"):
+                return []
+            df = self.wh.query(f"select distinct shop from {SHOP_DAYS} where shop <> ? order by shop", [self.key], con)
+        return [str(x) for x in df["shop"]]
+
     def reports(self) -> list[dict[str, Any]]:
         """Every recorded day of this shop, oldest first (rows of :meth:`DayReport.row` plus runs)."""
         with self.wh.connect(read_only=True) as con:

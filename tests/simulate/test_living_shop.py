@@ -140,3 +140,12 @@ def test_the_day_table_shows_each_simulated_day(living_shop):
     lines = text.splitlines()
     assert len(lines) == 2 + 2  # header, rule, two days
     assert living_shop["rows"][2]["date"] in lines[-1]
+
+
+def test_a_second_shop_in_the_same_warehouse_is_refused_by_the_demo(living_shop, tmp_path, monkeypatch):
+    from ml.simulate.living import LivingShop, LoopSettings
+
+    monkeypatch.setenv("INTERESTFLOW_WAREHOUSE", living_shop["wh"].url)
+    other = LivingShop(tmp_path / "small-seed7", LoopSettings(size="small"))
+    assert other.other_shops() == [living_shop["shop"].key]
+    assert living_shop["shop"].other_shops() == []
