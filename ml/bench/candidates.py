@@ -113,7 +113,9 @@ def in_task_process(fn: Callable[..., Any], timeout: float | None = None, **kwar
             pass
         task.join()
     if not reply:
-        reply = {"error": f"the task process died (exit code {task.exitcode}; -9: killed, e.g. out of memory)"}
+        code = task.exitcode or 0
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        reply = {"error": f"the task process died ({how}; SIGKILL: out of memory?)"}
     peak = reply.get("peak_rss_mb") or st.peak_rss_mb  # sampled from outside when it died
     return TaskRun(reply.get("value"), reply.get("error"), round(st.seconds, 1), round(peak, 1))
 
