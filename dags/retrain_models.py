@@ -11,8 +11,8 @@ asset event and `registry.gate_decisions`.
 
 Models: popularity, item_knn, user_knn, als, bpr, ease, content, two_tower, context, blend
 (`ml.defaults.ALL_CANDIDATES` has one config for each). The default `candidates` are the
-production set (`ml.defaults.DEFAULT_CANDIDATES`: item_knn, als, ease, the Keras two-tower
-model and the blend), chosen on the default and large shops (docs/benchmarks.md); pass a
+production set (`ml.defaults.DEFAULT_CANDIDATES`: EASE on the 6,000 most popular items and the
+Keras two-tower model), chosen on the default and large shops (docs/benchmarks.md); pass a
 cheaper list in the run conf for quick runs.
 
 Runs when the feature marts are rebuilt; emits `champion_model`, which schedules publishing.
