@@ -14,7 +14,8 @@ from typing import Any
 
 from ml import config
 
-DEFAULT_DAYS = 3
+# two days keep `make demo` within 6 minutes on our 2 cores (docs/benchmarks.md, "The demo")
+DEFAULT_DAYS = 2
 
 
 class DemoError(RuntimeError):

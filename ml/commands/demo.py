@@ -9,7 +9,7 @@ import json
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="generate a shop and run all DAGs on the embedded runtime")
     p.add_argument("--size", choices=["tiny", "small", "default"], default="small")
-    p.add_argument("--days", type=int, default=None, help="simulated shop days after the set-up (default 3)")
+    p.add_argument("--days", type=int, default=None, help="simulated shop days after the set-up (default 2)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_run)

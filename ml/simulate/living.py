@@ -400,8 +400,8 @@ def day_table(rows: list[dict[str, Any]]) -> str:
         cells = (
             r["day"],
             r["date"],
-            str(r.get("policy_label") or r["policy"])[:22],
-            str(r.get("policy_gate", {}).get("champion", ""))[:22],
+            _short(str(r.get("policy_label") or r["policy"])),
+            _short(str(r.get("policy_gate", {}).get("champion", ""))),
             str(r["model_version"])[:22],
             f"{r['impressions']:,}",
             f"{r['ctr_exploration']:.3f}",
@@ -417,6 +417,11 @@ def day_table(rows: list[dict[str, Any]]) -> str:
             )
         )
     return "\n".join(out)
+
+
+def _short(label: str, width: int = 22) -> str:
+    """A policy label that fits its column: the name alone when its parameters do not fit."""
+    return label if len(label) <= width else label.split("(")[0][:width]
 
 
 def settings_dict(settings: LoopSettings) -> dict[str, Any]:
