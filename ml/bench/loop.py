@@ -111,13 +111,17 @@ def ope_calibration(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "relative_error": abs(est["estimate"] - realised) / realised if realised else None,
             }
         )
+    return {**calibration_totals(checks), "checks": checks}
+
+
+def calibration_totals(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many checks were covered, their share and the mean relative error."""
     errors = [c["relative_error"] for c in checks if c["relative_error"] is not None]
     return {
         "days": len(checks),
         "covered": sum(c["covered"] for c in checks),
         "covered_share": round(sum(c["covered"] for c in checks) / len(checks), 3) if checks else None,
         "mean_relative_error": round(sum(errors) / len(errors), 4) if errors else None,
-        "checks": checks,
     }
 
 
@@ -195,7 +199,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"{arm}: {json.dumps({k: v for k, v in results[arm].items() if k != 'daily'})}", flush=True)
     calibration = {arm: ope_calibration(rows) for arm, rows in reports.items()}
     pooled = [c for arm in arms for c in calibration[arm]["checks"]]
-    errors = [c["relative_error"] for c in pooled if c["relative_error"] is not None]
     payload = {
         "size": args.size,
         "days": args.days,
@@ -203,13 +206,7 @@ def run(args: argparse.Namespace) -> int:
         "visit_share": args.visit_share,
         "conf": conf,
         "arms": results,
-        "ope_calibration": {
-            "days": len(pooled),
-            "covered": sum(c["covered"] for c in pooled),
-            "covered_share": round(sum(c["covered"] for c in pooled) / len(pooled), 3) if pooled else None,
-            "mean_relative_error": round(sum(errors) / len(errors), 4) if errors else None,
-            "by_arm": calibration,
-        },
+        "ope_calibration": {**calibration_totals(pooled), "by_arm": calibration},
         "peak_rss_mb": round(max(total.peak_rss_mb, peak_rss_mb_lifetime()), 1),
         "wall_seconds": round(total.seconds, 1),
     }

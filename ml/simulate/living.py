@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -142,28 +142,25 @@ class LivingShop:
         self._shop: ShopDays | None = None
 
     # ---- state ------------------------------------------------------------------------------
+    def _days(self) -> pd.DataFrame:
+        """Every row of ``ml.shop_days`` (shop, day, report), by day; empty before the first."""
+        from ml.explore.store import read_optional
+
+        df = read_optional(self.wh, SHOP_DAYS, ("shop", "day", "report"))
+        return pd.DataFrame(columns=["shop", "day", "report"]) if df is None else df.sort_values("day")
+
     def days_done(self) -> list[int]:
-        with self.wh.connect(read_only=True) as con:
-            if not self.wh.table_exists(con, "ml", "shop_days"):
-                return []
-            df = self.wh.query(f"select day from {SHOP_DAYS} where shop = ? order by day", [self.key], con)
-        return [int(d) for d in df["day"]]
+        df = self._days()
+        return [int(d) for d in df.loc[df["shop"] == self.key, "day"]]
 
     def other_shops(self) -> list[str]:
         """Shops other than this one that this warehouse already lives (their ids would mix)."""
-        with self.wh.connect(read_only=True) as con:
-            if not self.wh.table_exists(con, "ml", "shop_days"):
-                return []
-            df = self.wh.query(f"select distinct shop from {SHOP_DAYS} where shop <> ? order by shop", [self.key], con)
-        return [str(x) for x in df["shop"]]
+        return sorted({str(x) for x in self._days()["shop"]} - {self.key})
 
     def reports(self) -> list[dict[str, Any]]:
         """Every recorded day of this shop, oldest first (rows of :meth:`DayReport.row` plus runs)."""
-        with self.wh.connect(read_only=True) as con:
-            if not self.wh.table_exists(con, "ml", "shop_days"):
-                return []
-            df = self.wh.query(f"select report from {SHOP_DAYS} where shop = ? order by day", [self.key], con)
-        return [json.loads(r) for r in df["report"]]
+        df = self._days()
+        return [json.loads(r) for r in df.loc[df["shop"] == self.key, "report"]]
 
     def _record(self, day: int, report: dict[str, Any]) -> None:
         with self.wh.connect() as con:
@@ -422,10 +419,6 @@ def day_table(rows: list[dict[str, Any]]) -> str:
 def _short(label: str, width: int = 22) -> str:
     """A policy label that fits its column: the name alone when its parameters do not fit."""
     return label if len(label) <= width else label.split("(")[0][:width]
-
-
-def settings_dict(settings: LoopSettings) -> dict[str, Any]:
-    return asdict(settings)
 
 
 __all__ = ["DAY_DAGS", "SETUP_DAGS", "DayAnswers", "DayReport", "LivingShop", "LoopSettings", "day_table"]
