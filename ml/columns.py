@@ -59,6 +59,12 @@ BOOL_TRUE = ("true", "t", "yes", "y", "1")
 BOOL_FALSE = ("false", "f", "no", "n", "0")
 MARKETING_OPT_OUT = "marketing_opt_out"
 KEYS = {"items": "item_id", "events": "event_id", "users": "user_id"}
+# one rule for user and item ids, applied at ingest (``bad_id``) and by the UI's lookups
+ID_COLUMNS = ("user_id", "item_id")
+ID_RULE = "1 to 64 characters: letters, digits and _ . : @ -, starting with a letter or digit"
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}"
+# the raw tables' integer columns are 32-bit on both warehouses
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
 # implicit-feedback weights per event type (the dbt var `event_weights` mirrors these)
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {

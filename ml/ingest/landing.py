@@ -55,6 +55,12 @@ RULES: dict[str, str] = {
     ),
     "missing_required": "a required field is empty",
     "wrong_type": "a value does not parse as the contract's type (number, integer, timestamp, JSON object, boolean)",
+    "out_of_range": (
+        f"an integer outside the 32-bit range of its column ({C.INT_MIN} to {C.INT_MAX}), which neither "
+        "warehouse can store"
+    ),
+    "bad_text": "a text value holds a NUL character (0x00), which PostgreSQL cannot store",
+    "bad_id": f"user_id or item_id breaks the id rule ({C.ID_RULE})",
     "unknown_event_type": "event_type is not one of " + ", ".join(C.EVENT_TYPES),
     "missing_item_id": "item_id is empty on an event type that needs an item (all but search)",
     "bad_category_path": "category_path has an empty level ('Women >  > Boots')",
@@ -463,6 +469,7 @@ def validate(
             flag(~blank & v.notna() & ~np.isfinite(v.fillna(0)), "wrong_type")
             if kind == "int":
                 flag(~blank & v.notna() & (v != np.floor(v.fillna(0))), "wrong_type")
+                flag(~blank & ((v < C.INT_MIN) | (v > C.INT_MAX)), "out_of_range")
         elif kind == "bool":
             v = _to_bool(s.where(~blank, None))
             flag(~blank & v.isna(), "wrong_type")
@@ -473,6 +480,10 @@ def validate(
             v = v.map(lambda x: json.dumps(x, sort_keys=True) if isinstance(x, dict) else x)
         else:
             v = _text(s, blank)
+            text = v.astype("string")
+            flag(text.str.contains("\x00", regex=False), "bad_text")
+            if col in C.ID_COLUMNS:
+                flag(~text.str.fullmatch(C.ID_PATTERN).fillna(True), "bad_id")
         typed[col] = v
 
     now = now or datetime.now(UTC)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml import columns as C
 from ml import config
 from ml.defaults import FAMILY as RECOMMENDER_FAMILY
 from ml.defaults import PRIMARY_METRIC as RECOMMENDER_PRIMARY
@@ -96,8 +97,8 @@ BOOKKEEPING_METRICS = frozenset({"eval_users", "fit_seconds", "train_seconds", "
 BUDGET_PARAMS = ("budget", "exploration_budget", "epsilon")
 GATE_DETAIL_KEYS = ("rows", "warnings", "skipped")
 
-USER_ID_RULE = "1 to 64 characters: letters, digits and _ . : @ -, starting with a letter or digit"
-USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
+USER_ID_RULE = C.ID_RULE  # the landing contract's id rule: an id ingest accepts, the UI can look up
+USER_ID_PATTERN = re.compile(C.ID_PATTERN)
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{0,64}$")
 FAMILY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 DOCS_SUFFIXES = frozenset({".html", ".htm", ".css", ".js", ".png", ".jpg", ".jpeg", ".svg", ".ico", ".woff", ".woff2"})

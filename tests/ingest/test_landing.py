@@ -16,6 +16,7 @@ import pytest
 
 from ml.config import IngestSettings
 from ml.ingest.landing import RULES, BatchBlocked, LandingFileError, ingest_file, ingest_paths
+from tests.ingest.test_values_that_fit import EVENT_BREAKS, ITEM_BREAKS, USER_BREAKS
 
 pytestmark = pytest.mark.unit
 
@@ -142,6 +143,7 @@ def test_every_rule_has_a_test():
         "bad_category_path",
         "batch_blocked",
     }
+    tested |= {reason for breaks in (EVENT_BREAKS, ITEM_BREAKS, USER_BREAKS) for _, _, reason in breaks.values()}
     assert set(RULES) == tested
 
 
