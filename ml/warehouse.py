@@ -21,6 +21,8 @@ import pandas as pd
 from ml import config
 
 SCHEMAS = ("raw", "ml", "registry", "serving", "quality")
+# the advisory lock key that serialises creating schemas and tables on PostgreSQL
+DDL_LOCK = "interestflow.ddl"
 # PostgreSQL column types ``Warehouse.query_typed`` reads, and how
 _PG_KINDS = {
     "text": "text",
@@ -189,8 +191,22 @@ class Warehouse:
         return bool(df["n"].iloc[0])
 
     def ensure_schemas(self, con: Any) -> None:
-        for s in SCHEMAS:
+        """Create the missing schemas. On PostgreSQL two sessions running ``create schema if not
+        exists`` at once can both try to insert the schema and one fails with a unique violation:
+        creation takes the DDL lock (:meth:`lock`), and a warehouse whose schemas exist is only read."""
+        present = set(self.query("select schema_name from information_schema.schemata", None, con)["schema_name"])
+        missing = [s for s in SCHEMAS if s not in present]
+        if missing:
+            self.lock(con, DDL_LOCK)
+        for s in missing:
             self.execute(con, f"create schema if not exists {s}")
+
+    def lock(self, con: Any, key: str) -> None:
+        """PostgreSQL: a transaction-scoped advisory lock on ``key`` (released at commit or
+        rollback; re-entrant within the session). Readers of tables are never blocked by it. DuckDB
+        has one writer process per file, so there is nothing to take."""
+        if self.kind == "postgres":
+            self.execute(con, "select pg_advisory_xact_lock(hashtext(?))", [key])
 
     def begin(self, con: Any) -> None:
         """Start an explicit transaction (psycopg connections are already transactional)."""

@@ -41,7 +41,7 @@ import pandas as pd
 
 from ml import columns as C
 from ml.config import IngestSettings
-from ml.warehouse import Warehouse
+from ml.warehouse import DDL_LOCK, Warehouse
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 # order matters: the catalogue must land before events are checked against it
@@ -559,24 +559,40 @@ def fingerprints(table: str, typed: pd.DataFrame) -> pd.Series:
     return typed[cols].apply(one, axis=1)
 
 
+# the raw schema's bookkeeping tables, beside the landing tables of RAW_DDL
+BOOK_DDL = {
+    "quarantine": """batch_id varchar, file varchar, table_name varchar, row_number bigint, reason varchar,
+        original varchar, quarantined_at timestamptz""",
+    "ingest_batches": """batch_id varchar, file varchar, table_name varchar, rows_total bigint, accepted bigint,
+        quarantined bigint, reasons varchar, status varchar, extra_columns varchar, ingested_at timestamptz""",
+}
+
+
 def ensure_raw_tables(wh: Warehouse, con: Any) -> None:
+    """Create the raw tables and add contract columns that are missing, in a short transaction of
+    its own, committed before the load starts. A warehouse that has them all is only read: no
+    ``alter table`` (on PostgreSQL even a no-op one holds an exclusive lock on the table until
+    commit, which made every reader of ``raw.users`` wait for a whole load). Creation takes the
+    DDL advisory lock, so two ingests into a new PostgreSQL database both succeed."""
+    have = wh.query(
+        "select table_name, column_name from information_schema.columns where table_schema = 'raw'", None, con
+    )
+    columns = have.groupby("table_name")["column_name"].agg(set).to_dict()
+    create = [t for t in (*RAW_DDL, *BOOK_DDL) if t not in columns]
+    add = [(t, col, typ) for t, col, typ in RAW_MIGRATIONS if t in columns and col not in columns[t]]
+    if not create and not add:
+        if wh.kind == "postgres":
+            wh.commit(con)  # end the read's transaction: the load starts its own
+        return
+    wh.begin(con)
+    wh.lock(con, DDL_LOCK)
     wh.ensure_schemas(con)
-    for t, ddl in RAW_DDL.items():
-        wh.execute(con, f"create table if not exists raw.{t} ({ddl}, {META_DDL})")
-    for t, col, typ in RAW_MIGRATIONS:
+    for t in create:
+        ddl = f"{RAW_DDL[t]}, {META_DDL}" if t in RAW_DDL else BOOK_DDL[t]
+        wh.execute(con, f"create table if not exists raw.{t} ({ddl})")
+    for t, col, typ in add:
         wh.execute(con, f"alter table raw.{t} add column if not exists {col} {typ}")
-    wh.execute(
-        con,
-        """create table if not exists raw.quarantine (batch_id varchar, file varchar,
-        table_name varchar, row_number bigint, reason varchar, original varchar,
-        quarantined_at timestamptz)""",
-    )
-    wh.execute(
-        con,
-        """create table if not exists raw.ingest_batches (batch_id varchar, file varchar,
-        table_name varchar, rows_total bigint, accepted bigint, quarantined bigint,
-        reasons varchar, status varchar, extra_columns varchar, ingested_at timestamptz)""",
-    )
+    wh.commit(con)
 
 
 def _batch_id(path: Path, table: str) -> str:
@@ -707,6 +723,9 @@ def ingest_file(
     with wh.connect() as con:
         ensure_raw_tables(wh, con)
         wh.begin(con)
+        # one ingest of a table at a time: event ids stay unique across concurrent batches, and an
+        # item or user version is compared with the stored one no other batch is changing
+        wh.lock(con, f"interestflow.ingest:{table}")
         prev = wh.query("select * from raw.ingest_batches where batch_id = ? and status = 'accepted'", [batch_id], con)
         if len(prev):
             r = prev.iloc[0]

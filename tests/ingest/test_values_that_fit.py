@@ -68,7 +68,9 @@ def _check(wh, report, df: pd.DataFrame, breaks: dict[int, tuple[str, object, st
     assert report.status == "accepted", report
     assert report.reasons == want
     assert report.rows == len(df) == report.accepted + report.quarantined
-    q = wh.query("select row_number, reason from raw.quarantine where batch_id = ? order by row_number", [report.batch_id])
+    q = wh.query(
+        "select row_number, reason from raw.quarantine where batch_id = ? order by row_number", [report.batch_id]
+    )
     assert q["row_number"].tolist() == [r + 1 for r in sorted(breaks)]
     assert q["reason"].tolist() == [breaks[r][2] for r in sorted(breaks)]
     good = set(df[key].astype(str)) - {str(df.loc[r, key]) for r in breaks}
