@@ -8,7 +8,8 @@ A publish of ``df`` as ``<name>`` for a run id is **one transaction**:
    earlier copy of that version aside and drops it);
 3. point the stable view ``serving.<name>_current`` at it and record the version (run id,
    model and policy versions, row count, created_at) in ``serving.publish_log``;
-4. commit.
+4. write what must appear with the version (``in_transaction``: the slate log of published
+   recommendations), then commit.
 
 Readers of the view see the old version or the new one, never a mix: until the commit nothing
 of the new version is visible, and a process killed at any point (``SIGKILL`` included) leaves
@@ -34,7 +35,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -126,11 +127,14 @@ def publish_table(
     policy_version: str = "",
     meta: dict[str, Any] | None = None,
     index_columns: Sequence[str] = ("user_id",),
+    in_transaction: Callable[[Any], None] | None = None,
 ) -> PublishResult:
     """Write ``df`` as the version of ``name`` for ``run_id`` and switch ``serving.<name>_current``
     to it in the same transaction. ``index_columns`` (those present in ``df``) get a btree index
-    on PostgreSQL (serving looks rows up by user). Returns what was published and which old
-    versions were dropped."""
+    on PostgreSQL (serving looks rows up by user). ``in_transaction(con)`` writes what must
+    become visible with the version and never without it (the slate log of published
+    recommendations): it runs on the publishing connection after the switch, before the commit.
+    Returns what was published and which old versions were dropped."""
     if not _SAFE.match(name) or len(name) > MAX_NAME:
         raise ValueError(f"bad table name {name!r}: up to {MAX_NAME} lower-case letters, digits and _")
     if keep < 1:
@@ -170,6 +174,8 @@ def publish_table(
                         json.dumps({**(meta or {}), "load_seconds": round(time.perf_counter() - t0, 3)}, default=str),
                     ],
                 )
+                if in_transaction is not None:
+                    in_transaction(con)
                 wh.commit(con)
         except BaseException:
             _rollback_quietly(wh, con)

@@ -401,8 +401,10 @@ def publish_recommendations(
             "day": day,
             "marketing": marketing,
         },
+        # the slates become current together with their log, or neither does: OPE and the
+        # feedback mart never miss the impressions of a version that was served
+        in_transaction=lambda con: log_slates(wh, con, run_id, df, contexts, inputs.as_of),
     )
-    log_slates(wh, run_id, df, contexts, inputs.as_of)
     return {
         "table": res.table,
         "view": res.view,
@@ -421,17 +423,14 @@ def publish_recommendations(
     }
 
 
-def log_slates(wh: Warehouse, run_id: str, slates: pd.DataFrame, contexts: Any, as_of: Any) -> None:
-    """Append the published slates and the contexts the policy saw to the slate log
-    (``ml.logged_slates`` / ``ml.slate_contexts``) in one transaction. The connection is closed
-    here: on DuckDB closing it writes the new rows into the database file (a checkpoint, about
-    a second for 1.2M rows), which is part of logging them."""
+def log_slates(wh: Warehouse, con: Any, run_id: str, slates: pd.DataFrame, contexts: Any, as_of: Any) -> None:
+    """Write the published slates and the contexts the policy saw to the slate log
+    (``ml.logged_slates`` / ``ml.slate_contexts``, replacing the run's earlier rows) on ``con``,
+    inside the publishing transaction."""
     from ml.explore import store
 
-    with wh.connect() as con, paused_gc():
-        wh.begin(con)
+    with paused_gc():
         store.write_log(wh, con, run_id, slates, contexts, as_of)
-        wh.commit(con)
 
 
 @dataclass
