@@ -8,6 +8,8 @@ serialise writers with the ``warehouse`` pool (size 1).
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +21,9 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from ml import config
+from ml.errors import UsageError
 
+log = logging.getLogger(__name__)
 SCHEMAS = ("raw", "ml", "registry", "serving", "quality")
 # the advisory lock key that serialises creating schemas and tables on PostgreSQL
 DDL_LOCK = "interestflow.ddl"
@@ -38,6 +42,38 @@ _PG_KINDS = {
     "date": "date",
 }
 FETCH_CHUNK_ROWS = 200_000  # rows converted to Python objects at a time when reading PostgreSQL results
+LOCK_WAIT_SECONDS = 60.0  # how long opening a DuckDB file waits while another process holds its lock
+DUCKDB_SUFFIXES = (".duckdb", ".ddb", ".db")  # a bare path with one of these is a DuckDB file
+_FORMS = "path/to/warehouse.duckdb, duckdb:///abs/path/warehouse.duckdb or postgresql://user@host:port/db"
+
+
+class WarehouseError(UsageError):
+    """The warehouse cannot be used as given: a URL of no known kind, or a DuckDB file another
+    process holds for longer than :data:`LOCK_WAIT_SECONDS` (one line for the user, exit 2)."""
+
+
+def parse_url(text: str) -> str:
+    """The warehouse URL ``text`` stands for: a ``duckdb://`` or ``postgresql://`` URL as given;
+    a bare path to a DuckDB file (ending in one of :data:`DUCKDB_SUFFIXES`, or an existing file)
+    as ``duckdb:///<absolute path>``. Anything else raises :class:`WarehouseError` listing the
+    accepted forms."""
+    text = text.strip()
+    scheme = urlparse(text).scheme
+    if scheme in ("postgres", "postgresql"):
+        return text
+    if scheme == "duckdb":
+        named = text.removeprefix("duckdb://")
+        if named == text or not named:
+            raise WarehouseError(f"{text!r} names no DuckDB file: use {_FORMS}")
+        if Path(named).is_dir():
+            raise WarehouseError(f"{named} is a folder, not a DuckDB file: use {_FORMS}")
+        return text
+    path = Path(text).expanduser()
+    if "://" not in text and text and (path.suffix.lower() in DUCKDB_SUFFIXES or path.is_file()):
+        return f"duckdb://{path.resolve().as_posix()}"
+    if path.is_dir():
+        raise WarehouseError(f"{text} is a folder, not a DuckDB file: use {_FORMS}")
+    raise WarehouseError(f"unsupported warehouse {text!r}: use {_FORMS}")
 
 
 @dataclass(frozen=True)
@@ -46,7 +82,15 @@ class Warehouse:
 
     @classmethod
     def from_env(cls, url: str | None = None) -> Warehouse:
-        return cls(url or config.warehouse_url())
+        """The warehouse ``url`` names (a URL or a bare DuckDB path, see :func:`parse_url`), by
+        default ``$INTERESTFLOW_WAREHOUSE`` or the local DuckDB file."""
+        if url:
+            return cls(parse_url(url))
+        text = config.warehouse_url()
+        try:
+            return cls(parse_url(text))
+        except WarehouseError as exc:
+            raise WarehouseError(f"INTERESTFLOW_WAREHOUSE: {exc}") from None
 
     @property
     def kind(self) -> str:
@@ -55,12 +99,21 @@ class Warehouse:
             return "duckdb"
         if scheme in ("postgres", "postgresql"):
             return "postgres"
-        raise ValueError(f"unsupported warehouse URL {self.url!r}: use duckdb:/// or postgresql://")
+        raise WarehouseError(f"unsupported warehouse {self.url!r}: use {_FORMS}")
 
     @property
     def path(self) -> Path:
         """The DuckDB file (DuckDB only)."""
         return Path(self.url.removeprefix("duckdb://"))
+
+    @property
+    def display(self) -> str:
+        """The warehouse for messages: the DuckDB file, or the PostgreSQL server and database
+        without user name or password."""
+        if self.kind == "duckdb":
+            return _shown(str(self.path))
+        u = urlparse(self.url)
+        return f"postgresql://{u.hostname or 'localhost'}:{u.port or 5432}{u.path}"
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[Any]:
@@ -345,10 +398,12 @@ def _fetch_frame(cur: Any, cols: list[str], rows_per_chunk: int | None = None) -
 
 
 def _duckdb_connect(path: str, read_only: bool) -> Any:
-    """Open DuckDB, retrying briefly while another process holds the write lock."""
+    """Open DuckDB, retrying for up to :data:`LOCK_WAIT_SECONDS` while another process holds
+    the file's lock; then a :class:`WarehouseError` names that process."""
     import duckdb
 
-    deadline = time.monotonic() + 60
+    started = time.monotonic()
+    waiting = False
     while True:
         try:
             return duckdb.connect(path, read_only=read_only)
@@ -360,9 +415,39 @@ def _duckdb_connect(path: str, read_only: bool) -> Any:
                 raise
             return duckdb.connect(path, read_only=False)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+            if "lock" not in str(exc).lower():
                 raise
-            time.sleep(0.5)
+            waited = time.monotonic() - started
+            if waited >= LOCK_WAIT_SECONDS:
+                raise WarehouseError(
+                    f"the warehouse {_shown(path)} is in use by {_lock_holder(str(exc))} (waited {waited:.0f} s): "
+                    "retry when it has finished, or stop it (DuckDB allows one writing process per file)"
+                ) from None
+            if not waiting:
+                log.info("the warehouse %s is in use by %s: waiting for it", _shown(path), _lock_holder(str(exc)))
+                waiting = True
+            time.sleep(min(0.5, max(LOCK_WAIT_SECONDS - waited, 0.01)))
+
+
+def _shown(path: str) -> str:
+    """A DuckDB path for messages (the local default, ``duckdb:////abs``, gives ``//abs``)."""
+    return "/" + path.lstrip("/") if path.startswith("/") else path
+
+
+def _lock_holder(message: str) -> str:
+    """The process DuckDB's lock error names: ``PID 123 (python -m ml demo)``, its command line
+    where ``/proc`` shows it."""
+    m = re.search(r"held in (.+?) \(PID (\d+)\)", message)
+    if m is None:
+        return "another process"
+    program, pid = m.group(1), m.group(2)
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        command = " ".join([Path(argv[0]).name, *argv[1:]]) if argv else Path(program).name
+    except OSError:
+        command = Path(program).name
+    return f"PID {pid} ({command[:120]})"
 
 
 def copy_df(con: Any, table: str, df: pd.DataFrame, rows_per_chunk: int = 200_000) -> None:

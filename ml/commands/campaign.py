@@ -30,14 +30,14 @@ def _list(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from ml.bench.measure import table
+    from ml.errors import UsageError
     from ml.marketing.campaigns import load_campaigns
     from ml.marketing.report import campaign_report, per_user_outcomes
     from ml.warehouse import Warehouse
 
     camps = load_campaigns()
     if args.name not in camps:
-        print(f"error: no campaign {args.name!r}; known: {', '.join(sorted(camps))}")
-        return 2
+        raise UsageError(f"no campaign {args.name!r}; known: {', '.join(sorted(camps))} (see `campaign list`)")
     c = camps[args.name]
     rep = campaign_report(c, per_user_outcomes(Warehouse.from_env(args.warehouse), c))
     if args.json:

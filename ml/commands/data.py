@@ -33,12 +33,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _fetch(args: argparse.Namespace) -> int:
     from ml.data.wheels import cache_dir
+    from ml.errors import MissingInput, UsageError
 
     ds = datasets()
     if args.name not in ds:
-        print(f"error: unknown data set {args.name!r}; known: {', '.join(sorted(ds)) or 'none'}")
-        return 2
-    out = ds[args.name](args.path, args.out or cache_dir() / args.name)
+        raise UsageError(f"unknown data set {args.name!r}; known: {', '.join(sorted(ds)) or 'none'}")
+    if args.path is not None and not args.path.exists():
+        raise MissingInput(f"--path {args.path}: no such file or folder")
+    try:
+        out = ds[args.name](args.path, args.out or cache_dir() / args.name)
+    except FileNotFoundError as exc:  # the fetchers' "not a <data set> folder"
+        raise MissingInput(str(exc)) from exc
     print(f"{args.name}: {out}")
     return 0
 

@@ -17,7 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "ingest",
         help="load landing batches into the warehouse raw schema",
-        description="Load landing files (CSV, JSON Lines, Parquet). Exit codes: 0 ok, 2 bad file, 3 blocked batch.",
+        description=(
+            "Load landing files (CSV, JSON Lines, Parquet). "
+            "Exit codes: 0 ok, 2 bad or missing file (or none to load), 3 blocked batch."
+        ),
     )
     p.add_argument("paths", nargs="+", type=Path, help="files or folders (CSV, JSON Lines, Parquet)")
     p.add_argument("--warehouse", help="warehouse URL (default: $INTERESTFLOW_WAREHOUSE or local DuckDB)")
@@ -29,9 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ml.config import IngestSettings
-    from ml.ingest.landing import BatchBlocked, LandingFileError, ingest_file, order_paths
+    from ml.errors import MissingInput
+    from ml.ingest.landing import FORMATS, BatchBlocked, LandingFileError, ingest_file, order_paths
     from ml.warehouse import Warehouse
 
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise MissingInput(f"no such file or folder: {', '.join(missing)}")
     wh = Warehouse.from_env(args.warehouse)
     settings = IngestSettings()
     if args.quarantine_threshold is not None:
@@ -40,6 +47,11 @@ def _run(args: argparse.Namespace) -> int:
         settings = replace(settings, price_cap=args.price_cap)
     try:
         paths = order_paths(args.paths)
+        if not paths:
+            raise MissingInput(
+                f"no landing files ({', '.join(FORMATS)}) in {', '.join(map(str, args.paths))}: "
+                "write a batch there first (`python -m ml shop generate --out DIR` makes one)"
+            )
         for p in paths:
             report = ingest_file(p, wh, settings, gate=not args.no_gate)
             print(json.dumps(report.accounting()), flush=True)

@@ -80,15 +80,18 @@ def _decisions(args: argparse.Namespace) -> int:
 
 
 def _override(args: argparse.Namespace) -> int:
+    from ml.errors import UsageError
     from ml.tasks.policies import override_policy
 
     try:
         params = json.loads(args.params)
-        if not isinstance(params, dict):
-            raise ValueError("--params must be a JSON object")
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--params is not JSON: {exc}") from None
+    if not isinstance(params, dict):
+        raise UsageError("--params must be a JSON object, e.g. '{\"epsilon\": 0.05}'")
+    try:
         version = override_policy(args.name, params, args.reason, actor=args.actor, warehouse=args.warehouse)
-    except (ValueError, json.JSONDecodeError) as exc:
-        print(f"error: {exc}")
-        return 2
+    except ValueError as exc:  # an unknown policy, bad parameters or an empty reason
+        raise UsageError(str(exc)) from exc
     print(f"policy {args.name} ({version}) now serves; reason recorded: {args.reason}")
     return 0

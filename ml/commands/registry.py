@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING, Any
 
 from ml.defaults import FAMILY, PRIMARY_METRIC
+from ml.errors import MissingInput, UsageError
+
+if TYPE_CHECKING:
+    from ml.registry import Registry
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,23 +64,23 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from ml.registry import Registry
 
-    try:
-        print(json.dumps(Registry().get(args.version), indent=2, default=str))
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}")
-        return 2
+    print(json.dumps(_get(Registry(), args.version), indent=2, default=str))
     return 0
+
+
+def _get(reg: Registry, version: str) -> dict[str, Any]:
+    """The registry's record of ``version``; a one-line error when there is none."""
+    try:
+        return reg.get(version)
+    except KeyError as exc:
+        raise MissingInput(f"{exc.args[0]} (see `python -m ml registry list`)") from None
 
 
 def _promote(args: argparse.Namespace) -> int:
     from ml.registry import Registry
 
     reg = Registry()
-    try:
-        reg.get(args.version)
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}")
-        return 2
+    _get(reg, args.version)
     details: dict = {}
     if args.family != FAMILY:
         print(f"note: no smoke load for family {args.family!r} (recommender artifacts only)")
@@ -107,9 +112,8 @@ def _rollback(args: argparse.Namespace) -> int:
 
     try:
         v = Registry().rollback(args.family, args.reason)
-    except ValueError as exc:
-        print(f"error: {exc}")
-        return 2
+    except ValueError as exc:  # no earlier champion
+        raise UsageError(str(exc)) from exc
     print(f"rolled back: {v} is champion of {args.family} again")
     return 0
 

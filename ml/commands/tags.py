@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+from ml.errors import MissingInput, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,20 +70,39 @@ def _labels_load(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from ml.tasks.tagging import evaluate_and_gate_tagger, train_tagger
 
-    res = train_tagger(args.model, json.loads(args.params), run_id="cli", warehouse=args.warehouse)
+    res = train_tagger(args.model, _json_object(args.params, "--params"), run_id="cli", warehouse=args.warehouse)
     print(json.dumps(res, default=str))
     gate = evaluate_and_gate_tagger([res], run_id="cli", margin=args.margin, warehouse=args.warehouse)
     print(json.dumps(gate, default=str))
     return 0
 
 
+def _json_object(text: str, flag: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{flag} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{flag} must be a JSON object, e.g. '{{\"epochs\": 2}}'")
+    return value
+
+
 def _backfill(args: argparse.Namespace) -> int:
-    from ml.tagging.backfill import plan_backfill
+    from ml.tagging.backfill import partitions_between, plan_backfill, resolve_version
     from ml.tagging.store import switch_current
     from ml.tasks.tagging import backfill_tags
     from ml.warehouse import Warehouse
 
+    try:
+        partitions_between(args.start, args.end)
+    except ValueError as exc:
+        raise UsageError(f"--start/--end: {exc} (give days as YYYY-MM-DD)") from None
     wh = Warehouse.from_env(args.warehouse)
+    if args.version:
+        try:
+            resolve_version(wh, args.version)
+        except (KeyError, ValueError) as exc:  # not registered, or not a tagger
+            raise UsageError(f"--version: {exc.args[0]} (see `python -m ml registry list --family tagger`)") from None
     plan = plan_backfill(wh, args.start, args.end, args.version or None, args.force).as_dict()
     print(json.dumps({"plan": plan}), flush=True)
     report = backfill_tags(
@@ -117,6 +139,8 @@ def _recall(args: argparse.Namespace) -> int:
     from ml.tagging.store import PROFILES_CURRENT
     from ml.warehouse import Warehouse
 
+    if not args.truth.is_file():
+        raise MissingInput(f"--truth {args.truth}: no such file (the shop's _ground_truth/user_interests.parquet)")
     profiles = Warehouse.from_env(args.warehouse).query(f"select * from {PROFILES_CURRENT}")
     print(json.dumps(interest_recall(profiles, pd.read_parquet(args.truth)), indent=2))
     return 0
