@@ -533,14 +533,12 @@ def exploration(rs: ReadSession, days: int = 90) -> dict[str, Any]:
             POLICY_ESTIMATES,
             ("evaluated_at", "run_id", "policy", "estimator", "estimate", "ci_low", "ci_high", "n", "is_current"),
         )
+        # the newest 5,000 rows, oldest first; "current" is the latest evaluation run's estimates
+        # of every policy (``is_current`` marks, per run, the policy that served then)
         order = "evaluated_at" if "evaluated_at" in cols else "policy"
-        est = rs.query(f"select {', '.join(cols)} from {POLICY_ESTIMATES} order by {order} limit 5000")
-        if "is_current" in est.columns and est["is_current"].fillna(False).astype(bool).any():
-            cur = est[est["is_current"].fillna(False).astype(bool)]
-        elif "evaluated_at" in est.columns and len(est):
-            cur = est[est["evaluated_at"] == est["evaluated_at"].max()]
-        else:
-            cur = est
+        est = rs.query(f"select {', '.join(cols)} from {POLICY_ESTIMATES} order by {order} desc limit 5000")
+        est = est.iloc[::-1].reset_index(drop=True)
+        cur = est[est["evaluated_at"] == est["evaluated_at"].max()] if "evaluated_at" in est.columns else est
         current_rows = records(cur.sort_values(["estimator", "policy"]))
         for r in current_rows:
             r["is_serving"] = r["policy"] == current_policy

@@ -98,7 +98,8 @@ def test_exploration_ctr_per_day_and_arm_matches_the_feedback(ui):
     assert serving["slots"] == len(recs) and serving["users"] == recs["user_id"].nunique()
     assert serving["exploration_share"] == pytest.approx(recs["is_exploration"].mean())
     assert serving["min_propensity"] == pytest.approx(recs["propensity"].min())
-    current = built.estimates[built.estimates["is_current"]]
+    # the latest evaluation run's estimates of every policy, not the serving policy's of every run
+    current = built.estimates[built.estimates["evaluated_at"] == built.estimates["evaluated_at"].max()]
     rows = out["estimates"]["current"]
     assert len(rows) == len(current) and {r["estimator"] for r in rows} == set(ESTIMATORS)
     for r in rows:

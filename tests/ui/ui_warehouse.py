@@ -218,7 +218,7 @@ def build(wh: Warehouse, shop: Path, work: Path, docs_root: Path, seed: int = 7)
                         "ci_low": v - 0.01,
                         "ci_high": v + 0.01,
                         "n": 500 + e,
-                        "is_current": e == 1,
+                        "is_current": p == SERVING_POLICY,  # the task marks the serving policy of each run
                     }
                 )
     built.estimates = pd.DataFrame(est)
