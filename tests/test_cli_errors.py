@@ -191,48 +191,22 @@ QUICK_FAILURES = [
     (["bench", "ope", "--path", "{tmp}/none", "--out", "{tmp}/o"], "not an Open Bandit Dataset folder"),
     (["bench", "recsys", "--path", "{tmp}/none", "--out", "{tmp}/r"], "no MovieLens-100k files"),
     (["demo", "--days", "-1"], "--days must be >= 0"),
-]
-# the same for benchmarks whose checks come late or not at all (ml/bench/ is not part of this
-# change): strict, so the fix shows up as an XPASS to move the case into QUICK_FAILURES
-BENCH_FAILURES_TO_FIX = [
-    pytest.param(
-        ["bench", "features", "--size", "nonsense", "--workdir", "{tmp}/f"],
-        "unknown size",
-        marks=pytest.mark.xfail(strict=True, reason="ml/bench/: --size has no choices, a ValueError traceback"),
-        id="bench-features-size",
-    ),
-    pytest.param(
-        ["bench", "recsys", "--dataset", "synthetic", "--size", "nonsense", "--out", "{tmp}/r"],
-        "unknown size",
-        marks=pytest.mark.xfail(strict=True, reason="ml/bench/: --size has no choices, a ValueError traceback"),
-        id="bench-recsys-size",
-    ),
-    pytest.param(
+    (["bench", "features", "--size", "nonsense", "--workdir", "{tmp}/f"], "invalid choice: 'nonsense'"),
+    (["bench", "recsys", "--dataset", "synthetic", "--size", "nonsense", "--out", "{tmp}/r"], "invalid choice"),
+    (
         ["bench", "marketing", "--campaign", "nonsense", "--size", "tiny", "--users", "10", "--out", "{tmp}/m"],
-        "nonsense",
-        marks=pytest.mark.xfail(
-            strict=True, reason="ml/bench/marketing.py: a KeyError after the new-item part has run"
-        ),
-        id="bench-marketing-campaign",
+        "unknown campaign 'nonsense'",
     ),
-    pytest.param(
-        ["bench", "simulate", "--policies", "nonsense", "--size", "tiny", "--users", "10", "--out", "{tmp}/s"],
-        "unknown policy",
-        marks=pytest.mark.xfail(strict=True, reason="ml/bench/simulate.py: a ValueError after the world is built"),
-        id="bench-simulate-policies",
+    (
+        ["bench", "simulate", "--policies", "nonsense", "--size", "tiny", "--out", "{tmp}/s"],
+        "unknown policy 'nonsense'",
     ),
-    pytest.param(
-        ["bench", "simulate", "--days", "-1", "--size", "tiny", "--users", "10", "--out", "{tmp}/s"],
-        "days",
-        marks=pytest.mark.xfail(strict=True, reason="ml/bench/simulate.py: KeyError 'day' from an empty simulation"),
-        id="bench-simulate-days",
-    ),
+    (["bench", "simulate", "--days", "-1", "--size", "tiny", "--out", "{tmp}/s"], "must be at least 1"),
+    (["bench", "loop", "--days", "0", "--out", "{tmp}/l"], "must be at least 1"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("argv", "says"), [*(pytest.param(a, s, id=" ".join(a)) for a, s in QUICK_FAILURES), *BENCH_FAILURES_TO_FIX]
-)
+@pytest.mark.parametrize(("argv", "says"), [pytest.param(a, s, id=" ".join(a)) for a, s in QUICK_FAILURES])
 def test_quick_failures_say_what_is_missing(argv, says, empty_state, capsys):
     argv = [a.format(tmp=empty_state, README=ROOT / "README.md") for a in argv]
     code, out, err = run(argv, capsys)

@@ -30,12 +30,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from ml.bench import SHOP_SIZES
 from ml.bench.measure import measure, peak_rss_mb_lifetime, rss_mb, table, write_json
 
 NAME = "candidates"
 HELP = "every retrain_models candidate on the DAG's time-based holdout (metrics, fit seconds, peak RSS)"
 
-SIZES = ("tiny", "small", "default", "large")
+SIZES = SHOP_SIZES
 HOLDOUT_DAYS = 7.0  # the retrain_models DAG's default `holdout_days` Param
 K = 10
 COLUMNS = [f"ndcg@{K}", f"precision@{K}", f"recall@{K}", f"coverage@{K}", f"new_user_hit_rate@{K}"]

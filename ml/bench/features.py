@@ -15,13 +15,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ml.bench import SHOP_SIZES
+
 NAME = "features"
 HELP = "dbt build time of the feature layer on DuckDB and on PostgreSQL"
 TARGETS = ("duckdb", "postgres")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--size", default="default", help="shop size (tiny, small, default, large)")
+    p.add_argument("--size", choices=SHOP_SIZES, default="default", help="shop size")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--targets", default=",".join(TARGETS), help="comma-separated: duckdb,postgres")
     p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432", help="server URL (no database)")

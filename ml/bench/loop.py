@@ -24,6 +24,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ml.bench import positive_int
+
 NAME = "loop"
 HELP = "the explore/exploit loop through the real DAGs: greedy vs the policy gate, OPE calibration"
 ARMS = ("greedy", "gated")
@@ -31,7 +33,7 @@ ARMS = ("greedy", "gated")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", choices=["tiny", "small", "default"], default="small")
-    p.add_argument("--days", type=int, default=14)
+    p.add_argument("--days", type=positive_int, default=14)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--visit-share", type=float, default=0.3, help="share of users visiting each day")
     p.add_argument(

@@ -19,6 +19,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ml.bench import positive_int
+from ml.errors import UsageError
+
 NAME = "marketing"
 HELP = "new-item impressions to judgement, a simulated campaign's uplift, audience sizes"
 
@@ -30,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slot-probability", type=float, default=0.3, help="new-item slot probability per user/day")
     p.add_argument("--daily-cap", type=int, default=200, help="expected impressions per new item per day")
     p.add_argument("--campaign", default="winter_outdoor_sale")
-    p.add_argument("--campaign-days", type=int, default=14)
+    p.add_argument("--campaign-days", type=positive_int, default=14)
     p.add_argument("--holdout-share", type=float, default=None, help="override the campaign's holdout share")
     p.add_argument("--audience-size", choices=["tiny", "small", "default", "none"], default="default")
     p.add_argument("--seed", type=int, default=7)
@@ -74,6 +77,11 @@ def run(args: argparse.Namespace) -> int:
     from ml.simulate.marketing import new_item_impressions, shift_window, simulate_campaign, summarise_new_items
     from ml.simulate.runner import SimulationSettings, build_world
 
+    campaigns = load_campaigns()
+    if args.campaign not in campaigns:
+        raise UsageError(
+            f"unknown campaign {args.campaign!r}: choose from {sorted(campaigns)} (ml/marketing/campaigns/)"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
@@ -98,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nnew items: impressions until the CTR 95% CI is narrower than {args.ci_width:.0%} of the CTR")
     print(table(rows))
 
-    camp = load_campaigns()[args.campaign]
+    camp = campaigns[args.campaign]
     if args.holdout_share is not None:
         camp = replace(camp, holdout_share=args.holdout_share)
     with measure("campaign") as stage:

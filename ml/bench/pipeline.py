@@ -46,12 +46,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ml.bench import SHOP_SIZES
 from ml.bench.measure import measure, release_freed_memory, table, write_json
 
 NAME = "pipeline"
 HELP = "whole pipeline per stage (seconds, peak RSS, throughput) with bare lower bounds and Airflow overhead"
 
-SIZES = ("tiny", "small", "default", "large")
+SIZES = SHOP_SIZES
 K = 10
 # targets on the large shop, 2 cores (issue #7)
 TARGETS = {"total_seconds": 15 * 60, "peak_rss_mb": 12 * 1024, "scoring_vs_bare": 2.0, "publish_vs_copy": 1.5}

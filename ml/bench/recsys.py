@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ml.bench import SHOP_SIZES
 from ml.bench.measure import measure, table, write_json
 
 NAME = "recsys"
@@ -401,7 +402,7 @@ def run_protocol(
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", choices=["movielens-100k", "synthetic"], default="movielens-100k")
-    p.add_argument("--size", default="large", help="synthetic shop size (tiny, small, default, large)")
+    p.add_argument("--size", choices=SHOP_SIZES, default="large", help="synthetic shop size")
     p.add_argument("--path", type=Path, default=None, help="data folder (default: fetch/generate into the cache)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated subset of: " + ", ".join(ALL_MODELS))

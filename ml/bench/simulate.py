@@ -12,17 +12,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ml.bench import policy_names, positive_int
+
 NAME = "simulate"
 HELP = "simulate every explore/exploit policy on the synthetic shop (clicks, regret, discovery)"
 POLICY_ORDER = ["greedy", "epsilon_greedy", "ucb1", "thompson", "linucb", "lin_thompson", "slot_allocator"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--days", type=positive_int, default=30)
     p.add_argument("--size", choices=["tiny", "small", "default"], default="small", help="synthetic shop size")
     p.add_argument("--users", type=int, default=200, help="simulated users (a sample of the shop's; 0 = all)")
     p.add_argument("--k", type=int, default=10, help="slots per slate")
-    p.add_argument("--policies", default=",".join(POLICY_ORDER), help="comma-separated policy names")
+    p.add_argument("--policies", type=policy_names, default=",".join(POLICY_ORDER), help="comma-separated policy names")
     p.add_argument("--n-draws", type=int, default=16, help="Monte Carlo slates per user for propensities")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, default=Path("bench-out/simulate"))
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size, seed=args.seed, users=args.users or None, days=args.days, k=args.k, n_draws=args.n_draws
     )
     params = {c["policy"]: c.get("params", {}) for c in DEFAULT_POLICY_CANDIDATES}
-    names = [n.strip() for n in args.policies.split(",") if n.strip()]
+    names = args.policies
     with measure("simulate") as stage:
         world = build_world(settings)
         runs = []
