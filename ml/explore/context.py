@@ -169,10 +169,8 @@ class ContextColumns:
 
     def features_json(self, arms: np.ndarray) -> np.ndarray:
         """The ``arm_features`` text of arm rows ``arms`` (object array, the strings of
-        :func:`ml.explore.slate.arm_features_json`), each arm written once however often the
-        slates, campaigns and new-item slot ask for it."""
-        from ml.explore.slate import arm_features_json_rows
-
+        :func:`arm_features_json`), each arm written once however often the slates, campaigns
+        and new-item slot ask for it."""
         arms = np.asarray(arms, dtype=np.int64)
         if self._features_json is None:
             self._features_json = np.full(len(self.features), None, dtype=object)
@@ -219,6 +217,20 @@ class ContextColumns:
                 f'"item_scores":[{",".join(scores[lo:hi])}]}}'
             )
         return out
+
+
+def arm_features_json(row: np.ndarray) -> str:
+    """A slate row's ``arm_features``: the arm's context features, rounded, as compact JSON."""
+    return arm_features_json_rows([row])[0]
+
+
+def arm_features_json_rows(rows: list[np.ndarray] | np.ndarray) -> list[str]:
+    """:func:`arm_features_json` of many rows, each distinct value written once."""
+    if len(rows) == 0:
+        return []
+    arr = np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
+    texts = _json_numbers(arr).reshape(arr.shape).tolist()
+    return ["[" + ",".join(row) + "]" for row in texts]
 
 
 def _json_numbers(values: Any) -> np.ndarray:

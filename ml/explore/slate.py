@@ -13,8 +13,6 @@ is what off-policy evaluation of this policy needs (``slot_probability``).
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -22,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ml.explore import columns as C
-from ml.explore.context import ContextColumns, SlateContext
+from ml.explore.context import ContextColumns, SlateContext, arm_features_json_rows
 from ml.explore.policies import SlatePolicy
 
 
@@ -77,39 +75,6 @@ def item_codes(ctx: SlateContext) -> tuple[np.ndarray, np.ndarray, dict[str, int
 def user_seed(user_id: str, day: str) -> int:
     """The random seed of one user's slates on one day (stable across processes and runs)."""
     return int.from_bytes(hashlib.sha256(f"{user_id}|{day}".encode()).digest()[:8], "little")
-
-
-def arm_features_json(row: np.ndarray) -> str:
-    """A slate row's ``arm_features``: the arm's context features, rounded, as compact JSON."""
-    values = [round(x, 6) for x in np.asarray(row, dtype=np.float64).tolist()]
-    if all(math.isfinite(x) for x in values):  # what json.dumps writes for finite floats, faster
-        return "[" + ",".join(map(repr, values)) + "]"
-    return json.dumps(values, separators=(",", ":"))
-
-
-def arm_features_json_rows(rows: list[np.ndarray] | np.ndarray) -> list[str]:
-    """:func:`arm_features_json` of many rows (the same strings), column by column: each
-    distinct value of a column (by its bits, so -0.0 and NaN payloads stay apart) is written
-    once, then every row joins its columns' texts."""
-    if len(rows) == 0:
-        return []
-    arr = np.asarray(rows, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] == 0:
-        return [arm_features_json(r) for r in rows]
-    texts = []
-    for j in range(arr.shape[1]):
-        col = np.ascontiguousarray(arr[:, j])
-        _, first, inverse = np.unique(col.view(np.int64), return_index=True, return_inverse=True)
-        written = np.array([_json_number(x) for x in col[first].tolist()], dtype=object)
-        texts.append(written[np.asarray(inverse).ravel()].tolist())
-    return ["[" + ",".join(row) + "]" for row in zip(*texts, strict=True)]
-
-
-def _json_number(x: float) -> str:
-    """One value as :func:`arm_features_json` writes it (rounded to 6 places; json.dumps's
-    words for non-finite values)."""
-    r = round(x, 6)
-    return repr(r) if math.isfinite(r) else json.dumps(r)
 
 
 def recommendation_id(run_id: str, user_id: str) -> str:

@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ml.explore import columns as C
+from ml.explore.candidates import CandidateInputs, item_arm_tags
 from ml.explore.context import SlateContext
+from ml.explore.feedback import FeedbackStats
 from ml.frames import isin
 from ml.warehouse import Warehouse
 
@@ -251,7 +253,7 @@ def load_contexts(wh: Warehouse, recommendation_ids: list[str], con: Any = None)
 
 def read_candidate_inputs(
     wh: Warehouse, champion: pd.DataFrame, exclude_event_types: tuple[str, ...], feedback: pd.DataFrame
-) -> Any:
+) -> CandidateInputs:
     """Everything ``ml.explore.candidates.build_contexts`` needs, read from the warehouse.
 
     ``champion``: the champion's candidates (user_id, item_id, score, reason). Interactions
@@ -263,7 +265,7 @@ def read_candidate_inputs(
 
 def read_arm_inputs(
     wh: Warehouse, exclude_event_types: tuple[str, ...], feedback: pd.DataFrame, read_excluded: bool = True
-) -> Any:
+) -> CandidateInputs:
     """The part of :func:`read_candidate_inputs` that does not depend on the champion's
     candidates (items and their tags, profiles, purchases, transitions, sessions, segments,
     feedback statistics), with no champion rows and no interactions yet: publishing reads it
@@ -271,8 +273,6 @@ def read_arm_inputs(
 
     ``read_excluded=False`` leaves the excluded (purchased) pairs empty: publishing has them
     from scoring already and hands them to :func:`with_champion`."""
-    from ml.explore.candidates import CandidateInputs, item_arm_tags
-    from ml.explore.feedback import FeedbackStats
     from ml.features.interactions import load_excluded_pairs
 
     with wh.connect(read_only=True) as con:

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.explore.context import arm_features_json_rows
+from ml.explore.slate import sample_slates, tag_label, user_seed
 from ml.frames import isin
 
 SPEC_DIR = Path(__file__).parent / "campaigns"
@@ -246,8 +248,6 @@ def campaign_slates(
     filled by ``build_slates``) spares re-drawing a user's slates; the draws are the same either way.
     ``user_arms`` (campaign name -> (user ids, :func:`arm` of them)) spares hashing the users
     again when they are the contexts' users, in their order."""
-    from ml.explore.slate import sample_slates, user_seed
-
     out = slates.assign(campaign=pd.Series([None] * len(slates), index=slates.index, dtype=object))
     if not campaigns or out.empty:
         return out
@@ -427,8 +427,6 @@ def _rerank_users(
     of the user's re-ranked draws with that item at that slot. The new rows copy the user's
     published row of the same item, or for an item the plain slate did not show the user's
     first row with a ``featured`` reason."""
-    from ml.explore.slate import arm_features_json_rows, tag_label
-
     # with the contexts' columns, no context object is read (only their per-arm rows)
     cols = getattr(contexts, "columns", None)
     if cols is not None and len(cols.users) != len(contexts):

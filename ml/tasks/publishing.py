@@ -511,8 +511,7 @@ def apply_marketing(
     slot never shows (items the user bought)."""
     import hashlib
 
-    from ml.explore.context import FEATURES
-    from ml.explore.slate import arm_features_json
+    from ml.explore.context import FEATURES, arm_features_json
     from ml.marketing.campaigns import campaign_slates
     from ml.marketing.new_items import place_new_items
 

@@ -257,7 +257,7 @@ def test_build_slates_keeps_deterministic_draws_for_reuse_only():
 def test_arm_features_of_many_rows_are_the_strings_of_one_row_at_a_time():
     """``build_slates`` writes all shown arms' features with ``arm_features_json_rows``; each
     string must be what ``arm_features_json`` gives for that row, non-finite values included."""
-    from ml.explore.slate import arm_features_json, arm_features_json_rows
+    from ml.explore.context import arm_features_json, arm_features_json_rows
 
     rng = np.random.default_rng(3)
     rows = [rng.random(8) * 10.0 ** rng.integers(-8, 4) for _ in range(200)]

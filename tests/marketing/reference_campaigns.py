@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.explore.slate import arm_features_json, flat_items, sample_slates, tag_label, user_seed
+from ml.explore.context import arm_features_json
+from ml.explore.slate import flat_items, sample_slates, tag_label, user_seed
 from ml.marketing.campaigns import TREATMENT, Campaign, arm, boosted_items, rerank_slate
 
 
