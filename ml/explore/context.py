@@ -266,9 +266,43 @@ class ContextList(Sequence[SlateContext]):
     the columns never makes the 100k+ objects; a slice is a plain list."""
 
     def __init__(self, columns: ContextColumns, make: Callable[[int], SlateContext]):
-        self.columns: ContextColumns | None = columns
+        self.columns = columns
         self._make = make
         self._made: list[SlateContext | None] = [None] * len(columns.users)
+
+    @classmethod
+    def of(cls, contexts: Sequence[SlateContext]) -> ContextList:
+        """Contexts made one by one (tests, hand-built examples) as a :class:`ContextList`."""
+        if isinstance(contexts, ContextList):
+            return contexts
+        ctxs = list(contexts)
+        per_arm = [a for c in ctxs for a in c.items]
+        scores = [s for c in ctxs for s in c.item_scores]
+
+        def cat(name: str, dtype: Any) -> np.ndarray:
+            parts = [np.asarray(getattr(c, name), dtype=dtype) for c in ctxs]
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+        columns = ContextColumns(
+            users=[c.user_id for c in ctxs],
+            arm_bounds=np.r_[0, np.cumsum([c.n_tags for c in ctxs])].astype(np.int64),
+            tags=np.asarray([t for c in ctxs for t in c.tags], dtype=object),
+            known=cat("known", bool),
+            prior_mean=cat("prior_mean", np.float64),
+            prior_strength=cat("prior_strength", np.float64),
+            impressions=cat("impressions", np.float64),
+            clicks=cat("clicks", np.float64),
+            features=np.concatenate([np.asarray(c.features, dtype=np.float64) for c in ctxs]).reshape(-1, len(FEATURES))
+            if ctxs
+            else np.zeros((0, len(FEATURES))),
+            item_bounds=np.r_[0, np.cumsum([len(a) for a in per_arm])].astype(np.int64),
+            item_ids=np.concatenate([np.asarray(a, dtype=object) for a in per_arm]) if per_arm else np.zeros(0, object),
+            item_scores=np.concatenate([np.asarray(s, dtype=np.float64) for s in scores]) if scores else np.zeros(0),
+            reasons=[c.reasons for c in ctxs],
+            n_sessions=np.asarray([c.n_sessions for c in ctxs], dtype=np.int64),
+            segments=[c.segment for c in ctxs],
+        )
+        return cls(columns, ctxs.__getitem__)
 
     def __len__(self) -> int:
         return len(self._made)

@@ -13,14 +13,14 @@ is what off-policy evaluation of this policy needs (``slot_probability``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ml.explore import columns as C
-from ml.explore.context import ContextColumns, SlateContext, arm_features_json_rows
+from ml.explore.context import ContextColumns, ContextList, SlateContext
 from ml.explore.policies import SlatePolicy
 
 
@@ -56,12 +56,6 @@ class SlateDraws:
         col = self.items[:, slot]
         codes, n = np.unique(col[col >= 0], return_counts=True)
         return codes, n / max(int((col >= 0).sum()), 1)
-
-
-def flat_items(ctx: SlateContext) -> list[object]:
-    """The context's item ids in code order: tag by tag, each tag's items best first (a code is
-    an index into this list; see :func:`item_codes`)."""
-    return [x for its in ctx.items for x in its]
 
 
 def item_codes(ctx: SlateContext) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
@@ -128,41 +122,6 @@ def tag_label(tag: str, labels: dict[str, str] | None = None) -> str:
     return tag.split(":", 1)[-1].replace("_", " ")
 
 
-def _plain_deterministic(policy: SlatePolicy) -> bool:
-    """Deterministic with the base ``choose`` (greedy, UCB1, LinUCB): one slate per user whose
-    slots are the row-wise argmax, so many users can be filled at once."""
-    return bool(policy.deterministic) and type(policy).choose is SlatePolicy.choose
-
-
-def sample_deterministic(policy: SlatePolicy, contexts: list[SlateContext], k: int) -> list[SlateDraws]:
-    """:func:`sample_slates` with one draw for many contexts at once (same slates, same values).
-
-    Every user is a row of padded (B, T_max) arrays; padded tags have no items, so they are never
-    available. Only for policies where :func:`_plain_deterministic` holds."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    B = len(contexts)
-    if B == 0:
-        return []
-    T = max(max(c.n_tags for c in contexts), 1)
-    counts = np.zeros((B, T), dtype=np.int64)
-    M = max(max((len(i) for c in contexts for i in c.items), default=0), 0)
-    item_value = np.zeros((B, T, M + 1))
-    values = np.full((B, T), np.nan)
-    exploit = np.full((B, T), np.nan)
-    for b, ctx in enumerate(contexts):
-        n = ctx.n_tags
-        if n == 0:
-            continue
-        for t, sc in enumerate(ctx.item_scores):
-            counts[b, t] = len(sc)
-            item_value[b, t, : len(sc)] = sc
-        values[b, :n] = np.asarray(policy.draw_values(ctx, None, 1), dtype=np.float64)[0]  # type: ignore[arg-type]
-        exploit[b, :n] = np.asarray(policy.exploit_values(ctx), dtype=np.float64)
-    tags, items, explore, scores = _fill_deterministic(policy, counts, item_value, values, exploit, k)
-    return [SlateDraws(tags[b : b + 1], items[b : b + 1], explore[b : b + 1], scores[b : b + 1]) for b in range(B)]
-
-
 def _fill_deterministic(
     policy: SlatePolicy, counts: np.ndarray, item_value: np.ndarray, values: np.ndarray, exploit: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -198,112 +157,9 @@ def _fill_deterministic(
     return tags, items, explore, scores
 
 
-def _columnar_slates(
-    policy: SlatePolicy,
-    cols: ContextColumns,
-    k: int,
-    run_id: str,
-    labels: dict[str, str] | None,
-    draws_cache: dict[str, SlateDraws] | None,
-    batch: int = 8192,
-) -> pd.DataFrame | None:
-    """:func:`build_slates` of a plain deterministic policy with whole-array values
-    (``policy.column_values``) on contexts given as columns: the padded arrays are cut from the
-    columns instead of filled context by context, and the rows are made in whole arrays. The
-    same rows as the per-context path; None when the policy has no whole-array values."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    vals = policy.column_values(cols)
-    if vals is None or not cols.users:
-        return None
-    draw_v, exploit_v = vals
-    ab, ib = cols.arm_bounds, cols.item_bounds
-    n_users = len(cols.users)
-    parts: list[tuple[np.ndarray, ...]] = []
-    for u0 in range(0, n_users, batch):
-        u1 = min(u0 + batch, n_users)
-        B = u1 - u0
-        r0, r1 = int(ab[u0]), int(ab[u1])
-        n_arms = np.diff(ab[u0 : u1 + 1])
-        T = max(int(n_arms.max(initial=0)), 1)
-        row_user = np.repeat(np.arange(B), n_arms)
-        row_tag = np.arange(r1 - r0) - np.repeat(ab[u0:u1] - r0, n_arms)
-        cnt = np.diff(ib[r0 : r1 + 1])
-        M = int(cnt.max(initial=0))
-        counts = np.zeros((B, T), dtype=np.int64)
-        counts[row_user, row_tag] = cnt
-        i0, i1 = int(ib[r0]), int(ib[r1])
-        item_row = np.repeat(np.arange(r1 - r0), cnt)
-        rank = np.arange(i1 - i0) - np.repeat(ib[r0:r1] - i0, cnt)
-        item_value = np.zeros((B, T, M + 1))
-        item_value[row_user[item_row], row_tag[item_row], rank] = cols.item_scores[i0:i1]
-        values = np.full((B, T), np.nan)
-        exploit = np.full((B, T), np.nan)
-        values[row_user, row_tag] = draw_v[r0:r1]
-        exploit[row_user, row_tag] = exploit_v[r0:r1]
-        tags, items, explore, scores = _fill_deterministic(policy, counts, item_value, values, exploit, k)
-        if draws_cache is not None:
-            for b in range(B):
-                draws_cache[cols.users[u0 + b]] = SlateDraws(
-                    tags[b : b + 1], items[b : b + 1], explore[b : b + 1], scores[b : b + 1]
-                )
-        bb, jj = np.nonzero(items >= 0)  # user by user, slot by slot
-        user = u0 + bb
-        arm = ab[user] + tags[bb, jj]
-        parts.append((user, jj, arm, ib[ab[user]] + items[bb, jj], scores[bb, jj], explore[bb, jj]))
-    user, jj, arm, flat, score, expl = (np.concatenate([p[n] for p in parts]) for n in range(6))
-    users = np.asarray(cols.users, dtype=object)
-    item = cols.item_ids[flat]
-    tag = cols.tags[arm]
-    # wording per distinct tag; the champion's reason where it has one for a shown item
-    distinct = {t: tag_label(t, labels) for t in set(cols.tags.tolist())}
-    new_text = {t: f"something new for you: {w}" for t, w in distinct.items()}
-    like_text = {t: f"because you like {w}" for t, w in distinct.items()}
-    reason = np.array(
-        [new_text[t] if e else like_text[t] for t, e in zip(tag.tolist(), expl.tolist(), strict=True)], dtype=object
-    )
-    with_reasons = np.array([bool(r) for r in cols.reasons], dtype=bool)
-    for n in np.flatnonzero(with_reasons[user] & ~expl).tolist():
-        given = cols.reasons[user[n]].get(str(item[n]))
-        if given:
-            reason[n] = given
-    rids = np.array([recommendation_id(run_id, u) for u in cols.users], dtype=object)
-    df = pd.DataFrame(
-        {
-            "user_id": users[user],
-            "rank": jj + 1,
-            "item_id": np.asarray([str(x) for x in item.tolist()], dtype=object),
-            "score": score.astype(np.float64),
-            "reason": reason,
-            "reason_tag": tag,
-            C.POLICY: policy.name,
-            C.PROPENSITY: np.ones(len(user)),
-            C.PROPENSITY_SE: np.zeros(len(user)),
-            C.IS_EXPLORATION: expl.astype(bool),
-            C.RECOMMENDATION_ID: rids[user],
-        }
-    )
-    df[C.ARM_FEATURES] = cols.features_json(arm)
-    return df
-
-
-def draw_all(
-    policy: SlatePolicy, contexts: list[SlateContext], k: int, day: str, n_draws: int, batch: int = 4096
-) -> Iterator[tuple[SlateContext, SlateDraws]]:
-    """Each context with its draws, seeded per (user, day); batched for plain deterministic policies."""
-    if _plain_deterministic(policy):
-        for start in range(0, len(contexts), batch):
-            part = contexts[start : start + batch]
-            yield from zip(part, sample_deterministic(policy, part, k), strict=True)
-        return
-    for ctx in contexts:
-        rng = np.random.default_rng(user_seed(ctx.user_id, day))
-        yield ctx, sample_slates(policy, ctx, k, rng, n_draws)
-
-
 def build_slates(
     policy: SlatePolicy,
-    contexts: Iterable[SlateContext],
+    contexts: Sequence[SlateContext],
     k: int,
     day: str,
     run_id: str,
@@ -316,59 +172,175 @@ def build_slates(
     chosen arm's features. Randomness is seeded per (user, day): the same inputs give the same rows.
     When ``draws_cache`` is given, deterministic policies' draws (one slate per user) are kept in
     it by user id, for the campaign re-ranking to reuse."""
-    cols = getattr(contexts, "columns", None)
-    if cols is not None and _plain_deterministic(policy):
-        fast = _columnar_slates(policy, cols, k, run_id, labels, draws_cache)
-        if fast is not None:
-            return fast
-    out: list[tuple[object, ...]] = []
-    need_rows: list[np.ndarray] = []  # feature rows of the shown (user, tag) arms
-    row_feature: list[int] = []  # per output row: its arm's index into need_rows
-    keep = draws_cache is not None and policy.deterministic
-    name = policy.name
-    for ctx, draws in draw_all(policy, list(contexts), k, day, n_draws):
-        if keep:
-            draws_cache[ctx.user_id] = draws  # type: ignore[index]
-        flat = flat_items(ctx)
-        prop, se = draws.propensity()
-        prop_l, se_l = prop.tolist(), se.tolist()
-        codes, tag_ix = draws.items[0].tolist(), draws.tags[0].tolist()
-        expl, sc = draws.explore[0].tolist(), draws.scores[0].tolist()
-        rid = recommendation_id(run_id, ctx.user_id)
-        feats: dict[int, int] = {}  # tag -> index into need_rows
-        for j in range(k):
-            code = codes[j]
-            if code < 0:
-                continue
-            t = tag_ix[j]
-            tag = ctx.tags[t]
-            item = str(flat[code])
-            if expl[j]:
-                reason = f"something new for you: {tag_label(tag, labels)}"
-            else:
-                reason = ctx.reasons.get(item) or f"because you like {tag_label(tag, labels)}"
-            if t not in feats:
-                feats[t] = len(need_rows)
-                need_rows.append(ctx.features[t])
-            out.append((ctx.user_id, j + 1, item, sc[j], reason, tag, name, prop_l[j], se_l[j], expl[j], rid))
-            row_feature.append(feats[t])
-    # the arm features as JSON, for all distinct (user, tag) rows at once
-    texts = arm_features_json_rows(need_rows)
-    df = pd.DataFrame(
-        out,
-        columns=[
-            "user_id",
-            "rank",
-            "item_id",
-            "score",
-            "reason",
-            "reason_tag",
-            C.POLICY,
-            C.PROPENSITY,
-            C.PROPENSITY_SE,
-            C.IS_EXPLORATION,
-            C.RECOMMENDATION_ID,
-        ],
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    contexts = ContextList.of(contexts)
+    if _plain_deterministic(policy):
+        shown = _deterministic_slates(policy, contexts, k, draws_cache)
+    else:
+        shown = _sampled_slates(policy, contexts, k, day, n_draws, draws_cache)
+    return _slate_rows(policy, contexts.columns, shown, run_id, labels)
+
+
+@dataclass
+class _ShownSlates:
+    """The shown slate of every user, shapes (users, k): arm index within the user (``tags``),
+    item code within the user (``items``, -1: empty slot), and per slot the exploration flag,
+    greedy value, propensity and its standard error."""
+
+    tags: np.ndarray
+    items: np.ndarray
+    explore: np.ndarray
+    scores: np.ndarray
+    propensity: np.ndarray
+    propensity_se: np.ndarray
+
+
+def _plain_deterministic(policy: SlatePolicy) -> bool:
+    """Deterministic with the base ``choose`` (greedy, UCB1, LinUCB): one slate per user whose
+    slots are the row-wise argmax, so many users can be filled at once."""
+    return bool(policy.deterministic) and type(policy).choose is SlatePolicy.choose
+
+
+def _sampled_slates(
+    policy: SlatePolicy,
+    contexts: ContextList,
+    k: int,
+    day: str,
+    n_draws: int,
+    draws_cache: dict[str, SlateDraws] | None,
+) -> _ShownSlates:
+    """:func:`sample_slates` user by user, seeded per (user, day)."""
+    n = len(contexts)
+    tags, items = np.full((n, k), -1, dtype=np.int64), np.full((n, k), -1, dtype=np.int64)
+    explore, scores = np.zeros((n, k), dtype=bool), np.full((n, k), np.nan)
+    prop, se = np.ones((n, k)), np.zeros((n, k))
+    for u, ctx in enumerate(contexts):
+        draws = sample_slates(policy, ctx, k, np.random.default_rng(user_seed(ctx.user_id, day)), n_draws)
+        if draws_cache is not None and policy.deterministic:
+            draws_cache[ctx.user_id] = draws
+        tags[u], items[u], explore[u], scores[u] = draws.tags[0], draws.items[0], draws.explore[0], draws.scores[0]
+        prop[u], se[u] = draws.propensity()
+    return _ShownSlates(tags, items, explore, scores, prop, se)
+
+
+def _deterministic_slates(
+    policy: SlatePolicy,
+    contexts: ContextList,
+    k: int,
+    draws_cache: dict[str, SlateDraws] | None,
+    batch: int = 8192,
+) -> _ShownSlates:
+    """The one slate of a plain deterministic policy for every user, ``batch`` users at a time
+    as rows of padded (users, tags, items) arrays cut from the columns (:func:`_fill_deterministic`)."""
+    cols = contexts.columns
+    draw_v, exploit_v = _arm_values(policy, contexts)
+    n_users = len(cols.users)
+    parts = []
+    for u0 in range(0, n_users, batch):
+        u1 = min(u0 + batch, n_users)
+        counts, item_value, values, exploit = _padded(cols, u0, u1, draw_v, exploit_v)
+        parts.append(_fill_deterministic(policy, counts, item_value, values, exploit, k))
+    tags, items, explore, scores = (
+        np.concatenate([p[n] for p in parts]) if parts else np.zeros((0, k)) for n in range(4)
     )
-    df[C.ARM_FEATURES] = [texts[n] for n in row_feature] if row_feature else pd.Series([], dtype=object)
+    if draws_cache is not None:
+        for u, user in enumerate(cols.users):
+            draws_cache[user] = SlateDraws(tags[u : u + 1], items[u : u + 1], explore[u : u + 1], scores[u : u + 1])
+    return _ShownSlates(tags, items, explore, scores, np.ones(items.shape), np.zeros(items.shape))
+
+
+def _arm_values(policy: SlatePolicy, contexts: ContextList) -> tuple[np.ndarray, np.ndarray]:
+    """Per arm row of the columns: (draw value, greedy value) of a deterministic policy, from
+    ``policy.column_values`` when it has a whole-array form, else context by context."""
+    values = policy.column_values(contexts.columns)
+    if values is not None:
+        return values
+    with_arms = [ctx for ctx in contexts if ctx.n_tags]
+    if not with_arms:
+        return np.zeros(0), np.zeros(0)
+    draw = [np.asarray(policy.draw_values(ctx, None, 1), dtype=np.float64)[0] for ctx in with_arms]  # type: ignore[arg-type]
+    exploit = [np.asarray(policy.exploit_values(ctx), dtype=np.float64) for ctx in with_arms]
+    return np.concatenate(draw), np.concatenate(exploit)
+
+
+def _padded(
+    cols: ContextColumns, u0: int, u1: int, draw_v: np.ndarray, exploit_v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Users ``u0:u1`` as the padded arrays of :func:`_fill_deterministic`: items per arm
+    (B, T), item scores (B, T, M + 1), draw and greedy values (B, T); padded arms have no items."""
+    ab, ib = cols.arm_bounds, cols.item_bounds
+    n_users = u1 - u0
+    r0, r1 = int(ab[u0]), int(ab[u1])
+    n_arms = np.diff(ab[u0 : u1 + 1])
+    width = max(int(n_arms.max(initial=0)), 1)
+    row_user = np.repeat(np.arange(n_users), n_arms)
+    row_arm = np.arange(r1 - r0) - np.repeat(ab[u0:u1] - r0, n_arms)
+    per_arm = np.diff(ib[r0 : r1 + 1])
+    counts = np.zeros((n_users, width), dtype=np.int64)
+    counts[row_user, row_arm] = per_arm
+    i0, i1 = int(ib[r0]), int(ib[r1])
+    item_arm = np.repeat(np.arange(r1 - r0), per_arm)
+    rank = np.arange(i1 - i0) - np.repeat(ib[r0:r1] - i0, per_arm)
+    item_value = np.zeros((n_users, width, int(per_arm.max(initial=0)) + 1))
+    item_value[row_user[item_arm], row_arm[item_arm], rank] = cols.item_scores[i0:i1]
+    values, exploit = np.full((n_users, width), np.nan), np.full((n_users, width), np.nan)
+    values[row_user, row_arm] = draw_v[r0:r1]
+    exploit[row_user, row_arm] = exploit_v[r0:r1]
+    return counts, item_value, values, exploit
+
+
+def _slate_rows(
+    policy: SlatePolicy, cols: ContextColumns, shown: _ShownSlates, run_id: str, labels: dict[str, str] | None
+) -> pd.DataFrame:
+    """The published rows of the shown slates, user by user, slot by slot."""
+    user, slot = np.nonzero(shown.items >= 0)
+    ab, ib = cols.arm_bounds, cols.item_bounds
+    arm = ab[user] + shown.tags[user, slot]
+    item = np.asarray([str(x) for x in cols.item_ids[ib[ab[user]] + shown.items[user, slot]].tolist()], dtype=object)
+    tag = cols.tags[arm]
+    explore = shown.explore[user, slot].astype(bool)
+    rids = np.array([recommendation_id(run_id, u) for u in cols.users], dtype=object)
+    df = pd.DataFrame(
+        {
+            "user_id": np.asarray(cols.users, dtype=object)[user],
+            "rank": slot + 1,
+            "item_id": item,
+            "score": shown.scores[user, slot].astype(np.float64),
+            "reason": _reasons(cols, user, item, tag, explore, labels),
+            "reason_tag": tag,
+            C.POLICY: policy.name,
+            C.PROPENSITY: shown.propensity[user, slot],
+            C.PROPENSITY_SE: shown.propensity_se[user, slot],
+            C.IS_EXPLORATION: explore,
+            C.RECOMMENDATION_ID: rids[user],
+        }
+    )
+    df[C.ARM_FEATURES] = cols.features_json(arm)
     return df
+
+
+def _reasons(
+    cols: ContextColumns,
+    user: np.ndarray,
+    item: np.ndarray,
+    tag: np.ndarray,
+    explore: np.ndarray,
+    labels: dict[str, str] | None,
+) -> np.ndarray:
+    """Why each row is shown: "something new for you: <tag>" on exploration rows, else the
+    champion's reason for the item when it gave one, else "because you like <tag>"."""
+    wording = {t: tag_label(t, labels) for t in set(tag.tolist())}
+    reason = np.array(
+        [
+            f"something new for you: {wording[t]}" if e else f"because you like {wording[t]}"
+            for t, e in zip(tag.tolist(), explore.tolist(), strict=True)
+        ],
+        dtype=object,
+    )
+    with_reasons = np.array([bool(r) for r in cols.reasons], dtype=bool)
+    for n in np.flatnonzero(with_reasons[user] & ~explore).tolist():
+        given = cols.reasons[user[n]].get(str(item[n]))
+        if given:
+            reason[n] = given
+    return reason

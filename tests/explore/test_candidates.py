@@ -308,39 +308,34 @@ def test_contexts_from_champion_codes_equal_those_from_the_ids(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 3])
-def test_slates_from_context_columns_equal_the_per_context_path(seed):
-    """Greedy slates cut from the columns build_contexts returns are the rows (and cached
-    draws) the context-by-context path gives; a policy without whole-array values falls back."""
+@pytest.mark.parametrize("name", ["greedy", "ucb1", "linucb", "thompson", "slot_allocator"])
+def test_slates_from_context_columns_equal_the_per_context_oracle(seed, name):
+    """Slates cut from the columns build_contexts returns are the rows (and cached draws) the
+    context-by-context oracle gives, for policies with and without whole-array values."""
     from ml.explore.policies import make_policy
-    from ml.explore.slate import build_slates
+    from ml.explore.slate import build_slates, sample_slates, user_seed
+    from tests.explore.oracles import per_context_slates
 
     inp = _random_inputs(seed)
     users = sorted(set(inp.profiles["user_id"]) | set(inp.champion["user_id"]))
     contexts = build_contexts(inp, users, CandidateSettings(items_per_tag=4, slate_size=10))
-    assert contexts.columns is not None
     # one user's champion reason, to see it used on a shown exploitation row
     first = contexts[1]
     item = str(first.items[0][0])
     first.reasons[item] = "similar to 'X' you interacted with"
     labels = {first.tags[0]: "Sandals for her"}
-    greedy = make_policy("greedy")
-    cache_cols: dict = {}
-    cache_list: dict = {}
-    cols = build_slates(greedy, contexts, 10, "2026-10-31", "run-1", labels=labels, draws_cache=cache_cols)
-    ref = build_slates(greedy, list(contexts), 10, "2026-10-31", "run-1", labels=labels, draws_cache=cache_list)
-    pd.testing.assert_frame_equal(cols, ref, check_exact=True)
-    assert "similar to 'X' you interacted with" in set(cols["reason"])
-    assert cache_cols.keys() == cache_list.keys()
-    for u, d in cache_cols.items():
-        np.testing.assert_array_equal(d.items, cache_list[u].items)
-        np.testing.assert_array_equal(d.scores, cache_list[u].scores)
-    ucb = make_policy("ucb1")
-    assert ucb.column_values(contexts.columns) is None
-    pd.testing.assert_frame_equal(
-        build_slates(ucb, contexts, 10, "2026-10-31", "run-1"),
-        build_slates(ucb, list(contexts), 10, "2026-10-31", "run-1"),
-        check_exact=True,
-    )
+    pol = make_policy(name)
+    cache: dict = {}
+    got = build_slates(pol, contexts, 10, "2026-10-31", "run-1", n_draws=16, labels=labels, draws_cache=cache)
+    ref = per_context_slates(pol, list(contexts), 10, "2026-10-31", "run-1", n_draws=16, labels=labels)
+    pd.testing.assert_frame_equal(got, ref, check_exact=True)
+    if name == "greedy":
+        assert "similar to 'X' you interacted with" in set(got["reason"])
+    assert sorted(cache) == (users if pol.deterministic else [])
+    for u, d in cache.items():
+        one = sample_slates(pol, contexts[users.index(u)], 10, np.random.default_rng(user_seed(u, "2026-10-31")))
+        np.testing.assert_array_equal(d.items, one.items)
+        np.testing.assert_array_equal(d.scores, one.scores)
 
 
 @pytest.mark.parametrize("seed", [0, 3])

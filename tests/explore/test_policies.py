@@ -218,8 +218,6 @@ def test_context_round_trips_through_json():
 def test_batched_deterministic_slates_equal_one_user_at_a_time(name):
     """The publish path fills plain deterministic policies' slates for many users at once:
     same tags, items, flags and scores as the per-user sampler, with uneven tag/item counts."""
-    from ml.explore.slate import sample_deterministic
-
     rng = np.random.default_rng(3)
     ctxs = []
     for u in range(40):
@@ -234,7 +232,9 @@ def test_batched_deterministic_slates_equal_one_user_at_a_time(name):
         ctx.item_scores = [np.sort(rng.random(len(s)))[::-1] for s in ctx.item_scores]
         ctxs.append(ctx)
     pol = make_policy(name)
-    batched = sample_deterministic(pol, ctxs, 8)
+    cache: dict = {}
+    build_slates(pol, ctxs, 8, "2026-10-01", "r", draws_cache=cache)
+    batched = [cache[c.user_id] for c in ctxs]
     for ctx, got in zip(ctxs, batched, strict=True):
         one = sample_slates(pol, ctx, 8, np.random.default_rng(0))
         np.testing.assert_array_equal(got.items, one.items)

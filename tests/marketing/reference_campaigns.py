@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from ml.explore.context import arm_features_json
-from ml.explore.slate import flat_items, sample_slates, tag_label, user_seed
+from ml.explore.slate import sample_slates, tag_label, user_seed
 from ml.marketing.campaigns import TREATMENT, Campaign, arm, boosted_items, rerank_slate
+from tests.explore.oracles import flat_items
 
 
 def per_user_campaign_slates(
