@@ -54,6 +54,10 @@ class SlatePolicy(ABC):
         """Greedy value per tag, shape (T,): the posterior mean click probability."""
         return ctx.posterior_mean()
 
+    def exploit_columns(self, cols: ContextColumns) -> np.ndarray:
+        """:meth:`exploit_values` of every arm row of many contexts given as columns."""
+        return cols.posterior_mean()
+
     def column_values(self, cols: ContextColumns) -> tuple[np.ndarray, np.ndarray] | None:
         """Per arm of many contexts given as columns: (draw value, greedy value), equal to what
         ``draw_values`` (one draw) and ``exploit_values`` give context by context; None when the
@@ -196,6 +200,10 @@ class _Linear(SlatePolicy):
     def exploit_values(self, ctx: SlateContext) -> np.ndarray:
         self._ensure_fit()
         return np.maximum(ctx.features @ self.theta_, 1e-9)
+
+    def exploit_columns(self, cols: ContextColumns) -> np.ndarray:
+        self._ensure_fit()
+        return np.maximum(cols.features @ self.theta_, 1e-9)
 
 
 class LinUCB(_Linear):

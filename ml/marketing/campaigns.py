@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.explore.context import arm_features_json_rows
+from ml.explore.context import ContextColumns, ContextList
 from ml.explore.slate import sample_slates, tag_label, user_seed
 from ml.frames import isin
 
@@ -251,74 +251,84 @@ def campaign_slates(
     out = slates.assign(campaign=pd.Series([None] * len(slates), index=slates.index, dtype=object))
     if not campaigns or out.empty:
         return out
+    contexts = ContextList.of(contexts)
+    found = _FlatItems(contexts.columns)
     plans = [(c, boosted_items(c, item_tags), math.floor(c.max_share * k)) for c in campaigns]
-    columns = list(out.columns)
-    # who has a boosted candidate in a campaign it is treated by: every context's items as one
-    # flat column, one membership test per campaign
-    found = _FlatItems(contexts)
     # users as codes in order of first appearance (the order the rows are returned in), and
     # each context's user among them (-1: the user has no published row)
     ucode, uniq = pd.factorize(out["user_id"])
     uindex = pd.Index(uniq)
-    ctx_users = found.users
-    ctx_code = uindex.get_indexer(ctx_users)
-    # a user is treated by a campaign when it has published rows and is not in its holdout
-    has = []
-    for c, items, cap in plans:
-        boosted = found.isin(items)
-        in_c = (
-            (ctx_code >= 0) & (_arms_of(c, ctx_users, user_arms) == TREATMENT)
-            if cap >= 1
-            else np.zeros(len(ctx_users), bool)
-        )
-        has.append((boosted, in_c & (np.bincount(found.owner[boosted], minlength=len(contexts)) > 0)))
-    picked = np.flatnonzero(np.any([h for _, h in has], axis=0)) if has else np.zeros(0, dtype=np.int64)
+    ctx_code = uindex.get_indexer(found.users)
+    has = [_treated(found, c, boosted, cap, ctx_code >= 0, user_arms) for c, boosted, cap in plans]
+    picked = np.flatnonzero(np.any([h for _, h in has], axis=0))
     if len(picked) == 0:
         return out
     is_picked = np.zeros(len(uniq), dtype=bool)
     is_picked[ctx_code[picked]] = True
-    touched = out[is_picked[ucode]]
+    published = _Published(out[is_picked[ucode]])
     cache = draws_cache or {}
-    # the published rows of the users re-ranked, found by (user, item), and each user's first row
-    old_key = pd.MultiIndex.from_arrays([touched["user_id"].astype(str), touched["item_id"].astype(str)])
-    first = pd.Series(np.arange(len(touched)), index=touched["user_id"].to_numpy()).groupby(level=0).first()
-    parts = []
-    # users in chunks of about ROWS_PER_CHUNK re-ranked slates (the padded arrays stay small)
     cached = [cache.get(u) for u in found.users[picked].tolist()]
-    start = 0
-    while start < len(picked):
-        rows_so_far, stop = 0, start
-        while stop < len(picked) and (stop == start or rows_so_far < ROWS_PER_CHUNK):
-            d = cached[stop]
-            rows_so_far += 1 if d is not None and d.n_draws == 1 else max(int(n_draws), 1)
-            stop += 1
+    exploit = policy.exploit_columns(contexts.columns)
+    parts = []
+    for start, stop in _chunks(cached, n_draws):
         sel = picked[start:stop]
-        draws = []
-        for n, d in zip(sel.tolist(), cached[start:stop], strict=True):
-            if d is None:
-                rng = np.random.default_rng(user_seed(contexts[n].user_id, day))
-                d = sample_slates(policy, contexts[n], k, rng, n_draws)
-            draws.append(d)
-        parts.append(
-            _rerank_users(
-                found, contexts, sel, draws, has, policy, plans, (touched, old_key, first), columns, k, labels
-            )
-        )
+        draws = [
+            d
+            if d is not None
+            else sample_slates(policy, contexts[n], k, np.random.default_rng(user_seed(u, day)), n_draws)
+            for n, u, d in zip(sel.tolist(), found.users[sel].tolist(), cached[start:stop], strict=True)
+        ]
+        reranked = _rerank_users(found, sel, draws, has, exploit, plans, k)
+        parts.append(_new_rows(reranked, found, contexts.columns, published, list(out.columns), labels))
+    return _merged(out, ucode, uindex, parts)
+
+
+def _treated(
+    found: _FlatItems,
+    campaign: Campaign,
+    boosted: set[str],
+    cap: int,
+    published: np.ndarray,
+    user_arms: dict[str, tuple[np.ndarray, np.ndarray]] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(boosted flag per item of ``found``, flag per context: published, in the campaign's
+    treatment arm and with a boosted candidate)."""
+    is_boosted = found.isin(boosted)
+    if cap < 1:
+        return is_boosted, np.zeros(len(found.users), dtype=bool)
+    with_boosted = np.bincount(found.owner[is_boosted], minlength=len(found.users)) > 0
+    return is_boosted, published & (_arms_of(campaign, found.users, user_arms) == TREATMENT) & with_boosted
+
+
+def _chunks(cached: list[Any], n_draws: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of users holding about ``ROWS_PER_CHUNK`` re-ranked slates each (a cached
+    deterministic draw is one slate, any other user ``n_draws``), so the padded arrays stay small."""
+    start = 0
+    while start < len(cached):
+        rows, stop = 0, start
+        while stop < len(cached) and (stop == start or rows < ROWS_PER_CHUNK):
+            d = cached[stop]
+            rows += 1 if d is not None and d.n_draws == 1 else max(int(n_draws), 1)
+            stop += 1
+        yield start, stop
         start = stop
+
+
+def _merged(out: pd.DataFrame, ucode: np.ndarray, uindex: pd.Index, parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The untouched users' rows and the re-ranked users' new rows, in the users' original order,
+    slot by slot."""
     part_codes = [uindex.get_indexer(p["user_id"]) for p in parts]
-    changed = np.zeros(len(uniq), dtype=bool)
+    changed = np.zeros(len(uindex), dtype=bool)
     for pc in part_codes:
         changed[pc] = True
     kept_rows = ~changed[ucode]
-    keep = out[kept_rows]
-    merged = pd.concat([keep, *parts], ignore_index=True)
+    merged = pd.concat([out[kept_rows], *parts], ignore_index=True)
     # one null for "no campaign" whatever the batches held (a batch with no promoted item
     # would otherwise bring None where the others bring NaN)
     camp = merged["campaign"].astype(object)
     merged["campaign"] = camp.where(camp.notna(), None)
-    # back in the users' original order, slot by slot (a stable sort on (user code, rank))
     user_order = np.concatenate([ucode[kept_rows], *part_codes])
-    order = np.lexsort((merged["rank"].to_numpy(), user_order))
+    order = np.lexsort((merged["rank"].to_numpy(), user_order))  # a stable sort on (user, rank)
     return merged.iloc[order].reset_index(drop=True)
 
 
@@ -335,256 +345,246 @@ def _arms_of(
 class _FlatItems:
     """Every context's item ids (as ``str``) in code order, concatenated: context ``n`` owns
     ``flat[bounds[n]:bounds[n + 1]]`` and a context's code ``x`` is at ``bounds[n] + x``;
+    ``owner``, ``tag`` (the arm's index within its context) and ``scores`` per item; context
+    ``n``'s arms are rows ``arm_start[n]:arm_start[n + 1]`` of the columns;
     ``users``: the contexts' user ids."""
 
-    def __init__(self, contexts: Sequence[Any]):
-        cols = getattr(contexts, "columns", None)
-        if cols is not None and len(cols.users) == len(contexts):
-            self.users = np.asarray(cols.users, dtype=object)
-            self._from_columns(cols)
-            return
-        self.users = np.array([ctx.user_id for ctx in contexts], dtype=object)
-        lists = [a for ctx in contexts for a in ctx.items]
-        sizes = np.array([sum(len(a) for a in ctx.items) for ctx in contexts], dtype=np.int64)
-        self.bounds = np.r_[0, np.cumsum(sizes)].astype(np.int64).tolist()
-        joined = np.concatenate(lists) if lists else np.array([], dtype=object)
-        self.flat = np.array([str(x) for x in joined.tolist()], dtype=object)
-        self.owner = np.repeat(np.arange(len(contexts)), sizes)
-        # per item: its tag's index within its context, and its score
-        n_tags = np.array([len(ctx.items) for ctx in contexts], dtype=np.int64)
-        first_tag = np.repeat(np.r_[0, np.cumsum(n_tags)[:-1]], n_tags)
-        local_tag = np.arange(int(n_tags.sum())) - first_tag
-        self.tag = np.repeat(local_tag, [len(a) for a in lists]).astype(np.int64)
-        score_lists = [np.asarray(sc, dtype=np.float64) for ctx in contexts for sc in ctx.item_scores]
-        self.scores = np.concatenate(score_lists) if score_lists else np.zeros(0)
-
-    def _from_columns(self, cols: Any) -> None:
-        """The same arrays read from :class:`~ml.explore.context.ContextColumns`."""
+    def __init__(self, cols: ContextColumns):
         ab, ib = cols.arm_bounds, cols.item_bounds
-        self.bounds = ib[ab].astype(np.int64).tolist()
+        self.users = np.asarray(cols.users, dtype=object)
+        self.bounds = ib[ab].astype(np.int64)
+        self.arm_start = np.asarray(ab, dtype=np.int64)
         ids = cols.item_ids
         is_str = len(ids) == 0 or pd.api.types.infer_dtype(ids, skipna=False) == "string"
         self.flat = ids if is_str else np.array([str(x) for x in ids.tolist()], dtype=object)
         self.owner = np.repeat(np.arange(len(cols.users)), np.diff(ib[ab]))
-        per_arm = np.diff(ib)
-        local_tag = np.arange(len(per_arm)) - np.repeat(ab[:-1], np.diff(ab))
-        self.tag = np.repeat(local_tag, per_arm).astype(np.int64)
+        local_arm = np.arange(len(ib) - 1) - np.repeat(ab[:-1], np.diff(ab))
+        self.tag = np.repeat(local_arm, np.diff(ib)).astype(np.int64)
         self.scores = np.asarray(cols.item_scores, dtype=np.float64)
 
     def isin(self, items: set[str]) -> np.ndarray:
         return isin(self.flat, items) if len(self.flat) else np.zeros(0, dtype=bool)
 
 
+class _Published:
+    """The published rows of the re-ranked users, found by (user, item), and each user's first row."""
+
+    def __init__(self, rows: pd.DataFrame):
+        self.rows = rows
+        self.key = pd.MultiIndex.from_arrays([rows["user_id"].astype(str), rows["item_id"].astype(str)])
+        self.first = pd.Series(np.arange(len(rows)), index=rows["user_id"].to_numpy()).groupby(level=0).first()
+
+
 def _boosted_items(
-    found: _FlatItems,
-    boosted: np.ndarray,
-    where_sel: np.ndarray,
-    starts: np.ndarray,
-    exploit: np.ndarray,
-    tag_start: np.ndarray,
+    found: _FlatItems, boosted: np.ndarray, sel: np.ndarray, exploit: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The boosted items of the selected contexts as padded (W, B) arrays: their codes within
-    the context (ascending, -1 padding) and their values (the tag's exploitation value x the
-    item's score, -inf padding). ``boosted``: flag per item of ``found``; ``where_sel``: each
-    context's row (-1: not selected); ``starts``: each row's first item in ``found``;
-    ``exploit``/``tag_start``: the rows' exploitation values per tag and each row's first."""
+    """The boosted items of the contexts ``sel`` as padded (W, B) arrays: their codes within the
+    context (ascending, -1 padding) and their values (the arm's greedy value x the item's score,
+    -inf padding). ``boosted``: flag per item of ``found``; ``exploit``: the greedy value per
+    arm row of the contexts' columns."""
+    where_sel = np.full(len(found.users), -1, dtype=np.int64)
+    where_sel[sel] = np.arange(len(sel))
     flat = np.flatnonzero(boosted)
     w = where_sel[found.owner[flat]]
     flat, w = flat[w >= 0], w[w >= 0]  # (in item order, so by row and code)
-    W = len(starts)
-    per_row = np.bincount(w, minlength=W)
+    per_row = np.bincount(w, minlength=len(sel))
     width = max(int(per_row.max(initial=0)), 1)
     slot = np.arange(len(w)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-    code = np.full((W, width), -1, dtype=np.int64)
-    value = np.full((W, width), -np.inf)
-    code[w, slot] = flat - starts[w]
-    value[w, slot] = exploit[tag_start[w] + found.tag[flat]] * found.scores[flat]
+    code = np.full((len(sel), width), -1, dtype=np.int64)
+    value = np.full((len(sel), width), -np.inf)
+    code[w, slot] = flat - found.bounds[sel][w]
+    value[w, slot] = exploit[found.arm_start[sel][w] + found.tag[flat]] * found.scores[flat]
     return code, value
+
+
+@dataclass
+class _Reranked:
+    """The re-ranked slates of the users ``sel`` (shapes (W, k)): item codes, values, the
+    campaign (index into the plans, -1 none) that promoted each slot's item, propensity and its
+    standard error."""
+
+    sel: np.ndarray
+    items: np.ndarray
+    scores: np.ndarray
+    campaign: np.ndarray
+    propensity: np.ndarray
+    propensity_se: np.ndarray
+    names: np.ndarray  # campaign names by index, None last (index -1)
 
 
 def _rerank_users(
     found: _FlatItems,
-    contexts: Sequence[Any],
     sel: np.ndarray,
     draws: list[Any],
     has: list[tuple[np.ndarray, np.ndarray]],
-    policy: Any,
+    exploit: np.ndarray,
     plans: list[tuple[Campaign, set[str], int]],
-    published: tuple[pd.DataFrame, pd.MultiIndex, pd.Series],
-    columns: list[str],
     k: int,
-    labels: dict[str, str] | None,
-) -> pd.DataFrame:
-    """:func:`rerank_slate` on every draw of the contexts ``sel`` at once, and their new rows.
+) -> _Reranked:
+    """:func:`rerank_slate` on every draw of the contexts ``sel`` at once.
 
     ``draws``: the users' ``SlateDraws`` (row 0 shown); ``has``: per campaign of ``plans``,
     (boosted flag per item of ``found``, treated-with-a-boosted-item flag per context);
-    ``published``: the users' published rows, their (user, item) index and each user's first
-    row's position. Each
-    distinct draw of a user is re-ranked once, as a row of padded arrays over the draw's free
-    slots and the user's boosted items (only those can move: k + B columns, not every item of
-    the context); the propensity of a shown item is the share
-    of the user's re-ranked draws with that item at that slot. The new rows copy the user's
-    published row of the same item, or for an item the plain slate did not show the user's
-    first row with a ``featured`` reason."""
-    # with the contexts' columns, no context object is read (only their per-arm rows)
-    cols = getattr(contexts, "columns", None)
-    if cols is not None and len(cols.users) != len(contexts):
-        cols = None
-    W = len(sel)
-    bounds = np.asarray(found.bounds, dtype=np.int64)
-    starts = bounds[sel]
-    sizes = bounds[sel + 1] - starts
-    N = int(sizes.max())
-    # value of every item: its tag's exploitation value x its score (as rerank_slate's ``extra``)
-    col_vals = policy.column_values(cols) if cols is not None else None
-    if cols is not None and col_vals is not None:  # the same values, read from the contexts' columns
-        ab = cols.arm_bounds
-        n_tags = np.diff(ab)[sel]
-        tag_start = np.r_[0, np.cumsum(n_tags)[:-1]].astype(np.int64)
-        arm_rows = np.repeat(ab[sel] - tag_start, n_tags) + np.arange(int(n_tags.sum()))
-        ex_all = np.asarray(col_vals[1], dtype=np.float64)[arm_rows]
-    else:
-        exploits = [np.asarray(policy.exploit_values(contexts[n]), dtype=np.float64) for n in sel.tolist()]
-        n_tags = np.array([len(e) for e in exploits], dtype=np.int64)
-        tag_start = np.r_[0, np.cumsum(n_tags)[:-1]]
-        ex_all = np.concatenate(exploits) if exploits else np.zeros(0)
-    where_sel = np.full(len(found.users), -1, dtype=np.int64)  # each context's position in ``sel``
-    where_sel[sel] = np.arange(W)
-    # the distinct draws of each user (a user's draws often repeat the same slate)
-    firsts, inverses = [], []
-    for d in draws:
-        if d.items.shape[0] == 1:
-            firsts.append(np.zeros(1, dtype=np.int64))
-            inverses.append(np.zeros(1, dtype=np.int64))
-        else:
-            _, first, inverse = np.unique(d.items, axis=0, return_index=True, return_inverse=True)
-            firsts.append(first)
-            inverses.append(np.asarray(inverse).ravel())
-    n_uniq = np.array([len(f) for f in firsts], dtype=np.int64)
-    user = np.repeat(np.arange(W), n_uniq)  # the user of each re-ranked row
-    its = np.concatenate([d.items[f] for d, f in zip(draws, firsts, strict=True)]).astype(np.int64)
-    scs = np.concatenate([d.scores[f] for d, f in zip(draws, firsts, strict=True)]).astype(np.float64)
-    fixed = np.concatenate([d.explore[f] for d, f in zip(draws, firsts, strict=True)]) | (its < 0)
-    who = np.full((len(its), N), -1, dtype=np.int64)  # campaign (index into plans) that promoted the item
+    ``exploit``: the policy's greedy value per arm row of the contexts' columns. Each distinct
+    draw of a user is re-ranked once; the propensity of a shown item is the share of the user's
+    re-ranked draws with that item at that slot."""
+    distinct = [_distinct_rows(d.items) for d in draws]
+    n_uniq = np.array([len(first) for first, _ in distinct], dtype=np.int64)
+    user = np.repeat(np.arange(len(sel)), n_uniq)  # the user of each re-ranked row
+    its = np.concatenate([d.items[f] for d, (f, _) in zip(draws, distinct, strict=True)]).astype(np.int64)
+    scs = np.concatenate([d.scores[f] for d, (f, _) in zip(draws, distinct, strict=True)]).astype(np.float64)
+    fixed = np.concatenate([d.explore[f] for d, (f, _) in zip(draws, distinct, strict=True)]) | (its < 0)
+    width = int((found.bounds[sel + 1] - found.bounds[sel]).max())
+    who = np.full((len(its), width), -1, dtype=np.int64)
     for ci, (c, _, cap) in enumerate(plans):
         rows = np.flatnonzero(has[ci][1][sel][user])
         if len(rows) == 0 or cap < 1:
             continue
-        # only a row's free slots and its user's boosted items can move, so each row is re-ranked
-        # over those (k + the user's boosted items) rather than over all N items of its context
-        b_code, b_val = _boosted_items(found, has[ci][0], where_sel, starts, ex_all, tag_start)
-        bc, bv = b_code[user[rows]], b_val[user[rows]]  # (R, B): boosted item codes, their values
-        slot_items, S, F = its[rows], scs[rows], fixed[rows]
-        free = ~F & (slot_items >= 0)
-        # per boosted item: shown in the slate at all, held in a free slot, and that slot's value
-        shown = np.zeros(bc.shape, dtype=bool)
-        in_free = np.zeros(bc.shape, dtype=bool)
-        free_val = np.full(bc.shape, -np.inf)
-        for j in range(slot_items.shape[1]):
-            at_j = (bc == slot_items[:, j : j + 1]) & (bc >= 0)
-            shown |= at_j
-            at_free = at_j & free[:, j : j + 1]
-            in_free |= at_free
-            free_val = np.where(at_free, S[:, j : j + 1], free_val)
-        # the cap best boosted items: a free slot's at its slot value, one outside the slate at
-        # its own value (a boosted item in a fixed slot stays put); ties: lower code first
-        cand = np.where(in_free, free_val, np.where(shown, -np.inf, bv))
-        best = np.argsort(-cand, axis=1, kind="stable")[:, :cap]
-        r2 = np.arange(len(rows))[:, None]
-        best_code, best_val = bc[r2, best], cand[r2, best]
-        ok = np.isfinite(best_val)
-        # the pool: the free slots' items (promoted ones at their boosted value), then the
-        # promoted items from outside the slate
-        pool_code = np.where(free, slot_items, -1)
-        pool_val = np.where(free, S, -np.inf)
-        pool_promoted = np.zeros(free.shape, dtype=bool)
-        extra_code = np.full(best.shape, -1, dtype=np.int64)
-        extra_val = np.full(best.shape, -np.inf)
-        for j in range(best.shape[1]):
-            hit = (pool_code == best_code[:, j : j + 1]) & ok[:, j : j + 1]
-            pool_val = np.where(hit, pool_val * (1.0 + c.boost), pool_val)
-            pool_promoted |= hit
-            outside = ok[:, j] & ~hit.any(axis=1)
-            extra_code[:, j] = np.where(outside, best_code[:, j], -1)
-            extra_val[:, j] = np.where(outside, best_val[:, j] * (1.0 + c.boost), -np.inf)
-        all_code = np.concatenate([pool_code, extra_code], axis=1)
-        all_val = np.concatenate([pool_val, extra_val], axis=1)
-        all_promoted = np.concatenate([pool_promoted, extra_code >= 0], axis=1)
-        # best value first, ties by lower code (as over the N items), empty entries last
-        valid = all_code >= 0
-        ranked = np.lexsort((np.where(valid, all_code, N), np.where(valid, -all_val, np.inf)), axis=1)
-        m = np.cumsum(free, axis=1) - 1  # a free slot's place among the row's free slots
-        rr, jj = np.nonzero(free)
-        pick = ranked[rr, m[rr, jj]]
-        codes = all_code[rr, pick]
-        slot_items[rr, jj] = codes
-        S[rr, jj] = all_val[rr, pick]
-        moved = all_promoted[rr, pick]
-        who_rows = who[rows]
-        who_rows[rr[moved], codes[moved]] = ci
-        who[rows] = who_rows
-        its[rows], scs[rows] = slot_items, S
+        codes, values = _boosted_items(found, has[ci][0], sel, exploit)
+        _rerank_rows(its, scs, fixed, who, rows, codes[user[rows]], values[user[rows]], cap, c.boost, ci, width)
     # per user: the shown slate (its draw 0) and each slot's share of the re-ranked draws
-    row0 = np.r_[0, np.cumsum(n_uniq)[:-1]] + np.array([int(inv[0]) for inv in inverses], dtype=np.int64)
-    prop = np.ones((W, k))
-    se = np.zeros((W, k))
-    for w in np.flatnonzero(np.array([d.items.shape[0] > 1 for d in draws], dtype=bool)).tolist():
-        lo = row0[w] - int(inverses[w][0])
-        all_draws = its[lo + inverses[w]]
+    first_row = np.r_[0, np.cumsum(n_uniq)[:-1]]
+    row0 = first_row + np.array([int(inv[0]) for _, inv in distinct], dtype=np.int64)
+    prop, se = np.ones((len(sel), k)), np.zeros((len(sel), k))
+    for w in np.flatnonzero([d.items.shape[0] > 1 for d in draws]).tolist():
+        all_draws = its[first_row[w] + distinct[w][1]]
         prop[w] = (all_draws == all_draws[:1]).mean(axis=0)
         se[w] = np.sqrt(prop[w] * (1.0 - prop[w]) / len(all_draws))
-    shown_items, shown_scores = its[row0], scs[row0]
-    ww, jj = np.nonzero(shown_items >= 0)
-    codes = shown_items[ww, jj]
-    items = found.flat[starts[ww] + codes]
-    users = found.users[sel][ww]
+    shown = its[row0]
+    campaign = np.take_along_axis(who[row0], np.maximum(shown, 0), axis=1)
     names = np.array([c.name for c, _, _ in plans] + [None], dtype=object)
-    camp = names[who[row0[ww], codes]]  # index -1 -> None
-    touched, old_key, first = published
-    pos = old_key.get_indexer(pd.MultiIndex.from_arrays([users.astype(str), items.astype(str)]))
-    src = np.where(pos >= 0, pos, first.reindex(users).to_numpy())
-    new = touched.iloc[src].reset_index(drop=True).copy()
+    return _Reranked(sel, shown, scs[row0], np.where(shown >= 0, campaign, -1), prop, se, names)
+
+
+def _distinct_rows(items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first row of each distinct draw, each draw's distinct index): a user's draws often
+    repeat the same slate, which is re-ranked once."""
+    if items.shape[0] == 1:
+        return np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    _, first, inverse = np.unique(items, axis=0, return_index=True, return_inverse=True)
+    return first, np.asarray(inverse).ravel()
+
+
+def _rerank_rows(
+    its: np.ndarray,
+    scs: np.ndarray,
+    fixed: np.ndarray,
+    who: np.ndarray,
+    rows: np.ndarray,
+    boosted_code: np.ndarray,
+    boosted_value: np.ndarray,
+    cap: int,
+    boost: float,
+    campaign: int,
+    width: int,
+) -> None:
+    """One campaign's :func:`rerank_slate` on the slates ``rows`` of ``its``/``scs`` (in place;
+    ``who`` marks the items it promoted). Only a row's free slots and its user's boosted items
+    (``boosted_code``/``boosted_value``, (R, B)) can move, so each row is re-ranked over those."""
+    slot_items, values, free = its[rows], scs[rows], ~fixed[rows] & (its[rows] >= 0)
+    best_code, best_value = _best_boosted(slot_items, values, free, boosted_code, boosted_value, cap)
+    ok = np.isfinite(best_value)
+    # the pool: the free slots' items (promoted ones at their boosted value), then the promoted
+    # items from outside the slate
+    pool_code = np.where(free, slot_items, -1)
+    pool_value = np.where(free, values, -np.inf)
+    pool_promoted = np.zeros(free.shape, dtype=bool)
+    extra_code = np.full(best_code.shape, -1, dtype=np.int64)
+    extra_value = np.full(best_code.shape, -np.inf)
+    for j in range(best_code.shape[1]):
+        hit = (pool_code == best_code[:, j : j + 1]) & ok[:, j : j + 1]
+        pool_value = np.where(hit, pool_value * (1.0 + boost), pool_value)
+        pool_promoted |= hit
+        outside = ok[:, j] & ~hit.any(axis=1)
+        extra_code[:, j] = np.where(outside, best_code[:, j], -1)
+        extra_value[:, j] = np.where(outside, best_value[:, j] * (1.0 + boost), -np.inf)
+    all_code = np.concatenate([pool_code, extra_code], axis=1)
+    all_value = np.concatenate([pool_value, extra_value], axis=1)
+    all_promoted = np.concatenate([pool_promoted, extra_code >= 0], axis=1)
+    # best value first, ties by lower code, empty entries last; free slots refilled in that order
+    valid = all_code >= 0
+    ranked = np.lexsort((np.where(valid, all_code, width), np.where(valid, -all_value, np.inf)), axis=1)
+    nth_free = np.cumsum(free, axis=1) - 1
+    r, slot = np.nonzero(free)
+    pick = ranked[r, nth_free[r, slot]]
+    codes = all_code[r, pick]
+    slot_items[r, slot] = codes
+    values[r, slot] = all_value[r, pick]
+    moved = all_promoted[r, pick]
+    who_rows = who[rows]
+    who_rows[r[moved], codes[moved]] = campaign
+    who[rows] = who_rows
+    its[rows], scs[rows] = slot_items, values
+
+
+def _best_boosted(
+    slot_items: np.ndarray,
+    values: np.ndarray,
+    free: np.ndarray,
+    boosted_code: np.ndarray,
+    boosted_value: np.ndarray,
+    cap: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, values) of the ``cap`` best boosted items per row: one in a free slot at its slot
+    value, one outside the slate at its own value (one in a fixed slot stays put); ties: lower
+    code first; -inf where a row has fewer."""
+    shown = np.zeros(boosted_code.shape, dtype=bool)
+    in_free = np.zeros(boosted_code.shape, dtype=bool)
+    free_value = np.full(boosted_code.shape, -np.inf)
+    for j in range(slot_items.shape[1]):
+        at_j = (boosted_code == slot_items[:, j : j + 1]) & (boosted_code >= 0)
+        shown |= at_j
+        at_free = at_j & free[:, j : j + 1]
+        in_free |= at_free
+        free_value = np.where(at_free, values[:, j : j + 1], free_value)
+    cand = np.where(in_free, free_value, np.where(shown, -np.inf, boosted_value))
+    best = np.argsort(-cand, axis=1, kind="stable")[:, :cap]
+    r = np.arange(len(cand))[:, None]
+    return boosted_code[r, best], cand[r, best]
+
+
+def _new_rows(
+    reranked: _Reranked,
+    found: _FlatItems,
+    cols: ContextColumns,
+    published: _Published,
+    columns: list[str],
+    labels: dict[str, str] | None,
+) -> pd.DataFrame:
+    """The re-ranked users' rows: each copies the user's published row of the same item (a
+    promoted one's reason prefixed ``featured:``), or for an item the plain slate did not show
+    the user's first row with the item's arm, a ``featured`` reason and no exploration flag."""
+    sel = reranked.sel
+    ww, jj = np.nonzero(reranked.items >= 0)
+    codes = reranked.items[ww, jj]
+    items = found.flat[found.bounds[sel[ww]] + codes]
+    users = found.users[sel][ww]
+    camp = reranked.names[reranked.campaign[ww, jj]]  # index -1 -> None
+    pos = published.key.get_indexer(pd.MultiIndex.from_arrays([users.astype(str), items.astype(str)]))
+    src = np.where(pos >= 0, pos, published.first.reindex(users).to_numpy())
+    new = published.rows.iloc[src].reset_index(drop=True).copy()
     new["item_id"] = items
     new["rank"] = jj + 1
-    new["score"] = shown_scores[ww, jj]
-    new["propensity"] = prop[ww, jj]
-    new["propensity_se"] = se[ww, jj]
+    new["score"] = reranked.scores[ww, jj]
+    new["propensity"] = reranked.propensity[ww, jj]
+    new["propensity_se"] = reranked.propensity_se[ww, jj]
     new["campaign"] = camp
     reason = new["reason"].to_numpy(dtype=object).copy()
     kept_promoted = (pos >= 0) & (camp != None)  # noqa: E711 (element-wise)
     reason[kept_promoted] = ["featured: " + str(x) for x in reason[kept_promoted]]
     absent = np.flatnonzero(pos < 0)
     if len(absent):
-        reason_tag = new["reason_tag"].to_numpy(dtype=object).copy()
-        arm_feats = new["arm_features"].to_numpy(dtype=object).copy()
-        expl = new["is_exploration"].to_numpy().copy()
-        expl[absent] = False
-        t_abs = found.tag[starts[ww[absent]] + codes[absent]]
-        if cols is not None:  # each row's arm in the columns; each arm's text written once
-            arm_row = cols.arm_bounds[sel[ww[absent]]] + t_abs
-            tags = cols.tags[arm_row]
-            text = {t: f"featured: {tag_label(t, labels)}" for t in set(tags.tolist())}
-            reason[absent] = [text[t] for t in tags.tolist()]
-            reason_tag[absent] = tags
-            arm_feats[absent] = cols.features_json(arm_row)
-        else:
-            arm_of: dict[tuple[int, int], int] = {}  # (user, tag) -> index into rows_feats
-            rows_feats: list[np.ndarray] = []
-            which: list[int] = []
-            for a, t in zip(absent.tolist(), t_abs.tolist(), strict=True):
-                ctx = contexts[int(sel[ww[a]])]
-                reason[a] = f"featured: {tag_label(ctx.tags[t], labels)}"
-                reason_tag[a] = ctx.tags[t]
-                key = (int(ww[a]), t)
-                if key not in arm_of:
-                    arm_of[key] = len(rows_feats)
-                    rows_feats.append(ctx.features[t])
-                which.append(arm_of[key])
-            # the same text as one row at a time, each distinct arm written once
-            arm_feats[absent] = np.asarray(arm_features_json_rows(rows_feats), dtype=object)[which]
-        new["reason_tag"] = reason_tag
-        new["arm_features"] = arm_feats
-        new["is_exploration"] = expl
+        arm = cols.arm_bounds[sel[ww[absent]]] + found.tag[found.bounds[sel[ww[absent]]] + codes[absent]]
+        tags = cols.tags[arm]
+        text = {t: f"featured: {tag_label(t, labels)}" for t in set(tags.tolist())}
+        reason[absent] = [text[t] for t in tags.tolist()]
+        for name, values in (
+            ("reason_tag", tags),
+            ("arm_features", cols.features_json(arm)),
+            ("is_exploration", False),
+        ):
+            column = new[name].to_numpy().copy()
+            column[absent] = values
+            new[name] = column
     new["reason"] = reason
     return new[columns]

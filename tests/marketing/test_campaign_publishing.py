@@ -225,7 +225,9 @@ def test_campaign_rows_are_the_same_with_the_publish_draws_reused():
     [
         ("greedy", {}),
         ("ucb1", {}),
+        ("linucb", {}),
         ("thompson", {}),
+        ("lin_thompson", {}),
         ("epsilon_greedy", {"epsilon": 0.3}),
         ("slot_allocator", {"budget": {"default": 0.3}}),
     ],
