@@ -89,6 +89,22 @@ def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
+@dataclass(frozen=True)
+class ChampionCodes:
+    """The champion's candidate rows as positions, as scoring has them: row ``r`` is user
+    ``user_ids[row_user[r]]`` and item ``item_ids[row_item[r]]`` (so the rows' ids are not
+    hashed again)."""
+
+    row_user: np.ndarray
+    row_item: np.ndarray
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.row_user) != len(self.row_item):
+            raise ValueError(f"champion codes: {len(self.row_user)} row users, {len(self.row_item)} row items")
+
+
 @dataclass
 class CandidateInputs:
     """Frames the contexts are built from (see the module docstring for their roles).
@@ -109,9 +125,8 @@ class CandidateInputs:
     sessions: dict[str, int] = field(default_factory=dict)
     segments: dict[str, str] = field(default_factory=dict)
     feedback: FeedbackStats = field(default_factory=FeedbackStats)
-    # the champion rows as positions into (user ids, item ids), as scoring has them: (row user
-    # positions, row item positions, user ids, item ids), so the rows' ids are not hashed again
-    champion_codes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    # the champion rows as positions into (user ids, item ids), as scoring has them
+    champion_codes: ChampionCodes | None = None
 
 
 def _known_from_interactions(inp: CandidateInputs, users: set[str] | None = None) -> pd.DataFrame:
@@ -166,10 +181,10 @@ def build_contexts(
     # each distinct champion item's tag looked up once (6M rows hold 24k items on the large shop);
     # rows whose item has no arm tag are left out
     cc = inp.champion_codes
-    if cc is not None and len(cc[0]) != len(inp.champion):
-        cc = None  # (not the frame's rows)
+    if cc is not None and len(cc.row_user) != len(inp.champion):
+        raise ValueError(f"champion codes hold {len(cc.row_user)} rows, the champion frame {len(inp.champion)}")
     if cc is not None:
-        codes, uniques = np.asarray(cc[1], dtype=np.int64), np.asarray(cc[3], dtype=object)
+        codes, uniques = np.asarray(cc.row_item, dtype=np.int64), np.asarray(cc.item_ids, dtype=object)
     else:
         codes, uniques = pd.factorize(inp.champion["item_id"])
     found = [item_tag.get(x) for x in np.asarray(uniques, dtype=object).tolist()]
@@ -184,9 +199,9 @@ def build_contexts(
     if columnar and profiles is not None and items["item_id"].is_unique:
         row_codes = None
         if cc is not None:  # each row's user in ``users`` and item in ``items``, from the positions
-            user_pos = pd.Index(users).get_indexer(np.asarray([str(u) for u in cc[2]], dtype=object))
-            item_pos = pd.Index(items["item_id"]).get_indexer(np.asarray(cc[3], dtype=object))
-            row_codes = (user_pos[np.asarray(cc[0])][has_tag], item_pos[codes][has_tag])
+            user_pos = pd.Index(users).get_indexer(np.asarray([str(u) for u in cc.user_ids], dtype=object))
+            item_pos = pd.Index(items["item_id"]).get_indexer(np.asarray(cc.item_ids, dtype=object))
+            row_codes = (user_pos[np.asarray(cc.row_user)][has_tag], item_pos[codes][has_tag])
         fast, slow_pos = _profiled_arms(inp, users, profiles, champ, champ_tags, tag_pops, fb, s, row_codes)
         slow_users = [users[p] for p in slow_pos.tolist()]
         if row_codes is not None:  # only the slow users' rows go on (found by code, not by id)

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ml.explore import columns as C
-from ml.explore.candidates import CandidateInputs, item_arm_tags
-from ml.explore.context import SlateContext
+from ml.explore.candidates import CandidateInputs, ChampionCodes, item_arm_tags
+from ml.explore.context import ContextList, SlateContext
 from ml.explore.feedback import FeedbackStats
 from ml.frames import isin
 from ml.warehouse import Warehouse
@@ -195,12 +195,8 @@ def write_log(
     last = slates[["user_id", C.RECOMMENDATION_ID]].drop_duplicates("user_id", keep="last")
     rid_of = last[C.RECOMMENDATION_ID].to_numpy(dtype=object)
     policy = str(slates[C.POLICY].iloc[0]) if len(slates) else ""
-    # contexts built as columns are written from them (the same text, no per-user objects)
-    columns = getattr(contexts, "columns", None)
-    if columns is not None and len(columns.users) == len(contexts):
-        ctx_users, texts = list(columns.users), columns.to_json_rows()
-    else:
-        ctx_users, texts = [c.user_id for c in contexts], [c.to_json() for c in contexts]
+    columns = ContextList.of(contexts).columns  # (each context's JSON written from the columns)
+    ctx_users, texts = list(columns.users), columns.to_json_rows()
     ctx = pd.DataFrame(
         {
             C.RECOMMENDATION_ID: _pick(
@@ -303,12 +299,12 @@ def read_arm_inputs(
 
 def with_champion(
     wh: Warehouse,
-    inputs: Any,
+    inputs: CandidateInputs,
     champion: pd.DataFrame,
     users: Any = None,
-    codes: Any = None,
+    codes: ChampionCodes | None = None,
     excluded: pd.DataFrame | None = None,
-) -> Any:
+) -> CandidateInputs:
     """``inputs`` (from :func:`read_arm_inputs`) with the champion's candidates, and with the
     interactions of ``marts.interactions`` when some of the candidates' users have no interest
     profile. ``users``: the candidates' distinct user ids when the caller has them (spares

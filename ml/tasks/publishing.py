@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ml.defaults import DEFAULT_CANDIDATES, FAMILY, PRIMARY_METRIC  # noqa: F401
+from ml.explore.candidates import ChampionCodes
 from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
 from ml.features.interactions import load_decayed_interactions, snapshot_id  # noqa: F401
 from ml.threads import in_background
@@ -86,25 +87,23 @@ def score_users(
     defer_reasons: bool = False,
     champion: dict[str, Any] | None = None,
     alongside: Callable[[], Any] | None = None,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> ChampionScores:
     """Top-k for every active user with the champion (``champion``: its registry row when the
     caller has read it already), popularity filling any gaps.
 
     ``alongside`` runs on a second thread while the interactions load and the champion's
     scoring kernel runs (compiled code that releases the GIL, so on two cores the two overlap
     almost fully); that thread then takes the kernel's remaining batches too (for models whose
-    scoring is thread-safe). Its result is ``champ["alongside"]`` and its exception is raised
+    scoring is thread-safe). Its result is the result's ``alongside`` and its exception is raised
     here. It should open read-only connections only.
 
-    ``champ["users"]`` lists the rows' distinct users, sorted; ``champ["candidate_codes"]`` holds
-    the rows as positions into (user ids, item ids) (``CandidateInputs.champion_codes``). With ``defer_reasons`` the
-    ``reason``/``reason_tag`` columns are left empty and ``champ["reasons"]`` holds a future
-    of the :class:`ChampionReasons` that explains any (user, item) rows later: publishing explains
-    only the ~k shown rows per user, not every candidate."""
+    With ``defer_reasons`` the rows' ``reason``/``reason_tag`` are left empty and the result's
+    ``reasons`` is a future of the :class:`ChampionReasons` that explains any (user, item) rows
+    later: publishing explains only the ~k shown rows per user, not every candidate."""
     from ml.recommend import InteractionData, Popularity
     from ml.registry import load_artifact
 
-    champ = dict(champion if champion is not None else champion_row(wh))
+    champ = champion if champion is not None else champion_row(wh)
     art = load_artifact(champ["artifact_path"])
     model = art["model"]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-alongside") as pool:
@@ -149,22 +148,44 @@ def score_users(
             "score": sc[u_ix, r_ix].astype(np.float64),
         }
     )
+    reasons = None
     if defer_reasons:
         df["reason"] = pd.Series(np.full(len(df), None, dtype=object), dtype=object, copy=False)
         df["reason_tag"] = pd.Series(np.full(len(df), None, dtype=object), dtype=object, copy=False)
         # (built on a second thread: publishing needs them only once the slates are drawn)
-        champ = {**champ, "reasons": in_background(ChampionReasons, *reason_args)}
+        reasons = in_background(ChampionReasons, *reason_args)
     else:
         df["reason"], df["reason_tag"] = ChampionReasons(*reason_args).for_slots(u_ix, picked)
     df["model_version"] = champ["version_id"]
     # the distinct users of the rows, sorted (found from the row codes, not the 6M-row column)
+    user_ids = np.asarray(users, dtype=object)
     present = np.flatnonzero(np.bincount(u_ix, minlength=len(users)))
-    champ["users"] = sorted(np.asarray(users, dtype=object)[present].tolist())
-    champ["candidate_codes"] = (u_ix, picked, np.asarray(users, dtype=object), item_ids)
-    champ["excluded"] = excluded_pairs  # the excluded pairs (the same as the matrix ``excl``)
-    if alongside is not None:
-        champ["alongside"] = side
-    return df, champ
+    return ChampionScores(
+        rows=df,
+        version_id=str(champ["version_id"]),
+        users=sorted(user_ids[present].tolist()),
+        codes=ChampionCodes(u_ix, picked, user_ids, item_ids),
+        excluded=excluded_pairs,  # (the same pairs as the matrix ``excl``)
+        reasons=reasons,
+        alongside=side,
+    )
+
+
+@dataclass
+class ChampionScores:
+    """What :func:`score_users` returns: the candidate rows (user_id, rank, item_id, score,
+    reason, reason_tag, model_version), the champion's version, the rows' distinct users
+    (sorted), the rows as positions into (user ids, item ids), the excluded (user_id, item_id)
+    pairs, the deferred :class:`ChampionReasons` (a future; None when the rows carry their
+    reasons) and the result of ``alongside`` (None without one)."""
+
+    rows: pd.DataFrame
+    version_id: str
+    users: list[str]
+    codes: ChampionCodes
+    excluded: pd.DataFrame
+    reasons: Future[ChampionReasons] | None = None
+    alongside: Any = None
 
 
 class ChampionReasons:
@@ -323,87 +344,35 @@ def publish_recommendations(
     are seeded with); ``campaign_holdout_share`` overrides each campaign's holdout size;
     ``new_item_budget`` overrides ``ml.marketing.defaults.DEFAULT_NEW_ITEM_BUDGET`` key by key
     (``slot_probability: 0`` turns discovery off)."""
-    from ml.explore import store
-    from ml.explore.candidates import CandidateSettings, build_contexts
-    from ml.explore.slate import build_slates
     from ml.publish import publish_table
     from ml.quality.prepublish import check_recommendations
 
     wh = Warehouse.from_env(warehouse)
     excl = tuple(exclude_event_types or ["purchase"])
+    # the registry first (its connection may write: on DuckDB a read-only connection cannot be
+    # opened next to it)
+    champion = champion_row(wh)
+    pol, pol_version = resolve_policy(wh, policy, policy_params, exploration_budget, min_sessions)
+    marketing_args = MarketingArgs(campaign_at, campaigns, campaign_holdout_share, new_item_budget)
     with paused_gc():  # millions of small acyclic objects: no cyclic-GC rescans
-        # the registry first (its connection may write: on DuckDB a read-only connection cannot
-        # be opened next to it); what does not depend on the champion's candidates is read (and
-        # the policy fitted) while the champion's kernel runs, so on two cores the reads cost
-        # almost no wall time
-        champion = champion_row(wh)
-        pol, pol_version = resolve_policy(wh, policy, policy_params, exploration_budget, min_sessions)
-        champ_df, champ = score_users(
-            wh,
-            k=max(candidates_per_user, k),
-            exclude_event_types=excl,
-            defer_reasons=True,
-            champion=champion,
-            alongside=lambda: _serving_inputs(wh, pol, excl),
+        slates = _policy_slates(
+            wh, champion, pol, excl, k, candidates_per_user, propensity_draws, run_id, marketing_args
         )
-        arm_inputs, labels = champ.pop("alongside")
-        users = champ.pop("users")
-        inputs = store.with_champion(
-            wh, arm_inputs, champ_df, users, champ.pop("candidate_codes"), excluded=champ.pop("excluded")
-        )
-        # the marketing layer's reads and campaign arms do not depend on the slates: a second
-        # thread works them out while the contexts are built (the other core is idle then)
-        at = pd.Timestamp(campaign_at) if campaign_at else pd.Timestamp(inputs.as_of)
-        marketing_ahead = in_background(
-            marketing_inputs, wh, at, campaigns, campaign_holdout_share, new_item_budget, users
-        )
-        settings = CandidateSettings(items_per_tag=k, slate_size=k)
-        contexts = build_contexts(inputs, users, settings)
-        day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")
-        draws: dict[str, Any] = {}
-        df = build_slates(pol, contexts, k, day, run_id, n_draws=propensity_draws, labels=labels, draws_cache=draws)
-        df = champ.pop("reasons").result().fill(df)  # the champion's reasons, for shown rows only
-        df, marketing = apply_marketing(
-            wh,
-            df,
-            pol,
-            contexts,
-            inputs.items,
-            k,
-            day,
-            propensity_draws,
-            at=at,
-            campaigns=campaigns,
-            holdout_share=campaign_holdout_share,
-            new_item_budget=new_item_budget,
-            labels=labels,
-            draws_cache=draws,
-            prepared=marketing_ahead.result(),
-            excluded=inputs.excluded,
-        )
-        del draws
-    df["policy_version"] = pol_version
-    df["model_version"] = champ["version_id"]
-    df["run_id"] = run_id
+    df = slates.rows.assign(policy_version=pol_version, model_version=slates.model_version, run_id=run_id)
     check_recommendations(df, wh, k=k, exclude_event_types=excl)
+    meta = {"policy": pol.name, "params": pol.get_params(), "propensity_draws": propensity_draws}
     res = publish_table(
         df[PUBLISHED_COLUMNS],
         "recommendations",
         run_id,
         wh,
         keep=keep_versions,
-        model_version=champ["version_id"],
+        model_version=slates.model_version,
         policy_version=pol_version,
-        meta={
-            "policy": pol.name,
-            "params": pol.get_params(),
-            "propensity_draws": propensity_draws,
-            "day": day,
-            "marketing": marketing,
-        },
+        meta={**meta, "day": slates.day, "marketing": slates.marketing},
         # the slates become current together with their log, or neither does: OPE and the
         # feedback mart never miss the impressions of a version that was served
-        in_transaction=lambda con: log_slates(wh, con, run_id, df, contexts, inputs.as_of),
+        in_transaction=lambda con: log_slates(wh, con, run_id, df, slates.contexts, slates.as_of),
     )
     return {
         "table": res.table,
@@ -411,16 +380,99 @@ def publish_recommendations(
         "version": res.version,
         "rows": res.rows,
         "users": int(df["user_id"].nunique()),
-        "model_version": champ["version_id"],
+        "model_version": slates.model_version,
         "policy": pol.name,
         "policy_version": pol_version,
         "exploration_share": round(float(df["is_exploration"].mean()), 4) if len(df) else 0.0,
         "mean_propensity": round(float(df["propensity"].mean()), 4) if len(df) else 0.0,
         "dropped_versions": res.dropped_versions,
-        "campaigns": marketing["campaigns"],
+        "campaigns": slates.marketing["campaigns"],
         "campaign_rows": int(df["campaign"].notna().sum()),
         "new_item_rows": int(df["new_item"].sum()),
     }
+
+
+@dataclass
+class MarketingArgs:
+    """The marketing layer's arguments of a publish run (see :func:`publish_recommendations`)."""
+
+    at: str | None = None
+    campaigns: bool = True
+    holdout_share: float | None = None
+    new_item_budget: dict[str, Any] | None = None
+
+
+@dataclass
+class PolicySlates:
+    """The slates of a publish run before its version columns: the rows, the contexts the
+    policy saw, the champion's version, the data's newest event and day, and what the
+    marketing layer applied."""
+
+    rows: pd.DataFrame
+    contexts: Any
+    model_version: str
+    as_of: pd.Timestamp
+    day: str
+    marketing: dict[str, Any]
+
+
+def _policy_slates(
+    wh: Warehouse,
+    champion: dict[str, Any],
+    pol: Any,
+    excl: tuple[str, ...],
+    k: int,
+    candidates_per_user: int,
+    n_draws: int,
+    run_id: str,
+    m: MarketingArgs,
+) -> PolicySlates:
+    """The champion's candidates, the policy's slates over them, then the marketing layer.
+
+    What does not depend on the champion's candidates is read (and the policy fitted) while
+    the champion's kernel runs, and the marketing layer's reads while the contexts are built,
+    so on two cores the reads cost almost no wall time."""
+    from ml.explore import store
+    from ml.explore.candidates import CandidateSettings, build_contexts
+    from ml.explore.slate import build_slates
+
+    scores = score_users(
+        wh,
+        k=max(candidates_per_user, k),
+        exclude_event_types=excl,
+        defer_reasons=True,
+        champion=champion,
+        alongside=lambda: _serving_inputs(wh, pol, excl),
+    )
+    arm_inputs, labels = scores.alongside
+    inputs = store.with_champion(wh, arm_inputs, scores.rows, scores.users, scores.codes, excluded=scores.excluded)
+    at = pd.Timestamp(m.at) if m.at else pd.Timestamp(inputs.as_of)
+    ahead = in_background(marketing_inputs, wh, at, m.campaigns, m.holdout_share, m.new_item_budget, scores.users)
+    contexts = build_contexts(inputs, scores.users, CandidateSettings(items_per_tag=k, slate_size=k))
+    day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")
+    draws: dict[str, Any] = {}
+    df = build_slates(pol, contexts, k, day, run_id, n_draws=n_draws, labels=labels, draws_cache=draws)
+    assert scores.reasons is not None  # (deferred above)
+    df = scores.reasons.result().fill(df)  # the champion's reasons, for shown rows only
+    df, applied = apply_marketing(
+        wh,
+        df,
+        pol,
+        contexts,
+        inputs.items,
+        k,
+        day,
+        n_draws,
+        at=at,
+        campaigns=m.campaigns,
+        holdout_share=m.holdout_share,
+        new_item_budget=m.new_item_budget,
+        labels=labels,
+        draws_cache=draws,
+        prepared=ahead.result(),
+        excluded=inputs.excluded,
+    )
+    return PolicySlates(df, contexts, scores.version_id, pd.Timestamp(inputs.as_of), day, applied)
 
 
 def log_slates(wh: Warehouse, con: Any, run_id: str, slates: pd.DataFrame, contexts: Any, as_of: Any) -> None:
@@ -511,7 +563,7 @@ def apply_marketing(
     slot never shows (items the user bought)."""
     import hashlib
 
-    from ml.explore.context import FEATURES, arm_features_json
+    from ml.explore.context import FEATURES, ContextList
     from ml.marketing.campaigns import campaign_slates
     from ml.marketing.new_items import place_new_items
 
@@ -527,25 +579,7 @@ def apply_marketing(
     if budget is None:
         applied["new_items"] = {"enabled": False}
         return df.assign(new_item=False), applied
-    weight = FEATURES.index("weight")
-    cols = getattr(contexts, "columns", None)
-    if cols is not None and len(cols.users) == len(contexts):
-        user_tags, arm_features = _arm_lookup(cols, weight)
-    else:
-        by_user = {c.user_id: c for c in contexts}
-        user_tags = pd.DataFrame(
-            [(c.user_id, t) for c in contexts for j, t in enumerate(c.tags) if c.known[j] or c.features[j, weight] > 0],
-            columns=["user_id", "tag"],
-        )
-
-        def arm_features(users: np.ndarray, tags: np.ndarray) -> np.ndarray:
-            out = np.full(len(users), None, dtype=object)
-            for n, (user, tag) in enumerate(zip(users.tolist(), tags.tolist(), strict=True)):
-                ctx = by_user.get(user)
-                if ctx is not None and tag in ctx.tags:
-                    out[n] = arm_features_json(ctx.features[ctx.tags.index(tag)])
-            return out
-
+    user_tags, arm_features = _arm_lookup(ContextList.of(contexts).columns, FEATURES.index("weight"))
     seed = int.from_bytes(hashlib.sha256(f"new-items|{day}".encode()).digest()[:8], "little")
     df = place_new_items(
         df, user_tags, arm_items[["item_id", "tag"]], fresh, budget, seed, arm_features, excluded=excluded

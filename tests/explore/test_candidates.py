@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ml.explore import columns as C
-from ml.explore.candidates import CandidateInputs, CandidateSettings, build_contexts, item_arm_tags
+from ml.explore.candidates import CandidateInputs, CandidateSettings, ChampionCodes, build_contexts, item_arm_tags
 from ml.explore.feedback import FeedbackStats
 from ml.shop import taxonomy as tx
 
@@ -289,7 +289,7 @@ def test_whole_array_contexts_equal_the_per_user_path(seed, items_per_tag, monke
 def test_contexts_from_champion_codes_equal_those_from_the_ids(seed):
     """Publishing hands ``build_contexts`` the champion rows as positions into (users, items),
     as scoring has them; the contexts are the ones built by hashing the rows' ids, and codes
-    that do not match the frame's rows are ignored."""
+    that do not match the frame's rows are an error (never silently dropped)."""
     import dataclasses
 
     inp = _random_inputs(seed)
@@ -300,11 +300,14 @@ def test_contexts_from_champion_codes_equal_those_from_the_ids(seed):
     item_ids = np.asarray(sorted(set(inp.champion["item_id"]), reverse=True), dtype=object)
     row_u = pd.Index(user_ids).get_indexer(inp.champion["user_id"])
     row_i = pd.Index(item_ids).get_indexer(inp.champion["item_id"])
-    coded = dataclasses.replace(inp, champion_codes=(row_u, row_i, user_ids, item_ids))
+    coded = dataclasses.replace(inp, champion_codes=ChampionCodes(row_u, row_i, user_ids, item_ids))
     ref = [c.to_json() for c in build_contexts(inp, users, s)]
     assert [c.to_json() for c in build_contexts(coded, users, s)] == ref
-    short = dataclasses.replace(inp, champion_codes=(row_u[:-1], row_i[:-1], user_ids, item_ids))
-    assert [c.to_json() for c in build_contexts(short, users, s)] == ref
+    short = dataclasses.replace(inp, champion_codes=ChampionCodes(row_u[:-1], row_i[:-1], user_ids, item_ids))
+    with pytest.raises(ValueError, match="champion codes hold"):
+        build_contexts(short, users, s)
+    with pytest.raises(ValueError, match="row users"):
+        ChampionCodes(row_u, row_i[:-1], user_ids, item_ids)
 
 
 @pytest.mark.parametrize("seed", [0, 3])
