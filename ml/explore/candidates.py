@@ -446,6 +446,70 @@ def _side_keys(
     return _SideKeys(ex_key, fb_key, fb_val, shown_per_tag, bought_per_tag, t_key[t_order], tv[ok][t_order])
 
 
+@dataclass
+class _ProfileArms:
+    """The arms of users' interest profiles, one row per arm, grouped by user (known tags in
+    profile order, then candidate tags): user and tag codes, known flag, weight, evidence,
+    uncertainty, last seen; ``slow``: per user, whether the per-user path must build it (no
+    profile, no usable candidate row, a tag twice, a missing candidate weight)."""
+
+    slow: np.ndarray
+    user: np.ndarray
+    tag: np.ndarray
+    known: np.ndarray
+    weight: np.ndarray
+    evidence: np.ndarray
+    uncertainty: np.ndarray
+    last_seen: np.ndarray
+
+
+def _profile_arms(profiles: pd.DataFrame, U: pd.Index, tag_index: pd.Index, s: CandidateSettings) -> _ProfileArms:
+    """The :class:`_ProfileArms` of the users ``U`` over the arm tags ``tag_index``."""
+    n_users = len(U)
+    T = max(len(tag_index), 1)
+    slow = np.zeros(n_users, dtype=bool)
+    has_profile = np.zeros(n_users, dtype=bool)
+    pu = _codes(profiles["user_id"].astype(str), U)
+    has_profile[pu[pu >= 0]] = True
+    slow |= ~has_profile
+    P = profiles.assign(_u=pu, _t=tag_index.get_indexer(profiles["tag"]))
+    P = P[(P["_u"] >= 0) & (P["_t"] >= 0)]
+    # the per-user path reads a user's rows by descending weight (stable)
+    P = P.sort_values(["user_id", "weight"], ascending=[True, False], kind="stable")
+    dup = P.duplicated(["_u", "_t", "status"], keep=False).to_numpy()
+    slow[P["_u"].to_numpy()[dup]] = True
+    kn = P[P["status"] == "known"]
+    kn = kn[kn.groupby("_u", sort=False).cumcount().to_numpy() < s.max_known]
+    known_key = np.sort(kn["_u"].to_numpy(np.int64) * T + kn["_t"].to_numpy(np.int64))
+    cd = P[P["status"] == "candidate"]
+    in_known, _ = _member(cd["_u"].to_numpy(np.int64) * T + cd["_t"].to_numpy(np.int64), known_key)
+    cd = cd[~in_known]
+    slow[cd["_u"].to_numpy()[cd["weight"].isna().to_numpy()]] = True
+    cd = cd[cd.groupby("_u", sort=False).cumcount().to_numpy() < s.max_candidates]
+    has_cand = np.zeros(n_users, dtype=bool)
+    has_cand[cd["_u"].to_numpy()] = True
+    slow |= ~has_cand
+
+    # arms: known tags (profile order) then candidate tags, per user
+    ku, cu_ = kn["_u"].to_numpy(np.int64), cd["_u"].to_numpy(np.int64)
+    n_known = np.bincount(ku, minlength=n_users)
+    seq = np.r_[_group_rank(ku), n_known[cu_] + _group_rank(cu_)]
+    arm_u = np.r_[ku, cu_]
+    order = np.lexsort((seq, arm_u))
+    arm_u = arm_u[order]
+    arm_t = np.r_[kn["_t"].to_numpy(np.int64), cd["_t"].to_numpy(np.int64)][order]
+    arm_known = np.r_[np.ones(len(ku), dtype=bool), np.zeros(len(cu_), dtype=bool)][order]
+    arm_w = np.r_[kn["weight"].to_numpy(np.float64), cd["weight"].to_numpy(np.float64)][order]
+    ev = kn["evidence_count"].to_numpy(np.float64)
+    un = kn["uncertainty"].to_numpy(np.float64)
+    arm_ev = np.r_[np.where(np.isnan(ev), 0.0, ev), np.zeros(len(cu_))][order]
+    arm_unc = np.r_[np.where(np.isnan(un), 0.5, un), np.ones(len(cu_))][order]
+    seen = pd.DatetimeIndex(kn["last_seen"]).to_numpy()
+    arm_seen = np.r_[seen, np.full(len(cu_), np.datetime64("NaT"), dtype=seen.dtype)][order]
+
+    return _ProfileArms(slow, arm_u, arm_t, arm_known, arm_w, arm_ev, arm_unc, arm_seen)
+
+
 def _profiled_arms(
     inp: CandidateInputs,
     users: list[str],
@@ -487,45 +551,9 @@ def _profiled_arms(
         ix.get_indexer(ix[:1])  # each index's hash table, built before two threads look up in it
     side = in_background(_side_keys, inp.excluded, fb, U, item_index, tag_index, item_tag)
 
-    slow = np.zeros(n_users, dtype=bool)
-    has_profile = np.zeros(n_users, dtype=bool)
-    pu = _codes(profiles["user_id"].astype(str), U)
-    has_profile[pu[pu >= 0]] = True
-    slow |= ~has_profile
-    P = profiles.assign(_u=pu, _t=tag_index.get_indexer(profiles["tag"]))
-    P = P[(P["_u"] >= 0) & (P["_t"] >= 0)]
-    # the per-user path reads a user's rows by descending weight (stable)
-    P = P.sort_values(["user_id", "weight"], ascending=[True, False], kind="stable")
-    dup = P.duplicated(["_u", "_t", "status"], keep=False).to_numpy()
-    slow[P["_u"].to_numpy()[dup]] = True
-    kn = P[P["status"] == "known"]
-    kn = kn[kn.groupby("_u", sort=False).cumcount().to_numpy() < s.max_known]
-    known_key = np.sort(kn["_u"].to_numpy(np.int64) * T + kn["_t"].to_numpy(np.int64))
-    cd = P[P["status"] == "candidate"]
-    in_known, _ = _member(cd["_u"].to_numpy(np.int64) * T + cd["_t"].to_numpy(np.int64), known_key)
-    cd = cd[~in_known]
-    slow[cd["_u"].to_numpy()[cd["weight"].isna().to_numpy()]] = True
-    cd = cd[cd.groupby("_u", sort=False).cumcount().to_numpy() < s.max_candidates]
-    has_cand = np.zeros(n_users, dtype=bool)
-    has_cand[cd["_u"].to_numpy()] = True
-    slow |= ~has_cand
-
-    # arms: known tags (profile order) then candidate tags, per user
-    ku, cu_ = kn["_u"].to_numpy(np.int64), cd["_u"].to_numpy(np.int64)
-    n_known = np.bincount(ku, minlength=n_users)
-    seq = np.r_[_group_rank(ku), n_known[cu_] + _group_rank(cu_)]
-    arm_u = np.r_[ku, cu_]
-    order = np.lexsort((seq, arm_u))
-    arm_u = arm_u[order]
-    arm_t = np.r_[kn["_t"].to_numpy(np.int64), cd["_t"].to_numpy(np.int64)][order]
-    arm_known = np.r_[np.ones(len(ku), dtype=bool), np.zeros(len(cu_), dtype=bool)][order]
-    arm_w = np.r_[kn["weight"].to_numpy(np.float64), cd["weight"].to_numpy(np.float64)][order]
-    ev = kn["evidence_count"].to_numpy(np.float64)
-    un = kn["uncertainty"].to_numpy(np.float64)
-    arm_ev = np.r_[np.where(np.isnan(ev), 0.0, ev), np.zeros(len(cu_))][order]
-    arm_unc = np.r_[np.where(np.isnan(un), 0.5, un), np.ones(len(cu_))][order]
-    seen = pd.DatetimeIndex(kn["last_seen"]).to_numpy()
-    arm_seen = np.r_[seen, np.full(len(cu_), np.datetime64("NaT"), dtype=seen.dtype)][order]
+    pa = _profile_arms(profiles, U, tag_index, s)
+    slow, arm_u, arm_t, arm_known, arm_w = pa.slow, pa.user, pa.tag, pa.known, pa.weight
+    arm_ev, arm_unc, arm_seen = pa.evidence, pa.uncertainty, pa.last_seen
     A = len(arm_u)
     arm_key = arm_u * T + arm_t
     key_order = np.argsort(arm_key, kind="stable")

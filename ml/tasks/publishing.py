@@ -100,7 +100,7 @@ def score_users(
     With ``defer_reasons`` the rows' ``reason``/``reason_tag`` are left empty and the result's
     ``reasons`` is a future of the :class:`ChampionReasons` that explains any (user, item) rows
     later: publishing explains only the ~k shown rows per user, not every candidate."""
-    from ml.recommend import InteractionData, Popularity
+    from ml.recommend import InteractionData
     from ml.registry import load_artifact
 
     champ = champion if champion is not None else champion_row(wh)
@@ -119,20 +119,7 @@ def score_users(
         del inter
         idx, sc = model.recommend(data.matrix, k=k, exclude=excl, helpers=pool)
         side = ahead.result() if ahead is not None else None
-    # fill empty slots from popularity, never repeating or recommending excluded items
-    pop = Popularity().fit(data.matrix)
-    pop_order = np.argsort(-pop.popularity_, kind="stable")
-    need = np.flatnonzero((idx < 0).any(axis=1))
-    filled = np.zeros(idx.shape, dtype=bool)
-    for u in need.tolist():
-        have = set(idx[u][idx[u] >= 0].tolist()) | set(excl[u].indices.tolist())
-        fill = [i for i in pop_order if i not in have][: int((idx[u] < 0).sum())]
-        slots = np.flatnonzero(idx[u] < 0)[: len(fill)]
-        floor = np.nanmin(sc[u][np.isfinite(sc[u])]) if np.isfinite(sc[u]).any() else 0.0
-        for s, i in zip(slots, fill, strict=False):
-            idx[u, s] = i
-            sc[u, s] = floor - 1.0 - (s * 1e-3)
-            filled[u, s] = True  # explained as popular
+    filled = _fill_from_popularity(idx, sc, data.matrix, excl)
     items = wh.query("select item_id, title, category_l3, category_path from marts.item_features")
     item_ids = np.asarray(art["item_ids"])
     u_ix, r_ix = np.nonzero(idx >= 0)  # user by user, rank by rank
@@ -169,6 +156,26 @@ def score_users(
         reasons=reasons,
         alongside=side,
     )
+
+
+def _fill_from_popularity(idx: np.ndarray, sc: np.ndarray, X: Any, excl: Any) -> np.ndarray:
+    """Fill the empty slots (-1) of the candidate matrix ``idx`` (users, k) with popular items
+    (by interactions in ``X``), never repeating or recommending excluded items, scored below
+    the user's lowest score; in place. Returns the filled slots (explained as popular)."""
+    from ml.recommend import Popularity
+
+    pop_order = np.argsort(-Popularity().fit(X).popularity_, kind="stable")
+    filled = np.zeros(idx.shape, dtype=bool)
+    for u in np.flatnonzero((idx < 0).any(axis=1)).tolist():
+        have = set(idx[u][idx[u] >= 0].tolist()) | set(excl[u].indices.tolist())
+        fill = [i for i in pop_order if i not in have][: int((idx[u] < 0).sum())]
+        slots = np.flatnonzero(idx[u] < 0)[: len(fill)]
+        floor = np.nanmin(sc[u][np.isfinite(sc[u])]) if np.isfinite(sc[u]).any() else 0.0
+        for s, i in zip(slots, fill, strict=False):
+            idx[u, s] = i
+            sc[u, s] = floor - 1.0 - (s * 1e-3)
+            filled[u, s] = True
+    return filled
 
 
 @dataclass
