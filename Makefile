@@ -61,13 +61,16 @@ bench: bootstrap ## list the benchmarks (python -m ml bench NAME --help)
 clean: ## remove local state (.airflow, .interestflow) but keep .venv
 	rm -rf .airflow .interestflow dbt/target dbt/logs
 
-.PHONY: scale-up scale-down compose-config
+.PHONY: scale-up scale-down compose-config secrets
 
 scale-up: bootstrap ## Airflow with CeleryExecutor (2 workers) on local PostgreSQL + Redis (docs/scale-out.md)
 	@bash scripts/scale-up.sh
 
 scale-down: ## stop exactly what scale-up started
 	@bash scripts/scale-down.sh
+
+secrets: ## generate the secrets docker-compose.yml requires into .env (git-ignored, mode 0600; keeps existing ones)
+	@$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) -m ml.orchestration.scaleout compose-secrets .env
 
 compose-config: system-deps ## validate docker-compose.yml (needs docker-compose, not a Docker engine)
 	docker-compose -f docker-compose.yml config --quiet

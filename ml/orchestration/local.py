@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ml import config
+from ml.orchestration import children
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,9 @@ def airflow_bin() -> str:
 
 
 def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), **kw)
+    """Run an ``airflow …`` command; it ends with this process (a killed ``make demo`` leaves
+    no ``airflow db migrate`` holding the metadata DB)."""
+    proc = children.run(cmd, capture_output=True, text=True, env=os.environ.copy(), **kw)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc

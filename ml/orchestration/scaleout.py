@@ -33,13 +33,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 from ml import config
+from ml.orchestration import children
 
 # the asset chain one ingest drives, each DAG with the DAGs whose asset events trigger it
 UPSTREAM: dict[str, tuple[str, ...]] = {
@@ -54,6 +55,29 @@ DOWNSTREAM_DAGS = tuple(UPSTREAM)
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432"
 LOCAL_REDIS = "redis://127.0.0.1:6379/5"
 TERMINAL_RUN_STATES = {"success", "failed"}
+
+
+def _fernet_key() -> str:
+    """What ``cryptography.fernet.Fernet.generate_key()`` returns (32 random bytes, URL-safe
+    base64), without the dependency: ``make secrets`` runs before any virtualenv exists."""
+    import base64
+
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+# the shared secrets of every topology, by environment variable, each with its generator
+SECRETS: dict[str, Callable[[], str]] = {
+    "AIRFLOW__API_AUTH__JWT_SECRET": lambda: secrets.token_urlsafe(48),
+    "AIRFLOW__API__SECRET_KEY": lambda: secrets.token_urlsafe(32),
+    "AIRFLOW__CORE__FERNET_KEY": _fernet_key,
+    "INTERESTFLOW_AIRFLOW_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+}
+# docker-compose.yml also owns its two PostgreSQL servers; it requires all of these
+COMPOSE_SECRETS: dict[str, Callable[[], str]] = {
+    **SECRETS,
+    "AIRFLOW_DB_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "WAREHOUSE_PASSWORD": lambda: secrets.token_urlsafe(24),
+}
 
 
 # --------------------------------------------------------------------------- services
@@ -292,14 +316,15 @@ class Topology:
         path = self.state / "secrets.json"
         stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
         wanted = {
-            "jwt_secret": ("AIRFLOW__API_AUTH__JWT_SECRET", lambda: secrets.token_urlsafe(48)),
-            "api_secret_key": ("AIRFLOW__API__SECRET_KEY", lambda: secrets.token_urlsafe(32)),
-            "fernet_key": ("AIRFLOW__CORE__FERNET_KEY", _fernet_key),
-            "admin_password": ("INTERESTFLOW_AIRFLOW_ADMIN_PASSWORD", lambda: secrets.token_urlsafe(12)),
+            "jwt_secret": "AIRFLOW__API_AUTH__JWT_SECRET",
+            "api_secret_key": "AIRFLOW__API__SECRET_KEY",
+            "fernet_key": "AIRFLOW__CORE__FERNET_KEY",
+            "admin_password": "INTERESTFLOW_AIRFLOW_ADMIN_PASSWORD",
         }
         changed = False
         out = {}
-        for key, (env_name, make) in wanted.items():
+        for key, env_name in wanted.items():
+            make = SECRETS[env_name]
             if os.environ.get(env_name):
                 out[key] = os.environ[env_name]
                 continue
@@ -369,7 +394,9 @@ class Topology:
             ("api-server", af("api-server", "--host", self.api_host, "--port", str(self.api_port)), {}),
             ("scheduler", af("scheduler"), {}),
             ("dag-processor", af("dag-processor"), {}),
-            ("triggerer", af("triggerer"), {}),
+            # no log server: Airflow's binds every interface (no bind setting in 3.3), and every
+            # process here shares the machine's log folder, which the api-server reads
+            ("triggerer", af("triggerer", "--skip-serve-logs"), {}),
         ]
         for w in self.workers:
             argv = af("celery", "worker", "--celery-hostname", f"{w.name}@%h", "--concurrency", str(w.concurrency))
@@ -431,7 +458,7 @@ class Topology:
             proc = _own_process(rec)
             if proc is not None:
                 family = [proc, *proc.children(recursive=True)]
-                _signal_group(proc.pid, signal.SIGTERM)
+                children.signal_group(proc.pid, signal.SIGTERM)
                 _, alive = psutil.wait_procs(family, timeout=grace_s)
                 for p in alive:
                     with _quiet():
@@ -531,7 +558,7 @@ class Topology:
     def _run(self, env: dict[str, str], args: list[str], name: str, timeout: float) -> None:
         log_path = self.logs_dir / f"{name}.log"
         with open(log_path, "w") as out:
-            proc = subprocess.run(
+            proc = children.run(
                 airflow_argv(*args), env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
             )
         if proc.returncode != 0:
@@ -551,7 +578,7 @@ class Topology:
                 stdin=subprocess.DEVNULL,
                 cwd=str(config.PROJECT_ROOT),
                 start_new_session=True,  # own process group: scale-down signals the whole tree
-                preexec_fn=_die_with_parent if self.tied_to_caller else None,
+                preexec_fn=children.die_with_parent() if self.tied_to_caller else None,
             )
         rec = {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(), "argv": argv}
         (self.pids_dir / f"{name}.pid").write_text(json.dumps(rec))
@@ -610,12 +637,6 @@ class Topology:
             r.delete(*keys)
 
 
-def _fernet_key() -> str:
-    from cryptography.fernet import Fernet
-
-    return Fernet.generate_key().decode()
-
-
 def _sqlalchemy_url(pg_url: str) -> str:
     """``postgresql://…`` → ``postgresql+psycopg2://…`` (the driver Airflow's metadata DB uses)."""
     u = urlparse(pg_url)
@@ -657,24 +678,6 @@ def _own_process(rec: dict[str, Any]) -> Any:
         return proc
     except (psutil.Error, KeyError, ValueError):
         return None
-
-
-def _die_with_parent() -> None:
-    """In the child before exec (Linux): ask for SIGTERM when the parent process dies."""
-    import contextlib
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: the processes just outlive us
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(os.getpgid(pid), sig)
-    except (ProcessLookupError, PermissionError):
-        with _quiet():
-            os.kill(pid, sig)
 
 
 def _ensure_dbt_manifest(warehouse_url: str) -> None:
@@ -877,6 +880,36 @@ def write_auth_file(path: Path) -> int:
     return 0
 
 
+def write_compose_secrets(path: Path) -> list[str]:
+    """Give every secret ``docker-compose.yml`` requires a generated value in the env file
+    ``path`` (``make secrets`` writes ``.env``); returns the variables it set.
+
+    A variable already set there keeps its value (the database volumes were initialised with
+    it); one present but empty (a copied ``.env.example``) is filled in place; other lines stay
+    as they are. The file is written with mode 0600."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    values = {}
+    for i, line in enumerate(lines):
+        key, sep, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        if sep and not key.startswith("#"):
+            values[key] = (i, value.strip())
+    added = []
+    for key, make in COMPOSE_SECRETS.items():
+        if values.get(key, (0, ""))[1]:
+            continue
+        if key in values:
+            lines[values[key][0]] = f"{key}={make()}"
+        else:
+            lines.append(f"{key}={make()}")
+        added.append(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    path.chmod(0o600)
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return added
+
+
 def ping_worker(node: str, timeout_s: float = 10.0) -> int:
     """0 when Celery node ``node`` answers a ping through the broker, else 1."""
     celery_compat()
@@ -902,6 +935,8 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--timeout", type=float, default=3600.0)
     af = sub.add_parser("auth-file", help="write the SimpleAuthManager password file from the environment")
     af.add_argument("path", help="INTERESTFLOW_AIRFLOW_ADMIN_USER (default admin) / _PASSWORD are written here")
+    cs = sub.add_parser("compose-secrets", help="generate the secrets docker-compose.yml requires (make secrets)")
+    cs.add_argument("path", help="env file to create or complete (mode 0600), e.g. .env")
     pw = sub.add_parser("ping-worker", help="exit 0 when a Celery worker answers a ping (container health check)")
     pw.add_argument("node", help="Celery node name, e.g. celery@$HOSTNAME")
     args = p.parse_args(argv)
@@ -909,6 +944,10 @@ def main(argv: list[str] | None = None) -> int:
         return write_auth_file(Path(args.path))
     if args.cmd == "ping-worker":
         return ping_worker(args.node)
+    if args.cmd == "compose-secrets":
+        added = write_compose_secrets(Path(args.path))
+        print(f"{args.path}: generated {', '.join(added)}" if added else f"{args.path}: every secret is set already")
+        return 0
     topo = Topology.from_env()
     if args.cmd == "up":
         print(json.dumps(topo.up(wait_s=args.timeout), indent=1))

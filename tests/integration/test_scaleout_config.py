@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from ml.orchestration.scaleout import Topology, Worker, celery_compat, node_name
+from ml.orchestration.scaleout import COMPOSE_SECRETS, Topology, Worker, celery_compat, node_name, write_compose_secrets
 
 pytestmark = pytest.mark.unit
 
@@ -71,6 +71,10 @@ def test_each_worker_is_its_own_celery_node_and_task_host(topo: Topology, monkey
     ]
     names = [name for name, _, _ in topo.commands()]
     assert names[:4] == ["api-server", "scheduler", "dag-processor", "triggerer"]
+    # no process serves logs (Airflow's log servers bind every interface); the scheduler of a
+    # CeleryExecutor starts none
+    argv = {name: a for name, a, _ in topo.commands()}
+    assert all("--skip-serve-logs" in argv[n] for n in ["triggerer", *(w.name for w in topo.workers)])
     monkeypatch.setenv("INTERESTFLOW_NODE_NAME", "worker2")
     assert node_name() == "worker2"
 
@@ -112,8 +116,8 @@ def test_tied_processes_stop_when_their_starter_dies(tmp_path):
     pid_file = tmp_path / "child.pid"
     starter = (
         "import subprocess, sys\n"
-        "from ml.orchestration.scaleout import _die_with_parent\n"
-        "p = subprocess.Popen(['sleep', '120'], start_new_session=True, preexec_fn=_die_with_parent)\n"
+        "from ml.orchestration.children import die_with_parent\n"
+        "p = subprocess.Popen(['sleep', '120'], start_new_session=True, preexec_fn=die_with_parent())\n"
         f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
     )
     subprocess.run([sys.executable, "-c", starter], check=True, timeout=60)
@@ -122,3 +126,25 @@ def test_tied_processes_stop_when_their_starter_dies(tmp_path):
     while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the child outlived its starter"
         time.sleep(0.1)
+
+
+def test_make_secrets_completes_an_env_file_privately(tmp_path):
+    """``make secrets``: every secret docker-compose.yml requires gets a value, mode 0600; a
+    value already there is kept (the database volumes were created with it), an empty one (a
+    copied .env.example) is filled, other lines stay; running it again changes nothing."""
+    from cryptography.fernet import Fernet
+
+    path = tmp_path / ".env"
+    path.write_text("# mine\nAIRFLOW_DB_PASSWORD=kept\nWAREHOUSE_PASSWORD=\nINTERESTFLOW_BIND=0.0.0.0\n")
+    path.chmod(0o644)
+    added = write_compose_secrets(path)
+    assert set(added) == set(COMPOSE_SECRETS) - {"AIRFLOW_DB_PASSWORD"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    lines = path.read_text().splitlines()
+    assert lines[:2] == ["# mine", "AIRFLOW_DB_PASSWORD=kept"] and "INTERESTFLOW_BIND=0.0.0.0" in lines
+    values = dict(line.split("=", 1) for line in lines if not line.startswith("#"))
+    assert all(values[k] for k in COMPOSE_SECRETS)
+    assert len(set(values[k] for k in COMPOSE_SECRETS)) == len(COMPOSE_SECRETS)
+    Fernet(values["AIRFLOW__CORE__FERNET_KEY"].encode())  # a valid key
+    before = path.read_text()
+    assert write_compose_secrets(path) == [] and path.read_text() == before

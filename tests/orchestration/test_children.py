@@ -1,0 +1,235 @@
+"""Children end with their parent (ml.orchestration.children): real parent processes, real
+child trees, real signals."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.unit
+
+# a supervised child that starts a grandchild in its group, one in its own group (as Airflow's
+# task runner setpgid's itself), and an orphan in its own group (its parent exits at once: it
+# re-parents to the nearest subreaper), then waits
+TREE = """
+import os, subprocess, sys, time
+d = sys.argv[1]
+same = subprocess.Popen(["sleep", "300"])
+escaped = subprocess.Popen(["sleep", "300"], start_new_session=True)
+orphan_code = (
+    "import subprocess; "
+    "print(subprocess.Popen(['sleep', '300'], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)"
+)
+orphan = int(subprocess.run([sys.executable, "-c", orphan_code], capture_output=True, text=True).stdout)
+open(d + "/tree.tmp", "w").write(f"{os.getpid()} {same.pid} {escaped.pid} {orphan}")
+os.rename(d + "/tree.tmp", d + "/tree.pids")
+time.sleep(300)
+"""
+# a supervised child that ignores SIGTERM
+STUBBORN = """
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+open(sys.argv[1] + "/stubborn.tmp", "w").write(str(os.getpid()))
+os.rename(sys.argv[1] + "/stubborn.tmp", sys.argv[1] + "/stubborn.pids")
+time.sleep(300)
+"""
+# a supervised child that exits with code 3 once the tree has started
+QUITTER = """
+import os, sys, time
+while not os.path.exists(sys.argv[1] + "/tree.pids"):
+    time.sleep(0.05)
+sys.exit(3)
+"""
+
+
+def _parent(tmp_path: Path, body: str) -> subprocess.Popen[bytes]:
+    """A real parent process running ``body`` (``children``, ``d`` (tmp_path) and ``py`` in scope)."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys\nfrom ml.orchestration import children\n"
+        f"d = {str(tmp_path)!r}\npy = sys.executable\n" + textwrap.dedent(body)
+    )
+    # its own session: the test can always clean up, and a signal to it reaches nothing else
+    with open(tmp_path / "parent.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, str(script)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _pids(path: Path, timeout_s: float = 30.0) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.05)
+    return [int(x) for x in path.read_text().split()]
+
+
+def _gone(pids: list[int], timeout_s: float) -> list[int]:
+    """The pids still running (not zombies) after waiting up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+@pytest.fixture()
+def cleanup():
+    """SIGKILL whatever a failing test left behind: the pids it registered and their
+    descendants (by pid, never by name)."""
+    pids: list[int] = []
+    yield pids
+    procs = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            p = psutil.Process(pid)
+            procs += [p, *p.children(recursive=True)]
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+
+
+SUPERVISE = """
+rc = children.supervise(
+    [children.Child("tree", [py, "-c", {tree!r}, d]), children.Child("stubborn", [py, "-c", {stubborn!r}, d])],
+    grace_s=2.0,
+)
+sys.exit(rc)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stopped_supervisor_leaves_no_descendant(tmp_path, cleanup, sig):
+    """SIGTERM/SIGINT/SIGHUP to the parent: every child, the grandchild in its group, the one
+    that left the group, the orphan that left it (re-parented to the supervisor, a subreaper)
+    and the child ignoring SIGTERM (SIGKILLed after the grace period) are gone; a requested
+    stop that completed exits 0."""
+    parent = _parent(tmp_path, SUPERVISE.format(tree=TREE, stubborn=STUBBORN))
+    cleanup.append(parent.pid)
+    tree = _pids(tmp_path / "tree.pids")
+    stubborn = _pids(tmp_path / "stubborn.pids")
+    cleanup += [*tree, *stubborn]
+    assert psutil.Process(tree[-1]).ppid() == parent.pid  # the orphan is the supervisor's now
+    t0 = time.monotonic()
+    parent.send_signal(sig)
+    assert parent.wait(timeout=30) == 0
+    assert _gone([*tree, *stubborn], timeout_s=5) == []
+    assert time.monotonic() - t0 >= 2.0  # the stubborn child had its grace period
+    log = (tmp_path / "parent.log").read_text()
+    assert f"{signal.Signals(sig).name} received: stopping tree, stubborn" in log
+    assert "still running after SIGTERM: SIGKILL" in log
+
+
+def test_a_killed_supervisor_takes_its_children_with_it(tmp_path, cleanup):
+    """SIGKILL to the parent runs none of its code: PR_SET_PDEATHSIG ends its children."""
+    body = """
+    children.supervise([children.Child(f"sleep{i}", ["sleep", "300"]) for i in range(3)])
+    """
+    parent = _parent(tmp_path, body)
+    cleanup.append(parent.pid)
+    me = psutil.Process(parent.pid)
+    deadline = time.monotonic() + 30
+    while len(me.children()) < 3:
+        assert time.monotonic() < deadline, "the children did not start"
+        time.sleep(0.05)
+    kids = [p.pid for p in me.children()]
+    cleanup += kids
+    parent.kill()
+    parent.wait(timeout=10)
+    assert _gone(kids, timeout_s=10) == []
+
+
+def test_a_child_that_exits_stops_the_others(tmp_path, cleanup):
+    """One component dying is not a running Airflow: the others are stopped and its exit code
+    is the supervisor's."""
+    body = f"""
+    sys.exit(children.supervise(
+        [children.Child("quitter", [py, "-c", {QUITTER!r}, d]), children.Child("tree", [py, "-c", {TREE!r}, d])],
+        grace_s=2.0,
+    ))
+    """
+    parent = _parent(tmp_path, body)
+    cleanup.append(parent.pid)
+    tree = _pids(tmp_path / "tree.pids")
+    cleanup += tree
+    assert parent.wait(timeout=30) == 3
+    assert _gone(tree, timeout_s=5) == []
+    assert "quitter exited with code 3: stopping the others" in (tmp_path / "parent.log").read_text()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_run_child_ends_with_its_parent(tmp_path, cleanup, sig):
+    """``children.run`` (what ``make demo`` runs ``airflow db migrate`` with): the parent dying
+    of SIGTERM's default action or of SIGKILL ends the child it was waiting for."""
+    parent = _parent(tmp_path, 'children.run(["sleep", "300"])\n')
+    cleanup.append(parent.pid)
+    me = psutil.Process(parent.pid)
+    deadline = time.monotonic() + 30
+    while not me.children():
+        assert time.monotonic() < deadline, "the child did not start"
+        time.sleep(0.05)
+    child = me.children()[0].pid
+    cleanup.append(child)
+    os.kill(parent.pid, sig)
+    parent.wait(timeout=10)
+    assert _gone([child], timeout_s=10) == []
+
+
+def test_without_pdeathsig_the_child_outlives_its_parent(tmp_path, cleanup):
+    """The fault the helpers fix, shown with plain ``subprocess.run``."""
+    parent = _parent(tmp_path, 'import subprocess\nsubprocess.run(["sleep", "300"])\n')
+    cleanup.append(parent.pid)
+    me = psutil.Process(parent.pid)
+    deadline = time.monotonic() + 30
+    while not me.children():
+        assert time.monotonic() < deadline, "the child did not start"
+        time.sleep(0.05)
+    child = me.children()[0].pid
+    cleanup.append(child)
+    parent.terminate()
+    parent.wait(timeout=10)
+    assert _gone([child], timeout_s=2) == [child]
+
+
+def test_exited_orphans_do_not_stay_zombies(tmp_path, cleanup):
+    """An orphan re-parented to the supervisor that exits is collected while it runs (a long
+    ``make airflow`` must not pile up zombies)."""
+    short_orphan = (
+        "import subprocess, sys; "
+        "p = subprocess.Popen(['sleep', '0.5'], start_new_session=True, stdout=subprocess.DEVNULL); "
+        "open(sys.argv[1] + '/orphan.tmp', 'w').write(str(p.pid))"
+    )
+    body = f"""
+    import os, subprocess
+    children.become_subreaper()  # as supervise() does first: the orphan becomes this process's
+    subprocess.run([py, "-c", {short_orphan!r}, d])
+    os.rename(d + "/orphan.tmp", d + "/orphan.pids")
+    children.supervise([children.Child("sleeper", ["sleep", "300"])])
+    """
+    parent = _parent(tmp_path, body)
+    cleanup.append(parent.pid)
+    (orphan,) = _pids(tmp_path / "orphan.pids")
+    deadline = time.monotonic() + 20
+    while psutil.pid_exists(orphan):
+        assert time.monotonic() < deadline, f"the orphan is still {psutil.Process(orphan).status()}"
+        time.sleep(0.2)
+    parent.terminate()
+    assert parent.wait(timeout=30) == 0
