@@ -48,6 +48,8 @@ class IngestSettings:
 # Local-only Airflow defaults: SQLite metadata under the project, telemetry off, no examples.
 def airflow_env(home: Path | None = None) -> dict[str, str]:
     home = home or Path(os.environ.get("AIRFLOW_HOME", PROJECT_ROOT / ".airflow"))
+    # a port set by the user moves the base URL the task processes call with it
+    port = os.environ.get("AIRFLOW__API__PORT", "8080")
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
@@ -63,8 +65,8 @@ def airflow_env(home: Path | None = None) -> dict[str, str]:
         "DO_NOT_TRACK": "1",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-        "AIRFLOW__API__BASE_URL": "http://127.0.0.1:8080",
-        "AIRFLOW__API__PORT": "8080",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__API__PORT": port,
         "AIRFLOW__API__HOST": "127.0.0.1",
         "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p),
     }

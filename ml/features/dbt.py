@@ -7,7 +7,6 @@ the CLI, the benchmarks and the tests. Both use :func:`dbt_env` so they build th
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ml import config
+from ml.orchestration import children
 from ml.warehouse import Warehouse
 
 
@@ -79,7 +79,7 @@ def run_dbt(
     if target_path is not None:
         cmd += ["--target-path", str(target_path), "--log-path", str(Path(target_path) / "logs")]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=config.DBT_DIR, env=env, capture_output=True, text=True)
+    proc = children.run(cmd, cwd=config.DBT_DIR, env=env, capture_output=True, text=True)
     res = DbtResult(cmd, time.perf_counter() - t0, proc.returncode, proc.stdout + proc.stderr)
     if check and proc.returncode != 0:
         tail = "\n".join(res.output.splitlines()[-40:])

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from ml import config
 from ml.defaults import DEFAULT_CANDIDATES, FAMILY, PRIMARY_METRIC  # noqa: F401
 from ml.features.interactions import decayed, load_interaction_events, snapshot_id
+from ml.orchestration import children
 from ml.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,7 @@ def smoke_load(version_id: str, n_users: int = 50, warehouse: str | None = None)
         "PYTHONPATH": str(config.PROJECT_ROOT),
     }
     try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+        proc = children.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     except subprocess.TimeoutExpired:
         return {"ok": False, "error": "smoke load timed out after 600 s"}
     if proc.returncode != 0:
