@@ -23,6 +23,19 @@ if str(config.DAGS_DIR) not in sys.path:
     sys.path.insert(0, str(config.DAGS_DIR))
 
 
+# every test carries one of these (pyproject.toml's markers): `-m` selections then mean something
+KINDS = ("unit", "dags", "dbt", "integration", "slow", "browser")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items if not any(item.get_closest_marker(k) for k in KINDS)]
+    if unmarked:
+        raise pytest.UsageError(
+            f"{len(unmarked)} test(s) carry none of the markers {', '.join(KINDS)} (add a pytestmark): "
+            + ", ".join(unmarked[:10])
+        )
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 

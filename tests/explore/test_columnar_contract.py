@@ -11,6 +11,8 @@ from ml.explore.context import ContextList
 from ml.explore.policies import POLICIES, make_policy
 from tests.explore.test_candidates import _random_inputs
 
+pytestmark = pytest.mark.unit
+
 
 def _contexts(seed: int) -> ContextList:
     inp = _random_inputs(seed)

@@ -12,6 +12,8 @@ from ml.explore.candidates import build_contexts
 from ml.explore.store import read_candidate_inputs
 from ml.warehouse import Warehouse
 
+pytestmark = pytest.mark.unit
+
 AS_OF = pd.Timestamp("2026-10-31 12:00")
 
 

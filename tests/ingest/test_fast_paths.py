@@ -9,6 +9,8 @@ import pytest
 
 from ml.ingest.landing import _as_text, _is_blank, _row_keys, _text, _to_num
 
+pytestmark = pytest.mark.unit
+
 # every kind of whitespace str.strip() removes, some it keeps, non-ASCII text and missing values
 TRICKY = [
     " a ",

@@ -106,6 +106,7 @@ def test_values_that_do_not_fit_are_quarantined_and_the_rest_lands(wh_fixture, s
         assert stored.loc[good.index, col].astype("Int64").equals(good[col].astype("Int64")), col
 
 
+@pytest.mark.unit
 def test_the_ui_and_ingest_share_one_id_rule():
     for ok in ("u0001", "42", "a.b@shop.example", "X:1-2_3", "u" * 64):
         assert validate_user_id(ok) == ok

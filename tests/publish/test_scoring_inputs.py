@@ -71,6 +71,7 @@ def _check(wh: Warehouse) -> None:
     assert none.excluded.empty and list(none.excluded.columns) == ["user_id", "item_id", "weight"]
 
 
+@pytest.mark.unit
 def test_duckdb_matches_pandas(warehouse: Warehouse) -> None:
     _load(warehouse, _events())
     _check(warehouse)
@@ -82,6 +83,7 @@ def test_postgres_matches_pandas(pg_warehouse: Warehouse) -> None:
     _check(pg_warehouse)
 
 
+@pytest.mark.unit
 def test_no_events(warehouse: Warehouse) -> None:
     _load(warehouse, _events().iloc[:0])
     got = load_decayed_interactions(warehouse, HALF_LIFE, ("purchase",))
@@ -122,6 +124,7 @@ def test_typed_bulk_reads_equal_plain_reads_on_postgres(pg_warehouse: Warehouse)
             assert [str(t) for t in empty.dtypes] == ["str", "str", "float64", "int64"]
 
 
+@pytest.mark.unit
 def test_typed_reads_on_duckdb_equal_duckdbs_own_frames(tmp_path) -> None:
     """On DuckDB a result of text, double and bigint columns comes through Arrow: the frame
     equals DuckDB's own ``df()`` value for value and dtype for dtype (NULL and empty text kept

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ml.recommend.context import events_frame
 from ml.recommend.features import events_context
+
+pytestmark = pytest.mark.unit
 
 
 def _reference(rows: np.ndarray, cols: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
