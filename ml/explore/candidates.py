@@ -25,8 +25,7 @@ The same function serves the publish task (frames read from the warehouse by
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -148,214 +147,640 @@ def build_contexts(
     inp: CandidateInputs,
     users: list[str] | np.ndarray,
     settings: CandidateSettings | None = None,
-    columnar: bool = True,
 ) -> ContextList:
-    """One context per user in ``users`` (order kept).
-
-    Users with an interest profile whose candidate rows give at least one arm and whose arms
-    hold a full slate are built in whole-array operations (:func:`_profiled_arms`); every
-    other user (no profile, derived candidates, popular tags needed to fill the slate) goes
-    through the per-user path. ``columnar=False`` sends every user through the per-user path
-    (the reference the columnar one is tested against)."""
+    """One context per user in ``users`` (order kept), for all users at once in whole-array
+    operations on integer codes (``tests/explore/oracles.py`` holds the same rules written one
+    user at a time). Unusual input follows plain rules: an item listed twice counts once (its
+    first row), champion rows with a non-finite score are left out, a profile row without a
+    weight weighs 0 and a tag repeated in a user's profile counts once (its strongest row)."""
     s = settings or CandidateSettings()
     users = [str(u) for u in users]
-    items = inp.items
-    tag_dept = dict(zip(items["tag"], items["department"], strict=False))
-    tag_pop = items.groupby("tag")["popularity"].sum().sort_values(ascending=False, kind="stable")
-    popular_tags = list(tag_pop.index)
-    dept_tags: dict[str, list[str]] = {}
-    for t in popular_tags:
-        dept_tags.setdefault(tag_dept[t], []).append(t)
-    by_tag = items.sort_values(["tag", "popularity", "item_id"], ascending=[True, False, True], kind="stable")
-    tag_items = {t: g["item_id"].tolist() for t, g in by_tag.groupby("tag", sort=False)}
-    # per tag: (item, popularity relative to the tag's most popular item), most popular first
-    tag_pops: dict[str, list[tuple[str, float]]] = {}
-    for t, g in by_tag.groupby("tag", sort=False):
-        pops = g["popularity"].to_numpy(np.float64)
-        top = float(pops.max()) if len(pops) and pops.max() > 0 else 1.0
-        tag_pops[t] = list(zip(g["item_id"].tolist(), (pops / top).tolist(), strict=True))
-    item_tag = dict(zip(items["item_id"], items["tag"], strict=False))
-    profiles = inp.profiles if inp.profiles is not None and len(inp.profiles) else None
-    fb = inp.feedback
-
-    # each distinct champion item's tag looked up once (6M rows hold 24k items on the large shop);
-    # rows whose item has no arm tag are left out
-    cc = inp.champion_codes
-    if cc is not None and len(cc.row_user) != len(inp.champion):
-        raise ValueError(f"champion codes hold {len(cc.row_user)} rows, the champion frame {len(inp.champion)}")
-    if cc is not None:
-        codes, uniques = np.asarray(cc.row_item, dtype=np.int64), np.asarray(cc.item_ids, dtype=object)
-    else:
-        codes, uniques = pd.factorize(inp.champion["item_id"])
-    found = [item_tag.get(x) for x in np.asarray(uniques, dtype=object).tolist()]
-    has_tag = np.array([t is not None for t in found] + [False], dtype=bool)[codes]  # code -1: no id
-    champ = inp.champion[has_tag]
-    if "reason" not in champ:
-        champ = champ.assign(reason="")
-    champ_tags = np.array([*found, None], dtype=object)[codes[has_tag]]
-
-    fast: _ArmTable | None = None
-    slow_users = users
-    if columnar and profiles is not None and items["item_id"].is_unique:
-        row_codes = None
-        if cc is not None:  # each row's user in ``users`` and item in ``items``, from the positions
-            user_pos = pd.Index(users).get_indexer(np.asarray([str(u) for u in cc.user_ids], dtype=object))
-            item_pos = pd.Index(items["item_id"]).get_indexer(np.asarray(cc.item_ids, dtype=object))
-            row_codes = (user_pos[np.asarray(cc.row_user)][has_tag], item_pos[codes][has_tag])
-        fast, slow_pos = _profiled_arms(inp, users, profiles, champ, champ_tags, tag_pops, fb, s, row_codes)
-        slow_users = [users[p] for p in slow_pos.tolist()]
-        if row_codes is not None:  # only the slow users' rows go on (found by code, not by id)
-            slow_flag = np.zeros(len(users) + 1, dtype=bool)  # the last entry: code -1
-            slow_flag[slow_pos] = True
-            mine = slow_flag[row_codes[0]]
-            champ, champ_tags = champ[mine], champ_tags[mine]
-    slow = _per_user_arms(
-        inp,
-        slow_users,
-        s,
-        champ,
-        champ_tags,
-        profiles,
-        tag_items,
-        tag_pops,
-        tag_dept,
-        dept_tags,
-        popular_tags,
-        item_tag,
+    user_index = pd.Index(users)
+    shop = _Catalogue.of(inp.items)
+    # the excluded pairs' and the feedback's keys do not depend on the arms: a second thread
+    # computes them meanwhile (most of either side's time is in numpy and pandas code that
+    # releases the GIL); each index's hash table is built before two threads look up in it
+    for index in (user_index, shop.tag_index, shop.item_index):
+        index.get_indexer(index[:1])
+    side = in_background(
+        _side_keys, inp.excluded, inp.feedback, user_index, shop.item_index, shop.tag_index, shop.item_tag
     )
-    table = _ArmTable.merge(users, fast, slow)
+    champ = _champion_rows(inp, user_index, shop)
+    arms = _user_arms(inp, user_index, shop, champ, s)
+    keys = side.result()
+    offered = champ.without(_member(champ.user * shop.n_items + champ.item, keys.ex_key)[0])
+    table = _arm_table(users, arms, offered, keys, shop, s)
     rate_known = shrunk_rate(*table.known_feedback, s.default_known_rate)
     rate_cand = shrunk_rate(*table.cand_feedback, s.default_candidate_rate)
     return table.contexts(inp, s, rate_known, rate_cand)
 
 
-def _per_user_arms(
-    inp: CandidateInputs,
-    users: list[str],
+@dataclass
+class _Catalogue:
+    """The arm tags and their items as integer codes. Tags in name order (``tag_index``);
+    tag ``t``'s items, most popular first, are ``pop_item[tag_start[t]:][:tag_len[t]]`` with
+    their popularity relative to the tag's most popular item in ``pop_rel``; ``item_tag``: each
+    item's tag code, with one extra -1 at the end (code -1: no item); ``popular``: the tag
+    codes by shop-wide popularity; ``dept_tags``: the tag codes grouped by department, each
+    department's by popularity, department ``d`` owning ``dept_bounds[d]:dept_bounds[d + 1]``;
+    ``tag_dept``: each tag's department code."""
+
+    item_index: pd.Index
+    item_ids: np.ndarray
+    tag_index: pd.Index
+    tag_start: np.ndarray
+    tag_len: np.ndarray
+    pop_item: np.ndarray
+    pop_rel: np.ndarray
+    item_tag: np.ndarray
+    popular: np.ndarray
+    dept_tags: np.ndarray
+    dept_bounds: np.ndarray
+    tag_dept: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        return max(len(self.item_index), 1)
+
+    @property
+    def n_tags(self) -> int:
+        return max(len(self.tag_index), 1)
+
+    @classmethod
+    def of(cls, items: pd.DataFrame) -> _Catalogue:
+        """From ``items`` (item_id, tag, department, popularity)."""
+        items = items.drop_duplicates("item_id")
+        by_tag = items.sort_values(["tag", "popularity", "item_id"], ascending=[True, False, True], kind="stable")
+        tag_of_row, tag_names = pd.factorize(by_tag["tag"])  # sorted rows: codes in name order
+        tag_index = pd.Index(tag_names)
+        tag_len = np.bincount(tag_of_row, minlength=len(tag_index)).astype(np.int64)
+        pops = by_tag["popularity"].to_numpy(np.float64)
+        top = pd.Series(pops).groupby(tag_of_row).max().reindex(range(len(tag_index))).to_numpy()
+        top = np.where(top > 0, top, 1.0)
+        item_index = pd.Index(items["item_id"])
+        pop_item = item_index.get_indexer(by_tag["item_id"]).astype(np.int64)
+        item_tag = np.full(len(item_index) + 1, -1, dtype=np.int64)
+        item_tag[pop_item] = tag_of_row
+        popularity = items.groupby("tag")["popularity"].sum().sort_values(ascending=False, kind="stable")
+        popular = tag_index.get_indexer(popularity.index).astype(np.int64)
+        # a tag's department: that of its last item row
+        dept_of = items.drop_duplicates("tag", keep="last").set_index("tag")["department"]
+        dept_codes, _ = pd.factorize(dept_of.reindex(tag_index).to_numpy())
+        by_dept = popular[np.argsort(dept_codes[popular], kind="stable")]
+        dept_sizes = np.bincount(dept_codes, minlength=int(dept_codes.max(initial=-1)) + 1)
+        return cls(
+            item_index=item_index,
+            item_ids=np.array([*np.asarray(item_index, dtype=object).tolist(), None], dtype=object),
+            tag_index=tag_index,
+            tag_start=(np.cumsum(tag_len) - tag_len).astype(np.int64),
+            tag_len=tag_len,
+            pop_item=pop_item,
+            pop_rel=pops / top[tag_of_row],
+            item_tag=item_tag,
+            popular=popular,
+            dept_tags=by_dept,
+            dept_bounds=np.r_[0, np.cumsum(dept_sizes)].astype(np.int64),
+            tag_dept=dept_codes.astype(np.int64),
+        )
+
+
+@dataclass
+class _Champion:
+    """The champion's rows of the asked users whose item has an arm tag and whose score is
+    finite, in the frame's order: user, item and tag codes, score, reason; ``low``/``high``:
+    per user, the lowest and highest score of its rows."""
+
+    user: np.ndarray
+    item: np.ndarray
+    tag: np.ndarray
+    score: np.ndarray
+    reason: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    def without(self, drop: np.ndarray) -> _Champion:
+        keep = ~drop
+        rows = (self.user[keep], self.item[keep], self.tag[keep], self.score[keep], self.reason[keep])
+        return _Champion(*rows, self.low, self.high)
+
+    def scaled(self, rows: np.ndarray) -> np.ndarray:
+        """The score of ``rows`` rescaled to 0.5-1 within its user's rows."""
+        low, high = self.low[self.user[rows]], self.high[self.user[rows]]
+        span = np.where(high > low, high - low, 1.0)
+        return 0.5 + 0.5 * (self.score[rows] - low) / span
+
+    def relative(self, rows: np.ndarray) -> np.ndarray:
+        """The score of ``rows`` rescaled to 0-1 within its user's rows (1 when all are equal)."""
+        low, high = self.low[self.user[rows]], self.high[self.user[rows]]
+        span = np.where(high > low, high - low, 1.0)
+        return np.where(high > low, (self.score[rows] - low) / span, 1.0)
+
+
+def _champion_rows(inp: CandidateInputs, user_index: pd.Index, shop: _Catalogue) -> _Champion:
+    """The :class:`_Champion` of ``inp.champion``, found by the rows' codes when publishing
+    gives them (6M rows hold 24k items on the large shop), else by their ids."""
+    codes = inp.champion_codes
+    if codes is not None and len(codes.row_user) != len(inp.champion):
+        raise ValueError(f"champion codes hold {len(codes.row_user)} rows, the champion frame {len(inp.champion)}")
+    if codes is not None:
+        user_pos = np.append(user_index.get_indexer(np.asarray([str(u) for u in codes.user_ids], dtype=object)), -1)
+        item_pos = np.append(_codes(np.asarray(codes.item_ids, dtype=object), shop.item_index), -1)
+        user = user_pos[np.asarray(codes.row_user, dtype=np.int64)]  # (code -1: the appended -1)
+        item = item_pos[np.asarray(codes.row_item, dtype=np.int64)]
+    else:
+        user = _codes(inp.champion["user_id"].astype(str), user_index)
+        item = _codes(inp.champion["item_id"], shop.item_index)
+    score = inp.champion["score"].to_numpy(np.float64)
+    tag = shop.item_tag[item]
+    rows = np.flatnonzero((user >= 0) & (tag >= 0) & np.isfinite(score))
+    if "reason" in inp.champion:
+        reason = inp.champion["reason"].to_numpy(dtype=object)[rows]
+    else:
+        reason = np.full(len(rows), None, dtype=object)
+    user, score = user[rows], score[rows]
+    low = pd.Series(score).groupby(user).min().reindex(range(len(user_index))).to_numpy()
+    high = pd.Series(score).groupby(user).max().reindex(range(len(user_index))).to_numpy()
+    return _Champion(user, item[rows], tag[rows], score, reason, low, high)
+
+
+@dataclass
+class _Arms:
+    """Arms as rows grouped by user in the users' order, each user's known tags first (by
+    weight), then its candidate tags (by weight): user and tag codes, known flag, weight,
+    evidence, uncertainty and last seen (NaT unless a known tag's date)."""
+
+    user: np.ndarray
+    tag: np.ndarray
+    known: np.ndarray
+    weight: np.ndarray
+    evidence: np.ndarray
+    uncertainty: np.ndarray
+    last_seen: np.ndarray
+
+    def take(self, rows: np.ndarray) -> _Arms:
+        return _Arms(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    @classmethod
+    def concat(cls, parts: list[_Arms]) -> _Arms:
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+
+    def by_user(self) -> _Arms:
+        """The rows grouped by user, in their order within each user."""
+        return self.take(np.argsort(self.user, kind="stable"))
+
+
+def _user_arms(
+    inp: CandidateInputs, user_index: pd.Index, shop: _Catalogue, champ: _Champion, s: CandidateSettings
+) -> _Arms:
+    """Every user's known and candidate tags (module docstring): a profile's rows when the user
+    has a profile (known) and usable candidate rows (candidates), else derived."""
+    profile, has_profile = _profile_rows(inp.profiles, user_index, shop)
+    derived = _known_from_interactions(inp, set(user_index[~has_profile]))
+    derived = derived.assign(_u=_codes(derived["user_id"].astype(str), user_index))
+    derived = derived.assign(_t=shop.tag_index.get_indexer(derived["tag"]))
+    derived = derived[(derived["_u"] >= 0) & (derived["_t"] >= 0)]
+    derived = derived.sort_values(["_u", "weight"], ascending=[True, False], kind="stable")
+    known = _Arms.concat([_known_arms(profile[profile["status"] == "known"]), _known_arms(derived)]).by_user()
+    known = known.take(np.flatnonzero(_group_rank(known.user) < s.max_known))
+    cand_rows = profile[profile["status"] == "candidate"]
+    taken, _ = _member(_arm_keys(cand_rows, shop), np.sort(known.user * shop.n_tags + known.tag))
+    cand_rows = cand_rows[~taken]
+    cand_rows = cand_rows[_group_rank(cand_rows["_u"].to_numpy(np.int64)) < s.max_candidates]
+    from_profile = _candidate_arms(
+        cand_rows["_u"].to_numpy(np.int64), cand_rows["_t"].to_numpy(np.int64), cand_rows["weight"].to_numpy(np.float64)
+    )
+    derive = np.ones(len(user_index), dtype=bool)
+    derive[from_profile.user] = False
+    derived_cands = _derived_candidates(derive, known, champ, inp.transitions, shop, s)
+    return _Arms.concat([known, from_profile, derived_cands]).by_user()
+
+
+def _arm_keys(rows: pd.DataFrame, shop: _Catalogue) -> np.ndarray:
+    return rows["_u"].to_numpy(np.int64) * shop.n_tags + rows["_t"].to_numpy(np.int64)
+
+
+def _profile_rows(
+    profiles: pd.DataFrame | None, user_index: pd.Index, shop: _Catalogue
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the profile rows of the users whose tag is an arm, with their user and tag codes
+    ``_u``/``_t``, by user and descending weight, a tag once per user and status; per user,
+    whether it has a profile)."""
+    has_profile = np.zeros(len(user_index), dtype=bool)
+    columns = ["user_id", "tag", "weight", "evidence_count", "last_seen", "uncertainty", "status"]
+    if profiles is None or not len(profiles):
+        return pd.DataFrame({c: [] for c in [*columns, "_u", "_t"]}), has_profile
+    user = _codes(profiles["user_id"].astype(str), user_index)
+    has_profile[user[user >= 0]] = True
+    rows = profiles.assign(_u=user, _t=shop.tag_index.get_indexer(profiles["tag"]))
+    rows = rows[(rows["_u"] >= 0) & (rows["_t"] >= 0)]
+    rows = rows.assign(weight=rows["weight"].astype(np.float64).fillna(0.0))
+    rows = rows.sort_values(["_u", "weight"], ascending=[True, False], kind="stable")
+    return rows.drop_duplicates(["_u", "_t", "status"]), has_profile
+
+
+def _known_arms(rows: pd.DataFrame) -> _Arms:
+    """Known arms from profile or derived rows (user, tag codes, weight, evidence_count,
+    uncertainty, last_seen): a missing evidence counts 0, a missing uncertainty 0.5."""
+    evidence = rows["evidence_count"].to_numpy(np.float64)
+    uncertainty = rows["uncertainty"].to_numpy(np.float64)
+    return _Arms(
+        user=rows["_u"].to_numpy(np.int64),
+        tag=rows["_t"].to_numpy(np.int64),
+        known=np.ones(len(rows), dtype=bool),
+        weight=rows["weight"].to_numpy(np.float64),
+        evidence=np.where(np.isnan(evidence), 0.0, evidence),
+        uncertainty=np.where(np.isnan(uncertainty), 0.5, uncertainty),
+        last_seen=pd.DatetimeIndex(rows["last_seen"]).to_numpy(),
+    )
+
+
+def _candidate_arms(user: np.ndarray, tag: np.ndarray, weight: np.ndarray) -> _Arms:
+    n = len(user)
+    return _Arms(
+        user, tag, np.zeros(n, dtype=bool), weight, np.zeros(n), np.ones(n), np.full(n, np.datetime64("NaT", "ns"))
+    )
+
+
+@dataclass
+class _Offers:
+    """Candidate tags proposed for users by one rule, in the rule's order: user and tag codes,
+    value; ``source``, ``first``, ``second``: the order the rules propose them in (a tag's rank
+    among a user's equally valued candidates is the order it was first proposed in)."""
+
+    user: np.ndarray
+    tag: np.ndarray
+    value: np.ndarray
+    source: int
+    first: np.ndarray
+    second: np.ndarray
+
+
+def _derived_candidates(
+    derive: np.ndarray,
+    known: _Arms,
+    champ: _Champion,
+    transitions: pd.DataFrame | None,
+    shop: _Catalogue,
     s: CandidateSettings,
-    champ: pd.DataFrame,
-    champ_tags: np.ndarray,
-    profiles: pd.DataFrame | None,
-    tag_items: dict[str, list[str]],
-    tag_pops: dict[str, list[tuple[str, float]]],
-    tag_dept: dict[str, str],
-    dept_tags: dict[str, list[str]],
-    popular_tags: list[str],
-    item_tag: dict[str, str],
+) -> _Arms:
+    """The candidate tags of the users flagged in ``derive`` (those without a usable profile
+    candidate): the tags the champion reaches (1 + its relative score, the highest), plus for
+    every transition from a known tag 1 + weight x probability, or else the department siblings
+    of the known tags (0.5 x department weight / (1 + rank)) or the shop's most popular tags
+    (0.01 / (1 + rank)) when worth more; never a known tag; the ``max_candidates`` best."""
+    mine = derive[known.user]
+    known = known.take(np.flatnonzero(mine))
+    known_rank = _group_rank(known.user)
+    offers = [
+        _champion_offers(derive, champ),
+        _transition_offers(known, known_rank, transitions, shop),
+        _department_offers(known, known_rank, shop),
+        _popular_offers(derive, shop, s),
+    ]
+    user = np.concatenate([o.user for o in offers])
+    tag = np.concatenate([o.tag for o in offers])
+    key = user * shop.n_tags + tag
+    taken, _ = _member(key, np.sort(known.user * shop.n_tags + known.tag))
+    keep = np.flatnonzero(~taken)
+    source = np.concatenate([np.full(len(o.user), o.source) for o in offers])[keep]
+    first = np.concatenate([o.first for o in offers])[keep]
+    second = np.concatenate([o.second for o in offers])[keep]
+    value = np.concatenate([o.value for o in offers])[keep]
+    key = key[keep]
+    order = np.lexsort((second, first, source, key))
+    key, source, first, second, value = key[order], source[order], first[order], second[order], value[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
+    group = np.cumsum(np.r_[True, key[1:] != key[:-1]]) - 1 if len(key) else np.zeros(0, dtype=np.int64)
+    worth = _candidate_values(group, source, value, len(starts))
+    g_user, g_tag = key[starts] // shop.n_tags, key[starts] % shop.n_tags
+    best = np.lexsort((second[starts], first[starts], source[starts], -worth, g_user))
+    best = best[_group_rank(g_user[best]) < s.max_candidates]
+    return _candidate_arms(g_user[best], g_tag[best], worth[best])
+
+
+def _candidate_values(group: np.ndarray, source: np.ndarray, value: np.ndarray, n_groups: int) -> np.ndarray:
+    """Each (user, tag) group's value from its offers (sorted by group, then in the order they
+    were made): the champion's highest, plus each transition's in turn (added one at a time, as
+    the rule reads), or the departments' or popularity's highest when larger."""
+    worth = np.zeros(n_groups)
+    champion = source == 0
+    np.maximum.at(worth, group[champion], value[champion])
+    moves = np.flatnonzero(source == 1)
+    step = _group_rank(group[moves])
+    for k in range(int(step.max(initial=-1)) + 1):
+        at = moves[step == k]
+        worth[group[at]] = worth[group[at]] + 1.0 + value[at]
+    others = source >= 2
+    best_other = np.zeros(n_groups)
+    np.maximum.at(best_other, group[others], value[others])
+    return np.maximum(worth, best_other)
+
+
+def _champion_offers(derive: np.ndarray, champ: _Champion) -> _Offers:
+    rows = np.flatnonzero(derive[champ.user])
+    return _Offers(
+        champ.user[rows], champ.tag[rows], 1.0 + champ.relative(rows), 0, rows, np.zeros(len(rows), np.int64)
+    )
+
+
+def _transition_offers(
+    known: _Arms, known_rank: np.ndarray, transitions: pd.DataFrame | None, shop: _Catalogue
+) -> _Offers:
+    """weight x probability of every transition from a known tag to an arm tag (the value
+    :func:`_candidate_values` adds to 1 + the running value)."""
+    if transitions is None or not len(transitions):
+        empty = np.zeros(0, dtype=np.int64)
+        return _Offers(empty, empty, np.zeros(0), 1, empty, empty)
+    origin = shop.tag_index.get_indexer(transitions["from_tag"].astype(str))
+    target = shop.tag_index.get_indexer(transitions["to_tag"].astype(str))
+    rows = np.flatnonzero((origin >= 0) & (target >= 0))
+    rows = rows[np.argsort(origin[rows], kind="stable")]
+    count = np.bincount(origin[rows], minlength=shop.n_tags)
+    start = np.cumsum(count) - count
+    n = count[known.tag]
+    arm = np.repeat(np.arange(len(known.tag)), n)
+    pick = rows[np.repeat(start[known.tag], n) + _group_rank(arm)]
+    probability = transitions["probability"].to_numpy(np.float64)[pick]
+    return _Offers(known.user[arm], target[pick], known.weight[arm] * probability, 1, known_rank[arm], pick)
+
+
+def _department_offers(known: _Arms, known_rank: np.ndarray, shop: _Catalogue) -> _Offers:
+    """The tags of the departments of the known tags, by department weight (the sum of weight
+    + 0.01 over its known tags, added in their order), then by popularity within it."""
+    dept = shop.tag_dept[known.tag]
+    key = known.user * (int(shop.tag_dept.max(initial=0)) + 1) + dept
+    order = np.lexsort((known_rank, key))
+    key_sorted = key[order]
+    new = np.r_[True, key_sorted[1:] != key_sorted[:-1]] if len(key) else np.zeros(0, dtype=bool)
+    group = np.cumsum(new) - 1
+    n_groups = int(new.sum())
+    weight = np.zeros(n_groups)
+    step = _group_rank(group)
+    for k in range(int(step.max(initial=-1)) + 1):
+        at = step == k
+        weight[group[at]] = weight[group[at]] + known.weight[order][at] + 0.01
+    first = np.flatnonzero(new)
+    user, dept_of, seen = known.user[order][first], dept[order][first], known_rank[order][first]
+    by_weight = np.lexsort((seen, -weight, user))
+    user, dept_of, weight = user[by_weight], dept_of[by_weight], weight[by_weight]
+    place = _group_rank(user)
+    size = np.diff(shop.dept_bounds)[dept_of]
+    row = np.repeat(np.arange(len(user)), size)
+    rank = _group_rank(row)
+    tag = shop.dept_tags[shop.dept_bounds[dept_of][row] + rank]
+    return _Offers(user[row], tag, 0.5 * weight[row] / (1.0 + rank), 2, place[row], rank)
+
+
+def _popular_offers(derive: np.ndarray, shop: _Catalogue, s: CandidateSettings) -> _Offers:
+    n = min(s.max_candidates, len(shop.popular))
+    users = np.flatnonzero(derive)
+    rank = np.tile(np.arange(n), len(users))
+    return _Offers(np.repeat(users, n), shop.popular[rank], 0.01 / (1.0 + rank), 3, rank, np.zeros(len(rank), np.int64))
+
+
+def _arm_table(
+    users: list[str], arms: _Arms, offered: _Champion, keys: _SideKeys, shop: _Catalogue, s: CandidateSettings
 ) -> _ArmTable:
-    """The arms of ``users`` one user at a time (see the module docstring for the rules)."""
-    arms = _ArmColumns()
-    if not users:
-        return arms.table()
-    # a tag's items for a user with no champion item, purchase or feedback in it: the same for all
-    # (arrays shared by those users' contexts; contexts are never modified in place)
-    popular_only = {
-        t: (
-            np.asarray([i for i, _ in pops[: s.items_per_tag]], dtype=object),
-            np.asarray([0.5 + 0.5 * rel for _, rel in pops[: s.items_per_tag]], dtype=np.float64),
+    """The :class:`_ArmTable` of ``arms``, each with its items, the arms without items left out,
+    and popular tags added to a user's arms until its slate is full."""
+    own = _arm_items(arms.user, arms.tag, offered, keys, shop, s)
+    extra, extra_items = _filler_arms(len(users), arms, own, offered, keys, shop, s)
+    order = np.argsort(np.r_[arms.user, extra.user], kind="stable")
+    all_arms = _Arms.concat([arms, extra]).take(order)
+    items = _ArmItems.chain([own, extra_items]).reorder(order)
+    per_arm = np.bincount(items.arm, minlength=len(order))
+    kept = np.flatnonzero(per_arm > 0)
+    arm_key = all_arms.user * shop.n_tags + all_arms.tag
+    exam = _lookup(arm_key, keys.tag_key, keys.tag_val[:, 0], 0.0)
+    clicks = _lookup(arm_key, keys.tag_key, keys.tag_val[:, 1], 0.0)
+    own_key = arms.user * shop.n_tags + arms.tag
+    own_exam = _lookup(own_key, keys.tag_key, keys.tag_val[:, 0], 0.0)
+    own_clicks = _lookup(own_key, keys.tag_key, keys.tag_val[:, 1], 0.0)
+    return _ArmTable(
+        users=users,
+        bounds=np.r_[0, np.cumsum(np.bincount(all_arms.user[kept], minlength=len(users)))].astype(np.int64),
+        tags=np.asarray(shop.tag_index, dtype=object)[all_arms.tag[kept]],
+        item_bounds=np.r_[0, np.cumsum(per_arm[kept])].astype(np.int64),
+        item_ids=shop.item_ids[items.item],
+        item_scores=items.score,
+        reasons=_reasons(len(users), offered, shop),
+        known=all_arms.known[kept],
+        weight=all_arms.weight[kept],
+        unc=all_arms.uncertainty[kept],
+        evidence=all_arms.evidence[kept],
+        last_seen=all_arms.last_seen[kept],
+        exam=exam[kept],
+        clicks=clicks[kept],
+        known_feedback=(own_exam[arms.known], own_clicks[arms.known]),
+        cand_feedback=(own_exam[~arms.known], own_clicks[~arms.known]),
+    )
+
+
+def _reasons(n_users: int, offered: _Champion, shop: _Catalogue) -> list[dict[str, str]]:
+    """Per user, the champion's reason by item (none when the reasons are deferred)."""
+    reasons: list[dict[str, str]] = [{} for _ in range(n_users)]
+    for r in np.flatnonzero(pd.notna(offered.reason)).tolist():
+        text = offered.reason[r]
+        if isinstance(text, str) and text:
+            reasons[int(offered.user[r])][str(shop.item_ids[offered.item[r]])] = text
+    return reasons
+
+
+def _filler_arms(
+    n_users: int,
+    arms: _Arms,
+    own: _ArmItems,
+    offered: _Champion,
+    keys: _SideKeys,
+    shop: _Catalogue,
+    s: CandidateSettings,
+) -> tuple[_Arms, _ArmItems]:
+    """The popular tags (not among a user's ``arms``, whose items are ``own``) added, most
+    popular first, while the user's arms hold fewer items than a slate; with their items. The
+    next (missing items + own arms) popular tags of a short user hold enough tags; a tag
+    without items for the user may leave it short for another round."""
+    have = np.bincount(arms.user[own.arm], minlength=n_users)
+    n_own = np.bincount(arms.user, minlength=n_users)
+    own_key = np.sort(arms.user * shop.n_tags + arms.tag)
+    start = np.zeros(n_users, dtype=np.int64)
+    n_tags = len(shop.popular)
+    added: list[_Arms] = []
+    items: list[_ArmItems] = []
+    while True:
+        short = np.flatnonzero((have < s.slate_size) & (start < n_tags))
+        if not len(short):
+            break
+        span = np.minimum(s.slate_size - have[short] + n_own[short], n_tags - start[short])
+        user = np.repeat(short, span)
+        tag = shop.popular[np.repeat(start[short], span) + _group_rank(user)]
+        start[short] += span
+        mine, _ = _member(user * shop.n_tags + tag, own_key)
+        user, tag = user[~mine], tag[~mine]
+        found = _arm_items(user, tag, offered, keys, shop, s)
+        count = np.bincount(found.arm, minlength=len(user))
+        before = np.cumsum(count) - count
+        before = have[user] + before - before[_first_of(user)]
+        take = np.flatnonzero((before < s.slate_size) & (count > 0))
+        np.add.at(have, user[take], count[take])
+        added.append(_candidate_arms(user[take], tag[take], np.zeros(len(take))))
+        items.append(found.reorder(take))
+    if not added:
+        return _candidate_arms(*(np.zeros(0, dtype=np.int64),) * 2, np.zeros(0)), _ArmItems.empty()
+    filler, filler_items = _Arms.concat(added), _ArmItems.chain(items)
+    order = np.argsort(filler.user, kind="stable")
+    return filler.take(order), filler_items.reorder(order)
+
+
+def _first_of(groups: np.ndarray) -> np.ndarray:
+    """For each row of ``groups`` (rows grouped), the position of its group's first row."""
+    return np.arange(len(groups)) - _group_rank(groups)
+
+
+@dataclass
+class _ArmItems:
+    """Ranked items of the arms ``0..n_arms - 1``: one row per (arm, item, score), grouped by
+    arm in arm order."""
+
+    arm: np.ndarray
+    item: np.ndarray
+    score: np.ndarray
+    n_arms: int
+
+    @classmethod
+    def empty(cls) -> _ArmItems:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), 0)
+
+    @classmethod
+    def chain(cls, parts: list[_ArmItems]) -> _ArmItems:
+        """The parts' arms numbered one after the other."""
+        offset = np.cumsum([0, *(p.n_arms for p in parts)])
+        return cls(
+            np.concatenate([p.arm + o for p, o in zip(parts, offset[:-1].tolist(), strict=True)]),
+            np.concatenate([p.item for p in parts]),
+            np.concatenate([p.score for p in parts]),
+            int(offset[-1]),
         )
-        for t, pops in tag_pops.items()
-    }
-    wanted = set(users)
-    # these users' feedback: per user {item: (impressions, clicks)}, and (user, tag) -> (examined, clicks)
-    fb_items: dict[str, dict[str, tuple[float, float]]] = {}
-    fu, fi, fv = _pairs_of(inp.feedback, "user_item", wanted)
-    for u, i, (n, c) in zip(fu, fi, fv, strict=True):
-        fb_items.setdefault(u, {})[i] = (n, c)
-    tu, tt, tv = _pairs_of(inp.feedback, "user_tag", wanted)
-    user_tag = {(u, t): (e, c) for u, t, (e, c) in zip(tu, tt, tv, strict=True)}
-    mine = profiles[isin(profiles["user_id"].astype(str), wanted)] if profiles is not None else None
-    prof_users: set[str] = set(mine["user_id"].astype(str)) if mine is not None else set()
-    # derived known tags only for the users without a profile (none once tagging has run)
-    derived = _known_from_interactions(inp, wanted - prof_users)
-    cols = ["tag", "weight", "evidence_count", "last_seen", "uncertainty"]
-    known_rows = _RecordsByUser(derived, cols)
-    prof_known = _RecordsByUser(mine[mine["status"] == "known"] if mine is not None else None, cols)
-    prof_cand = _RecordsByUser(mine[mine["status"] == "candidate"] if mine is not None else None, cols)
-    trans: dict[str, list[tuple[str, float]]] = {}
-    if inp.transitions is not None and len(inp.transitions):
-        for f, t, p in zip(
-            inp.transitions["from_tag"], inp.transitions["to_tag"], inp.transitions["probability"], strict=True
-        ):
-            trans.setdefault(str(f), []).append((str(t), float(p)))
-    in_wanted = isin(champ["user_id"].astype(str), wanted)
-    champ_by_user = _ChampionRows(champ[in_wanted], champ_tags[in_wanted])
-    excl_by_user: dict[str, set[str]] = {}
-    ex = inp.excluded[isin(inp.excluded["user_id"].astype(str), wanted)]
-    ex_users = ex["user_id"].astype(str).to_numpy(dtype=object).tolist()
-    ex_items = ex["item_id"].astype(str).to_numpy(dtype=object).tolist()
-    for u, i in zip(ex_users, ex_items, strict=True):
-        excl_by_user.setdefault(u, set()).add(i)
 
-    for u in users:
-        rows = prof_known.get(u, []) if u in prof_users else known_rows.get(u, [])
-        known: dict[str, dict[str, Any]] = {}
-        for tag, weight, evidence, last_seen, unc in rows:
-            if len(known) >= s.max_known:
-                break
-            if tag in tag_items:
-                known[tag] = {
-                    "weight": float(weight),
-                    "evidence": float(evidence) if pd.notna(evidence) else 0.0,
-                    "last_seen": last_seen,
-                    "uncertainty": float(unc) if pd.notna(unc) else 0.5,
-                }
-        cg = champ_by_user.get(u)
-        cand: dict[str, float] = {}
-        if u in prof_users:
-            for tag, weight, *_ in prof_cand.get(u, []):
-                if tag in tag_items and tag not in known:
-                    cand[tag] = float(weight)
-        if not cand:
-            # tags the champion reaches beyond the user's known ones come first
-            if cg is not None:
-                lo, hi = cg.lo, cg.hi
-                for t, v in zip(cg.tags, cg.scores, strict=True):
-                    if t not in known:
-                        rel = (v - lo) / (hi - lo) if hi > lo else 1.0
-                        cand[str(t)] = max(cand.get(str(t), 0.0), 1.0 + rel)
-            for t, info in known.items():
-                for t2, p in trans.get(t, []):
-                    if t2 in tag_items and t2 not in known:
-                        cand[t2] = cand.get(t2, 0.0) + 1.0 + info["weight"] * p
-            depts: dict[str, float] = {}
-            for t, info in known.items():
-                depts[tag_dept.get(t, "")] = depts.get(tag_dept.get(t, ""), 0.0) + info["weight"] + 0.01
-            for d, w in sorted(depts.items(), key=lambda x: -x[1]):
-                for rank, t in enumerate(dept_tags.get(d, [])):
-                    if t not in known:
-                        cand[t] = max(cand.get(t, 0.0), 0.5 * w / (1.0 + rank))
-            for rank, t in enumerate(popular_tags[: s.max_candidates]):
-                if t not in known:
-                    cand[t] = max(cand.get(t, 0.0), 0.01 / (1.0 + rank))
-        cand = dict(sorted(cand.items(), key=lambda x: -x[1])[: s.max_candidates])
-        arms.add(
-            u,
-            known,
-            cand,
-            *_arm_items(
-                known,
-                cand,
-                cg,
-                excl_by_user.get(u, set()),
-                tag_pops,
-                popular_tags,
-                s,
-                popular_only,
-                fb_items.get(u, {}),
-                item_tag,
-            ),
-            user_tag,
-        )
-    return arms.table()
+    def subset(self, rows: np.ndarray) -> _ArmItems:
+        return _ArmItems(self.arm[rows], self.item[rows], self.score[rows], self.n_arms)
+
+    def reorder(self, order: np.ndarray) -> _ArmItems:
+        """The items of the arms ``order`` (arm ``n`` of the result is arm ``order[n]``)."""
+        counts = np.bincount(self.arm, minlength=self.n_arms)
+        sizes = counts[order]
+        new_start = np.cumsum(sizes) - sizes
+        rows = np.repeat((np.cumsum(counts) - counts)[order] - new_start, sizes) + np.arange(int(sizes.sum()))
+        return _ArmItems(np.repeat(np.arange(len(order)), sizes), self.item[rows], self.score[rows], len(order))
 
 
-def _pairs_of(fb: FeedbackStats, name: str, users: set[str]) -> tuple[list[Any], list[Any], list[list[float]]]:
-    """The ``name`` pairs (``user_tag`` / ``user_item``) of ``users`` as lists: first keys,
-    second keys, [a, b] values."""
-    a, b, v = fb.columns(name)
-    rows = np.flatnonzero(isin(a, users)) if len(a) else np.zeros(0, dtype=np.int64)
-    return a[rows].tolist(), b[rows].tolist(), v[rows].tolist()
+def _arm_items(
+    user: np.ndarray, tag: np.ndarray, offered: _Champion, keys: _SideKeys, shop: _Catalogue, s: CandidateSettings
+) -> _ArmItems:
+    """The items of the arms (``user``, ``tag``), each pair once (module docstring): the
+    champion's candidates of the tag (0.5-1), then the tag's popular items (0.1-0.5, or 0.5-1
+    in a tag the champion does not reach), never a bought one, discounted by impressions
+    without a click, best first, at most ``items_per_tag``."""
+    ipt = s.items_per_tag
+    key = user * shop.n_tags + tag
+    shown = _lookup(key, *keys.shown_per_tag)
+    champion = _champion_items(key, offered, shop)
+    led = np.bincount(champion.arm, minlength=len(key))
+    # only items the user was shown can be discounted, so popular items beyond the first
+    # items_per_tag + (shown items of the tag) can never make the cut; an arm without shown
+    # items whose champion rows come best first keeps that order: its first items_per_tag count
+    need = np.maximum(np.minimum(3 * ipt, led + ipt + shown) - led, 0)
+    plain = (shown == 0) & _never_rising(champion)
+    need = np.where(plain, np.minimum(need, np.maximum(ipt - led, 0)), need)
+    popular = _popular_items(user, tag, need, led, champion, keys, shop)
+    champion = champion.subset(~plain[champion.arm] | (_group_rank(champion.arm) < ipt))
+    rows = _champion_then_popular(champion, popular)
+    _discount_shown(rows, user, shown, keys, shop)
+    return _best_first(rows, ipt)
+
+
+def _champion_items(key: np.ndarray, offered: _Champion, shop: _Catalogue) -> _ArmItems:
+    """The offered champion rows of each arm (``key``: user x tags + tag), in the champion's
+    order, scored 0.5-1."""
+    order = np.argsort(key, kind="stable")
+    found, pos = _member(offered.user * shop.n_tags + offered.tag, key[order])
+    rows, arm = np.flatnonzero(found), order[pos[found]]
+    by_arm = np.argsort(arm, kind="stable")
+    rows, arm = rows[by_arm], arm[by_arm]
+    return _ArmItems(arm, offered.item[rows], offered.scaled(rows), len(key))
+
+
+def _never_rising(rows: _ArmItems) -> np.ndarray:
+    """Per arm, whether its rows' scores never rise."""
+    out = np.ones(rows.n_arms, dtype=bool)
+    arm, score = rows.arm, rows.score
+    out[arm[1:][(arm[1:] == arm[:-1]) & ~(score[1:] <= score[:-1])]] = False
+    return out
+
+
+def _popular_items(
+    user: np.ndarray,
+    tag: np.ndarray,
+    need: np.ndarray,
+    led: np.ndarray,
+    champion: _ArmItems,
+    keys: _SideKeys,
+    shop: _Catalogue,
+) -> _ArmItems:
+    """Per arm, its tag's first ``need`` popular items that the user did not buy and the
+    champion does not propose (score: popularity relative to the tag's top item); enough of
+    each tag's list is read to cover the skipped ones."""
+    bought = _lookup(user * shop.n_tags + tag, *keys.bought_per_tag)
+    n_read = np.where(need > 0, np.minimum(shop.tag_len[tag], need + led + bought), 0)
+    arm = np.repeat(np.arange(len(user)), n_read)
+    flat = shop.tag_start[tag[arm]] + _group_rank(arm)
+    item = shop.pop_item[flat]
+    pair = user[arm] * shop.n_items + item
+    skip = _member(pair, keys.ex_key)[0] | _member(pair, np.sort(user[champion.arm] * shop.n_items + champion.item))[0]
+    rows = np.flatnonzero(~skip)
+    rows = rows[_group_rank(arm[rows]) < need[arm[rows]]]
+    return _ArmItems(arm[rows], item[rows], shop.pop_rel[flat[rows]], len(user))
+
+
+def _champion_then_popular(champion: _ArmItems, popular: _ArmItems) -> _ArmItems:
+    """Each arm's champion rows, then its popular rows, scored 0.1-0.5 behind the champion's
+    or 0.5-1 when the champion has none."""
+    n = champion.n_arms
+    n_champion = np.bincount(champion.arm, minlength=n)
+    led = n_champion[popular.arm] > 0
+    popular_score = np.where(led, 0.1 + 0.4 * popular.score, 0.5 + 0.5 * popular.score)
+    n_rows = n_champion + np.bincount(popular.arm, minlength=n)
+    base = np.cumsum(n_rows) - n_rows
+    champion_at = base[champion.arm] + _group_rank(champion.arm)
+    popular_at = base[popular.arm] + n_champion[popular.arm] + _group_rank(popular.arm)
+    item = np.empty(int(n_rows.sum()), dtype=np.int64)
+    score = np.empty(len(item), dtype=np.float64)
+    item[champion_at], item[popular_at] = champion.item, popular.item
+    score[champion_at], score[popular_at] = champion.score, popular_score
+    return _ArmItems(np.repeat(np.arange(n), n_rows), item, score, n)
+
+
+def _discount_shown(rows: _ArmItems, user: np.ndarray, shown: np.ndarray, keys: _SideKeys, shop: _Catalogue) -> None:
+    """Scores of items shown to the user times min(1, (2 + clicks) / (2 + impressions)), in
+    place (only arms whose tag has shown items are looked at)."""
+    maybe = np.flatnonzero(shown[rows.arm] > 0)
+    found, pos = _member(user[rows.arm[maybe]] * shop.n_items + rows.item[maybe], keys.fb_key)
+    hit = maybe[found]
+    n_shown, n_click = keys.fb_val[pos[found], 0], keys.fb_val[pos[found], 1]
+    rows.score[hit] = rows.score[hit] * np.minimum(1.0, (2.0 + n_click) / (2.0 + n_shown))
+
+
+def _best_first(rows: _ArmItems, limit: int) -> _ArmItems:
+    """Each arm's rows best score first, ties in their order, the first ``limit`` (only arms
+    whose rows are not already in that order are sorted)."""
+    arm, score = rows.arm, rows.score
+    rising = np.flatnonzero((arm[1:] == arm[:-1]) & ~(score[1:] <= score[:-1]))
+    unsorted = np.zeros(rows.n_arms, dtype=bool)
+    unsorted[arm[rising]] = True
+    moved = np.flatnonzero(unsorted[arm])
+    if len(moved):
+        sub = moved[np.lexsort((moved, -score[moved], arm[moved]))]
+        rows.item[moved], rows.score[moved] = rows.item[sub], rows.score[sub]
+    return rows.subset(np.flatnonzero(_group_rank(arm) < limit))
 
 
 def _codes(values: Any, index: pd.Index) -> np.ndarray:
@@ -447,528 +872,6 @@ def _side_keys(
 
 
 @dataclass
-class _ProfileArms:
-    """The arms of users' interest profiles, one row per arm, grouped by user (known tags in
-    profile order, then candidate tags): user and tag codes, known flag, weight, evidence,
-    uncertainty, last seen; ``slow``: per user, whether the per-user path must build it (no
-    profile, no usable candidate row, a tag twice, a missing candidate weight)."""
-
-    slow: np.ndarray
-    user: np.ndarray
-    tag: np.ndarray
-    known: np.ndarray
-    weight: np.ndarray
-    evidence: np.ndarray
-    uncertainty: np.ndarray
-    last_seen: np.ndarray
-
-
-def _profile_arms(profiles: pd.DataFrame, U: pd.Index, tag_index: pd.Index, s: CandidateSettings) -> _ProfileArms:
-    """The :class:`_ProfileArms` of the users ``U`` over the arm tags ``tag_index``."""
-    n_users = len(U)
-    T = max(len(tag_index), 1)
-    slow = np.zeros(n_users, dtype=bool)
-    has_profile = np.zeros(n_users, dtype=bool)
-    pu = _codes(profiles["user_id"].astype(str), U)
-    has_profile[pu[pu >= 0]] = True
-    slow |= ~has_profile
-    P = profiles.assign(_u=pu, _t=tag_index.get_indexer(profiles["tag"]))
-    P = P[(P["_u"] >= 0) & (P["_t"] >= 0)]
-    # the per-user path reads a user's rows by descending weight (stable)
-    P = P.sort_values(["user_id", "weight"], ascending=[True, False], kind="stable")
-    dup = P.duplicated(["_u", "_t", "status"], keep=False).to_numpy()
-    slow[P["_u"].to_numpy()[dup]] = True
-    kn = P[P["status"] == "known"]
-    kn = kn[kn.groupby("_u", sort=False).cumcount().to_numpy() < s.max_known]
-    known_key = np.sort(kn["_u"].to_numpy(np.int64) * T + kn["_t"].to_numpy(np.int64))
-    cd = P[P["status"] == "candidate"]
-    in_known, _ = _member(cd["_u"].to_numpy(np.int64) * T + cd["_t"].to_numpy(np.int64), known_key)
-    cd = cd[~in_known]
-    slow[cd["_u"].to_numpy()[cd["weight"].isna().to_numpy()]] = True
-    cd = cd[cd.groupby("_u", sort=False).cumcount().to_numpy() < s.max_candidates]
-    has_cand = np.zeros(n_users, dtype=bool)
-    has_cand[cd["_u"].to_numpy()] = True
-    slow |= ~has_cand
-
-    # arms: known tags (profile order) then candidate tags, per user
-    ku, cu_ = kn["_u"].to_numpy(np.int64), cd["_u"].to_numpy(np.int64)
-    n_known = np.bincount(ku, minlength=n_users)
-    seq = np.r_[_group_rank(ku), n_known[cu_] + _group_rank(cu_)]
-    arm_u = np.r_[ku, cu_]
-    order = np.lexsort((seq, arm_u))
-    arm_u = arm_u[order]
-    arm_t = np.r_[kn["_t"].to_numpy(np.int64), cd["_t"].to_numpy(np.int64)][order]
-    arm_known = np.r_[np.ones(len(ku), dtype=bool), np.zeros(len(cu_), dtype=bool)][order]
-    arm_w = np.r_[kn["weight"].to_numpy(np.float64), cd["weight"].to_numpy(np.float64)][order]
-    ev = kn["evidence_count"].to_numpy(np.float64)
-    un = kn["uncertainty"].to_numpy(np.float64)
-    arm_ev = np.r_[np.where(np.isnan(ev), 0.0, ev), np.zeros(len(cu_))][order]
-    arm_unc = np.r_[np.where(np.isnan(un), 0.5, un), np.ones(len(cu_))][order]
-    seen = pd.DatetimeIndex(kn["last_seen"]).to_numpy()
-    arm_seen = np.r_[seen, np.full(len(cu_), np.datetime64("NaT"), dtype=seen.dtype)][order]
-
-    return _ProfileArms(slow, arm_u, arm_t, arm_known, arm_w, arm_ev, arm_unc, arm_seen)
-
-
-def _profiled_arms(
-    inp: CandidateInputs,
-    users: list[str],
-    profiles: pd.DataFrame,
-    champ: pd.DataFrame,
-    champ_tags: np.ndarray,
-    tag_pops: dict[str, list[tuple[str, float]]],
-    fb: FeedbackStats,
-    s: CandidateSettings,
-    row_codes: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[_ArmTable, np.ndarray]:
-    """The arms of the users whose known and candidate tags come from their interest profile,
-    for all of them at once, as integer codes: the same rows as the per-user path
-    (:func:`_arm_items`) for those users. Returns the table and the positions (in ``users``) of
-    the users left to the per-user path: no profile, no usable candidate row (their candidates
-    are derived), fewer items than a slate (popular tags fill it), or rows the whole-array rules
-    do not cover (a tag twice, a missing candidate weight, a non-finite champion score).
-    ``row_codes``: each champion row's position in ``users`` and in the items, when known."""
-    n_users = len(users)
-    U = pd.Index(users)
-    ipt = s.items_per_tag
-    # tags with items, and each tag's items most popular first, as one flat column
-    tag_names = list(tag_pops)
-    T = max(len(tag_names), 1)
-    tag_index = pd.Index(tag_names)
-    tag_len = np.array([len(tag_pops[t]) for t in tag_names], dtype=np.int64)
-    tag_start = np.r_[0, np.cumsum(tag_len)[:-1]].astype(np.int64)
-    item_index = pd.Index(inp.items["item_id"])
-    n_items = max(len(item_index), 1)
-    pop_code = item_index.get_indexer([i for t in tag_names for i, _ in tag_pops[t]]).astype(np.int64)
-    pop_rel = np.array([r for t in tag_names for _, r in tag_pops[t]], dtype=np.float64)
-    item_tag = np.full(len(item_index) + 1, -1, dtype=np.int64)  # index -1: unknown item
-    item_tag[pop_code] = np.repeat(np.arange(len(tag_names)), tag_len)
-    item_ids = np.array([*np.asarray(item_index, dtype=object).tolist(), None], dtype=object)
-    # the excluded pairs' and the feedback's keys do not depend on the profile arms or on the
-    # champion's rows: a second thread computes them meanwhile (most of either side's time is
-    # in numpy and pandas code that releases the GIL)
-    for ix in (U, tag_index, item_index):
-        ix.get_indexer(ix[:1])  # each index's hash table, built before two threads look up in it
-    side = in_background(_side_keys, inp.excluded, fb, U, item_index, tag_index, item_tag)
-
-    pa = _profile_arms(profiles, U, tag_index, s)
-    slow, arm_u, arm_t, arm_known, arm_w = pa.slow, pa.user, pa.tag, pa.known, pa.weight
-    arm_ev, arm_unc, arm_seen = pa.evidence, pa.uncertainty, pa.last_seen
-    A = len(arm_u)
-    arm_key = arm_u * T + arm_t
-    key_order = np.argsort(arm_key, kind="stable")
-    arm_key_sorted = arm_key[key_order]
-
-    # champion rows as codes; scores rescaled to 0.5-1 within each user's rows
-    if row_codes is not None:
-        cu, ci = (np.asarray(c, dtype=np.int64) for c in row_codes)
-    else:
-        cu = _codes(champ["user_id"].astype(str), U)
-        ci = _codes(champ["item_id"], item_index)
-    sc = champ["score"].to_numpy(np.float64)
-    slow[cu[(cu >= 0) & ~np.isfinite(sc)]] = True
-    lo = pd.Series(sc).groupby(cu).min()
-    hi = pd.Series(sc).groupby(cu).max()
-    lo_row, hi_row = lo.reindex(cu).to_numpy(), hi.reindex(cu).to_numpy()
-    span = np.where(hi_row > lo_row, hi_row - lo_row, 1.0)
-    norm = 0.5 + 0.5 * (sc - lo_row) / span
-    ct = item_tag[ci]
-    del champ_tags  # (the same tags, as codes: item_tag[ci])
-    keys = side.result()
-    ex_key, fb_key, fb_val = keys.ex_key, keys.fb_key, keys.fb_val
-    keep = (cu >= 0) & (ci >= 0) & (ct >= 0)
-    excluded_row, _ = _member(cu * n_items + ci, ex_key)
-    keep &= ~excluded_row
-    # the champion's reasons by item, per user (none when reasons are deferred)
-    reasons: list[dict[str, str]] = [{} for _ in range(n_users)]
-    rs = champ["reason"].to_numpy(dtype=object)
-    given = np.flatnonzero(keep & pd.notna(rs))
-    for r in given.tolist():
-        if isinstance(rs[r], str) and rs[r]:
-            reasons[int(cu[r])][str(item_ids[ci[r]])] = rs[r]
-    # per arm: the user's shown items of the tag, and bought items of the tag
-    arm_fbc = _lookup(arm_key, *keys.shown_per_tag)
-    arm_nex = _lookup(arm_key, *keys.bought_per_tag)
-
-    # the champion's candidates of each arm, in the champion's order
-    rows = np.flatnonzero(keep)
-    found, pos = _member(cu[rows] * T + ct[rows], arm_key_sorted)
-    rows, c_arm = rows[found], key_order[pos[found]]
-    by_arm = np.argsort(c_arm, kind="stable")
-    rows, c_arm = rows[by_arm], c_arm[by_arm]
-    n_c = np.bincount(c_arm, minlength=A)
-    c_item, c_score, c_seq = ci[rows], norm[rows], _group_rank(c_arm)
-    # popular items fill behind them up to the per-user path's limit, skipping excluded items
-    # and the champion's own; enough of each tag's list is read to cover the skipped ones
-    limit = np.minimum(3 * ipt, n_c + ipt + arm_fbc)
-    need = np.maximum(limit - n_c, 0)
-    # an arm without shown items whose champion rows come best first keeps its rows in that
-    # order (champion 0.5-1, then popular below), so only its first items_per_tag rows count
-    c_down = np.ones(A, dtype=bool)
-    c_down[c_arm[1:][(c_arm[1:] == c_arm[:-1]) & ~(c_score[1:] <= c_score[:-1])]] = False
-    plain = (arm_fbc == 0) & c_down
-    need = np.where(plain, np.minimum(need, np.maximum(ipt - n_c, 0)), need)
-    m = np.where(need > 0, np.minimum(tag_len[arm_t], need + n_c + arm_nex), 0)
-    p_arm = np.repeat(np.arange(A), m)
-    p_pos = np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m)
-    flat = tag_start[arm_t[p_arm]] + p_pos
-    p_item, p_rel = pop_code[flat], pop_rel[flat]
-    p_key = arm_u[p_arm] * n_items + p_item
-    skipped, _ = _member(p_key, ex_key)
-    champ_here, _ = _member(p_key, np.sort(cu[rows] * n_items + c_item))
-    skipped |= champ_here
-    trim = ~plain[c_arm] | (c_seq < ipt)
-    c_arm, c_item, c_score, c_seq = c_arm[trim], c_item[trim], c_score[trim], c_seq[trim]
-    n_c = np.bincount(c_arm, minlength=A)
-    p_arm, p_item, p_rel = p_arm[~skipped], p_item[~skipped], p_rel[~skipped]
-    p_rank = _group_rank(p_arm)
-    take = p_rank < need[p_arm]
-    p_arm, p_item, p_rel, p_rank = p_arm[take], p_item[take], p_rel[take], p_rank[take]
-    led = n_c[p_arm] > 0
-    p_score = np.where(led, 0.1 + 0.4 * p_rel, 0.5 + 0.5 * p_rel)
-    # each arm's rows together: its champion rows, then its popular rows (no sort needed)
-    p_seq = n_c[p_arm] + p_rank
-    n_rows = n_c + np.bincount(p_arm, minlength=A)
-    base = np.cumsum(n_rows) - n_rows
-    c_dest, p_dest = base[c_arm] + c_seq, base[p_arm] + p_seq
-    a_arm = np.repeat(np.arange(A), n_rows)
-    a_item = np.empty(len(a_arm), dtype=np.int64)
-    a_score = np.empty(len(a_arm), dtype=np.float64)
-    a_item[c_dest], a_item[p_dest] = c_item, p_item
-    a_score[c_dest], a_score[p_dest] = c_score, p_score
-    # items shown to the user without a click are discounted (only in tags with shown items)
-    maybe = np.flatnonzero(arm_fbc[a_arm] > 0)
-    found, pos = _member(arm_u[a_arm[maybe]] * n_items + a_item[maybe], fb_key)
-    hit = maybe[found]
-    n_shown, n_click = fb_val[pos[found], 0], fb_val[pos[found], 1]
-    a_score[hit] = a_score[hit] * np.minimum(1.0, (2.0 + n_click) / (2.0 + n_shown))
-    # best score first within each arm, ties in insertion order: only arms whose rows are not
-    # already in that order are sorted
-    rising = np.flatnonzero((a_arm[1:] == a_arm[:-1]) & ~(a_score[1:] <= a_score[:-1]))
-    unsorted = np.zeros(A, dtype=bool)
-    unsorted[a_arm[rising]] = True
-    rows_u = np.flatnonzero(unsorted[a_arm])
-    if len(rows_u):
-        seq_u = rows_u - base[a_arm[rows_u]]
-        sub = np.lexsort((seq_u, -a_score[rows_u], a_arm[rows_u]))
-        a_item[rows_u] = a_item[rows_u[sub]]
-        a_score[rows_u] = a_score[rows_u[sub]]
-    top = _group_rank(a_arm) < ipt
-    a_arm, a_item, a_score = a_arm[top], a_item[top], a_score[top]
-    per_arm = np.bincount(a_arm, minlength=A)
-    per_user = np.bincount(arm_u, weights=per_arm, minlength=n_users)
-    slow |= per_user < s.slate_size
-
-    # the table of the users kept here: arms with at least one item
-    fast_user = ~slow
-    keep_arm = fast_user[arm_u] & (per_arm > 0)
-    fast_pos = np.flatnonzero(fast_user)
-    kept = np.flatnonzero(keep_arm)
-    item_keep = keep_arm[a_arm]
-    bounds_items = np.r_[0, np.cumsum(per_arm[kept])].astype(np.int64)
-    ids, scs = item_ids[a_item[item_keep]], a_score[item_keep]
-    arms_per_user = np.bincount(arm_u[kept], minlength=n_users)[fast_pos]
-    tag_obj = np.asarray(tag_names, dtype=object)
-    user_obj = np.asarray(users, dtype=object)
-    # per arm: the user's examined impressions and clicks of the tag
-    exam_all = _lookup(arm_key, keys.tag_key, keys.tag_val[:, 0], 0.0)
-    clicks_all = _lookup(arm_key, keys.tag_key, keys.tag_val[:, 1], 0.0)
-    exam, clicks = exam_all[kept], clicks_all[kept]
-    sel_known = fast_user[arm_u] & arm_known
-    sel_cand = fast_user[arm_u] & ~arm_known
-    table = _ArmTable(
-        users=user_obj[fast_pos].tolist(),
-        bounds=np.r_[0, np.cumsum(arms_per_user)].astype(np.int64),
-        tags=tag_obj[arm_t[kept]],
-        item_bounds=bounds_items,
-        item_ids=ids,
-        item_scores=scs,
-        reasons=[reasons[p] for p in fast_pos.tolist()],
-        known=arm_known[kept],
-        weight=arm_w[kept],
-        unc=arm_unc[kept],
-        evidence=arm_ev[kept],
-        last_seen=arm_seen[kept],
-        exam=exam,
-        clicks=clicks,
-        known_feedback=(exam_all[sel_known], clicks_all[sel_known]),
-        cand_feedback=(exam_all[sel_cand], clicks_all[sel_cand]),
-    )
-    return table, np.flatnonzero(slow)
-
-
-def _user_slices(users: pd.Series) -> tuple[dict[str, tuple[int, int]], np.ndarray | slice]:
-    """(user id -> (start, end), row order): taking rows in that order puts each user's rows
-    together, in their original order, at [start, end). When the rows already come grouped by
-    user (scoring writes them so), the order is ``slice(None)``: no copy is taken."""
-    codes, uniques = pd.factorize(users.astype(str))
-    grouped = bool(np.all(codes[1:] >= codes[:-1]))  # codes number users by first appearance
-    order: np.ndarray | slice = slice(None) if grouped else np.argsort(codes, kind="stable")
-    counts = np.bincount(codes, minlength=len(uniques))
-    ends = np.cumsum(counts)
-    return dict(zip(list(uniques), zip((ends - counts).tolist(), ends.tolist(), strict=True), strict=True)), order
-
-
-@dataclass
-class _UserChampion:
-    """One user's champion candidates, in the champion's order: item ids, tags, scores, reasons,
-    the scores rescaled to 0.5-1 (``norm``) and the lowest / highest score (NaN ignored)."""
-
-    items: list[str]
-    tags: list[str]
-    scores: list[float]
-    reasons: list[Any]
-    norm: list[float]
-    lo: float
-    hi: float
-
-
-class _ChampionRows:
-    """The champion's candidates grouped by user without one Python tuple per row: per user a
-    slice of whole-column arrays (item ids, tags, scores, reasons), in the frame's row order.
-    Each user's score range and rescaled scores are computed for all users at once."""
-
-    def __init__(self, champ: pd.DataFrame, tags: np.ndarray):
-        """``champ``: user_id, item_id, score, reason; ``tags``: each row's tag (str)."""
-        self._bounds, order = _user_slices(champ["user_id"])
-        self._items = champ["item_id"].astype(str).to_numpy(dtype=object)[order]
-        self._tags = np.asarray(tags, dtype=object)[order]
-        scores = champ["score"].to_numpy(np.float64)[order]
-        self._scores = scores
-        self._reasons = champ["reason"].to_numpy(dtype=object)[order]
-        starts = np.array(sorted(lo for lo, _ in self._bounds.values()), dtype=np.int64)
-        if len(scores):
-            with np.errstate(invalid="ignore"):
-                hi = np.fmax.reduceat(scores, starts)  # per user, NaN ignored as by np.nanmax
-                lo = np.fmin.reduceat(scores, starts)
-            sizes = np.diff(np.r_[starts, len(scores)])
-            lo_row, hi_row = np.repeat(lo, sizes), np.repeat(hi, sizes)
-            span = np.where(hi_row > lo_row, hi_row - lo_row, 1.0)
-            self._norm = 0.5 + 0.5 * (scores - lo_row) / span
-            self._lo = dict(zip(starts.tolist(), lo.tolist(), strict=True))
-            self._hi = dict(zip(starts.tolist(), hi.tolist(), strict=True))
-        else:
-            self._norm = scores
-
-    def get(self, user: str) -> _UserChampion | None:
-        """One user's candidates, or None."""
-        b = self._bounds.get(user)
-        if b is None:
-            return None
-        lo, hi = b
-        return _UserChampion(
-            self._items[lo:hi].tolist(),
-            self._tags[lo:hi].tolist(),
-            self._scores[lo:hi].tolist(),
-            self._reasons[lo:hi].tolist(),
-            self._norm[lo:hi].tolist(),
-            self._lo[lo],
-            self._hi[lo],
-        )
-
-
-class _RecordsByUser:
-    """user_id -> list of ``cols`` tuples (by descending weight when ``sort``), as column slices:
-    the tuples of one user are made when that user is asked for, not one per row up front."""
-
-    def __init__(self, df: pd.DataFrame | None, cols: list[str], sort: bool = True):
-        self._bounds: dict[str, tuple[int, int]] = {}
-        self._arrays: list[np.ndarray] = []
-        if df is None or df.empty:
-            return
-        if sort:
-            df = df.sort_values(["user_id", "weight"], ascending=[True, False], kind="stable")
-        self._bounds, order = _user_slices(df["user_id"])
-        self._arrays = [df[c].to_numpy(dtype=object)[order] for c in cols]
-
-    def get(self, user: str, default: list[tuple[Any, ...]] | None = None) -> list[tuple[Any, ...]]:
-        b = self._bounds.get(user)
-        if b is None:
-            return [] if default is None else default
-        lo, hi = b
-        return list(zip(*(a[lo:hi].tolist() for a in self._arrays), strict=True))
-
-
-def _arm_items(
-    known: dict[str, dict[str, Any]],
-    cand: dict[str, float],
-    champ: _UserChampion | None,
-    excluded: set[str],
-    tag_pops: dict[str, list[tuple[str, float]]],
-    popular_tags: list[str],
-    s: CandidateSettings,
-    popular_only: dict[str, tuple[np.ndarray, np.ndarray]],
-    user_fb: dict[str, tuple[float, float]],
-    item_tag: dict[str, str],
-) -> tuple[list[str], list[np.ndarray], list[np.ndarray], list[bool], list[float], dict[str, str]]:
-    """One user's arms: (tags, item ids per tag, item scores per tag, known flags, weights,
-    champion reasons by item)."""
-    champ_items: dict[str, list[tuple[str, float]]] = {}
-    reasons: dict[str, str] = {}
-    if champ is not None:
-        for it, t, v, rs in zip(champ.items, champ.tags, champ.norm, champ.reasons, strict=True):
-            if it in excluded:
-                continue
-            champ_items.setdefault(t, []).append((it, v))
-            if isinstance(rs, str) and rs:
-                reasons[it] = rs
-
-    # tags whose ranking can differ from the shop-wide one for this user (bought or shown items)
-    fb_tags = Counter(map(item_tag.get, user_fb)) if user_fb else Counter()
-    own_tags = {item_tag.get(i) for i in excluded} | set(fb_tags)
-
-    def items_for(tag: str) -> tuple[np.ndarray, np.ndarray]:
-        if tag not in champ_items and tag not in own_tags:
-            return popular_only[tag]  # the tag's most popular items, as for every such user
-        chosen = list(champ_items.get(tag, ()))  # (excluded items were left out above)
-        have = {i for i, _ in chosen}
-        # popular items fill behind the champion's (0.1-0.5) or lead a tag it does not reach (0.5-1)
-        lo, span = (0.1, 0.4) if chosen else (0.5, 0.5)
-        # only items the user was shown can be discounted, so popular items beyond the first
-        # items_per_tag + (shown items of this tag) can never make the cut
-        limit = min(3 * s.items_per_tag, len(chosen) + s.items_per_tag + fb_tags.get(tag, 0))
-        for i, rel in tag_pops[tag]:
-            if len(chosen) >= limit:
-                break
-            if i not in excluded and i not in have:
-                chosen.append((i, lo + span * rel))
-                have.add(i)
-        if fb_tags.get(tag):
-            scored = []
-            for i, sc in chosen:
-                n, c = user_fb.get(i, (0.0, 0.0))
-                scored.append((i, sc * min(1.0, (2.0 + c) / (2.0 + n))))
-        else:  # no item of this tag was shown to the user: every discount is 1
-            scored = chosen
-        scored.sort(key=lambda x: -x[1])
-        scored = scored[: s.items_per_tag]
-        return np.asarray([i for i, _ in scored], dtype=object), np.asarray([sc for _, sc in scored], dtype=np.float64)
-
-    tags: list[str] = []
-    items: list[np.ndarray] = []
-    scores_: list[np.ndarray] = []
-    is_known: list[bool] = []
-    weights: list[float] = []
-    n_items = 0
-    for t in list(known) + list(cand):
-        its, scs = items_for(t)
-        if len(its):
-            tags.append(t)
-            items.append(its)
-            scores_.append(scs)
-            is_known.append(t in known)
-            weights.append(known[t]["weight"] if t in known else cand[t])
-            n_items += len(its)
-    # enough items for a full slate: add popular tags as candidates
-    for t in popular_tags:
-        if n_items >= s.slate_size:
-            break
-        if t in tags:
-            continue
-        its, scs = items_for(t)
-        if len(its):
-            tags.append(t)
-            items.append(its)
-            scores_.append(scs)
-            is_known.append(False)
-            weights.append(0.0)
-            n_items += len(its)
-    return tags, items, scores_, is_known, weights, reasons
-
-
-def _stats(pairs: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    v = np.array(pairs, dtype=np.float64).reshape(-1, 2)
-    return v[:, 0], v[:, 1]
-
-
-def _join_stats(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
-
-
-class _ArmColumns:
-    """Arms of users added one at a time (the per-user path); :meth:`table` turns them into an
-    :class:`_ArmTable`."""
-
-    def __init__(self) -> None:
-        self.users: list[str] = []
-        self.bounds: list[int] = [0]
-        self.tags: list[str] = []
-        self.items: list[np.ndarray] = []
-        self.scores: list[np.ndarray] = []
-        self.reasons: list[dict[str, str]] = []
-        self.known: list[bool] = []
-        self.weight: list[float] = []
-        self.unc: list[float] = []
-        self.evidence: list[float] = []
-        self.last_seen: list[Any] = []  # per row: the known tag's last_seen, else None
-        self.exam: list[float] = []
-        self.clicks: list[float] = []
-        self.known_fb: list[tuple[float, float]] = []  # per known tag: (examined, clicks)
-        self.cand_fb: list[tuple[float, float]] = []
-
-    def add(
-        self,
-        u: str,
-        known: dict[str, dict[str, Any]],
-        cand: dict[str, float],
-        tags: list[str],
-        items: list[np.ndarray],
-        scores: list[np.ndarray],
-        is_known: list[bool],
-        weights: list[float],
-        reasons: dict[str, str],
-        user_tag: dict[tuple[str, str], tuple[float, float]],
-    ) -> None:
-        self.users.append(u)
-        self.bounds.append(self.bounds[-1] + len(tags))
-        self.tags.extend(tags)
-        self.items.extend(items)
-        self.scores.extend(scores)
-        self.reasons.append(reasons)
-        self.known.extend(is_known)
-        self.weight.extend(weights)
-        self.known_fb.extend(user_tag.get((u, t), (0.0, 0.0)) for t in known)
-        self.cand_fb.extend(user_tag.get((u, t), (0.0, 0.0)) for t in cand)
-        for t in tags:
-            info = known.get(t)
-            if info is not None:
-                self.unc.append(info["uncertainty"])
-                self.evidence.append(info["evidence"])
-                self.last_seen.append(info["last_seen"])
-            else:
-                self.unc.append(1.0)
-                self.evidence.append(0.0)
-                self.last_seen.append(None)
-            e, c = user_tag.get((u, t), (0.0, 0.0))
-            self.exam.append(e)
-            self.clicks.append(c)
-
-    def table(self) -> _ArmTable:
-        rows = [j for j, ls in enumerate(self.last_seen) if ls is not None and pd.notna(ls)]
-        seen = pd.to_datetime(pd.Index([self.last_seen[j] for j in rows], dtype=object)).to_numpy()
-        last_seen = np.full(len(self.last_seen), np.datetime64("NaT"), dtype=seen.dtype if rows else "M8[us]")
-        last_seen[rows] = seen
-        return _ArmTable(
-            users=self.users,
-            bounds=np.asarray(self.bounds, dtype=np.int64),
-            tags=np.asarray(self.tags, dtype=object),
-            item_bounds=np.r_[0, np.cumsum([len(x) for x in self.items])].astype(np.int64),
-            item_ids=np.concatenate(self.items) if self.items else np.zeros(0, dtype=object),
-            item_scores=np.concatenate(self.scores) if self.scores else np.zeros(0),
-            reasons=self.reasons,
-            known=np.asarray(self.known, dtype=bool),
-            weight=np.asarray(self.weight, dtype=np.float64),
-            unc=np.asarray(self.unc, dtype=np.float64),
-            evidence=np.asarray(self.evidence, dtype=np.float64),
-            last_seen=last_seen,
-            exam=np.asarray(self.exam, dtype=np.float64),
-            clicks=np.asarray(self.clicks, dtype=np.float64),
-            known_feedback=_stats(self.known_fb),
-            cand_feedback=_stats(self.cand_fb),
-        )
-
-
-@dataclass
 class _ArmTable:
     """Every user's arms as flat columns, one row per user x tag, rows grouped by user in the
     order of ``users`` (user ``n`` owns rows ``bounds[n]:bounds[n + 1]``), so the per-tag
@@ -995,49 +898,6 @@ class _ArmTable:
     clicks: np.ndarray
     known_feedback: tuple[np.ndarray, np.ndarray]
     cand_feedback: tuple[np.ndarray, np.ndarray]
-
-    @classmethod
-    def merge(cls, users: list[str], a: _ArmTable | None, b: _ArmTable) -> _ArmTable:
-        """The rows of ``a`` and ``b`` (disjoint users) in the order of ``users``."""
-        if a is None or not a.users:
-            return b
-        if not b.users:
-            return a
-        both = a.users + b.users
-        where = {u: n for n, u in enumerate(both)}
-        pick = np.array([where[u] for u in users], dtype=np.int64)
-        bounds = np.r_[a.bounds, a.bounds[-1] + b.bounds[1:]]
-        starts, sizes = bounds[pick], np.diff(bounds)[pick]
-        new_bounds = np.r_[0, np.cumsum(sizes)].astype(np.int64)
-        rows = np.repeat(starts - new_bounds[:-1], sizes) + np.arange(int(sizes.sum()))
-        # the items of the reordered rows
-        ib = np.r_[a.item_bounds, a.item_bounds[-1] + b.item_bounds[1:]]
-        i_starts, i_sizes = ib[rows], np.diff(ib)[rows]
-        new_ib = np.r_[0, np.cumsum(i_sizes)].astype(np.int64)
-        i_rows = np.repeat(i_starts - new_ib[:-1], i_sizes) + np.arange(int(i_sizes.sum()))
-        reasons = a.reasons + b.reasons
-
-        def cat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-            return np.concatenate([x, y])[rows]
-
-        return cls(
-            users=list(users),
-            bounds=new_bounds,
-            tags=cat(a.tags, b.tags),
-            item_bounds=new_ib,
-            item_ids=np.concatenate([a.item_ids, b.item_ids])[i_rows],
-            item_scores=np.concatenate([a.item_scores, b.item_scores])[i_rows],
-            reasons=[reasons[p] for p in pick.tolist()],
-            known=cat(a.known, b.known),
-            weight=cat(a.weight, b.weight),
-            unc=cat(a.unc, b.unc),
-            evidence=cat(a.evidence, b.evidence),
-            last_seen=cat(a.last_seen, b.last_seen),
-            exam=cat(a.exam, b.exam),
-            clicks=cat(a.clicks, b.clicks),
-            known_feedback=_join_stats(a.known_feedback, b.known_feedback),
-            cand_feedback=_join_stats(a.cand_feedback, b.cand_feedback),
-        )
 
     def _recency(self, as_of: pd.Timestamp) -> np.ndarray:
         """exp(-days since the known tag was last seen / 30), 0 where there is no date."""

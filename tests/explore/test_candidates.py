@@ -254,25 +254,8 @@ def _random_inputs(seed: int) -> CandidateInputs:
     )
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("items_per_tag", [3, 10])
-def test_whole_array_contexts_equal_the_per_user_path(seed, items_per_tag, monkeypatch):
-    from ml.explore import candidates
-
-    inp = _random_inputs(seed)
-    users = sorted(set(inp.profiles["user_id"]) | set(inp.champion["user_id"]))
-    s = CandidateSettings(items_per_tag=items_per_tag, slate_size=10)
-    per_user: list[int] = []
-    original = candidates._per_user_arms
-    monkeypatch.setattr(
-        candidates, "_per_user_arms", lambda inp, us, *a: per_user.append(len(us)) or original(inp, us, *a)
-    )
-    fast = build_contexts(inp, users, s)
-    # both paths are exercised: most users in whole arrays, the others one by one
-    assert 0 < per_user[0] < len(users)
-    ref = build_contexts(inp, users, s, columnar=False)
-    assert per_user[1] == len(users)
-    assert [c.user_id for c in fast] == users
+def _assert_same_contexts(fast, ref, users):
+    assert [c.user_id for c in fast] == [c.user_id for c in ref] == list(users)
     for a, b in zip(fast, ref, strict=True):
         assert a.tags == b.tags, a.user_id
         assert [x.tolist() for x in a.items] == [x.tolist() for x in b.items], a.user_id
@@ -283,6 +266,62 @@ def test_whole_array_contexts_equal_the_per_user_path(seed, items_per_tag, monke
         np.testing.assert_array_equal(a.impressions, b.impressions)
         assert (a.reasons, a.segment, a.n_sessions) == (b.reasons, b.segment, b.n_sessions)
         assert a.to_json() == b.to_json()
+
+
+def _odd_inputs(inp: CandidateInputs) -> CandidateInputs:
+    """``inp`` with the unusual rows the plain rules cover: a repeated profile tag, profile rows
+    without a weight, non-finite champion scores, an item listed twice, transitions (one to a tag
+    that is no arm) and reasons."""
+    import dataclasses
+
+    prof = inp.profiles
+    odd = pd.concat([prof, prof.iloc[[1, 5, 9]].assign(weight=0.1), prof.iloc[[2, 7]].assign(weight=np.nan)])
+    champ = inp.champion.copy()
+    champ.loc[champ.index[:40:7], "score"] = [np.nan, np.inf, -np.inf, np.nan, 1.0, np.nan][: len(champ.index[:40:7])]
+    champ["reason"] = [f"because {n}" if n % 3 else None for n in range(len(champ))]
+    tags = sorted(inp.items["tag"].unique())
+    transitions = pd.DataFrame(
+        {
+            "from_tag": [tags[0], tags[0], tags[3], tags[5], tags[3], "style:odd"],
+            "to_tag": [tags[1], tags[4], tags[1], "style:none", tags[0], tags[2]],
+            "probability": [0.5, 0.25, 0.125, 0.5, 0.3, 0.9],
+        }
+    )
+    items = pd.concat([inp.items, inp.items.iloc[[4]].assign(tag=tags[-1])], ignore_index=True)
+    return dataclasses.replace(inp, profiles=odd, champion=champ, transitions=transitions, items=items)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("items_per_tag", [3, 10])
+@pytest.mark.parametrize("odd", [False, True])
+def test_whole_array_contexts_equal_the_per_user_oracle(seed, items_per_tag, odd):
+    """Users with and without a profile, without a usable candidate row, without champion rows
+    or history, and with arms too short for a slate (popular tags fill it) get the oracle's
+    contexts."""
+    import dataclasses
+
+    from tests.explore.oracles import per_user_contexts
+
+    inp = _random_inputs(seed)
+    inp = _odd_inputs(inp) if odd else inp
+    if seed == 2:  # no transitions, no profiles: every user's tags derived
+        inp = dataclasses.replace(inp, profiles=None)
+    users = [*sorted(set(inp.profiles["user_id"] if inp.profiles is not None else []) | set(inp.champion["user_id"]))]
+    users += ["nobody-1", "nobody-2"]
+    users = users[::-1] if seed == 1 else users
+    s = CandidateSettings(items_per_tag=items_per_tag, slate_size=10 if items_per_tag == 3 else 25)
+    _assert_same_contexts(build_contexts(inp, users, s), per_user_contexts(inp, users, s), users)
+
+
+def test_contexts_of_no_user_and_of_an_empty_shop():
+    from tests.explore.oracles import per_user_contexts
+
+    inp = _random_inputs(0)
+    assert len(build_contexts(inp, [])) == 0
+    import dataclasses
+
+    empty = dataclasses.replace(inp, items=inp.items.iloc[:0])
+    _assert_same_contexts(build_contexts(empty, ["u001"]), per_user_contexts(empty, ["u001"]), ["u001"])
 
 
 @pytest.mark.parametrize("seed", [0, 3])
