@@ -1,21 +1,22 @@
 """Two simulated days of the tiny shop through Airflow's real scheduler, not ``dag.test`` (issue #22).
 
-A fresh Airflow home and state folder, LocalExecutor on SQLite. The set-up (every DAG once on the
-shop's history, ``LivingShop.setup``) runs on the embedded runtime in a subprocess of that
-environment; it leaves no asset-triggered run queued (``ml.orchestration.local.run_dag``). Then
-``airflow api-server`` (the REST API, and the execution API the task processes talk to),
-``airflow scheduler`` and ``airflow dag-processor`` start as subprocesses on a free port. Each day
-the shop's users answer the published slates (a landing batch), ``ingest_events`` is triggered
-through the REST API with that folder, and the assets drive the rest: ``build_features`` ->
-``evaluate_policies`` and ``retrain_models`` -> ``publish_recommendations`` -> ``publish_audiences``.
+A fresh Airflow home (LocalExecutor on SQLite) on a copy of the state folder of the ``living_shop``
+fixture: the tiny shop after its set-up (every DAG once on the shop's history) and two simulated
+days on the embedded runtime. A subprocess of the test's environment migrates the metadata
+database and serialises the DAGs; then ``airflow api-server`` (the REST API, and the execution
+API the task processes talk to), ``airflow scheduler`` and ``airflow dag-processor`` start as
+subprocesses on a free port. The shop lives two more days: each day its users answer the
+published slates (a landing batch), ``ingest_events`` is triggered through the REST API with that
+folder, and the assets drive the rest: ``build_features`` -> ``evaluate_policies`` and
+``retrain_models`` -> ``publish_recommendations`` -> ``publish_audiences``.
 
 The time-based DAGs stay out of the way: ``backfill_tags`` and ``finetune_tagger`` are paused,
 and the Airflow processes' landing folder is an empty one (the days are written elsewhere and
 passed as paths), so an hourly ``ingest_events`` run finds nothing, skips and emits nothing.
 
 Asserted: each day every DAG of the chain ran once and succeeded; each downstream run was
-triggered by the asset events of that day's upstream runs and started after they were emitted;
-day 2 started after day 1 ended; in the end nothing is queued or running, the paused DAGs never
+triggered by exactly the asset events of that day's upstream runs and started after they were
+emitted; the second day started after the first ended; in the end nothing is queued or running, the paused DAGs never
 ran, and the warehouse holds each day's batch once.
 """
 
@@ -25,6 +26,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,7 +43,6 @@ import pytest
 from ml import config
 from ml.orchestration.local import airflow_bin
 from ml.orchestration.scaleout import AirflowClient, free_port
-from tests.conftest import LIVING_CONF
 
 pytestmark = [pytest.mark.dags, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -61,7 +62,7 @@ UPSTREAM = {
     "publish_audiences": ("publish_recommendations",),
 }
 PAUSED = ("backfill_tags", "finetune_tagger")
-DAYS = (1, 2)
+N_DAYS = 2
 DAY_TIMEOUT_S = 900
 ENDED = ("success", "failed")
 # The LocalExecutor forks every task process from the scheduler: importing dbt and Great
@@ -72,15 +73,15 @@ SCHEDULER = (
     "sys.argv = ['airflow', 'scheduler']\n"
     "main()\n"
 )
+# the metadata database, the warehouse pool and the serialised DAGs of the fresh Airflow home
 SETUP = """
-import json, sys
-from pathlib import Path
 from ml.orchestration import local
-from ml.simulate.living import LivingShop, LoopSettings
+from airflow.__main__ import main
+import sys
 
 local.prepare()
-settings = LoopSettings(size="tiny", days=0, visit_share=0.5, policy="slot_allocator", conf=json.loads(sys.argv[2]))
-LivingShop(Path(sys.argv[1]), settings).setup()
+sys.argv = ["airflow", "dags", "reserialize"]
+main()
 """
 
 
@@ -173,9 +174,10 @@ def _airflow_env(root: Path, port: int) -> dict[str, str]:
 
 
 @pytest.fixture()
-def scheduler_world(tmp_path: Path, tiny_shop: Path) -> Iterator[tuple[AirflowProcesses, AirflowClient]]:
-    """The tiny shop set up in a fresh environment, then api-server, scheduler and dag-processor
-    running on it; stopped (terminate, then kill) afterwards."""
+def scheduler_world(tmp_path: Path, living_shop: dict) -> Iterator[tuple[AirflowProcesses, AirflowClient]]:
+    """A copy of the living tiny shop's state in a fresh Airflow environment, then api-server,
+    scheduler and dag-processor running on it; stopped (terminate, then kill) afterwards."""
+    shutil.copytree(living_shop["shop"].wh.path.parent, tmp_path / "state")
     port = free_port()
     env = _airflow_env(tmp_path, port)
     logs = tmp_path / "logs"
@@ -185,8 +187,8 @@ def scheduler_world(tmp_path: Path, tiny_shop: Path) -> Iterator[tuple[AirflowPr
     client = AirflowClient(env["AIRFLOW__API__BASE_URL"], "admin", password)
     try:
         t0 = time.monotonic()
-        af.run("setup", [sys.executable, "-c", SETUP, str(tiny_shop), json.dumps(LIVING_CONF)], timeout_s=900)
-        print(f"set-up (every DAG once, dag.test) in {time.monotonic() - t0:.0f} s")
+        af.run("setup", [sys.executable, "-c", SETUP], timeout_s=600)
+        print(f"metadata database and serialised DAGs in {time.monotonic() - t0:.0f} s")
         af.start(
             "api-server", [airflow_bin(), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
         )
@@ -265,13 +267,12 @@ def _check_triggered_by(
     runs: dict[str, dict[str, Any]],
     dag_id: str,
     upstream: tuple[str, ...],
-    set_up: set[str],
 ) -> None:
     """``dag_id``'s run of the day was triggered by exactly one asset event of each upstream DAG's
     run of the same day, and started after they were emitted. (An upstream *run* may end a moment
     after its consumer starts: its last task emits the event, the run is marked done a scheduler
-    loop later.) Airflow attaches every event since the DAG's previous asset-triggered run, so
-    the first day's runs also list the set-up's events (``set_up``: its run ids), and only it."""
+    loop later.) Airflow attaches every event since the DAG's previous asset-triggered run: none
+    but the day's may be there."""
     run = runs[dag_id]
     assert run["run_type"] == "asset_triggered", (day, dag_id, run["run_type"])
     path = f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents"
@@ -280,7 +281,7 @@ def _check_triggered_by(
     todays = [e for e in events if (e["source_dag_id"], e["source_run_id"]) in expected]
     earlier = [e["source_run_id"] for e in events if e not in todays]
     assert sorted((e["source_dag_id"], e["source_run_id"]) for e in todays) == expected, (day, dag_id, events)
-    assert (day == 1 or not earlier) and set(earlier) <= set_up, f"day {day}: {dag_id} also consumed {earlier}"
+    assert not earlier, f"day {day}: {dag_id} also consumed {earlier}"
     started = _when(run["start_date"])
     for e in todays:
         emitted, source_started = _when(e["timestamp"]), _when(runs[e["source_dag_id"]]["start_date"])
@@ -313,26 +314,29 @@ def test_two_days_run_through_the_real_scheduler_once_each_and_in_asset_order(
     from ml.warehouse import Warehouse
 
     af, client = scheduler_world
-    # the set-up's dag.test runs left nothing queued for the scheduler to start
+    # a fresh metadata database: nothing queued for the scheduler to start, no runs yet
     assert _queued_asset_events(client) == {}
     for dag_id in PAUSED:
         client.set_paused(dag_id, True)
     known = {r["dag_run_id"] for d in CHAIN for r in client.runs(d)}
-    set_up = set(known)
+    assert known == set(), known
     time_based = {d: len(client.runs(d)) for d in PAUSED}
     af.start("scheduler", [sys.executable, "-c", SCHEDULER])
     af.start("dag-processor", [airflow_bin(), "dag-processor"])
 
-    # this process writes the days (the shop's users) into its own landing folder
+    # this process writes the days (the shop's users) beside the copied ones, in the state folder
     monkeypatch.setenv("INTERESTFLOW_HOME", af.env["INTERESTFLOW_HOME"])
-    monkeypatch.setenv("INTERESTFLOW_LANDING", str(tmp_path / "landing-days"))
+    monkeypatch.delenv("INTERESTFLOW_LANDING", raising=False)
     monkeypatch.delenv("INTERESTFLOW_WAREHOUSE", raising=False)
     monkeypatch.delenv("INTERESTFLOW_ARTIFACTS", raising=False)
     shop = LivingShop(tiny_shop, LoopSettings(size="tiny", visit_share=0.5))
+    lived = shop.days_done()
+    assert lived, "the living shop fixture recorded no day"
+    days = [max(lived) + n for n in range(1, N_DAYS + 1)]
 
     day_runs: dict[int, dict[str, dict[str, Any]]] = {}
     scheduled: list[dict[str, Any]] = []
-    for day in DAYS:
+    for day in days:
         t0 = time.monotonic()
         shop.write_day(day)
         client.trigger("ingest_events", {"paths": [str(shop.day_dir(day))]})
@@ -358,10 +362,12 @@ def test_two_days_run_through_the_real_scheduler_once_each_and_in_asset_order(
         assert runs["ingest_events"]["run_type"] == "manual"
         assert runs["ingest_events"]["conf"]["paths"] == [str(shop.day_dir(day))]
         for dag_id, upstream in UPSTREAM.items():
-            _check_triggered_by(client, day, runs, dag_id, upstream, set_up)
-    assert _when(day_runs[2]["ingest_events"]["start_date"]) >= _when(day_runs[1]["publish_audiences"]["end_date"])
+            _check_triggered_by(client, day, runs, dag_id, upstream)
+    assert _when(day_runs[days[1]]["ingest_events"]["start_date"]) >= _when(
+        day_runs[days[0]]["publish_audiences"]["end_date"]
+    )
     af.stop()  # nothing writes the warehouse while it is read below
 
     wh = Warehouse.from_env()
-    for day in DAYS:
+    for day in days:
         _check_day_landed_once(wh, shop.day_dir(day) / "events.parquet")
