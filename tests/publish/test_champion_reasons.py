@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from ml.recommend import ItemKNN
-from ml.tasks.publishing import ChampionReasons
+from ml.recommend.explain import ChampionReasons
 
 pytestmark = pytest.mark.unit
 
