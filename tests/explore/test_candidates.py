@@ -402,3 +402,20 @@ def test_context_json_written_from_the_columns_equals_each_contexts_own(seed):
     assert rows == [c.to_json() for c in contexts]
     assert '"n_sessions":7' in rows[0] and '"segment":"loyal \\u00e9"' in rows[2]
     assert "NaN" in rows[0] and "-0.0" in rows[0]
+
+
+@pytest.mark.dags
+def test_contexts_of_the_living_shop_equal_the_per_user_oracle(living_shop):
+    """The tiny shop after two simulated days through the DAGs (real tags, profiles, transitions,
+    segments and logged feedback): every user of ``raw.users``, with or without a profile or
+    champion rows, plus one the shop never saw, gets the oracle's context."""
+    from ml.explore import store
+    from tests.explore.oracles import per_user_contexts
+
+    wh = living_shop["wh"]
+    champion = wh.query("select user_id, item_id, score, reason from serving.recommendations_current")
+    inp = store.read_candidate_inputs(wh, champion, ("purchase",), store.load_feedback(wh))
+    users = [*sorted(wh.query("select distinct user_id from raw.users")["user_id"]), "never-seen"]
+    assert inp.profiles is not None and set(users) - set(inp.profiles["user_id"]), "some users have no profile"
+    s = CandidateSettings(items_per_tag=10, slate_size=10)
+    _assert_same_contexts(build_contexts(inp, users, s), per_user_contexts(inp, users, s), users)
