@@ -15,10 +15,10 @@ import gc
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,12 +27,10 @@ from ml.defaults import DEFAULT_CANDIDATES, FAMILY, PRIMARY_METRIC  # noqa: F401
 from ml.explore.candidates import ChampionCodes
 from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
 from ml.features.interactions import load_decayed_interactions, snapshot_id  # noqa: F401
+from ml.marketing.serving import MarketingArgs, apply_marketing, marketing_inputs
 from ml.recommend.explain import ChampionReasons
 from ml.threads import in_background
 from ml.warehouse import Warehouse
-
-if TYPE_CHECKING:
-    from ml.marketing.new_items import NewItemBudget
 
 log = logging.getLogger(__name__)
 
@@ -322,16 +320,6 @@ def publish_recommendations(
 
 
 @dataclass
-class MarketingArgs:
-    """The marketing layer's arguments of a publish run (see :func:`publish_recommendations`)."""
-
-    at: str | None = None
-    campaigns: bool = True
-    holdout_share: float | None = None
-    new_item_budget: dict[str, Any] | None = None
-
-
-@dataclass
 class PolicySlates:
     """The slates of a publish run before its version columns: the rows, the contexts the
     policy saw, the champion's version, the data's newest event and day, and what the
@@ -412,138 +400,3 @@ def log_slates(wh: Warehouse, con: Any, run_id: str, slates: pd.DataFrame, conte
 
     with paused_gc():
         store.write_log(wh, con, run_id, slates, contexts, as_of)
-
-
-@dataclass
-class MarketingInputs:
-    """What the marketing layer reads before it sees the slates: the item tags (item_id, tag:
-    department, category, style and tier tags), the live campaigns, each live campaign's arm
-    per user (campaign name -> (user ids, arms), for the users given), the new-item budget's
-    settings (with ``max_age_days`` last, as the publish log records them), the budget (None
-    when discovery is off) and the items still new under it."""
-
-    item_tags: pd.DataFrame
-    live: list[Any]
-    user_arms: dict[str, tuple[np.ndarray, np.ndarray]]
-    new_item_settings: dict[str, Any]
-    new_item_budget: NewItemBudget | None
-    fresh: list[str]
-
-
-def marketing_inputs(
-    wh: Warehouse,
-    at: pd.Timestamp,
-    campaigns: bool = True,
-    holdout_share: float | None = None,
-    new_item_budget: dict[str, Any] | None = None,
-    users: Sequence[str] | np.ndarray | None = None,
-) -> MarketingInputs:
-    """The :class:`MarketingInputs` of :func:`apply_marketing`'s arguments; ``users``: the users
-    whose campaign arms are worked out here (the hashing is the costly part for 100k+ users).
-    Opens a read-only connection only."""
-    from ml.marketing.campaigns import active_campaigns, arm, load_campaigns
-    from ml.marketing.defaults import DEFAULT_NEW_ITEM_BUDGET
-    from ml.marketing.new_items import NewItemBudget, new_item_candidates
-
-    feats = wh.query(
-        "select item_id, age_days, n_impressions, n_clicks, department_tag, category_tag, style_tag, tier_tag "
-        "from marts.item_features"
-    )
-    item_tags = feats.melt(
-        id_vars="item_id", value_vars=["department_tag", "category_tag", "style_tag", "tier_tag"], value_name="tag"
-    ).dropna(subset=["tag"])[["item_id", "tag"]]
-    live = active_campaigns(load_campaigns(), at.to_pydatetime(), holdout_share) if campaigns else []
-    user_arms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    if users is not None:
-        ids = np.asarray(users, dtype=object)
-        user_arms = {c.name: (ids, arm(ids, c)) for c in live}
-    settings = {**DEFAULT_NEW_ITEM_BUDGET, **(new_item_budget or {})}
-    max_age = float(settings.pop("max_age_days"))
-    budget, fresh = None, []
-    if float(settings.get("slot_probability", 0.0)) > 0.0:
-        budget = NewItemBudget(**settings)
-        fresh = new_item_candidates(feats, budget, max_age)["item_id"].astype(str).tolist()
-    return MarketingInputs(item_tags, live, user_arms, {**settings, "max_age_days": max_age}, budget, fresh)
-
-
-def apply_marketing(
-    wh: Warehouse,
-    slates: pd.DataFrame,
-    policy: Any,
-    contexts: Sequence[Any],
-    arm_items: pd.DataFrame,
-    k: int,
-    day: str,
-    n_draws: int,
-    at: pd.Timestamp,
-    campaigns: bool = True,
-    holdout_share: float | None = None,
-    new_item_budget: dict[str, Any] | None = None,
-    labels: dict[str, str] | None = None,
-    draws_cache: dict[str, Any] | None = None,
-    prepared: MarketingInputs | None = None,
-    excluded: pd.DataFrame | None = None,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Campaign re-ranking, then the new-item slot, on the policy's slates (columns
-    ``campaign`` and ``new_item`` added). Returns the rows and what was applied (for the
-    publish log). ``draws_cache``: the slate draws ``build_slates`` kept, reused by campaigns;
-    ``prepared``: :func:`marketing_inputs` of the same arguments when the caller read them
-    already (it is read here otherwise); ``excluded``: (user_id, item_id) pairs the new-item
-    slot never shows (items the user bought)."""
-    import hashlib
-
-    from ml.explore.context import FEATURES, ContextList
-    from ml.marketing.campaigns import campaign_slates
-    from ml.marketing.new_items import place_new_items
-
-    if prepared is None:
-        prepared = marketing_inputs(wh, at, campaigns, holdout_share, new_item_budget)
-    live, item_tags = prepared.live, prepared.item_tags
-    df = campaign_slates(
-        slates, policy, contexts, k, day, n_draws, live, item_tags, labels, draws_cache, user_arms=prepared.user_arms
-    )
-    applied: dict[str, Any] = {"campaign_clock": str(at), "campaigns": [c.name for c in live]}
-
-    budget, fresh = prepared.new_item_budget, prepared.fresh
-    if budget is None:
-        applied["new_items"] = {"enabled": False}
-        return df.assign(new_item=False), applied
-    user_tags, arm_features = _arm_lookup(ContextList.of(contexts).columns, FEATURES.index("weight"))
-    seed = int.from_bytes(hashlib.sha256(f"new-items|{day}".encode()).digest()[:8], "little")
-    df = place_new_items(
-        df, user_tags, arm_items[["item_id", "tag"]], fresh, budget, seed, arm_features, excluded=excluded
-    )
-    applied["new_items"] = {"enabled": True, "candidates": len(fresh), "budget": prepared.new_item_settings}
-    return df, applied
-
-
-def _arm_lookup(cols: Any, weight: int) -> tuple[pd.DataFrame, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
-    """From the contexts' columns: (user_id, tag) of every known arm or arm with a positive
-    weight, and the ``arm_features`` text of given (user, tag) pairs (None where the user has
-    no such arm), found through integer keys."""
-    n_arms = np.diff(cols.arm_bounds)
-    owner = np.repeat(np.arange(len(cols.users)), n_arms)
-    users = np.asarray(cols.users, dtype=object)
-    keep = np.asarray(cols.known, dtype=bool) | (cols.features[:, weight] > 0)
-    user_tags = pd.DataFrame({"user_id": users[owner[keep]], "tag": cols.tags[keep]})
-    user_index = pd.Index(users)
-    tag_codes, tag_names = pd.factorize(cols.tags)
-    tag_index = pd.Index(tag_names)
-    n_tags = max(len(tag_names), 1)
-    keys = owner.astype(np.int64) * n_tags + tag_codes
-    order = np.argsort(keys, kind="stable")  # a user's arms hold a tag once; the first wins if not
-    sorted_keys = keys[order]
-
-    def arm_features(users_: np.ndarray, tags_: np.ndarray) -> np.ndarray:
-        out = np.full(len(users_), None, dtype=object)
-        if len(sorted_keys) == 0:
-            return out
-        u, t = user_index.get_indexer(users_), tag_index.get_indexer(tags_)
-        key = u.astype(np.int64) * n_tags + t
-        pos = np.minimum(np.searchsorted(sorted_keys, key), len(sorted_keys) - 1)
-        hit = (u >= 0) & (t >= 0) & (sorted_keys[pos] == key)
-        if hit.any():
-            out[hit] = cols.features_json(order[pos[hit]])
-        return out
-
-    return user_tags, arm_features
