@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import importlib
 import io
 import json
 import os
@@ -37,10 +36,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,89 +123,14 @@ class Recorder:
         print(f"  {name:<34} {seconds:9.2f} s  {peak_rss_mb:9.0f} MB", flush=True)
 
 
-@dataclass
-class PublishProbe:
-    """Wraps the functions ``publish_recommendations`` calls to time its parts and keep the
-    published frame for the raw-COPY bound."""
-
-    timings: dict[str, float] = field(default_factory=dict)
-    peaks: dict[str, float] = field(default_factory=dict)
-    frame: Any = None
-    # where the scoring stage's time goes (informative; the stage itself is timed as a whole);
-    # parts named ``concurrent:…`` ran on a second thread, alongside the main thread's parts
-    scoring_parts: dict[str, float] = field(default_factory=dict)
-
-    def wrap(
-        self, key: str, fn: Callable[..., Any], keep_frame: bool = False, part: bool = False
-    ) -> Callable[..., Any]:
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            if keep_frame:
-                self.frame = args[0]
-            if part:
-                # a part run on publishing's second thread overlaps the main thread's parts
-                name = key if threading.current_thread() is threading.main_thread() else f"concurrent:{key}"
-                t0 = time.perf_counter()
-                out = fn(*args, **kwargs)
-                self.scoring_parts[name] = round(self.scoring_parts.get(name, 0.0) + time.perf_counter() - t0, 3)
-                return out
-            with measure(key) as st:
-                out = fn(*args, **kwargs)
-            self.timings[key] = self.timings.get(key, 0.0) + st.seconds
-            self.peaks[key] = max(self.peaks.get(key, 0.0), st.peak_rss_mb)
-            return out
-
-        return inner
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        import ml.publish
-        import ml.quality.prepublish
-
-        patches: list[tuple[Any, str, Any]] = [
-            (ml.publish, "publish_table", self.wrap("publish", ml.publish.publish_table, keep_frame=True)),
-            (
-                ml.quality.prepublish,
-                "check_recommendations",
-                self.wrap("prepublish_gate", ml.quality.prepublish.check_recommendations),
-            ),
-        ]
-        try:  # the slate log, written inside the publish transaction (its time is taken out of publish's)
-            import ml.tasks.publishing as publishing
-
-            patches.append((publishing, "log_slates", self.wrap("slate_log", publishing.log_slates)))
-        except (ImportError, AttributeError):
-            pass
-        for module, attr in (
-            ("ml.tasks.publishing", "score_users"),
-            ("ml.explore.store", "load_feedback"),
-            ("ml.explore.store", "read_arm_inputs"),
-            ("ml.explore.store", "with_champion"),
-            ("ml.explore.candidates", "build_contexts"),
-            ("ml.explore.slate", "build_slates"),
-            ("ml.tasks.publishing", "apply_marketing"),
-        ):
-            try:
-                mod = importlib.import_module(module)
-                patches.append((mod, attr, self.wrap(attr, getattr(mod, attr), part=True)))
-            except (ImportError, AttributeError):
-                pass
-        saved = [(mod, attr, getattr(mod, attr)) for mod, attr, _ in patches]
-        for mod, attr, new in patches:
-            setattr(mod, attr, new)
-        try:
-            yield
-        finally:
-            for mod, attr, old in saved:
-                setattr(mod, attr, old)
-
-
 def run_direct(shop: Path, url: str, rec: Recorder, run_id: str, tagging: bool = True) -> dict[str, Any]:
     """The pipeline's task functions, in DAG order, on the warehouse at ``url``."""
     import ml.tasks.features as features
     from ml.defaults import DEFAULT_CANDIDATES
     from ml.tasks.ingest import ingest_landing
-    from ml.tasks.publishing import publish_recommendations
+    from ml.tasks.publishing import PUBLISHED_COLUMNS, publish_recommendations
     from ml.tasks.training import evaluate_and_gate, train_candidate
+    from ml.warehouse import Warehouse
 
     facts: dict[str, Any] = {}
     with rec.stage("ingest"):
@@ -230,21 +153,31 @@ def run_direct(shop: Path, url: str, rec: Recorder, run_id: str, tagging: bool =
     with rec.stage("gate"):
         facts["gate"] = evaluate_and_gate(results, run_id=run_id, warehouse=url)
     facts["tagging"] = run_tagging(shop, url, rec, run_id) if tagging else {"skipped": "--no-tagging"}
-    probe = PublishProbe()
     release_freed_memory()
-    with measure("score+publish") as whole, probe.installed(), rec.profiled("score+publish"):
+    with measure("score+publish") as whole, rec.profiled("score+publish"):
         out = publish_recommendations(run_id=run_id, k=K, warehouse=url)
-    if "slate_log" in probe.timings and "publish" in probe.timings:
-        # the slate log is written inside publish_table's transaction: publish is the rest
-        probe.timings["publish"] = round(probe.timings["publish"] - probe.timings["slate_log"], 3)
-    parts = sum(probe.timings.values())
-    rec.add("score_with_exploration", whole.seconds - parts, whole.peak_rss_mb)
-    for key in ("prepublish_gate", "slate_log", "publish"):
-        if key in probe.timings:
-            rec.add(key, probe.timings[key], probe.peaks[key])
+    # the publish call times its own stages (ml.timing.stage): the pre-publish gate, the slate
+    # log and the publish (whose transaction writes the slate log: publish is the rest) are
+    # stages here; "scoring with exploration" is the rest of the call
+    took = {name: s["seconds"] for name, s in out["stages"].items()}
+    own = {
+        "prepublish_gate": took["prepublish_gate"],
+        "slate_log": took["slate_log"],
+        "publish": round(took["publish"] - took["slate_log"], 3),
+    }
+    rec.add("score_with_exploration", whole.seconds - sum(own.values()), whole.peak_rss_mb)
+    # each gets the call's peak RSS (sampled here): a stage's own ``peak_rss_mb`` is the process's
+    # high-water mark, which in this one-process run includes the earlier stages
+    for key, seconds in own.items():
+        rec.add(key, seconds, whole.peak_rss_mb)
     facts["published"] = {k: out[k] for k in ("version", "rows", "users") if k in out}
-    facts["scoring_parts_seconds"] = probe.scoring_parts
-    facts["frame"] = probe.frame
+    # where the scoring time went; parts named ``concurrent:…`` ran beside the main thread
+    facts["scoring_parts_seconds"] = {
+        ("concurrent:" if s.get("background") else "") + name: s["seconds"]
+        for name, s in out["stages"].items()
+        if name not in (*own, "publish")
+    }
+    facts["frame"] = Warehouse(url).query(f"select {', '.join(PUBLISHED_COLUMNS)} from {out['table']}")
     return facts
 
 

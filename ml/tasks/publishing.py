@@ -27,9 +27,10 @@ from ml.defaults import DEFAULT_CANDIDATES, FAMILY, PRIMARY_METRIC  # noqa: F401
 from ml.explore.candidates import ChampionCodes
 from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
 from ml.features.interactions import load_decayed_interactions, snapshot_id  # noqa: F401
-from ml.marketing.serving import MarketingArgs, apply_marketing, marketing_inputs
+from ml.marketing.serving import MarketingArgs, MarketingInputs, apply_marketing, marketing_inputs
 from ml.recommend.explain import ChampionReasons
 from ml.threads import in_background
+from ml.timing import Timings, stage
 from ml.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -270,7 +271,12 @@ def publish_recommendations(
     ``campaign_at`` is the campaign clock (default: the newest event, the same day the slates
     are seeded with); ``campaign_holdout_share`` overrides each campaign's holdout size;
     ``new_item_budget`` overrides ``ml.marketing.defaults.DEFAULT_NEW_ITEM_BUDGET`` key by key
-    (``slot_probability: 0`` turns discovery off)."""
+    (``slot_probability: 0`` turns discovery off).
+
+    The result's ``stages`` holds each stage's seconds (see :func:`ml.timing.stage`): score,
+    with_champion, contexts, slates, reasons, marketing, prepublish_gate, publish (slate_log,
+    written inside its transaction, included), slate_log; serving_inputs and marketing_inputs
+    run beside the main thread (``background``)."""
     from ml.publish import publish_table
     from ml.quality.prepublish import check_recommendations
 
@@ -281,26 +287,34 @@ def publish_recommendations(
     champion = champion_row(wh)
     pol, pol_version = resolve_policy(wh, policy, policy_params, exploration_budget, min_sessions)
     marketing_args = MarketingArgs(campaign_at, campaigns, campaign_holdout_share, new_item_budget)
+    timings: Timings = {}
     with paused_gc():  # millions of small acyclic objects: no cyclic-GC rescans
         slates = _policy_slates(
-            wh, champion, pol, excl, k, candidates_per_user, propensity_draws, run_id, marketing_args
+            wh, champion, pol, excl, k, candidates_per_user, propensity_draws, run_id, marketing_args, timings
         )
     df = slates.rows.assign(policy_version=pol_version, model_version=slates.model_version, run_id=run_id)
-    check_recommendations(df, wh, k=k, exclude_event_types=excl)
+    with stage("prepublish_gate", timings):
+        check_recommendations(df, wh, k=k, exclude_event_types=excl)
     meta = {"policy": pol.name, "params": pol.get_params(), "propensity_draws": propensity_draws}
-    res = publish_table(
-        df[PUBLISHED_COLUMNS],
-        "recommendations",
-        run_id,
-        wh,
-        keep=keep_versions,
-        model_version=slates.model_version,
-        policy_version=pol_version,
-        meta={**meta, "day": slates.day, "marketing": slates.marketing},
-        # the slates become current together with their log, or neither does: OPE and the
-        # feedback mart never miss the impressions of a version that was served
-        in_transaction=lambda con: log_slates(wh, con, run_id, df, slates.contexts, slates.as_of),
-    )
+
+    def write_log(con: Any) -> None:
+        with stage("slate_log", timings):
+            log_slates(wh, con, run_id, df, slates.contexts, slates.as_of)
+
+    with stage("publish", timings):
+        res = publish_table(
+            df[PUBLISHED_COLUMNS],
+            "recommendations",
+            run_id,
+            wh,
+            keep=keep_versions,
+            model_version=slates.model_version,
+            policy_version=pol_version,
+            meta={**meta, "day": slates.day, "marketing": slates.marketing},
+            # the slates become current together with their log, or neither does: OPE and the
+            # feedback mart never miss the impressions of a version that was served
+            in_transaction=write_log,
+        )
     return {
         "table": res.table,
         "view": res.view,
@@ -316,6 +330,7 @@ def publish_recommendations(
         "campaigns": slates.marketing["campaigns"],
         "campaign_rows": int(df["campaign"].notna().sum()),
         "new_item_rows": int(df["new_item"].sum()),
+        "stages": timings,
     }
 
 
@@ -343,6 +358,7 @@ def _policy_slates(
     n_draws: int,
     run_id: str,
     m: MarketingArgs,
+    timings: Timings,
 ) -> PolicySlates:
     """The champion's candidates, the policy's slates over them, then the marketing layer.
 
@@ -353,42 +369,57 @@ def _policy_slates(
     from ml.explore.candidates import CandidateSettings, build_contexts
     from ml.explore.slate import build_slates
 
-    scores = score_users(
-        wh,
-        k=max(candidates_per_user, k),
-        exclude_event_types=excl,
-        defer_reasons=True,
-        champion=champion,
-        alongside=lambda: _serving_inputs(wh, pol, excl),
-    )
+    def serving_inputs() -> tuple[Any, dict[str, str]]:
+        with stage("serving_inputs", timings):
+            return _serving_inputs(wh, pol, excl)
+
+    with stage("score", timings):
+        scores = score_users(
+            wh,
+            k=max(candidates_per_user, k),
+            exclude_event_types=excl,
+            defer_reasons=True,
+            champion=champion,
+            alongside=serving_inputs,
+        )
     arm_inputs, labels = scores.alongside
-    inputs = store.with_champion(wh, arm_inputs, scores.rows, scores.users, scores.codes, excluded=scores.excluded)
+    with stage("with_champion", timings):
+        inputs = store.with_champion(wh, arm_inputs, scores.rows, scores.users, scores.codes, excluded=scores.excluded)
     at = pd.Timestamp(m.at) if m.at else pd.Timestamp(inputs.as_of)
-    ahead = in_background(marketing_inputs, wh, at, m.campaigns, m.holdout_share, m.new_item_budget, scores.users)
-    contexts = build_contexts(inputs, scores.users, CandidateSettings(items_per_tag=k, slate_size=k))
+
+    def read_marketing_inputs() -> MarketingInputs:
+        with stage("marketing_inputs", timings):
+            return marketing_inputs(wh, at, m.campaigns, m.holdout_share, m.new_item_budget, scores.users)
+
+    ahead = in_background(read_marketing_inputs)
+    with stage("contexts", timings):
+        contexts = build_contexts(inputs, scores.users, CandidateSettings(items_per_tag=k, slate_size=k))
     day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")
     draws: dict[str, Any] = {}
-    df = build_slates(pol, contexts, k, day, run_id, n_draws=n_draws, labels=labels, draws_cache=draws)
+    with stage("slates", timings):
+        df = build_slates(pol, contexts, k, day, run_id, n_draws=n_draws, labels=labels, draws_cache=draws)
     assert scores.reasons is not None  # (deferred above)
-    df = scores.reasons.result().fill(df)  # the champion's reasons, for shown rows only
-    df, applied = apply_marketing(
-        wh,
-        df,
-        pol,
-        contexts,
-        inputs.items,
-        k,
-        day,
-        n_draws,
-        at=at,
-        campaigns=m.campaigns,
-        holdout_share=m.holdout_share,
-        new_item_budget=m.new_item_budget,
-        labels=labels,
-        draws_cache=draws,
-        prepared=ahead.result(),
-        excluded=inputs.excluded,
-    )
+    with stage("reasons", timings):
+        df = scores.reasons.result().fill(df)  # the champion's reasons, for shown rows only
+    with stage("marketing", timings):
+        df, applied = apply_marketing(
+            wh,
+            df,
+            pol,
+            contexts,
+            inputs.items,
+            k,
+            day,
+            n_draws,
+            at=at,
+            campaigns=m.campaigns,
+            holdout_share=m.holdout_share,
+            new_item_budget=m.new_item_budget,
+            labels=labels,
+            draws_cache=draws,
+            prepared=ahead.result(),
+            excluded=inputs.excluded,
+        )
     return PolicySlates(df, contexts, scores.version_id, pd.Timestamp(inputs.as_of), day, applied)
 
 
