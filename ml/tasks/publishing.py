@@ -315,6 +315,11 @@ def publish_recommendations(
             # feedback mart never miss the impressions of a version that was served
             in_transaction=write_log,
         )
+    return {**_summary(res, df, slates), "policy": pol.name, "policy_version": pol_version, "stages": timings}
+
+
+def _summary(res: Any, df: pd.DataFrame, slates: PolicySlates) -> dict[str, Any]:
+    """What a publish run returns about the published version ``res`` of the rows ``df``."""
     return {
         "table": res.table,
         "view": res.view,
@@ -322,15 +327,12 @@ def publish_recommendations(
         "rows": res.rows,
         "users": int(df["user_id"].nunique()),
         "model_version": slates.model_version,
-        "policy": pol.name,
-        "policy_version": pol_version,
         "exploration_share": round(float(df["is_exploration"].mean()), 4) if len(df) else 0.0,
         "mean_propensity": round(float(df["propensity"].mean()), 4) if len(df) else 0.0,
         "dropped_versions": res.dropped_versions,
         "campaigns": slates.marketing["campaigns"],
         "campaign_rows": int(df["campaign"].notna().sum()),
         "new_item_rows": int(df["new_item"].sum()),
-        "stages": timings,
     }
 
 
