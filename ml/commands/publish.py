@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from ml.errors import UsageError
+
 if TYPE_CHECKING:
     from ml.warehouse import Warehouse
 
@@ -45,8 +47,7 @@ def _rollback(args: argparse.Namespace) -> int:
     try:
         rollback(args.name, args.version, _wh(args))
     except KeyError as exc:
-        print(f"error: {exc.args[0]}")
-        return 2
+        raise UsageError(exc.args[0]) from None
     print(f"serving.{args.name}_current now points at {args.version}")
     return 0
 
@@ -57,7 +58,6 @@ def _prune(args: argparse.Namespace) -> int:
     try:
         dropped = prune(args.name, args.keep, _wh(args))
     except ValueError as exc:
-        print(f"error: {exc}")
-        return 2
+        raise UsageError(str(exc)) from None
     print(f"dropped {len(dropped)} versions: {', '.join(dropped)}" if dropped else "nothing to drop")
     return 0

@@ -30,4 +30,4 @@ def test_list_rollback_and_prune_from_the_command_line(warehouse, capsys):
     assert set(kept["version"]) == {version_for("run-3"), version_for("run-1")}
     assert kept.loc[kept["current"], "version"].tolist() == [version_for("run-1")]
     assert main(["publish", "rollback", "--to", "v000000000000", "--name", "recs", "--warehouse", warehouse.url]) == 2
-    assert "no kept version" in capsys.readouterr().out
+    assert "no kept version" in capsys.readouterr().err  # one line on stderr, exit 2
