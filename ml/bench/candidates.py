@@ -32,6 +32,7 @@ from typing import Any
 
 from ml.bench import SHOP_SIZES
 from ml.bench.measure import measure, peak_rss_mb_lifetime, rss_mb, table, write_json
+from ml.errors import UsageError
 
 NAME = "candidates"
 HELP = "every retrain_models candidate on the DAG's time-based holdout (metrics, fit seconds, peak RSS)"
@@ -200,8 +201,7 @@ def run(args: argparse.Namespace) -> int:
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted({*wanted, *(c["model"] for c in configs)} - set(MODEL_NAMES))
     if unknown:
-        print(f"error: unknown models {unknown}")
-        return 2
+        raise UsageError(f"unknown models {unknown}; known: {', '.join(MODEL_NAMES)}")
     out = Path(args.out).resolve()
     shop = (args.shop or out / f"shop-{args.size}-seed{args.seed}").resolve()
     payload: dict[str, Any] = {"size": args.size, "seed": args.seed, "shop": str(shop), "holdout_days": HOLDOUT_DAYS}

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ml.bench import positive_int
+from ml.errors import UsageError
 
 NAME = "loop"
 HELP = "the explore/exploit loop through the real DAGs: greedy vs the policy gate, OPE calibration"
@@ -163,13 +164,11 @@ def run(args: argparse.Namespace) -> int:
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = sorted(set(arms) - set(ARMS))
     if unknown or not arms:
-        print(f"error: unknown arms {unknown}; choose from {', '.join(ARMS)}")
-        return 2
+        raise UsageError(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
     try:
         conf = json.loads(args.conf)
     except json.JSONDecodeError as exc:
-        print(f"error: --conf is not JSON: {exc}")
-        return 2
+        raise UsageError(f"--conf is not JSON: {exc}") from None
     out = Path(args.out).resolve()
     shop_dir = out / f"{args.size}-seed{args.seed}"
     if not (shop_dir / "events.parquet").exists():

@@ -36,6 +36,7 @@ import scipy.sparse as sp
 
 from ml.bench import SHOP_SIZES
 from ml.bench.measure import measure, table, write_json
+from ml.errors import UsageError
 
 NAME = "recsys"
 HELP = "recommender accuracy and speed: MovieLens-100k (MS Recommenders protocol) or the synthetic shop"
@@ -423,8 +424,7 @@ def run(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(models) - set(ALL_MODELS))
     if unknown:
-        print(f"error: unknown models {unknown}; known: {', '.join(ALL_MODELS)}")
-        return 2
+        raise UsageError(f"unknown models {unknown}; known: {', '.join(ALL_MODELS)}")
     out = Path(args.out)
     if args.dataset == "movielens-100k":
         ds, grids = load_movielens(args.path), GRIDS

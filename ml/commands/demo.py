@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ml.errors import UsageError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="generate a shop and run all DAGs on the embedded runtime")
@@ -23,12 +25,10 @@ def _run(args: argparse.Namespace) -> int:
 
     days = DEFAULT_DAYS if args.days is None else args.days
     if days < 0:
-        print(f"error: --days must be >= 0, got {days}")
-        return 2
+        raise UsageError(f"--days must be >= 0, got {days}")
     try:
         summary = run(size=args.size, seed=args.seed, days=days)
     except DemoError as exc:
-        print(f"error: {exc}")
-        return 2
+        raise UsageError(str(exc)) from None
     print(json.dumps(summary, indent=2, default=str) if args.json else render(summary))
     return 0
