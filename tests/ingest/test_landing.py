@@ -16,6 +16,7 @@ import pytest
 
 from ml.config import IngestSettings
 from ml.ingest.landing import RULES, BatchBlocked, LandingFileError, ingest_file, ingest_paths
+from tests.ingest.files import write_landing
 from tests.ingest.test_values_that_fit import EVENT_BREAKS, ITEM_BREAKS, USER_BREAKS
 
 pytestmark = pytest.mark.unit
@@ -26,16 +27,6 @@ N_BASE = 200
 
 def _count(wh, sql, params=None) -> int:
     return int(wh.query(sql, params)["n"].iloc[0])
-
-
-def _write(df: pd.DataFrame, path: Path) -> Path:
-    if path.suffix == ".parquet":
-        df.to_parquet(path, index=False)
-    elif path.suffix == ".csv":
-        df.to_csv(path, index=False)
-    else:
-        path.write_text("".join(json.dumps(r, default=str) + "\n" for r in df.to_dict("records")))
-    return path
 
 
 @pytest.fixture()
@@ -123,7 +114,7 @@ def test_each_bad_row_rule_quarantines_only_the_bad_row(case, catalogue, events,
     suffix, breaker = ROW_CASES[case]
     reason = "wrong_type" if case.startswith("wrong_type") else case
     bad = breaker(events)
-    path = _write(bad, tmp_path / f"events-{case}{suffix}")
+    path = write_landing(bad, tmp_path / f"events-{case}{suffix}")
     report = ingest_file(path, catalogue, now=NOW)
     assert report.status == "accepted"
     assert report.reasons == {reason: 1}, report.reasons
@@ -149,7 +140,7 @@ def test_every_rule_has_a_test():
 
 def test_exact_duplicate_rows_are_kept_once(catalogue, events, tmp_path):
     doubled = pd.concat([events, events.iloc[[5, 6]]], ignore_index=True)
-    report = ingest_file(_write(doubled, tmp_path / "events-dups.parquet"), catalogue, now=NOW)
+    report = ingest_file(write_landing(doubled, tmp_path / "events-dups.parquet"), catalogue, now=NOW)
     assert report.rows == N_BASE + 2 and report.reasons == {"duplicate_row": 2}
     _assert_accounting(catalogue, report, set(events["event_id"]))
     assert _quarantined(catalogue, report.batch_id)["row_number"].tolist() == [N_BASE + 1, N_BASE + 2]
@@ -158,7 +149,7 @@ def test_exact_duplicate_rows_are_kept_once(catalogue, events, tmp_path):
 def test_repeated_event_id_with_other_values_is_kept_once(catalogue, events, tmp_path):
     again = events.iloc[[10]].assign(user_id="U_other")
     report = ingest_file(
-        _write(pd.concat([events, again], ignore_index=True), tmp_path / "events-rep.csv"), catalogue, now=NOW
+        write_landing(pd.concat([events, again], ignore_index=True), tmp_path / "events-rep.csv"), catalogue, now=NOW
     )
     assert report.reasons == {"duplicate_event_id": 1}
     _assert_accounting(catalogue, report, set(events["event_id"]))
@@ -167,8 +158,8 @@ def test_repeated_event_id_with_other_values_is_kept_once(catalogue, events, tmp
 
 
 def test_repeated_event_ids_across_batches_are_kept_once(catalogue, events, tmp_path):
-    first = ingest_file(_write(events.head(120), tmp_path / "events-a.parquet"), catalogue, now=NOW)
-    second = ingest_file(_write(events.iloc[100:], tmp_path / "events-b.parquet"), catalogue, now=NOW)
+    first = ingest_file(write_landing(events.head(120), tmp_path / "events-a.parquet"), catalogue, now=NOW)
+    second = ingest_file(write_landing(events.iloc[100:], tmp_path / "events-b.parquet"), catalogue, now=NOW)
     assert first.reasons == {} and second.reasons == {"duplicate_event_id": 20}
     _assert_accounting(catalogue, second, set(events["event_id"].iloc[120:]))
     assert _count(catalogue, "select count(*) as n from raw.events") == N_BASE
@@ -176,7 +167,7 @@ def test_repeated_event_ids_across_batches_are_kept_once(catalogue, events, tmp_
 
 
 def test_malformed_csv_row_is_quarantined_with_its_raw_line(catalogue, events, tmp_path):
-    path = _write(events, tmp_path / "events-ragged.csv")
+    path = write_landing(events, tmp_path / "events-ragged.csv")
     lines = path.read_text().splitlines(keepends=True)
     lines[5] = lines[5].rstrip("\n") + ",surplus,fields\n"  # data row 5 now has too many fields
     path.write_text("".join(lines))
@@ -188,7 +179,7 @@ def test_malformed_csv_row_is_quarantined_with_its_raw_line(catalogue, events, t
 
 
 def test_malformed_json_line_is_quarantined(catalogue, events, tmp_path):
-    path = _write(events, tmp_path / "events-badline.jsonl")
+    path = write_landing(events, tmp_path / "events-badline.jsonl")
     lines = path.read_text().splitlines(keepends=True)
     lines[7] = '{"event_id": "E-broken", "user_id": \n'
     path.write_text("".join(lines))
@@ -200,7 +191,7 @@ def test_malformed_json_line_is_quarantined(catalogue, events, tmp_path):
 @pytest.mark.parametrize("as_array", [False, True])
 def test_a_lone_surrogate_escape_is_a_malformed_row_not_a_crash(catalogue, events, tmp_path, as_array):
     # "\ud800" is valid JSON but not text: no UTF-8 file or database column can hold it
-    path = _write(events, tmp_path / ("events-surrogate.json" if as_array else "events-surrogate.jsonl"))
+    path = write_landing(events, tmp_path / ("events-surrogate.json" if as_array else "events-surrogate.jsonl"))
     records = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
     records[3]["query"] = "caf\ud800"
     texts = [json.dumps(r) for r in records]  # written as the escape "caf\\ud800"
@@ -217,7 +208,7 @@ def test_item_rules_category_path_and_repeated_key(tiny_shop, warehouse, tmp_pat
     bad = items.copy()
     bad.loc[2, "category_path"] = "Women >  > Boots"
     bad = pd.concat([bad, bad.iloc[[4]].assign(title="Another title")], ignore_index=True)
-    report = ingest_file(_write(bad, tmp_path / "items.csv"), warehouse, now=NOW)
+    report = ingest_file(write_landing(bad, tmp_path / "items.csv"), warehouse, now=NOW)
     assert report.reasons == {"bad_category_path": 1, "duplicate_key": 1}
     _assert_accounting(warehouse, report, set(items["item_id"]) - {items.loc[2, "item_id"]}, "items", "item_id")
 
@@ -227,7 +218,7 @@ def test_items_resent_unchanged_are_duplicates_and_changed_ones_new_versions(tin
     ingest_file(tiny_shop / "items.parquet", warehouse, now=NOW)
     update = items.head(10).copy()
     update.loc[0, "price"] = update.loc[0, "price"] + 1.0
-    report = ingest_file(_write(update, tmp_path / "items-update.csv"), warehouse, now=NOW)
+    report = ingest_file(write_landing(update, tmp_path / "items-update.csv"), warehouse, now=NOW)
     assert report.accepted == 1 and report.reasons == {"duplicate_row": 9}
     _assert_accounting(warehouse, report, {items.loc[0, "item_id"]}, "items", "item_id")
     versions = _count(warehouse, "select count(*) as n from raw.items where item_id = ?", [items.loc[0, "item_id"]])
@@ -237,7 +228,7 @@ def test_items_resent_unchanged_are_duplicates_and_changed_ones_new_versions(tin
 def test_users_wrong_time_is_quarantined(tiny_shop, warehouse, tmp_path):
     users = pd.read_parquet(tiny_shop / "users.parquet").astype({"signup_time": str})
     users.loc[1, "signup_time"] = "31/02/2026"
-    report = ingest_file(_write(users, tmp_path / "users.csv"), warehouse, now=NOW)
+    report = ingest_file(write_landing(users, tmp_path / "users.csv"), warehouse, now=NOW)
     assert report.reasons == {"wrong_type": 1}
     _assert_accounting(warehouse, report, set(users["user_id"]) - {users.loc[1, "user_id"]}, "users", "user_id")
 
@@ -248,7 +239,7 @@ def test_users_wrong_time_is_quarantined(tiny_shop, warehouse, tmp_path):
 def test_batch_above_the_threshold_is_blocked_and_loses_no_row(catalogue, events, tmp_path):
     bad = events.copy()
     bad.loc[:19, "price"] = -1.0  # 10 % bad > 5 %
-    path = _write(bad, tmp_path / "events-blocked.parquet")
+    path = write_landing(bad, tmp_path / "events-blocked.parquet")
     with pytest.raises(BatchBlocked) as exc:
         ingest_file(path, catalogue, now=NOW)
     report = exc.value.report
@@ -266,9 +257,9 @@ def test_batch_above_the_threshold_is_blocked_and_loses_no_row(catalogue, events
 
 
 def test_duplicates_do_not_count_towards_blocking(catalogue, events, tmp_path):
-    ingest_file(_write(events, tmp_path / "events-first.parquet"), catalogue, now=NOW)
+    ingest_file(write_landing(events, tmp_path / "events-first.parquet"), catalogue, now=NOW)
     report = ingest_file(
-        _write(events.assign(session_id="resent"), tmp_path / "events-resent.parquet"), catalogue, now=NOW
+        write_landing(events.assign(session_id="resent"), tmp_path / "events-resent.parquet"), catalogue, now=NOW
     )
     assert report.status == "accepted" and report.reasons == {"duplicate_event_id": N_BASE}
 
@@ -290,7 +281,7 @@ def _truncate(path: Path, keep: float = 0.6) -> Path:
 
 
 FILE_CASES = {
-    "truncated_parquet": ("events.parquet", lambda p, df: _truncate(_write(df, p)), "truncated Parquet"),
+    "truncated_parquet": ("events.parquet", lambda p, df: _truncate(write_landing(df, p)), "truncated Parquet"),
     "unreadable_parquet": (
         "events.parquet",
         lambda p, df: p.write_bytes(b"PAR1" + b"\x00garbage" * 50 + b"PAR1"),
@@ -298,12 +289,12 @@ FILE_CASES = {
     ),
     "truncated_csv": (
         "events.csv",
-        lambda p, df: p.write_text(_write(df, p).read_text().rstrip("\n")[:-30]),
+        lambda p, df: p.write_text(write_landing(df, p).read_text().rstrip("\n")[:-30]),
         "truncated CSV",
     ),
     "truncated_jsonl": (
         "events.jsonl",
-        lambda p, df: p.write_text(_write(df, p).read_text().rstrip("\n")[:-30]),
+        lambda p, df: p.write_text(write_landing(df, p).read_text().rstrip("\n")[:-30]),
         "truncated JSON Lines",
     ),
     "json_named_csv": ("events.csv", lambda p, df: p.write_text('{"event_id": "e1"}\n'), "looks like JSON"),
@@ -313,7 +304,7 @@ FILE_CASES = {
     "unsupported_extension": ("events.xlsx", lambda p, df: p.write_bytes(b"PK\x03\x04rest"), "unsupported format"),
     "not_utf8": (
         "events.csv",
-        lambda p, df: p.write_bytes(_write(df, p).read_bytes().replace(b"view", b"vi\xe9w", 1)),
+        lambda p, df: p.write_bytes(write_landing(df, p).read_bytes().replace(b"view", b"vi\xe9w", 1)),
         "not UTF-8",
     ),
     "missing_required_columns": (
@@ -352,7 +343,7 @@ def test_empty_file_is_a_batch_of_zero_rows(catalogue, tmp_path):
 
 def test_extra_columns_are_kept_aside_not_fatal(catalogue, events, tmp_path):
     extra = events.assign(campaign="autumn", device=["ios", "web"] * (N_BASE // 2))
-    report = ingest_file(_write(extra, tmp_path / "events-extra.csv"), catalogue, now=NOW)
+    report = ingest_file(write_landing(extra, tmp_path / "events-extra.csv"), catalogue, now=NOW)
     assert report.extra_columns == ["campaign", "device"] and report.accounting()["extra_columns"] == [
         "campaign",
         "device",
@@ -386,7 +377,7 @@ def test_cli_prints_accounting_and_exits_0_2_3(catalogue, events, tmp_path, caps
     from ml.cli import main
 
     url = catalogue.url
-    good = _write(events, tmp_path / "events-good.parquet")
+    good = write_landing(events, tmp_path / "events-good.parquet")
     assert main(["ingest", str(good), "--warehouse", url]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(line) >= {"file", "rows", "accepted", "quarantined", "reasons", "batch_id"}
@@ -397,7 +388,9 @@ def test_cli_prints_accounting_and_exits_0_2_3(catalogue, events, tmp_path, caps
     assert main(["ingest", str(broken), "--warehouse", url]) == 2
     assert "not UTF-8" in capsys.readouterr().err
 
-    blocked = _write(events.assign(rating=9, event_id=events["event_id"] + "-b"), tmp_path / "events-blocked.parquet")
+    blocked = write_landing(
+        events.assign(rating=9, event_id=events["event_id"] + "-b"), tmp_path / "events-blocked.parquet"
+    )
     assert main(["ingest", str(blocked), "--warehouse", url]) == 3
     out = capsys.readouterr()
     line = json.loads(out.out.strip().splitlines()[-1])

@@ -8,9 +8,7 @@ the whole file stalled the pipeline, retry after retry."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from ml import columns as C
 from ml.ingest.landing import ingest_file
 from ml.ui.views import BadInput, validate_user_id
+from tests.ingest.files import write_landing
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)  # the tiny shop's events end on 2026-10-31
 WAREHOUSES = [
@@ -39,16 +38,6 @@ EVENT_BREAKS = {
 }
 ITEM_BREAKS = {2: ("item_id", "item with spaces", "bad_id"), 4: ("title", "Boots\x00", "bad_text")}
 USER_BREAKS = {1: ("user_id", "u" * 65, "bad_id"), 6: ("country", "P\x00T", "bad_text")}
-
-
-def _write(df: pd.DataFrame, path: Path) -> Path:
-    if path.suffix == ".parquet":
-        df.to_parquet(path, index=False)
-    elif path.suffix == ".csv":
-        df.to_csv(path, index=False)
-    else:
-        path.write_text("".join(json.dumps(r, default=str) + "\n" for r in df.to_dict("records")))
-    return path
 
 
 def _break(df: pd.DataFrame, breaks: dict[int, tuple[str, object, str]]) -> pd.DataFrame:
@@ -84,12 +73,12 @@ def test_values_that_do_not_fit_are_quarantined_and_the_rest_lands(wh_fixture, s
     wh = request.getfixturevalue(wh_fixture)
     items = pd.read_parquet(tiny_shop / "items.parquet").head(80).reset_index(drop=True)
     bad_items = _break(items, ITEM_BREAKS)
-    report = ingest_file(_write(bad_items, tmp_path / f"items{suffix}"), wh, now=NOW, gate=False)
+    report = ingest_file(write_landing(bad_items, tmp_path / f"items{suffix}"), wh, now=NOW, gate=False)
     _check(wh, report, bad_items, ITEM_BREAKS, "item_id", "items")
 
     users = pd.read_parquet(tiny_shop / "users.parquet").head(80).reset_index(drop=True)
     bad_users = _break(users, USER_BREAKS)
-    report = ingest_file(_write(bad_users, tmp_path / f"users{suffix}"), wh, now=NOW, gate=False)
+    report = ingest_file(write_landing(bad_users, tmp_path / f"users{suffix}"), wh, now=NOW, gate=False)
     _check(wh, report, bad_users, USER_BREAKS, "user_id", "users")
 
     # events of the items that landed, so no good event is an unknown item
@@ -97,7 +86,7 @@ def test_values_that_do_not_fit_are_quarantined_and_the_rest_lands(wh_fixture, s
     events = pd.read_parquet(tiny_shop / "events.parquet")
     events = events[events["item_id"].isin(landed)].head(300).reset_index(drop=True)
     bad_events = _break(events, EVENT_BREAKS)
-    report = ingest_file(_write(bad_events, tmp_path / f"events{suffix}"), wh, now=NOW, gate=False)
+    report = ingest_file(write_landing(bad_events, tmp_path / f"events{suffix}"), wh, now=NOW, gate=False)
     _check(wh, report, bad_events, EVENT_BREAKS, "event_id", "events")
     # the stored integers are the file's, unchanged
     stored = wh.query("select event_id, quantity, rating, position from raw.events").set_index("event_id")

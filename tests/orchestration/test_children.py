@@ -175,19 +175,25 @@ def test_a_child_that_exits_stops_the_others(tmp_path, cleanup):
     assert "quitter exited with code 3: stopping the others" in (tmp_path / "parent.log").read_text()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_a_run_child_ends_with_its_parent(tmp_path, cleanup, sig):
-    """``children.run`` (what ``make demo`` runs ``airflow db migrate`` with): the parent dying
-    of SIGTERM's default action or of SIGKILL ends the child it was waiting for."""
-    parent = _parent(tmp_path, 'children.run(["sleep", "300"])\n')
-    cleanup.append(parent.pid)
-    me = psutil.Process(parent.pid)
+def _first_child(pid: int, cleanup: list[int]) -> int:
+    """The pid of ``pid``'s first child once it has started (both go on the cleanup list)."""
+    cleanup.append(pid)
+    me = psutil.Process(pid)
     deadline = time.monotonic() + 30
     while not me.children():
         assert time.monotonic() < deadline, "the child did not start"
         time.sleep(0.05)
     child = me.children()[0].pid
     cleanup.append(child)
+    return child
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_run_child_ends_with_its_parent(tmp_path, cleanup, sig):
+    """``children.run`` (what ``make demo`` runs ``airflow db migrate`` with): the parent dying
+    of SIGTERM's default action or of SIGKILL ends the child it was waiting for."""
+    parent = _parent(tmp_path, 'children.run(["sleep", "300"])\n')
+    child = _first_child(parent.pid, cleanup)
     os.kill(parent.pid, sig)
     parent.wait(timeout=10)
     assert _gone([child], timeout_s=10) == []
@@ -196,14 +202,7 @@ def test_a_run_child_ends_with_its_parent(tmp_path, cleanup, sig):
 def test_without_pdeathsig_the_child_outlives_its_parent(tmp_path, cleanup):
     """The fault the helpers fix, shown with plain ``subprocess.run``."""
     parent = _parent(tmp_path, 'import subprocess\nsubprocess.run(["sleep", "300"])\n')
-    cleanup.append(parent.pid)
-    me = psutil.Process(parent.pid)
-    deadline = time.monotonic() + 30
-    while not me.children():
-        assert time.monotonic() < deadline, "the child did not start"
-        time.sleep(0.05)
-    child = me.children()[0].pid
-    cleanup.append(child)
+    child = _first_child(parent.pid, cleanup)
     parent.terminate()
     parent.wait(timeout=10)
     assert _gone([child], timeout_s=2) == [child]
