@@ -728,19 +728,8 @@ def ingest_file(
         wh.lock(con, f"interestflow.ingest:{table}")
         prev = wh.query("select * from raw.ingest_batches where batch_id = ? and status = 'accepted'", [batch_id], con)
         if len(prev):
-            r = prev.iloc[0]
             wh.rollback(con)
-            return BatchReport(
-                file=str(path),
-                table=table,
-                batch_id=batch_id,
-                rows=int(r["rows_total"]),
-                accepted=int(r["accepted"]),
-                quarantined=int(r["quarantined"]),
-                reasons=json.loads(r["reasons"]),
-                status="already_ingested",
-                extra_columns=json.loads(r["extra_columns"] or "[]"),
-            )
+            return _already_ingested(prev.iloc[0], path, table, batch_id)
         # a blocked attempt of this very file is replaced, not added to
         wh.execute(con, "delete from raw.quarantine where batch_id = ?", [batch_id])
         wh.execute(con, "delete from raw.ingest_batches where batch_id = ?", [batch_id])
@@ -749,15 +738,7 @@ def ingest_file(
             _record_batch(wh, con, report)
             wh.commit(con)
             return report
-        key = C.KEYS[table]
-        known_keys: set[str] = set()
-        stored: dict[str, str] = {}
-        known_items = None
-        if table == "events":
-            known_keys = _existing_keys(wh, con, "events", key, df[key].astype("string").str.strip())
-            known_items = set(wh.query("select distinct item_id from raw.items", None, con)["item_id"])
-        else:
-            stored = _stored_versions(wh, con, table, df[key].astype("string").str.strip())
+        known_items, known_keys, stored = _what_is_stored(wh, con, table, df)
         accepted, quarantined = validate(
             table, df, settings, known_items, known_keys, now, set(frame.malformed), stored
         )
@@ -780,53 +761,108 @@ def ingest_file(
                 f"{settings.quarantine_threshold:.1%})"
             )
         elif gate and len(accepted):
-            from ml.quality.gates import check_landing_batch
-
-            result = check_landing_batch(table, accepted, batch_id, wh, con, settings)
-            report.gate_passed = result.passed
-            report.data_docs_path = result.data_docs_path
-            if not result.passed:
-                report.blocked_by = (
-                    f"landing gate {result.gate} failed ({result.n_failed} of {result.n_expectations} expectations)"
-                )
-                report.gate_summary = result.summary()
+            _run_landing_gate(report, accepted, wh, con, settings)
         ingested_at = pd.Timestamp(now or datetime.now(UTC))
         if report.blocked_by:
-            # nothing accepted; every row goes to quarantine (good rows as batch_blocked)
-            held = accepted.index
-            quarantined = pd.concat(
-                [quarantined, df.loc[held].assign(_reason="batch_blocked")[["_reason", *df.columns]]]
-            ).sort_index()
-            report.status = "blocked"
-            report.accepted = 0
-            report.quarantined = len(quarantined)
-            report.reasons = {k: int(v) for k, v in sorted(Counter(quarantined["_reason"]).items())}
-            accepted = accepted.iloc[0:0]
-        if len(accepted):
-            accepted = accepted.copy()
-            accepted["_extra"] = _extras(df.loc[accepted.index], extra) if extra else None
-            accepted["_batch_id"] = batch_id
-            accepted["_row_number"] = (accepted.index.to_numpy() + 1).astype("int64")
-            accepted["_ingested_at"] = ingested_at
-            wh.append_df(con, f"raw.{table}", accepted)
-        if len(quarantined):
-            q = pd.DataFrame(
-                {
-                    "batch_id": batch_id,
-                    "file": str(path),
-                    "table_name": table,
-                    "row_number": (quarantined.index.to_numpy() + 1).astype("int64"),
-                    "reason": quarantined["_reason"].astype(str).to_numpy(),
-                    "original": _originals(quarantined.drop(columns="_reason"), frame).to_numpy(),
-                    "quarantined_at": ingested_at,
-                }
-            )
-            wh.append_df(con, "raw.quarantine", q)
+            accepted, quarantined = _hold_blocked(report, df, accepted, quarantined)
+        _store_rows(wh, con, report, frame, df, accepted, quarantined, ingested_at)
         _record_batch(wh, con, report)
         wh.commit(con)
     if report.status == "blocked":
         raise BatchBlocked(report)
     return report
+
+
+def _what_is_stored(
+    wh: Warehouse, con: Any, table: str, df: pd.DataFrame
+) -> tuple[set[str] | None, set[str], dict[str, str]]:
+    """What the batch's rows are checked against: (the catalogue's item ids, for events; the
+    batch's event ids already stored; the stored versions' fingerprints, for items and users)."""
+    keys = df[C.KEYS[table]].astype("string").str.strip()
+    if table == "events":
+        known_items = set(wh.query("select distinct item_id from raw.items", None, con)["item_id"])
+        return known_items, _existing_keys(wh, con, "events", C.KEYS[table], keys), {}
+    return None, set(), _stored_versions(wh, con, table, keys)
+
+
+def _store_rows(
+    wh: Warehouse,
+    con: Any,
+    report: BatchReport,
+    frame: LandingFrame,
+    df: pd.DataFrame,
+    accepted: pd.DataFrame,
+    quarantined: pd.DataFrame,
+    ingested_at: pd.Timestamp,
+) -> None:
+    """Append the accepted rows (with their extras and bookkeeping columns) to ``raw.<table>``
+    and the quarantined ones, with reason and original values, to ``raw.quarantine``. ``df``:
+    the file's rows (``frame.df`` by position)."""
+    if len(accepted):
+        accepted = accepted.copy()
+        accepted["_extra"] = _extras(df.loc[accepted.index], report.extra_columns) if report.extra_columns else None
+        accepted["_batch_id"] = report.batch_id
+        accepted["_row_number"] = (accepted.index.to_numpy() + 1).astype("int64")
+        accepted["_ingested_at"] = ingested_at
+        wh.append_df(con, f"raw.{report.table}", accepted)
+    if len(quarantined):
+        q = pd.DataFrame(
+            {
+                "batch_id": report.batch_id,
+                "file": report.file,
+                "table_name": report.table,
+                "row_number": (quarantined.index.to_numpy() + 1).astype("int64"),
+                "reason": quarantined["_reason"].astype(str).to_numpy(),
+                "original": _originals(quarantined.drop(columns="_reason"), frame).to_numpy(),
+                "quarantined_at": ingested_at,
+            }
+        )
+        wh.append_df(con, "raw.quarantine", q)
+
+
+def _already_ingested(r: pd.Series, path: Path, table: str, batch_id: str) -> BatchReport:
+    """The report of a re-sent file, from its accepted batch's ``raw.ingest_batches`` row."""
+    return BatchReport(
+        file=str(path),
+        table=table,
+        batch_id=batch_id,
+        rows=int(r["rows_total"]),
+        accepted=int(r["accepted"]),
+        quarantined=int(r["quarantined"]),
+        reasons=json.loads(r["reasons"]),
+        status="already_ingested",
+        extra_columns=json.loads(r["extra_columns"] or "[]"),
+    )
+
+
+def _run_landing_gate(
+    report: BatchReport, accepted: pd.DataFrame, wh: Warehouse, con: Any, settings: IngestSettings
+) -> None:
+    """Check the accepted rows with the table's landing gate; a failure blocks the batch."""
+    from ml.quality.gates import check_landing_batch
+
+    result = check_landing_batch(report.table, accepted, report.batch_id, wh, con, settings)
+    report.gate_passed = result.passed
+    report.data_docs_path = result.data_docs_path
+    if not result.passed:
+        report.blocked_by = (
+            f"landing gate {result.gate} failed ({result.n_failed} of {result.n_expectations} expectations)"
+        )
+        report.gate_summary = result.summary()
+
+
+def _hold_blocked(
+    report: BatchReport, df: pd.DataFrame, accepted: pd.DataFrame, quarantined: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A blocked batch: nothing accepted, every row quarantined (the good ones as
+    ``batch_blocked``); returns the new (accepted, quarantined) and updates ``report``."""
+    held = df.loc[accepted.index].assign(_reason="batch_blocked")[["_reason", *df.columns]]
+    quarantined = pd.concat([quarantined, held]).sort_index()
+    report.status = "blocked"
+    report.accepted = 0
+    report.quarantined = len(quarantined)
+    report.reasons = {k: int(v) for k, v in sorted(Counter(quarantined["_reason"]).items())}
+    return accepted.iloc[0:0], quarantined
 
 
 def _record_batch(wh: Warehouse, con: Any, report: BatchReport) -> None:
