@@ -30,6 +30,7 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -427,6 +428,37 @@ def _as_text(x: Any) -> str | None:
     return str(x).strip()
 
 
+def _typed_column(col: str, kind: str, s: pd.Series, blank: pd.Series, flag: Callable[[Any, str], None]) -> pd.Series:
+    """Column ``col`` of a batch as the contract's ``kind``, flagging (through ``flag``) each
+    non-blank value that does not parse (``wrong_type``), does not fit the raw column
+    (``out_of_range``, ``bad_text``) or breaks the id rule (``bad_id``)."""
+    if kind == "time":
+        v = _to_time(s)
+        flag(~blank & v.isna(), "wrong_type")
+    elif kind in ("float", "int"):
+        v = _to_num(s)
+        flag(~blank & v.isna(), "wrong_type")
+        flag(~blank & v.notna() & ~np.isfinite(v.fillna(0)), "wrong_type")
+        if kind == "int":
+            flag(~blank & v.notna() & (v != np.floor(v.fillna(0))), "wrong_type")
+            flag(~blank & ((v < C.INT_MIN) | (v > C.INT_MAX)), "out_of_range")
+    elif kind == "bool":
+        v = _to_bool(s.where(~blank, None))
+        flag(~blank & v.isna(), "wrong_type")
+    elif kind == "json":
+        v = s.where(~blank, None)
+        ok = v.map(lambda x: x is None or isinstance(x, dict) or _json_ok(x))
+        flag(~ok, "wrong_type")
+        v = v.map(lambda x: json.dumps(x, sort_keys=True) if isinstance(x, dict) else x)
+    else:
+        v = _text(s, blank)
+        text = v.astype("string")
+        flag(text.str.contains("\x00", regex=False), "bad_text")
+        if col in C.ID_COLUMNS:
+            flag(~text.str.fullmatch(C.ID_PATTERN).fillna(True), "bad_id")
+    return v
+
+
 def validate(
     table: str,
     df: pd.DataFrame,
@@ -460,31 +492,7 @@ def validate(
         blank = _is_blank(s)
         if col in C.REQUIRED[table]:
             flag(blank, "missing_required")
-        if kind == "time":
-            v = _to_time(s)
-            flag(~blank & v.isna(), "wrong_type")
-        elif kind in ("float", "int"):
-            v = _to_num(s)
-            flag(~blank & v.isna(), "wrong_type")
-            flag(~blank & v.notna() & ~np.isfinite(v.fillna(0)), "wrong_type")
-            if kind == "int":
-                flag(~blank & v.notna() & (v != np.floor(v.fillna(0))), "wrong_type")
-                flag(~blank & ((v < C.INT_MIN) | (v > C.INT_MAX)), "out_of_range")
-        elif kind == "bool":
-            v = _to_bool(s.where(~blank, None))
-            flag(~blank & v.isna(), "wrong_type")
-        elif kind == "json":
-            v = s.where(~blank, None)
-            ok = v.map(lambda x: x is None or isinstance(x, dict) or _json_ok(x))
-            flag(~ok, "wrong_type")
-            v = v.map(lambda x: json.dumps(x, sort_keys=True) if isinstance(x, dict) else x)
-        else:
-            v = _text(s, blank)
-            text = v.astype("string")
-            flag(text.str.contains("\x00", regex=False), "bad_text")
-            if col in C.ID_COLUMNS:
-                flag(~text.str.fullmatch(C.ID_PATTERN).fillna(True), "bad_id")
-        typed[col] = v
+        typed[col] = _typed_column(col, kind, s, blank, flag)
 
     now = now or datetime.now(UTC)
     shop_start = pd.Timestamp(settings.shop_start)
@@ -524,9 +532,14 @@ def validate(
             prints = fingerprints(table, typed)
             flag(typed[key].map(stored_versions).eq(prints), "duplicate_row")
 
+    return _split(table, df, typed, reason)
+
+
+def _split(table: str, df: pd.DataFrame, typed: pd.DataFrame, reason: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the rows without a reason, typed per the contract; the others as given, with ``_reason``)."""
     bad = reason.notna()
     accepted = typed[~bad].copy()
-    for col, kind in spec.items():
+    for col, kind in C.LANDING[table].items():
         if kind == "int":
             accepted[col] = accepted[col].astype("Int64")
         elif kind == "float":
