@@ -45,7 +45,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.publish.copy import copy_arrow, create_table_sql, to_arrow
-from ml.warehouse import Warehouse
+from ml.warehouse import DDL_LOCK, Warehouse
 
 LOG_DDL = """name varchar, version varchar, table_name varchar, run_id varchar, rows_total bigint,
     model_version varchar, policy_version varchar, created_at timestamptz, meta varchar"""
@@ -73,24 +73,20 @@ def version_for(run_id: str) -> str:
 
 
 def _ensure(wh: Warehouse, con: Any) -> None:
-    """Create the schemas and the publish log when missing (own transaction; tolerant of a
-    concurrent creator). A read when they exist: no write transaction, no extra commit."""
+    """Create the schemas and the publish log when missing (own transaction, under the DDL lock
+    that serialises concurrent creators on PostgreSQL). A read when they exist: no write
+    transaction, no extra commit."""
     if wh.table_exists(con, "serving", "publish_log"):
         return
-    for attempt in range(3):
-        try:
-            wh.begin(con)
-            wh.ensure_schemas(con)
-            wh.execute(con, f"create table if not exists serving.publish_log ({LOG_DDL})")
-            wh.commit(con)
-            return
-        except Exception:
-            _rollback_quietly(wh, con)
-            # two PostgreSQL sessions creating the same schema at once: one fails with a
-            # unique violation; the object exists afterwards, so a retry succeeds
-            if attempt == 2:
-                raise
-            time.sleep(0.2)
+    wh.begin(con)
+    try:
+        wh.lock(con, DDL_LOCK)
+        wh.ensure_schemas(con)
+        wh.execute(con, f"create table if not exists serving.publish_log ({LOG_DDL})")
+        wh.commit(con)
+    except BaseException:
+        _rollback_quietly(wh, con)
+        raise
 
 
 class _Serialised:
