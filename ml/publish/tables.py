@@ -99,9 +99,7 @@ class _Serialised:
 
     def __enter__(self) -> _Serialised:
         if self.wh.kind == "postgres":
-            self.wh.execute(
-                self.con, "select pg_advisory_xact_lock(hashtext(?))", [f"interestflow.publish:{self.name}"]
-            )
+            self.wh.lock(self.con, f"interestflow.publish:{self.name}")
         else:
             with _DUCKDB_LOCKS_GUARD:
                 self.lock = _DUCKDB_LOCKS.setdefault(str(self.wh.path), threading.Lock())
