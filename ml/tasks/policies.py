@@ -41,9 +41,8 @@ def evaluate_policies(
     """OPE of the current policy and the candidates on the latest logged feedback."""
     from ml.explore import columns as C
     from ml.explore import store
-    from ml.explore.policies import make_policy
     from ml.ope.gate import policy_label
-    from ml.ope.logged import estimate_policy, prepare
+    from ml.ope.logged import prepare
 
     wh = Warehouse.from_env(warehouse)
     feedback = store.load_feedback(wh)
@@ -67,43 +66,11 @@ def evaluate_policies(
         {"policy": c["policy"], "params": dict(c.get("params") or {})}
         for c in (candidates or DEFAULT_POLICY_CANDIDATES)
     ]
-    results: list[dict[str, Any]] = []
-    rows = []
-    evaluated_at = datetime.now(UTC)
     cur_label = policy_label(cur["policy"], cur["params"])
-    seen: set[str] = set()
-    for cfg in [{"policy": cur["policy"], "params": cur["params"]}, *configs]:
-        label = policy_label(cfg["policy"], cfg["params"])
-        if label in seen:
-            continue
-        seen.add(label)
-        pol = make_policy(cfg["policy"], **cfg["params"]).fit(history)
-        est = estimate_policy(pol, rounds, n_draws=propensity_draws, n_bootstrap=n_bootstrap)
-        results.append(
-            {
-                "policy": cfg["policy"],
-                "params": cfg["params"],
-                "label": label,
-                "estimator": est.chosen,
-                "estimate": est.estimate,
-                "ci_low": est.ci_low,
-                "ci_high": est.ci_high,
-                "n": est.n,
-                "by_estimator": {k2: list(v) for k2, v in est.by_estimator.items()},
-            }
-        )
-        for name, (e, lo, hi) in est.by_estimator.items():
-            rows.append((evaluated_at, run_id, label, name, e, lo, hi, est.n, label == cur_label))
-    df = pd.DataFrame(
-        rows,
-        columns=["evaluated_at", "run_id", "policy", "estimator", "estimate", "ci_low", "ci_high", "n", "is_current"],
+    results = _estimate_each(
+        [{"policy": cur["policy"], "params": cur["params"]}, *configs], history, rounds, propensity_draws, n_bootstrap
     )
-    with wh.connect() as con:
-        wh.begin(con)
-        store.ensure_tables(wh, con)
-        wh.execute(con, f"delete from {C.POLICY_ESTIMATES} where run_id = ?", [run_id])
-        wh.append_df(con, C.POLICY_ESTIMATES, df)
-        wh.commit(con)
+    _write_estimates(wh, run_id, results, cur_label)
     current = next(r for r in results if r["label"] == cur_label)
     out = {
         "evaluated": True,
@@ -126,6 +93,64 @@ def evaluate_policies(
             r["n"],
         )
     return out
+
+
+def _estimate_each(
+    configs: list[dict[str, Any]], history: pd.DataFrame, rounds: Any, propensity_draws: int, n_bootstrap: int
+) -> list[dict[str, Any]]:
+    """OPE of each distinct policy config (by label, first wins), fitted on ``history``, on the
+    window's ``rounds``: its chosen estimator's estimate and interval and every estimator's."""
+    from ml.explore.policies import make_policy
+    from ml.ope.gate import policy_label
+    from ml.ope.logged import estimate_policy
+
+    results: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for cfg in configs:
+        label = policy_label(cfg["policy"], cfg["params"])
+        if label in seen:
+            continue
+        seen.add(label)
+        pol = make_policy(cfg["policy"], **cfg["params"]).fit(history)
+        est = estimate_policy(pol, rounds, n_draws=propensity_draws, n_bootstrap=n_bootstrap)
+        results.append(
+            {
+                "policy": cfg["policy"],
+                "params": cfg["params"],
+                "label": label,
+                "estimator": est.chosen,
+                "estimate": est.estimate,
+                "ci_low": est.ci_low,
+                "ci_high": est.ci_high,
+                "n": est.n,
+                "by_estimator": {k2: list(v) for k2, v in est.by_estimator.items()},
+            }
+        )
+    return results
+
+
+def _write_estimates(wh: Warehouse, run_id: str, results: list[dict[str, Any]], cur_label: str) -> None:
+    """Replace run ``run_id``'s rows of ``ml.policy_estimates``: one per policy x estimator,
+    ``is_current`` on the serving policy's."""
+    from ml.explore import columns as C
+    from ml.explore import store
+
+    evaluated_at = datetime.now(UTC)
+    rows = [
+        (evaluated_at, run_id, r["label"], name, e, lo, hi, r["n"], r["label"] == cur_label)
+        for r in results
+        for name, (e, lo, hi) in r["by_estimator"].items()
+    ]
+    df = pd.DataFrame(
+        rows,
+        columns=["evaluated_at", "run_id", "policy", "estimator", "estimate", "ci_low", "ci_high", "n", "is_current"],
+    )
+    with wh.connect() as con:
+        wh.begin(con)
+        store.ensure_tables(wh, con)
+        wh.execute(con, f"delete from {C.POLICY_ESTIMATES} where run_id = ?", [run_id])
+        wh.append_df(con, C.POLICY_ESTIMATES, df)
+        wh.commit(con)
 
 
 def gate_policies(
