@@ -10,9 +10,11 @@ state folder (warehouse, artifacts, landing batches):
 Writes ``DIR/loop.json``: ``arms.<arm>`` with ``cumulative_clicks``, ``cumulative_purchases``,
 ``interests_discovered`` (the last day's share of users' true interests that got a click) and
 ``daily`` (``day``, ``policy``, ``impressions``, ``clicks``, ``ctr`` ...); ``ope_calibration``:
-on how many days the 95 % interval that ``evaluate_policies`` gave for the policy served next
-carried the click-through rate that policy then realised (``covered`` of ``days``), and the
-mean relative error of its estimate; ``peak_rss_mb`` and ``wall_seconds``. ``DIR/loop.png``
+on how many days the 95 % next-day interval that ``evaluate_policies`` gave for the policy served
+next (``next_low``-``next_high``, ``ml.ope.forecast``) carried the click-through rate that policy
+then realised (``covered`` of ``days``), how often the estimate's own interval (``ci_low``-
+``ci_high``, about the window's average, not one day) did (``covered_by_estimate_interval``),
+and the mean relative error of the estimate; ``peak_rss_mb`` and ``wall_seconds``. ``DIR/loop.png``
 draws the daily CTR and the interests discovered per arm.
 """
 
@@ -26,6 +28,7 @@ from typing import Any
 
 from ml.bench import positive_int
 from ml.errors import UsageError
+from ml.tasks.policies import ESTIMATE_KEYS
 
 NAME = "loop"
 HELP = "the explore/exploit loop through the real DAGs: greedy vs the policy gate, OPE calibration"
@@ -77,15 +80,12 @@ def arm_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def served_estimate(gate: dict[str, Any], label: str) -> dict[str, Any] | None:
     """What ``evaluate_policies`` said about the policy ``label`` in a day's gate decision:
-    ``{estimator, estimate, ci_low, ci_high}``, None when it did not evaluate it."""
+    ``{estimator, estimate, ci_low, ci_high, next_low, next_high}``, None when it did not
+    evaluate it."""
     details = gate.get("details") or {}
     cur = details.get("current") or {}
-    if cur.get("label") == label:
-        return {k: cur[k] for k in ("estimator", "estimate", "ci_low", "ci_high")}
-    cand = (details.get("candidates") or {}).get(label)
-    if cand:
-        return dict(zip(("estimator", "estimate", "ci_low", "ci_high"), cand, strict=True))
-    return None
+    found = cur if cur.get("label") == label else (details.get("candidates") or {}).get(label)
+    return {k: found[k] for k in ESTIMATE_KEYS if k in found} if found else None
 
 
 def ope_calibration(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -110,7 +110,8 @@ def ope_calibration(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "policy": label,
                 **est,
                 "realised_ctr": round(realised, 5),
-                "covered": est["ci_low"] <= realised <= est["ci_high"],
+                "covered": est["next_low"] <= realised <= est["next_high"],
+                "covered_by_estimate_interval": est["ci_low"] <= realised <= est["ci_high"],
                 "relative_error": abs(est["estimate"] - realised) / realised if realised else None,
             }
         )
@@ -124,6 +125,7 @@ def calibration_totals(checks: list[dict[str, Any]]) -> dict[str, Any]:
         "days": len(checks),
         "covered": sum(c["covered"] for c in checks),
         "covered_share": round(sum(c["covered"] for c in checks) / len(checks), 3) if checks else None,
+        "covered_by_estimate_interval": sum(c["covered_by_estimate_interval"] for c in checks),
         "mean_relative_error": round(sum(errors) / len(errors), 4) if errors else None,
     }
 

@@ -3,7 +3,8 @@
 ``evaluate_policies`` replays the current policy and every candidate on the slates logged in the
 last ``window_days`` of ``marts.bandit_feedback`` (each policy fitted on the feedback before that
 window), writes every estimator's value to ``ml.policy_estimates`` and returns the numbers the
-gate needs. ``gate_policies`` applies ``ml.ope.gate.decide`` and records the decision.
+gate needs, with each policy's next-day interval (``next_low``, ``next_high``: where one day's
+realised click-through rate may land, ``ml.ope.forecast``). ``gate_policies`` applies ``ml.ope.gate.decide`` and records the decision.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_POLICY_CANDIDATES, POLIC
 from ml.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
+
+# what a gate decision's details keep of each evaluated policy
+ESTIMATE_KEYS = ("estimator", "estimate", "ci_low", "ci_high", "next_low", "next_high")
 
 
 def current_policy(wh: Warehouse) -> dict[str, Any]:
@@ -41,6 +45,7 @@ def evaluate_policies(
     """OPE of the current policy and the candidates on the latest logged feedback."""
     from ml.explore import columns as C
     from ml.explore import store
+    from ml.ope.forecast import daily_spread
     from ml.ope.gate import policy_label
     from ml.ope.logged import prepare
 
@@ -67,8 +72,14 @@ def evaluate_policies(
         for c in (candidates or DEFAULT_POLICY_CANDIDATES)
     ]
     cur_label = policy_label(cur["policy"], cur["params"])
+    spread = daily_spread(rounds.rows[C.SHOWN_AT], rounds.rows[C.CLICKED])
     results = _estimate_each(
-        [{"policy": cur["policy"], "params": cur["params"]}, *configs], history, rounds, propensity_draws, n_bootstrap
+        [{"policy": cur["policy"], "params": cur["params"]}, *configs],
+        history,
+        rounds,
+        propensity_draws,
+        n_bootstrap,
+        spread,
     )
     _write_estimates(wh, run_id, results, cur_label)
     current = next(r for r in results if r["label"] == cur_label)
@@ -79,28 +90,38 @@ def evaluate_policies(
         "n_rounds": len(rounds.rows),
         "skipped": skipped,
         "logged_ctr": float(rounds.rows[C.CLICKED].mean()),
+        "daily_spread": spread.as_dict(),
         "current": {**current, "version": cur["version"]},
         "candidates": [r for r in results if r["label"] != cur_label],
     }
     for r in results:
         log.info(
-            "%s: %s %.5f [%.5f, %.5f] n=%d",
+            "%s: %s %.5f [%.5f, %.5f] n=%d; next day [%.5f, %.5f]",
             r["label"],
             r["estimator"],
             r["estimate"],
             r["ci_low"],
             r["ci_high"],
             r["n"],
+            r["next_low"],
+            r["next_high"],
         )
     return out
 
 
 def _estimate_each(
-    configs: list[dict[str, Any]], history: pd.DataFrame, rounds: Any, propensity_draws: int, n_bootstrap: int
+    configs: list[dict[str, Any]],
+    history: pd.DataFrame,
+    rounds: Any,
+    propensity_draws: int,
+    n_bootstrap: int,
+    spread: Any,
 ) -> list[dict[str, Any]]:
     """OPE of each distinct policy config (by label, first wins), fitted on ``history``, on the
-    window's ``rounds``: its chosen estimator's estimate and interval and every estimator's."""
+    window's ``rounds``: its chosen estimator's estimate, interval and next-day interval (with the
+    logged daily ``spread``), and every estimator's estimate and interval."""
     from ml.explore.policies import make_policy
+    from ml.ope.forecast import next_day_interval
     from ml.ope.gate import policy_label
     from ml.ope.logged import estimate_policy
 
@@ -113,6 +134,7 @@ def _estimate_each(
         seen.add(label)
         pol = make_policy(cfg["policy"], **cfg["params"]).fit(history)
         est = estimate_policy(pol, rounds, n_draws=propensity_draws, n_bootstrap=n_bootstrap)
+        next_low, next_high = next_day_interval(est.estimate, est.ci_low, est.ci_high, spread)
         results.append(
             {
                 "policy": cfg["policy"],
@@ -122,6 +144,8 @@ def _estimate_each(
                 "estimate": est.estimate,
                 "ci_low": est.ci_low,
                 "ci_high": est.ci_high,
+                "next_low": next_low,
+                "next_high": next_high,
                 "n": est.n,
                 "by_estimator": {k2: list(v) for k2, v in est.by_estimator.items()},
             }
@@ -178,10 +202,9 @@ def gate_policies(
         "margin": margin,
         "window": evaluation["window"],
         "n_rounds": evaluation["n_rounds"],
-        "current": {k: cur[k] for k in ("label", "estimator", "estimate", "ci_low", "ci_high")},
-        "candidates": {
-            c["label"]: [c["estimator"], c["estimate"], c["ci_low"], c["ci_high"]] for c in evaluation["candidates"]
-        },
+        "daily_spread": evaluation.get("daily_spread"),
+        "current": {k: cur[k] for k in ESTIMATE_KEYS if k in cur} | {"label": cur["label"]},
+        "candidates": {c["label"]: {k: c[k] for k in ESTIMATE_KEYS if k in c} for c in evaluation["candidates"]},
     }
     if decision.promoted and challenger_version:
         reg.set_champion(POLICY_FAMILY, challenger_version, decision.reason, actor="gate")

@@ -27,26 +27,43 @@ def _day(day: int, label: str, impressions: int, clicks: int, gate: dict) -> dic
     }
 
 
+KEYS = ("estimate", "ci_low", "ci_high", "next_low", "next_high")
+
+
 def _gate(current: tuple, candidates: dict, champion: str, promoted: bool = False) -> dict:
-    label, est, lo, hi = current
+    label, *values = current
     return {
         "champion": champion,
         "promoted": promoted,
         "details": {
-            "current": {"label": label, "estimator": "dr", "estimate": est, "ci_low": lo, "ci_high": hi},
-            "candidates": {k: ["sndr", *v] for k, v in candidates.items()},
+            "current": {"label": label, "estimator": "dr", **dict(zip(KEYS, values, strict=True))},
+            "candidates": {k: {"estimator": "sndr", **dict(zip(KEYS, v, strict=True))} for k, v in candidates.items()},
         },
     }
 
 
 ROWS = [
     {"day": 0, "date": "2026-10-30", "runs": {}},
-    # day 1 serves greedy; its evaluation says ucb1 ~0.05 [0.04, 0.06] and promotes it
-    _day(1, "greedy", 1000, 40, _gate(("greedy", 0.04, 0.03, 0.05), {"ucb1": [0.05, 0.04, 0.06]}, "ucb1", True)),
-    # day 2 serves ucb1 and realises 0.055: covered, relative error 0.05/0.055
-    _day(2, "ucb1", 1000, 55, _gate(("ucb1", 0.07, 0.065, 0.08), {"greedy": [0.04, 0.03, 0.05]}, "ucb1")),
-    # day 3 serves ucb1 and realises 0.05: outside [0.065, 0.08]
-    _day(3, "ucb1", 1000, 50, _gate(("ucb1", 0.05, 0.04, 0.06), {}, "ucb1")),
+    # day 1 serves greedy; its evaluation says ucb1 ~0.05 [0.045, 0.052], next day [0.04, 0.06],
+    # and promotes it
+    _day(
+        1,
+        "greedy",
+        1000,
+        40,
+        _gate(("greedy", 0.04, 0.03, 0.05, 0.02, 0.06), {"ucb1": [0.05, 0.045, 0.052, 0.04, 0.06]}, "ucb1", True),
+    ),
+    # day 2 serves ucb1 and realises 0.055: inside the next-day interval, outside the estimate's;
+    # relative error 0.005/0.055
+    _day(
+        2,
+        "ucb1",
+        1000,
+        55,
+        _gate(("ucb1", 0.07, 0.065, 0.08, 0.06, 0.085), {"greedy": [0.04, 0.03, 0.05, 0.02, 0.06]}, "ucb1"),
+    ),
+    # day 3 serves ucb1 and realises 0.05: outside both [0.065, 0.08] and [0.06, 0.085]
+    _day(3, "ucb1", 1000, 50, _gate(("ucb1", 0.05, 0.04, 0.06, 0.03, 0.07), {}, "ucb1")),
 ]
 
 
@@ -60,9 +77,10 @@ def test_an_arm_adds_up_its_days_and_keeps_the_last_discovery_share():
 
 def test_calibration_compares_each_days_estimate_with_the_next_days_ctr_of_the_policy_served():
     cal = ope_calibration(ROWS)
-    assert cal["days"] == 2 and cal["covered"] == 1
+    assert cal["days"] == 2 and cal["covered"] == 1 and cal["covered_by_estimate_interval"] == 0
     first, second = cal["checks"]
     assert first["policy"] == "ucb1" and first["estimator"] == "sndr" and first["covered"]
+    assert not first["covered_by_estimate_interval"]
     assert first["relative_error"] == pytest.approx(abs(0.05 - 0.055) / 0.055)
     assert not second["covered"] and second["relative_error"] == pytest.approx(0.4)
     assert cal["mean_relative_error"] == pytest.approx((abs(0.05 - 0.055) / 0.055 + 0.4) / 2, abs=1e-4)
