@@ -7,10 +7,13 @@ mapped tasks, params and asset events included), which needs no scheduler.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +81,8 @@ def load_dag(dag_id: str) -> Any:
 def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> Any:
     """Run one DAG for real, in-process; raise if the run does not succeed."""
     dag = load_dag(dag_id)
-    run = dag.test(run_conf=conf or {})
+    with frozen_heap():
+        run = dag.test(run_conf=conf or {})
     state = str(getattr(run, "state", "unknown"))
     if "success" not in state:
         failed = [
@@ -89,6 +93,25 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> Any:
         raise RuntimeError(f"DAG {dag_id} run {run.run_id} ended {state}; tasks not successful: {failed}")
     consume_queued_runs(run)
     return run
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Exempt the objects alive now (Airflow, the DAGs, imported libraries: about a million)
+    from the cyclic garbage collector while a DAG runs in this process, then give them back.
+
+    Every dbt task calls ``gc.collect()`` when it finishes (cosmos releases dbt's adapters that
+    way); in one long-lived process each call rescanned that whole heap, ~0.35 s, 13 of
+    build_features' 36 s on the tiny shop. Frozen, a call scans only what the run allocated
+    (build_features: 36 s -> 22 s). A worker process that runs one task does not need this.
+    Anything that dies during the run is still freed by reference counting, and a cycle among
+    the frozen objects is collected after ``unfreeze``."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def consume_queued_runs(run: Any) -> list[str]:
