@@ -23,6 +23,8 @@ a slate of `k` items per active user atomically: a new version table
   `slot_probability` a user's last slot shows a new item matching the user's interests, flagged
   `is_exploration`/`new_item` with its exact propensity, at most `daily_cap` expected impressions
   per item; items graduate once their CTR interval is narrower than `ci_width`.
+* Every known user gets `k` items: users without history (in the users batch, no events yet) get
+  a cold-start slate of popular interests drawn by the same policy, flagged `cold_start`.
 * Randomness is seeded per (user, day): re-running the same DAG run rewrites the same rows. The
   last `keep_versions` versions are kept for rollback (`python -m ml publish rollback --to VERSION`).
 """

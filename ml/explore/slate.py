@@ -22,6 +22,7 @@ import pandas as pd
 from ml.explore import columns as C
 from ml.explore.context import ContextColumns, ContextList, SlateContext
 from ml.explore.policies import SlatePolicy
+from ml.frames import isin
 
 
 @dataclass
@@ -120,6 +121,21 @@ def tag_label(tag: str, labels: dict[str, str] | None = None) -> str:
     if labels and tag in labels:
         return labels[tag]
     return tag.split(":", 1)[-1].replace("_", " ")
+
+
+def flag_cold_start(rows: pd.DataFrame, cold_users: Sequence[str], labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Add the boolean ``cold_start`` column: True on the rows of ``cold_users`` (known users the
+    champion had no candidates for: no history yet). Their rows come from popular interests, so
+    their reason says so ("popular in <interest>, while we learn what you like"), except a new
+    item's, which keeps its own. Propensities are the policy's, unchanged."""
+    out = rows.assign(cold_start=isin(rows["user_id"], list(cold_users)) if len(cold_users) else False)
+    mine = out["cold_start"].to_numpy(dtype=bool)
+    if "new_item" in out:
+        mine = mine & ~out["new_item"].to_numpy(dtype=bool)
+    if mine.any():
+        tags = out.loc[mine, "reason_tag"].astype(str).tolist()
+        out.loc[mine, "reason"] = [f"popular in {tag_label(t, labels)}, while we learn what you like" for t in tags]
+    return out
 
 
 def _fill_deterministic(

@@ -142,6 +142,13 @@ def read_segments(wh: Warehouse, con: Any = None) -> dict[str, str]:
     return dict(zip(df["user_id"].astype(str), df["segment"].astype(str), strict=True))
 
 
+def read_known_users(wh: Warehouse, con: Any = None) -> list[str]:
+    """Every user the shop has told us about (``marts.user_features``: the users batch and
+    anyone with an event), sorted; empty before the mart is built."""
+    df = read_optional(wh, "marts.user_features", ("user_id",), con)
+    return [] if df is None else sorted(df["user_id"].dropna().astype(str).unique().tolist())
+
+
 def read_labels(wh: Warehouse, con: Any = None) -> dict[str, str]:
     df = read_optional(wh, "reference.tag_vocabulary", ("tag", "description"), con)
     if df is None:

@@ -25,10 +25,16 @@ def recommendation_frames(
     df: pd.DataFrame, wh: Warehouse, exclude_event_types: tuple[str, ...] = ("purchase",)
 ) -> dict[str, pd.DataFrame]:
     """The suite's two frames: ``recommendations`` (one row per slot, with flags) and
-    ``active_users`` (one row per user with interaction events: has recommendations, distinct items)."""
+    ``active_users`` (one row per known user: in ``marts.user_features`` or with interaction
+    events; has recommendations, distinct items). Users without history get cold-start slates,
+    so every known user must have k items."""
+    from ml.explore.store import read_known_users
+
     with wh.connect(read_only=True) as con:
-        active = wh.query("select distinct user_id from marts.interaction_events", None, con)
-        known = set(wh.query("select item_id from marts.item_features", None, con)["item_id"])
+        with_events = wh.query("select distinct user_id from marts.interaction_events", None, con)["user_id"]
+        known = sorted(set(with_events.astype(str)).union(read_known_users(wh, con)))
+        active = pd.DataFrame({"user_id": pd.Series(known, dtype=with_events.dtype)})
+        items = set(wh.query("select item_id from marts.item_features", None, con)["item_id"])
         types = list(exclude_event_types)
         if types:
             marks = ", ".join("?" for _ in types)
@@ -40,7 +46,7 @@ def recommendation_frames(
         else:
             excluded = pd.DataFrame({"user_id": pd.Series(dtype=str), "item_id": pd.Series(dtype=str)})
     recs = df[["user_id", "item_id", "propensity", "score"]].copy()
-    recs["is_known_item"] = recs["item_id"].isin(known)
+    recs["is_known_item"] = recs["item_id"].isin(items)
     flagged = recs.merge(excluded.assign(is_excluded_item=True), on=["user_id", "item_id"], how="left")
     recs["is_excluded_item"] = flagged["is_excluded_item"].fillna(False).astype(bool).to_numpy()
     recs["score_is_finite"] = np.isfinite(pd.to_numeric(recs["score"], errors="coerce").astype(float))
@@ -62,7 +68,7 @@ def prepare() -> None:
 def check_recommendations(
     df: pd.DataFrame, wh: Warehouse, k: int, exclude_event_types: tuple[str, ...] = ("purchase",)
 ) -> GateResult:
-    """Raise :class:`GateFailure` unless every active user has k distinct known items, none
+    """Raise :class:`GateFailure` unless every known user has k distinct known items, none
     excluded (already bought), propensities in (0, 1] and finite scores. Records the run in
     ``quality.gate_runs`` (run id: the frame's ``run_id`` column, else ``manual``)."""
     run_id = str(df["run_id"].iloc[0]) if "run_id" in df.columns and len(df) else "manual"

@@ -52,6 +52,7 @@ PUBLISHED_COLUMNS = [
     "run_id",
     "campaign",
     "new_item",
+    "cold_start",
 ]
 
 
@@ -228,11 +229,12 @@ def resolve_policy(
     return make_policy(name, **params), version
 
 
-def _serving_inputs(wh: Warehouse, pol: Any, excl: tuple[str, ...]) -> tuple[Any, dict[str, str]]:
+def _serving_inputs(wh: Warehouse, pol: Any, excl: tuple[str, ...]) -> tuple[Any, dict[str, str], list[str]]:
     """Fit the serving policy on the logged feedback and return (the champion-independent
-    candidate inputs, tag labels): everything publishing reads that the champion's candidates
-    do not change. Opens read-only connections only. Also imports the pre-publish gate's
-    library, which the gate would otherwise import on the main thread after scoring."""
+    candidate inputs, tag labels, every known user): everything publishing reads that the
+    champion's candidates do not change. Opens read-only connections only. Also imports the
+    pre-publish gate's library, which the gate would otherwise import on the main thread after
+    scoring."""
     from ml.explore import store
     from ml.explore.feedback import STATS_COLUMNS
     from ml.quality.prepublish import prepare
@@ -243,8 +245,9 @@ def _serving_inputs(wh: Warehouse, pol: Any, excl: tuple[str, ...]) -> tuple[Any
     pol.fit(feedback)
     arm_inputs = store.read_arm_inputs(wh, excl, feedback, read_excluded=False)  # scoring reads them
     labels = store.read_labels(wh)
+    known_users = store.read_known_users(wh)
     prepare()
-    return arm_inputs, labels
+    return arm_inputs, labels, known_users
 
 
 def publish_recommendations(
@@ -333,6 +336,7 @@ def _summary(res: Any, df: pd.DataFrame, slates: PolicySlates) -> dict[str, Any]
         "campaigns": slates.marketing["campaigns"],
         "campaign_rows": int(df["campaign"].notna().sum()),
         "new_item_rows": int(df["new_item"].sum()),
+        "cold_start_users": slates.cold_start_users,
     }
 
 
@@ -340,7 +344,7 @@ def _summary(res: Any, df: pd.DataFrame, slates: PolicySlates) -> dict[str, Any]
 class PolicySlates:
     """The slates of a publish run before its version columns: the rows, the contexts the
     policy saw, the champion's version, the data's newest event and day, and what the
-    marketing layer applied."""
+    marketing layer applied, and how many users got a cold-start slate."""
 
     rows: pd.DataFrame
     contexts: Any
@@ -348,6 +352,7 @@ class PolicySlates:
     as_of: pd.Timestamp
     day: str
     marketing: dict[str, Any]
+    cold_start_users: int = 0
 
 
 def _policy_slates(
@@ -369,9 +374,9 @@ def _policy_slates(
     so on two cores the reads cost almost no wall time."""
     from ml.explore import store
     from ml.explore.candidates import CandidateSettings, build_contexts
-    from ml.explore.slate import build_slates
+    from ml.explore.slate import build_slates, flag_cold_start
 
-    def serving_inputs() -> tuple[Any, dict[str, str]]:
+    def serving_inputs() -> tuple[Any, dict[str, str], list[str]]:
         with stage("serving_inputs", timings):
             return _serving_inputs(wh, pol, excl)
 
@@ -384,18 +389,22 @@ def _policy_slates(
             champion=champion,
             alongside=serving_inputs,
         )
-    arm_inputs, labels = scores.alongside
+    arm_inputs, labels, known_users = scores.alongside
     with stage("with_champion", timings):
         inputs = store.with_champion(wh, arm_inputs, scores.rows, scores.users, scores.codes, excluded=scores.excluded)
     at = pd.Timestamp(m.at) if m.at else pd.Timestamp(inputs.as_of)
+    # known users the champion has no candidates for (no history yet) get a cold-start slate
+    # from the same contexts: popular interests as candidate arms, drawn by the serving policy
+    cold = sorted(set(known_users).difference(scores.users))
+    users = sorted([*scores.users, *cold]) if cold else scores.users
 
     def read_marketing_inputs() -> MarketingInputs:
         with stage("marketing_inputs", timings):
-            return marketing_inputs(wh, at, m.campaigns, m.holdout_share, m.new_item_budget, scores.users)
+            return marketing_inputs(wh, at, m.campaigns, m.holdout_share, m.new_item_budget, users)
 
     ahead = in_background(read_marketing_inputs)
     with stage("contexts", timings):
-        contexts = build_contexts(inputs, scores.users, CandidateSettings(items_per_tag=k, slate_size=k))
+        contexts = build_contexts(inputs, users, CandidateSettings(items_per_tag=k, slate_size=k))
     day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")
     draws: dict[str, Any] = {}
     with stage("slates", timings):
@@ -422,7 +431,8 @@ def _policy_slates(
             prepared=ahead.result(),
             excluded=inputs.excluded,
         )
-    return PolicySlates(df, contexts, scores.version_id, pd.Timestamp(inputs.as_of), day, applied)
+    df = flag_cold_start(df, cold, labels)
+    return PolicySlates(df, contexts, scores.version_id, pd.Timestamp(inputs.as_of), day, applied, len(cold))
 
 
 def log_slates(wh: Warehouse, con: Any, run_id: str, slates: pd.DataFrame, contexts: Any, as_of: Any) -> None:

@@ -78,6 +78,7 @@ REC_COLUMNS = (
     "policy",
     "propensity",
     "is_exploration",
+    "cold_start",
     "model_version",
     "recommendation_id",
     "run_id",
