@@ -47,6 +47,6 @@ def test_a_hit_is_a_positive_event_on_a_shown_item_in_the_window():
         "users": 3,
         "with_slate": pytest.approx(2 / 3, abs=1e-4),
         "hit_rate": pytest.approx(1 / 3, abs=1e-4),
-        "cold_start_slates": 1,
+        "cold_start_slates": 2,
     }
     assert rates["users_with_history"]["users"] == 1 and rates["users_with_history"]["hit_rate"] == 1.0
