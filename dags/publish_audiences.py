@@ -7,6 +7,11 @@ size cap and similarity threshold. Users who opted out of marketing never appear
 
 Each audience is published atomically as a versioned table behind `serving.audience_<name>_current`;
 the task returns sizes, exclusion counts and pairwise overlaps.
+
+`report_campaigns` then reports every campaign window (`ml/marketing/campaigns/*.yml`) that has
+begun: clicks, purchases and revenue per exposed user against its holdout with 95 % intervals,
+and the return on the campaign's `spend` (ROAS), into `ml.campaign_reports` (shown on the
+Interestflow page; `python -m ml campaign report NAME` writes the same rows by hand).
 """
 
 from __future__ import annotations
@@ -43,7 +48,13 @@ def publish_audiences():
             keep_versions=params["keep_versions"],
         )
 
-    build_and_publish()
+    @task(pool=WAREHOUSE_POOL)
+    def report_campaigns(run_id=None) -> dict:
+        from ml.tasks.marketing import report_campaigns
+
+        return report_campaigns(run_id=run_id)
+
+    build_and_publish() >> report_campaigns()
 
 
 publish_audiences()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -11,8 +12,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = p.add_subparsers(dest="campaign_command", required=True)
     ls = s.add_parser("list", help="campaigns defined in ml/marketing/campaigns/")
     ls.set_defaults(func=_list)
-    rp = s.add_parser("report", help="uplift in clicks and purchases per user vs the holdout, with a 95% CI")
+    rp = s.add_parser(
+        "report",
+        help="uplift in clicks, purchases and revenue per user vs the holdout (95%% CI) and ROAS on the spend; "
+        "written to ml.campaign_reports",
+    )
     rp.add_argument("name")
+    rp.add_argument("--no-write", action="store_true", help="print only; do not write ml.campaign_reports")
     rp.add_argument("--warehouse", help="warehouse URL (default: $INTERESTFLOW_WAREHOUSE or local DuckDB)")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(func=_report)
@@ -32,14 +38,20 @@ def _report(args: argparse.Namespace) -> int:
     from ml.bench.measure import table
     from ml.errors import UsageError
     from ml.marketing.campaigns import load_campaigns
-    from ml.marketing.report import campaign_report, per_user_outcomes
+    from ml.marketing.report import REPORTS, campaign_report, per_user_outcomes, report_rows, write_reports
     from ml.warehouse import Warehouse
 
     camps = load_campaigns()
     if args.name not in camps:
         raise UsageError(f"no campaign {args.name!r}; known: {', '.join(sorted(camps))} (see `campaign list`)")
     c = camps[args.name]
-    rep = campaign_report(c, per_user_outcomes(Warehouse.from_env(args.warehouse), c))
+    wh = Warehouse.from_env(args.warehouse)
+    try:
+        rep = campaign_report(c, per_user_outcomes(wh, c))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not args.no_write:
+        write_reports(wh, report_rows(rep, f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}"))
     if args.json:
         print(json.dumps(rep, indent=2))
     else:
@@ -59,4 +71,14 @@ def _report(args: argparse.Namespace) -> int:
                 ],
             )
         )
+        revenue = next(m for m in rep["metrics"] if m["metric"] == "revenue")
+        print(f"incremental revenue {revenue['incremental']:.2f}", end="")
+        if c.spend:
+            print(
+                f" on spend {c.spend:.2f}: ROAS {revenue['roas']:.2f} [{revenue['roas_low']:.2f}, {revenue['roas_high']:.2f}]"
+            )
+        else:
+            print(" (no spend in the campaign spec: no ROAS)")
+        if not args.no_write:
+            print(f"written to {REPORTS}")
     return 0

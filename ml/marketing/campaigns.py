@@ -38,6 +38,7 @@ class Campaign:
     max_share: float = 0.3  # at most this share of each user's k slots
     holdout_share: float = 0.1
     description: str = ""
+    spend: float | None = None  # what the campaign cost (ads, discounts), in the shop's currency
 
     def __post_init__(self) -> None:
         self.start = _naive_utc(self.start)
@@ -50,6 +51,11 @@ class Campaign:
             raise ValueError(f"campaign {self.name!r}: max_share must be in (0, 1]")
         if not 0 <= self.holdout_share < 1:
             raise ValueError(f"campaign {self.name!r}: holdout_share must be in [0, 1)")
+        number = isinstance(self.spend, int | float) and not isinstance(self.spend, bool)
+        if self.spend is not None and not (number and 0 < self.spend < float("inf")):
+            raise ValueError(
+                f"campaign {self.name!r}: spend must be a positive number (or left out), got {self.spend!r}"
+            )
 
     def active(self, at: datetime) -> bool:
         return bool(self.start <= _naive_utc(at) < self.end)

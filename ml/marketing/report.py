@@ -1,8 +1,17 @@
-"""Campaign reports from the warehouse: uplift in clicks and purchases per exposed user,
-treatment vs the randomised holdout, over the campaign window (intention to treat)."""
+"""Campaign reports from the warehouse: per exposed user, clicks, purchases and revenue in the
+campaign window, treatment vs the randomised holdout (intention to treat), and the return on
+the campaign's ``spend``.
+
+Revenue is ``price * quantity`` (quantity 1 when missing) of the user's purchase events inside
+the window. The campaign's incremental revenue is its revenue uplift per user times the treated
+users; ``roas`` = incremental revenue / spend, its 95 % interval the uplift interval's bounds
+scaled the same way (None when the spec gives no spend). ``write_reports`` keeps one row per
+(run, campaign, metric) in ``ml.campaign_reports``, which the Interestflow page shows.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -10,27 +19,107 @@ import pandas as pd
 from ml.marketing.campaigns import Campaign, uplift
 from ml.warehouse import Warehouse
 
+REPORTS = "ml.campaign_reports"
+METRICS = ("clicks", "purchases", "revenue")
+REPORT_COLUMNS = [
+    "reported_at",
+    "run_id",
+    "campaign",
+    "window_start",
+    "window_end",
+    "metric",
+    "treatment_users",
+    "holdout_users",
+    "treatment_mean",
+    "holdout_mean",
+    "uplift",
+    "ci_low",
+    "ci_high",
+    "spend",
+    "incremental",
+    "roas",
+    "roas_low",
+    "roas_high",
+]
+
 
 def per_user_outcomes(wh: Warehouse, campaign: Campaign) -> pd.DataFrame:
     """One row per user exposed to recommendations (an impression) inside the window, with
-    their clicks and purchases inside the window (0 when none)."""
+    their clicks, purchases and revenue inside the window (0 when none)."""
     df = wh.query(
         "select user_id, "
         "sum(case when event_type = 'impression' then 1 else 0 end) as impressions, "
         "sum(case when event_type = 'click' then 1 else 0 end) as clicks, "
-        "sum(case when event_type = 'purchase' then 1 else 0 end) as purchases "
+        "sum(case when event_type = 'purchase' then 1 else 0 end) as purchases, "
+        "sum(case when event_type = 'purchase' then coalesce(price, 0) * coalesce(quantity, 1) else 0 end) "
+        "as revenue "
         "from staging.stg_shop__events where event_at >= ? and event_at < ? group by user_id",
         [campaign.start, campaign.end],
     )
+    df["revenue"] = df["revenue"].astype(float)
     return df[df["impressions"] > 0].reset_index(drop=True)
 
 
 def campaign_report(campaign: Campaign, outcomes: pd.DataFrame, n_boot: int = 2000) -> dict[str, Any]:
-    rows = [uplift(outcomes, campaign, m, n_boot=n_boot).as_dict() for m in ("clicks", "purchases")]
+    """Uplift per exposed user of each metric with its 95 % interval; the revenue row also
+    carries the incremental revenue and, with a spend, the ROAS and its interval."""
+    rows = []
+    for metric in METRICS:
+        row = uplift(outcomes, campaign, metric, n_boot=n_boot).as_dict()
+        if metric == "revenue":
+            row.update(return_on_spend(row, campaign.spend))
+        rows.append(row)
     return {
         "campaign": campaign.name,
         "window": [campaign.start.isoformat(), campaign.end.isoformat()],
         "holdout_share": campaign.holdout_share,
+        "spend": campaign.spend,
         "exposed_users": len(outcomes),
         "metrics": rows,
     }
+
+
+def return_on_spend(revenue_uplift: dict[str, Any], spend: float | None) -> dict[str, float | None]:
+    """Incremental revenue (uplift per user x treated users) and, with a spend, the ROAS with
+    its interval."""
+    treated = revenue_uplift["treatment_users"]
+    out: dict[str, float | None] = {"incremental": revenue_uplift["uplift"] * treated}
+    for name, key in (("roas", "uplift"), ("roas_low", "ci_low"), ("roas_high", "ci_high")):
+        out[name] = revenue_uplift[key] * treated / spend if spend else None
+    return out
+
+
+def report_rows(report: dict[str, Any], run_id: str, reported_at: datetime | None = None) -> pd.DataFrame:
+    """The rows of one campaign report for ``ml.campaign_reports``: one per metric."""
+    start, end = (pd.Timestamp(t) for t in report["window"])
+    per_run = {
+        "reported_at": (reported_at or datetime.now(UTC)).replace(tzinfo=None),
+        "run_id": run_id,
+        "window_start": start,
+        "window_end": end,
+        "spend": report["spend"],
+    }
+    # (the metric rows lack incremental and ROAS but on revenue: None there)
+    df = pd.DataFrame([per_run | {k: m.get(k) for k in REPORT_COLUMNS if k not in per_run} for m in report["metrics"]])
+    for col in ("spend", "incremental", "roas", "roas_low", "roas_high"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    return df[REPORT_COLUMNS]
+
+
+def write_reports(wh: Warehouse, rows: pd.DataFrame) -> None:
+    """Replace the (run, campaign) rows of ``ml.campaign_reports`` with ``rows`` in one transaction."""
+    ddl = (
+        f"create table if not exists {REPORTS} (reported_at timestamp, run_id varchar, campaign varchar, "
+        "window_start timestamp, window_end timestamp, metric varchar, treatment_users bigint, "
+        "holdout_users bigint, treatment_mean double precision, holdout_mean double precision, "
+        "uplift double precision, ci_low double precision, ci_high double precision, spend double precision, "
+        "incremental double precision, roas double precision, roas_low double precision, roas_high double precision)"
+    )
+    with wh.connect() as con:
+        wh.begin(con)
+        wh.execute(con, "create schema if not exists ml")
+        wh.execute(con, ddl)
+        for run_id, campaign in rows[["run_id", "campaign"]].drop_duplicates().itertuples(index=False):
+            wh.execute(con, f"delete from {REPORTS} where run_id = ? and campaign = ?", [run_id, campaign])
+        wh.append_df(con, REPORTS, rows)
+        wh.commit(con)

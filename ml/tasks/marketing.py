@@ -115,3 +115,34 @@ def publish_audiences(
     report["overlap"] = ov[ov["audience"] < ov["other"]].to_dict("records") if len(ov) else []
     log.info("audiences: %s", json.dumps(report, default=str))
     return report
+
+
+def report_campaigns(run_id: str = "manual", n_boot: int = 2000, warehouse: str | None = None) -> dict[str, Any]:
+    """Report every campaign whose window has begun by the newest event (clicks, purchases and
+    revenue uplift per user vs its holdout, ROAS on its spend) into ``ml.campaign_reports``.
+    A campaign without exposed users in both arms yet is skipped, with the reason returned."""
+    from ml.marketing.campaigns import load_campaigns
+    from ml.marketing.report import campaign_report, per_user_outcomes, report_rows, write_reports
+
+    wh = Warehouse.from_env(warehouse)
+    as_of = pd.Timestamp(wh.query("select max(event_at) as t from staging.stg_shop__events")["t"].iloc[0])
+    reported: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    frames = []
+    for name, campaign in load_campaigns().items():
+        if pd.isna(as_of) or pd.Timestamp(campaign.start) > as_of:
+            skipped[name] = f"starts {campaign.start:%Y-%m-%d}, after the newest event"
+            continue
+        try:
+            report = campaign_report(campaign, per_user_outcomes(wh, campaign), n_boot=n_boot)
+        except ValueError as exc:  # no exposed users in one of the arms yet
+            skipped[name] = str(exc)
+            continue
+        frames.append(report_rows(report, run_id))
+        revenue = next(m for m in report["metrics"] if m["metric"] == "revenue")
+        reported[name] = {"exposed_users": report["exposed_users"], "roas": revenue["roas"]}
+    if frames:
+        write_reports(wh, pd.concat(frames, ignore_index=True))
+    for name, why in skipped.items():
+        log.info("campaign %s not reported: %s", name, why)
+    return {"reported": reported, "skipped": skipped}

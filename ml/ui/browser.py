@@ -282,7 +282,7 @@ _MARKS_JS = """
 (() => {
   const d = %s;
   const out = {};
-  for (const id of ['models', 'quality', 'exploration', 'user']) {
+  for (const id of ['models', 'quality', 'exploration', 'campaigns', 'user']) {
     const s = d.getElementById(id);
     out[id] = {
       charts: s.querySelectorAll('svg.if-chart').length,

@@ -433,6 +433,60 @@ def quality(rs: ReadSession, limit: int = 10) -> dict[str, Any]:
     return out
 
 
+def campaigns(rs: ReadSession) -> dict[str, Any]:
+    """Every campaign window (``ml/marketing/campaigns/``) with its latest report from
+    ``ml.campaign_reports``: per metric the uplift per exposed user with its 95 % interval, and
+    the ROAS on the campaign's spend."""
+    from ml.marketing.campaigns import load_campaigns
+    from ml.marketing.report import REPORTS
+
+    specs = [
+        {
+            "campaign": c.name,
+            "description": c.description,
+            "start": jsonable(c.start),
+            "end": jsonable(c.end),
+            "holdout_share": c.holdout_share,
+            "spend": c.spend,
+        }
+        for c in load_campaigns().values()
+    ]
+    out: dict[str, Any] = {"available": True, "source": rs.freshness.as_dict(), "campaigns": specs}
+    if not rs.has(REPORTS, "campaign", "run_id", "reported_at", "metric"):
+        out["reports"] = unavailable(REPORTS, "campaign reports (publish_audiences' report_campaigns task)")
+        return out
+    df = rs.query(
+        f"select * from {REPORTS} r where reported_at = "
+        f"(select max(reported_at) from {REPORTS} l where l.campaign = r.campaign) order by campaign, metric"
+    )
+    latest: dict[str, dict[str, Any]] = {}
+    for r in records(df):
+        entry = latest.setdefault(str(r["campaign"]), {"reported_at": r["reported_at"], "run_id": r["run_id"]})
+        entry.setdefault("metrics", []).append(
+            {
+                k: r.get(k)
+                for k in (
+                    "metric",
+                    "treatment_users",
+                    "holdout_users",
+                    "treatment_mean",
+                    "holdout_mean",
+                    "uplift",
+                    "ci_low",
+                    "ci_high",
+                    "incremental",
+                    "roas",
+                    "roas_low",
+                    "roas_high",
+                )
+            }
+        )
+    for spec in specs:
+        spec["report"] = latest.get(spec["campaign"])
+    out["reports"] = {"available": True, "reported": sorted(latest)}
+    return out
+
+
 def _policy_champion(rs: ReadSession) -> dict[str, Any] | None:
     if not (rs.has(CHAMPIONS) and rs.has(MODEL_VERSIONS)):
         return None

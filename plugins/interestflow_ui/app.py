@@ -98,6 +98,12 @@ def create_app(reader: Any = None) -> FastAPI:
 
         return _answer(request, views.exploration, days)
 
+    @api.get("/campaigns", summary="Campaign windows with their latest uplift report and ROAS")
+    def get_campaigns(request: Request) -> JSONResponse:
+        from ml.ui import views
+
+        return _answer(request, views.campaigns)
+
     @api.get("/users", summary="User ids starting with a prefix (for the lookup box)")
     def get_users(
         request: Request,

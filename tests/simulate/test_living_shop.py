@@ -119,6 +119,7 @@ def test_the_ui_answers_every_section_with_data(living_shop, tmp_path):
         models = views.models(rs)
         quality = views.quality(rs)
         exploration = views.exploration(rs)
+        campaigns = views.campaigns(rs)
         user = views.user(rs, str(user_id))
     families = {f["family"]: f for f in models["families"]}
     for fam in ("recommender", "tagger", "policy"):
@@ -128,6 +129,10 @@ def test_the_ui_answers_every_section_with_data(living_shop, tmp_path):
     assert quality["batches"]["available"] and quality["batches"]["batches"]
     assert exploration["policy"]["serving"] and exploration["estimates"]["current"]
     assert exploration["ctr"]["available"] and exploration["ctr"]["days"] and exploration["ctr"]["share"]
+    # publish_audiences' report_campaigns reported the campaign whose window the shop lived through
+    reported = [c for c in campaigns["campaigns"] if c["report"]]
+    assert campaigns["reports"]["available"] and reported
+    assert {m["metric"] for m in reported[0]["report"]["metrics"]} == {"clicks", "purchases", "revenue"}
     assert user["profile"]["available"] and (user["profile"]["known"] or user["profile"]["candidate"])
     assert user["behaviour"]["available"] and user["behaviour"]["counts"]
     assert len(user["recommendations"]["items"]) == 10

@@ -230,6 +230,40 @@
     ], bt.batches));
   }
 
+  // ---- Campaigns ---------------------------------------------------------------------------
+  function interval(r, lo, hi, digits) {
+    if (r[lo] === null || r[lo] === undefined) return "–";
+    return "[" + fmt.num(r[lo], digits) + ", " + fmt.num(r[hi], digits) + "]";
+  }
+
+  function renderCampaigns(data) {
+    var b = body("campaigns");
+    if (!data.campaigns.length) return b.appendChild(note("No campaign windows are defined (ml/marketing/campaigns/*.yml)."));
+    if (!data.reports.available) b.appendChild(note(data.reports.message));
+    data.campaigns.forEach(function (c) {
+      var card = h("div", { class: "campaign", "data-campaign": c.campaign }, [h("h3", { text: c.campaign })]);
+      b.appendChild(card);
+      card.appendChild(h("p", { class: "hint", text: (c.description ? c.description + " " : "") + fmt.time(c.start) + " – " + fmt.time(c.end) + ", holdout " + fmt.pct(c.holdout_share) + ", spend " + (c.spend === null ? "not given" : fmt.num(c.spend, 2)) }));
+      var rep = c.report;
+      if (!rep) return card.appendChild(note("No report: no exposed users in both arms, or the window has not begun."));
+      var revenue = rep.metrics.filter(function (m) { return m.metric === "revenue"; })[0];
+      if (revenue) card.appendChild(h("p", { class: "roas" }, [
+        "Incremental revenue " + fmt.num(revenue.incremental, 2),
+        revenue.roas === null ? " (no spend given: no ROAS)" : "; ROAS " + fmt.num(revenue.roas, 2) + " " + interval(revenue, "roas_low", "roas_high", 2),
+      ]));
+      card.appendChild(table([
+        { label: "metric", key: "metric" },
+        { label: "treated users", key: "treatment_users", num: true },
+        { label: "holdout users", key: "holdout_users", num: true },
+        { label: "treated per user", render: function (r) { return fmt.num(r.treatment_mean, 4); }, num: true },
+        { label: "holdout per user", render: function (r) { return fmt.num(r.holdout_mean, 4); }, num: true },
+        { label: "uplift per user", render: function (r) { return fmt.num(r.uplift, 4); }, num: true },
+        { label: "95 % interval", render: function (r) { return interval(r, "ci_low", "ci_high", 4); } },
+      ], rep.metrics));
+      card.appendChild(h("p", { class: "hint", text: "Reported " + fmt.time(rep.reported_at) + " (run " + rep.run_id + ")." }));
+    });
+  }
+
   // ---- Exploration -------------------------------------------------------------------------
   function renderExploration(data) {
     var b = body("exploration");
@@ -407,6 +441,7 @@
     api("api/models").then(renderModels, failed("models"));
     api("api/quality").then(renderQuality, failed("quality"));
     api("api/exploration").then(renderExploration, failed("exploration"));
+    api("api/campaigns").then(renderCampaigns, failed("campaigns"));
     suggest("");
     var wanted = new URL(window.location.href).searchParams.get("user");
     if (wanted) {
