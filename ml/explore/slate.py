@@ -123,7 +123,9 @@ def tag_label(tag: str, labels: dict[str, str] | None = None) -> str:
     return tag.split(":", 1)[-1].replace("_", " ")
 
 
-def flag_cold_start(rows: pd.DataFrame, cold_users: Sequence[str], labels: dict[str, str] | None = None) -> pd.DataFrame:
+def flag_cold_start(
+    rows: pd.DataFrame, cold_users: Sequence[str], labels: dict[str, str] | None = None
+) -> pd.DataFrame:
     """Add the boolean ``cold_start`` column: True on the rows of ``cold_users`` (known users the
     champion had no candidates for: no history yet). Their rows come from popular interests, so
     their reason says so ("popular in <interest>, while we learn what you like"), except a new
