@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset
 
+from ml.orchestration.alerts import notify_failure
+
 OWNER = "interestflow"
 START = datetime(2026, 1, 1)
 DEFAULT_ARGS = {
@@ -16,6 +18,9 @@ DEFAULT_ARGS = {
     "retries": 2,
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": True,
+    # an e-mail through the `interestflow_alerts` SMTP Connection when a task fails for good
+    # (off when that connection is not defined): ml/orchestration/alerts.py
+    "on_failure_callback": notify_failure,
 }
 # DuckDB allows a single writer process: every task that writes the warehouse takes this pool.
 WAREHOUSE_POOL = "warehouse"

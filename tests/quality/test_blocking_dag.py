@@ -134,3 +134,85 @@ def test_a_run_with_nothing_new_is_skipped_and_emits_no_asset_event(in_served, t
     states = {ti.task_id: str(ti.state).lower().rsplit(".", 1)[-1] for ti in run.get_task_instances()}
     assert states == {"load_landing_batches": "skipped"}
     assert _state(wh) == before  # no asset event: build_features is not scheduled for nothing
+
+
+@pytest.fixture()
+def smtp_server():
+    """A local SMTP server (aiosmtpd) that keeps what it receives."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    class Sink:
+        def __init__(self) -> None:
+            self.messages: list = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(envelope)
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = Sink()
+    sink.port = port
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield sink
+    controller.stop()
+
+
+@pytest.fixture()
+def smtp_sink(smtp_server, monkeypatch):
+    """The local SMTP server, with the alerts Connection pointing at it."""
+    conn = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": smtp_server.port,
+        "extra": {
+            "to": "oncall@example.com",
+            "from_email": "interestflow@example.com",
+            "disable_tls": True,
+            "disable_ssl": True,
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_INTERESTFLOW_ALERTS", json.dumps(conn))
+    return smtp_server
+
+
+def test_a_failing_gate_sends_one_alert_with_its_summary(in_served, tiny_shop, tmp_path, smtp_sink):
+    import email
+
+    drifted = pd.read_parquet(tiny_shop / "events.parquet")
+    drifted = drifted[drifted["price"].notna()].reset_index(drop=True)
+    drifted["event_id"] = "alert-" + drifted["event_id"]
+    drifted["price"] = drifted["price"] * 10
+    path = tmp_path / "events-alert.parquet"
+    drifted.to_parquet(path, index=False)
+    _run_failing([str(path)])
+
+    assert len(smtp_sink.messages) == 1
+    envelope = smtp_sink.messages[0]
+    assert envelope.rcpt_tos == ["oncall@example.com"] and envelope.mail_from == "interestflow@example.com"
+    msg = email.message_from_bytes(envelope.original_content)
+    assert "ingest_events.load_landing_batches failed" in msg["Subject"]
+    body = "".join(
+        part.get_payload(decode=True).decode() for part in msg.walk() if part.get_content_type() == "text/html"
+    )
+    # the gate's readable summary: which gate, which column
+    assert "landing_events" in body and "price" in body
+
+
+def test_without_the_alerts_connection_a_failure_sends_nothing_and_still_fails(
+    in_served, tiny_shop, tmp_path, smtp_server
+):
+    from ml.orchestration.alerts import ALERT_CONN_ID, alert_connection
+
+    assert alert_connection() is None, f"{ALERT_CONN_ID} must not be defined in this test"
+    bad = pd.read_parquet(tiny_shop / "events.parquet").head(100)
+    bad["event_id"] = "quiet-" + bad["event_id"]
+    bad["event_type"] = "teleport"
+    path = tmp_path / "events-quiet.parquet"
+    bad.to_parquet(path, index=False)
+    _run_failing([str(path)])
+    assert smtp_server.messages == []
