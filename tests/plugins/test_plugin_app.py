@@ -16,6 +16,7 @@ DATA_ROUTES = [
     "/api/models",
     "/api/quality",
     "/api/exploration",
+    "/api/campaigns",
     "/api/users",
     "/api/users/{user}",
     "/api/openapi.json",
@@ -168,6 +169,7 @@ def test_openapi_documents_every_json_endpoint(client):
         "/api/models",
         "/api/quality",
         "/api/exploration",
+        "/api/campaigns",
         "/api/users",
         "/api/users/{user_id}",
     }
