@@ -13,7 +13,7 @@ REQ_HASH := $(shell sha1sum requirements.txt | cut -c1-12)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap demo test test-fast lint format typecheck airflow bench system-deps clean ui-screenshot
+.PHONY: help bootstrap demo test test-fast lint format typecheck airflow bench system-deps clean ui-screenshot dbt-parse dbt-docs dbt-freshness
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,15 @@ format: bootstrap ## ruff format and autofix
 
 typecheck: bootstrap ## mypy on ml/
 	$(BIN)/mypy ml
+
+dbt-parse: bootstrap ## re-parse dbt/ so a running Airflow shows new or edited models (build_features' tasks)
+	$(BIN)/python -m ml dbt parse
+
+dbt-docs: bootstrap ## dbt docs generate; served in the Airflow UI under Browse > dbt Docs (Interestflow)
+	$(BIN)/python -m ml dbt docs
+
+dbt-freshness: bootstrap ## dbt source freshness of the raw landing tables (exit 1 when stale)
+	$(BIN)/python -m ml dbt freshness
 
 airflow: bootstrap ## start Airflow (api-server, scheduler, ...) on http://127.0.0.1:8080
 	$(BIN)/python -m ml airflow standalone

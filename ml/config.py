@@ -6,6 +6,7 @@ marked as such; a deployment overrides them with environment variables (see READ
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,15 @@ PLUGINS_DIR = PROJECT_ROOT / "plugins"
 def state_dir() -> Path:
     """Where local state lives (warehouse file, artifacts, landing data). Git-ignored."""
     return Path(os.environ.get("INTERESTFLOW_HOME", PROJECT_ROOT / ".interestflow"))
+
+
+# the dbt docs that cosmos' plugin serves in the Airflow UI (`python -m ml dbt docs` writes them)
+DBT_DOCS_SLUG = "interestflow"
+DBT_DOCS_NAME = "dbt Docs (Interestflow)"
+
+
+def dbt_docs_dir() -> Path:
+    return state_dir() / "dbt_docs"
 
 
 def warehouse_url() -> str:
@@ -64,6 +74,10 @@ def airflow_env(home: Path | None = None) -> dict[str, str]:
         "SCARF_ANALYTICS": "false",
         "DO_NOT_TRACK": "1",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        # cosmos' plugin serves `python -m ml dbt docs` output under Browse in the Airflow UI
+        "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": json.dumps(
+            {DBT_DOCS_SLUG: {"dir": str(dbt_docs_dir()), "index": "index.html", "name": DBT_DOCS_NAME}}
+        ),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__API__PORT": port,

@@ -77,5 +77,6 @@ def notify_failure(context: dict[str, Any]) -> None:
 
     subject, body = failure_message(context)
     # notify() sends the text as given (no template rendering of the error text)
-    SmtpNotifier(to=to, subject=subject, html_content=body, smtp_conn_id=ALERT_CONN_ID).notify(context)
+    notifier = SmtpNotifier(to=to, subject=subject, html_content=body, smtp_conn_id=ALERT_CONN_ID)
+    notifier.notify(context)  # type: ignore[arg-type]  # (Airflow's Context is this dict)
     log.info("alert sent to %s: %s", ", ".join(to), subject)
