@@ -55,9 +55,17 @@ def _docs(args: argparse.Namespace) -> int:
 
 def _freshness(args: argparse.Namespace) -> int:
     from ml import config
+    from ml.errors import MissingInput
     from ml.features.dbt import run_dbt
 
-    res = run_dbt(["source", "freshness"], _warehouse(args), check=False, target_path=config.state_dir() / "dbt")
+    wh = _warehouse(args)
+    with wh.connect(read_only=True) as con:
+        if not wh.table_exists(con, "raw", "events"):
+            raise MissingInput(
+                f"no raw.events in {wh.display} yet: "
+                "load landing files first (`python -m ml ingest PATH…` or the ingest_events DAG)"
+            )
+    res = run_dbt(["source", "freshness"], wh, check=False, target_path=config.state_dir() / "dbt")
     lines = [line for line in res.output.splitlines() if "freshness of" in line or "ERROR" in line]
     print("\n".join(lines) or res.output[-2000:])
     return 0 if res.returncode == 0 else 1
