@@ -74,6 +74,10 @@ def airflow_env(home: Path | None = None) -> dict[str, str]:
         "SCARF_ANALYTICS": "false",
         "DO_NOT_TRACK": "1",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        # cosmos' cache (dbt partial-parse files) per state folder, not the machine-wide
+        # /tmp/cosmos: two Interestflow environments on one machine (a demo while tests run)
+        # overwrote each other's and every dbt task then parsed the project from scratch
+        "AIRFLOW__COSMOS__CACHE_DIR": str(state_dir() / "cosmos_cache"),
         # cosmos' plugin serves `python -m ml dbt docs` output under Browse in the Airflow UI
         "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": json.dumps(
             {DBT_DOCS_SLUG: {"dir": str(dbt_docs_dir()), "index": "index.html", "name": DBT_DOCS_NAME}}
