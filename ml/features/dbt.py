@@ -76,6 +76,10 @@ def run_dbt(
     """
     env = {**os.environ, **dbt_env(wh)}
     cmd = [dbt_executable(), *args, "--project-dir", str(config.DBT_DIR), "--profiles-dir", str(config.DBT_DIR)]
+    # the profile and target named on the command line as cosmos' tasks name them: dbt keys its
+    # partial-parse file on these arguments, so the manifest parsed here is one cosmos' dbt
+    # tasks can reuse (else each build_features group's first task re-parses from scratch)
+    cmd += ["--profile", "interestflow", "--target", env["DBT_TARGET"]]
     if target_path is not None:
         cmd += ["--target-path", str(target_path), "--log-path", str(Path(target_path) / "logs")]
     t0 = time.perf_counter()
