@@ -24,10 +24,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.set_defaults(func=_report)
 
 
-def _list(args: argparse.Namespace) -> int:
+def _campaigns() -> dict:
+    """The campaign specs; a spec that does not validate is the user's error (file and rule)."""
+    from ml.errors import UsageError
     from ml.marketing.campaigns import load_campaigns
 
-    for c in load_campaigns().values():
+    try:
+        return load_campaigns()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _list(args: argparse.Namespace) -> int:
+    for c in _campaigns().values():
         print(
             f"{c.name:<24} {c.start:%Y-%m-%d} .. {c.end:%Y-%m-%d}  max_share={c.max_share}  holdout={c.holdout_share}"
         )
@@ -37,11 +46,10 @@ def _list(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from ml.bench.measure import table
     from ml.errors import UsageError
-    from ml.marketing.campaigns import load_campaigns
     from ml.marketing.report import REPORTS, campaign_report, per_user_outcomes, report_rows, write_reports
     from ml.warehouse import Warehouse
 
-    camps = load_campaigns()
+    camps = _campaigns()
     if args.name not in camps:
         raise UsageError(f"no campaign {args.name!r}; known: {', '.join(sorted(camps))} (see `campaign list`)")
     c = camps[args.name]

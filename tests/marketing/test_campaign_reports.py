@@ -80,3 +80,13 @@ def test_a_rerun_replaces_its_rows_and_the_page_shows_each_campaigns_latest_repo
     assert latest["run_id"] == "run-2" and shown["winter_outdoor_sale"]["spend"] == 1500.0
     by_metric = {m["metric"]: m for m in latest["metrics"]}
     assert by_metric["clicks"]["uplift"] == 0.7 and by_metric["revenue"]["roas"] == 3.0
+
+
+def test_a_spec_with_a_bad_spend_names_its_file_and_the_rule(tmp_path):
+    from ml.marketing.campaigns import load_campaigns
+
+    (tmp_path / "bad.yml").write_text(
+        'name: bad\nstart: "2026-10-01"\nend: "2026-10-08"\nboost_tags: ["cat:x"]\nspend: lots\n'
+    )
+    with pytest.raises(ValueError, match=r"bad\.yml: invalid campaign: .*spend must be a positive number"):
+        load_campaigns(tmp_path)
