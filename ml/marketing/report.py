@@ -61,10 +61,11 @@ def per_user_outcomes(wh: Warehouse, campaign: Campaign) -> pd.DataFrame:
 
 
 def campaign_report(campaign: Campaign, outcomes: pd.DataFrame, n_boot: int = 2000) -> dict[str, Any]:
-    """Uplift per exposed user of each metric with its 95 % interval; the revenue row also
-    carries the incremental revenue and, with a spend, the ROAS and its interval."""
+    """Uplift per exposed user of each metric of ``outcomes`` (clicks, purchases and, where the
+    outcomes carry it, revenue) with its 95 % interval; the revenue row also carries the
+    incremental revenue and, with a spend, the ROAS and its interval."""
     rows = []
-    for metric in METRICS:
+    for metric in (m for m in METRICS if m in outcomes.columns):
         row = uplift(outcomes, campaign, metric, n_boot=n_boot).as_dict()
         if metric == "revenue":
             row.update(return_on_spend(row, campaign.spend))
