@@ -236,9 +236,18 @@ def run(args: argparse.Namespace) -> int:
             payload["gate"] = gate(outcomes, run_id, url)
     payload["machine"] = {"cpus": os.cpu_count(), "load_avg_end": list(os.getloadavg())}
     path = write_json(out, "candidates.json", payload)
+    chart(outcomes, out, args.size)
     print(f"\n{args.size} shop, time-based holdout of the last {HOLDOUT_DAYS:g} days, k={K}")
     print(render(outcomes))
     if "gate" in payload:
         print(f"gate: {payload['gate']['reason']}")
     print(f"wrote {path}")
     return 0
+
+
+def chart(outcomes: list[Outcome], out: Path, size: str) -> Path:
+    """``candidates.png``: nDCG@K of each candidate that trained."""
+    from ml.bench.plots import bars
+
+    done = {o.model: o.metrics[f"ndcg@{K}"] for o in outcomes if f"ndcg@{K}" in o.metrics}
+    return bars(out / "candidates.png", f"Candidates on the {size} shop's time-based holdout", done, f"nDCG@{K}")

@@ -135,5 +135,23 @@ def run(args: argparse.Namespace) -> int:
     }
     write_json(out, "coldstart.json", payload)
     print(table([{"group": g, **v} for g, v in rates.items()]))
-    print(f"wrote {out / 'coldstart.json'}")
+    print(f"wrote {out / 'coldstart.json'} and {chart(payload, out)}")
     return 0
+
+
+def chart(payload: dict[str, Any], out: Path) -> Path:
+    """``coldstart.png``: share with a slate and hit rate, new users before and after, and the
+    users with history."""
+    from ml.bench.plots import grouped_bars
+
+    after = payload["after"]
+    groups = {
+        "new users, before": payload["before"]["new_users"],
+        "new users, after": after["new_users"],
+        "users with history": after["users_with_history"],
+    }
+    shown = {
+        g: {"with a slate": v["with_slate"] or 0.0, f"hit rate@{payload['k']}": v["hit_rate"] or 0.0}
+        for g, v in groups.items()
+    }
+    return grouped_bars(out / "coldstart.png", f"Users new in the last {payload['holdout_days']} days", shown, "share")

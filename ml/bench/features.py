@@ -136,5 +136,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n{r['target']} failed:\n{r.get('tail') or r.get('error')}")
     if args.out:
         path = write_json(args.out, "features.json", {"size": args.size, "seed": args.seed, "results": results})
-        print(f"wrote {path}")
+        print(f"wrote {path} and {chart(results, args.out, args.size)}")
     return 0 if all(r.get("ok") for r in results) else 1
+
+
+def chart(results: list[dict[str, Any]], out: Path, size: str) -> Path:
+    """``features.png``: ingest and dbt build seconds per warehouse."""
+    from ml.bench.plots import grouped_bars
+
+    groups = {
+        r["target"]: {"ingest": r.get("ingest_seconds") or 0.0, "dbt build": r.get("dbt_build_seconds") or 0.0}
+        for r in results
+    }
+    return grouped_bars(out / "features.png", f"Feature layer on the {size} shop", groups, "seconds")

@@ -151,5 +151,21 @@ def run(args: argparse.Namespace) -> int:
         )
         print(table(arows))
     path = write_json(out, "marketing.json", payload)
-    print(f"\nwrote {path}")
+    print(f"\nwrote {path} and {chart(payload, out)}")
     return 0
+
+
+def chart(payload: dict[str, Any], out: Path) -> Path:
+    """``marketing.png``: the simulated campaign's uplift per user with its 95 % interval."""
+    from ml.bench.plots import bars
+
+    rep = payload["campaign"]
+    metrics = {m["metric"]: m for m in rep["metrics"]}
+    return bars(
+        out / "marketing.png",
+        f"{rep['campaign']}: uplift per exposed user vs the holdout (95 % intervals)",
+        {n: m["uplift"] for n, m in metrics.items()},
+        "treatment - holdout, per user",
+        intervals={n: (m["ci_low"], m["ci_high"]) for n, m in metrics.items()},
+        reference=("no effect", 0.0),
+    )

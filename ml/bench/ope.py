@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 NAME = "ope"
 HELP = "off-policy estimators on the Open Bandit Dataset (relative error vs on-policy CTR)"
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     details.update({"seconds": round(stage.seconds, 1), "peak_rss_mb": stage.peak_rss_mb})
     write_json(args.out, "ope.json", res)
     write_json(args.out, "ope_details.json", details)
+    chart(res, Path(args.out))
     truth = res["ground_truth"]
     rows = []
     for name, r in res["estimators"].items():
@@ -83,5 +85,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"ground truth (on-policy CTR of {details['evaluation_policy']}) = {truth:.5f}; * = chosen by the rule")
     print(f"reward model (by CV log-loss): {details['reward_model']}, C={details['reward_model_C']:g}")
     print(table(rows, floatfmt="{:.5f}"))
-    print(f"wrote {Path(args.out) / 'ope.json'} in {stage.seconds:.1f}s (peak RSS {stage.peak_rss_mb:.0f} MiB)")
+    print(
+        f"wrote {Path(args.out) / 'ope.json'} and ope.png in {stage.seconds:.1f}s (peak RSS {stage.peak_rss_mb:.0f} MiB)"
+    )
     return 0
+
+
+def chart(res: dict[str, Any], out: Path) -> Path:
+    """``ope.png``: each estimator's mean estimate with its 95 % interval against the truth."""
+    from ml.bench.plots import bars
+
+    est = res["estimators"]
+    return bars(
+        out / "ope.png",
+        "Off-policy estimates of the evaluation policy's CTR (95 % intervals)",
+        {n: r["mean_estimate"] for n, r in est.items()},
+        "estimated CTR",
+        intervals={n: (r["ci_low"], r["ci_high"]) for n, r in est.items()},
+        reference=("on-policy truth", res["ground_truth"]),
+    )

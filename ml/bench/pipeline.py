@@ -489,7 +489,7 @@ def run(args: argparse.Namespace) -> int:
     path = write_json(out, "pipeline.json", payload)
     print()
     print(render(payload))
-    print(f"\nwrote {path}")
+    print(f"\nwrote {path} and {chart(payload, out)}")
     return 0
 
 
@@ -579,3 +579,12 @@ def render(p: dict[str, Any]) -> str:
     if p["targets"]["met"] is not None:
         lines.append("targets met: " + ", ".join(f"{k} {v}" for k, v in p["targets"]["met"].items()))
     return "\n".join(lines)
+
+
+def chart(payload: dict[str, Any], out: Path) -> Path:
+    """``pipeline.png``: seconds per stage."""
+    from ml.bench.plots import bars
+
+    stages = {n: s["seconds"] for n, s in payload["stages"].items()}
+    title = f"bench pipeline: {payload['size']} shop on {payload['warehouse']}, {payload['total_seconds']:.0f} s in all"
+    return bars(out / "pipeline.png", title, stages, "seconds", horizontal=True)

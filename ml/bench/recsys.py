@@ -451,7 +451,18 @@ def run(args: argparse.Namespace) -> int:
         if protocol == "random" and ds.name == "movielens-100k" and k == 10:
             ref = [{"model": f"published {n}", **v} for n, v in PUBLISHED.items()]
             print(table(ref, ["model", "ndcg@10", "precision@10", "recall@10", "map_rel@10"]))
-    write_json(out, "summary.json", {p: {r["model"]: r for r in rows} for p, rows in summary.items()})
-    print(f"\nwrote {out}")
+    by_protocol = {p: {r["model"]: r for r in rows} for p, rows in summary.items()}
+    write_json(out, "summary.json", by_protocol)
+    chart(by_protocol, out, args.k)
+    print(f"\nwrote {out} (summary.json, recsys.png)")
     print(json.dumps({p: max(r[f"ndcg@{args.k}"] for r in rows) for p, rows in summary.items() if rows}))
     return 0
+
+
+def chart(by_protocol: dict[str, dict[str, dict[str, Any]]], out: Path, k: int) -> Path:
+    """``recsys.png``: nDCG@k of every model, one bar per split."""
+    from ml.bench.plots import grouped_bars
+
+    models = sorted({m for rows in by_protocol.values() for m in rows})
+    groups = {m: {p: rows[m][f"ndcg@{k}"] for p, rows in by_protocol.items() if m in rows} for m in models}
+    return grouped_bars(out / "recsys.png", f"nDCG@{k} per model and split", groups, f"nDCG@{k}")
