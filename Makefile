@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # the demo's shop (tiny, small, default) and how many simulated days it lives after the set-up
 SIZE ?= small
-DAYS ?= 2
+DAYS ?= 3
 SEED ?= 7
 # a local folder of prebuilt wheels (the CPU build of torch) is used when present
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
@@ -29,7 +29,7 @@ bootstrap: $(STAMP) ## create .venv (Python 3.11) and install the pinned require
 system-deps: ## Debian packages some tests need (headless Chromium, docker-compose for config checks)
 	@bash scripts/system-deps.sh
 
-demo: bootstrap ## generate a shop (SIZE=small), run every DAG, then DAYS=2 simulated shop days
+demo: bootstrap ## generate a shop (SIZE=small), run every DAG, then DAYS=3 simulated shop days
 	$(BIN)/python -m ml demo --size $(SIZE) --days $(DAYS) --seed $(SEED)
 
 test: bootstrap system-deps ## the whole test suite (what CI runs)

@@ -14,8 +14,8 @@ from typing import Any
 
 from ml import config
 
-# two days keep `make demo` within 6 minutes on our 2 cores (docs/benchmarks.md, "The demo")
-DEFAULT_DAYS = 2
+# three days keep `make demo` within 6 minutes on our 2 cores (228 s; five took 355 s: docs/benchmarks.md, "The demo")
+DEFAULT_DAYS = 3
 
 
 class DemoError(RuntimeError):
