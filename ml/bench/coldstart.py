@@ -82,6 +82,7 @@ def hit_rates(recs: pd.DataFrame, window: pd.DataFrame, new_users: set[str]) -> 
 
 def run(args: argparse.Namespace) -> int:
     from ml.bench.measure import measure, table, write_json
+    from ml.errors import UsageError
     from ml.features.dbt import build
     from ml.ingest.landing import ingest_paths
     from ml.shop.generate import write_shop
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from ml.warehouse import Warehouse
 
     if len(args.policy) != 1:
-        raise SystemExit("--policy takes one policy name")
+        raise UsageError(f"--policy takes one policy name, got {', '.join(args.policy)}")
     out: Path = args.out
     work = args.workdir or out / "work"
     shop = work / f"shop-{args.size}-{args.seed}"
