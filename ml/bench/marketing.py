@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from ml.bench.measure import measure, table, write_json
     from ml.marketing.campaigns import load_campaigns
     from ml.marketing.new_items import NewItemBudget, impressions_to_judge
-    from ml.marketing.report import campaign_report
+    from ml.marketing.report import UPLIFT_COLUMNS, campaign_report
     from ml.simulate.marketing import new_item_impressions, shift_window, simulate_campaign, summarise_new_items
     from ml.simulate.runner import SimulationSettings, build_world
 
@@ -118,17 +118,7 @@ def run(args: argparse.Namespace) -> int:
         f"\ncampaign {camp.name} in the simulator: {args.campaign_days} days, holdout {camp.holdout_share:.0%}, "
         f"{rep['exposed_users']} exposed users ({stage.seconds:.0f}s)"
     )
-    cols = [
-        "metric",
-        "treatment_users",
-        "holdout_users",
-        "treatment_mean",
-        "holdout_mean",
-        "uplift",
-        "ci_low",
-        "ci_high",
-    ]
-    print(table(rep["metrics"], cols))
+    print(table(rep["metrics"], list(UPLIFT_COLUMNS)))
 
     if args.audience_size != "none":
         with measure("audiences") as stage:

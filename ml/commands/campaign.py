@@ -46,7 +46,14 @@ def _list(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from ml.bench.measure import table
     from ml.errors import UsageError
-    from ml.marketing.report import REPORTS, campaign_report, per_user_outcomes, report_rows, write_reports
+    from ml.marketing.report import (
+        REPORTS,
+        UPLIFT_COLUMNS,
+        campaign_report,
+        per_user_outcomes,
+        report_rows,
+        write_reports,
+    )
     from ml.warehouse import Warehouse
 
     camps = _campaigns()
@@ -64,21 +71,7 @@ def _report(args: argparse.Namespace) -> int:
         print(json.dumps(rep, indent=2))
     else:
         print(f"campaign {c.name}: {rep['window'][0]} .. {rep['window'][1]}, {rep['exposed_users']} exposed users")
-        print(
-            table(
-                rep["metrics"],
-                [
-                    "metric",
-                    "treatment_users",
-                    "holdout_users",
-                    "treatment_mean",
-                    "holdout_mean",
-                    "uplift",
-                    "ci_low",
-                    "ci_high",
-                ],
-            )
-        )
+        print(table(rep["metrics"], list(UPLIFT_COLUMNS)))
         revenue = next(m for m in rep["metrics"] if m["metric"] == "revenue")
         print(f"incremental revenue {revenue['incremental']:.2f}", end="")
         if c.spend:

@@ -21,12 +21,8 @@ from ml.warehouse import Warehouse
 
 REPORTS = "ml.campaign_reports"
 METRICS = ("clicks", "purchases", "revenue")
-REPORT_COLUMNS = [
-    "reported_at",
-    "run_id",
-    "campaign",
-    "window_start",
-    "window_end",
+# an uplift row (``UpliftReport``) as the reports print and store it, and what a revenue row adds
+UPLIFT_COLUMNS = (
     "metric",
     "treatment_users",
     "holdout_users",
@@ -35,11 +31,17 @@ REPORT_COLUMNS = [
     "uplift",
     "ci_low",
     "ci_high",
+)
+RETURN_COLUMNS = ("incremental", "roas", "roas_low", "roas_high")
+REPORT_COLUMNS = [
+    "reported_at",
+    "run_id",
+    "campaign",
+    "window_start",
+    "window_end",
+    *UPLIFT_COLUMNS,
     "spend",
-    "incremental",
-    "roas",
-    "roas_low",
-    "roas_high",
+    *RETURN_COLUMNS,
 ]
 
 

@@ -438,7 +438,7 @@ def campaigns(rs: ReadSession) -> dict[str, Any]:
     ``ml.campaign_reports``: per metric the uplift per exposed user with its 95 % interval, and
     the ROAS on the campaign's spend."""
     from ml.marketing.campaigns import load_campaigns
-    from ml.marketing.report import REPORTS
+    from ml.marketing.report import REPORTS, RETURN_COLUMNS, UPLIFT_COLUMNS
 
     specs = [
         {
@@ -462,25 +462,7 @@ def campaigns(rs: ReadSession) -> dict[str, Any]:
     latest: dict[str, dict[str, Any]] = {}
     for r in records(df):
         entry = latest.setdefault(str(r["campaign"]), {"reported_at": r["reported_at"], "run_id": r["run_id"]})
-        entry.setdefault("metrics", []).append(
-            {
-                k: r.get(k)
-                for k in (
-                    "metric",
-                    "treatment_users",
-                    "holdout_users",
-                    "treatment_mean",
-                    "holdout_mean",
-                    "uplift",
-                    "ci_low",
-                    "ci_high",
-                    "incremental",
-                    "roas",
-                    "roas_low",
-                    "roas_high",
-                )
-            }
-        )
+        entry.setdefault("metrics", []).append({k: r.get(k) for k in (*UPLIFT_COLUMNS, *RETURN_COLUMNS)})
     for spec in specs:
         spec["report"] = latest.get(spec["campaign"])
     out["reports"] = {"available": True, "reported": sorted(latest)}
