@@ -4,19 +4,23 @@
 last ``window_days`` of ``marts.bandit_feedback`` (each policy fitted on the feedback before that
 window), writes every estimator's value to ``ml.policy_estimates`` and returns the numbers the
 gate needs, with each policy's next-day interval (``next_low``, ``next_high``: where one day's
-realised click-through rate may land, ``ml.ope.forecast``). ``gate_policies`` applies ``ml.ope.gate.decide`` and records the decision.
+realised click-through rate may land, ``ml.ope.forecast``). ``gate_policies`` applies
+``ml.ope.gate.decide`` and records the decision.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_POLICY_CANDIDATES, POLICY_FAMILY
 from ml.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from ml.ope.forecast import DailySpread
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +119,7 @@ def _estimate_each(
     rounds: Any,
     propensity_draws: int,
     n_bootstrap: int,
-    spread: Any,
+    spread: DailySpread,
 ) -> list[dict[str, Any]]:
     """OPE of each distinct policy config (by label, first wins), fitted on ``history``, on the
     window's ``rounds``: its chosen estimator's estimate, interval and next-day interval (with the
