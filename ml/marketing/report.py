@@ -120,7 +120,7 @@ def write_reports(wh: Warehouse, rows: pd.DataFrame) -> None:
     )
     with wh.connect() as con:
         wh.begin(con)
-        wh.execute(con, "create schema if not exists ml")
+        wh.ensure_schemas(con)  # (under the DDL lock on PostgreSQL when a schema is missing)
         wh.execute(con, ddl)
         for run_id, campaign in rows[["run_id", "campaign"]].drop_duplicates().itertuples(index=False):
             wh.execute(con, f"delete from {REPORTS} where run_id = ? and campaign = ?", [run_id, campaign])
