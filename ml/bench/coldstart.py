@@ -43,16 +43,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True)
 
 
-def shop_at(shop: Path, landing: Path, holdout_days: int) -> tuple[pd.Timestamp, pd.DataFrame]:
+def shop_at(shop: Path, landing: Path, holdout_days: int) -> tuple[pd.Timestamp, pd.DataFrame, set[str]]:
     """Write the shop as it was at the cut into ``landing`` (items, users, the events before
-    it); return the cut and the window's events."""
+    it); return the cut, the window's events and the users whose first event is in the window."""
     events = pd.read_parquet(shop / "events.parquet")
     cut = pd.Timestamp(events["event_time"].max()) - pd.Timedelta(days=holdout_days)
     landing.mkdir(parents=True, exist_ok=True)
     for name in ("items", "users"):
         shutil.copyfile(shop / f"{name}.parquet", landing / f"{name}.parquet")
-    events[events["event_time"] < cut].to_parquet(landing / "events.parquet", index=False)
-    return cut, events[events["event_time"] >= cut]
+    before = events["event_time"] < cut
+    events[before].to_parquet(landing / "events.parquet", index=False)
+    first_seen = events.groupby("user_id")["event_time"].min()
+    return cut, events[~before], set(first_seen[first_seen >= cut].index.astype(str))
 
 
 def hit_rates(recs: pd.DataFrame, window: pd.DataFrame, new_users: set[str]) -> dict[str, Any]:
@@ -106,19 +108,13 @@ def run(args: argparse.Namespace) -> int:
     )
     wh = Warehouse.from_env()
     with measure("coldstart") as total:
-        cut, window = shop_at(shop, state / "landing", args.holdout_days)
+        cut, window, new_users = shop_at(shop, state / "landing", args.holdout_days)
         ingest_paths([state / "landing"], wh)
         build(wh, target_path=state / "target")
         cand = train_candidate("item_knn", {"neighbours": 50, "shrinkage": 10.0}, run_id="coldstart")
         evaluate_and_gate([cand], run_id="coldstart")
         pub = publish_recommendations(run_id="coldstart", k=args.k, policy=args.policy[0])
         recs = wh.query("select user_id, item_id, cold_start from serving.recommendations_current")
-    first_seen = (
-        pd.read_parquet(shop / "events.parquet", columns=["user_id", "event_time"])
-        .groupby("user_id")["event_time"]
-        .min()
-    )
-    new_users = set(first_seen[first_seen >= cut].index.astype(str))
     rates = hit_rates(recs, window, new_users)
     payload = {
         "size": args.size,

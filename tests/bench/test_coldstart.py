@@ -19,10 +19,11 @@ def test_the_warehouse_sees_every_user_but_only_the_events_before_the_cut(tmp_pa
     )
     for name in ("items", "users"):
         pd.DataFrame({"id": [1]}).to_parquet(shop / f"{name}.parquet")
-    cut, window = shop_at(shop, tmp_path / "landing", holdout_days=7)
+    cut, window, new_users = shop_at(shop, tmp_path / "landing", holdout_days=7)
     assert cut == pd.Timestamp("2026-10-23", tz="UTC")
     assert pd.read_parquet(tmp_path / "landing" / "events.parquet")["event_id"].tolist() == ["a", "b"]
     assert window["event_id"].tolist() == ["c", "d"]
+    assert new_users == {"u2", "u3"}  # u1's first event is before the cut
     assert (tmp_path / "landing" / "users.parquet").exists() and (tmp_path / "landing" / "items.parquet").exists()
 
 
