@@ -25,6 +25,12 @@ a slate of `k` items per active user atomically: a new version table
   per item; items graduate once their CTR interval is narrower than `ci_width`.
 * Every known user gets `k` items: users without history (in the users batch, no events yet) get
   a cold-start slate of popular interests drawn by the same policy, flagged `cold_start`.
+* Three tasks: `plan` fixes the champion, the policy and the shard count; `score_shard` (mapped,
+  one task per shard of users split by a stable hash) writes its users' slates as Parquet parts
+  under the state folder; `switch` runs the pre-publish gate over every part and publishes them as
+  one version with their slate log in one transaction. A retried shard replaces its part; a failed
+  or killed shard or switch leaves the current version served. On PostgreSQL the shards run side by
+  side on the Celery workers (`shards` Param; default the warehouse pool's slots).
 * Randomness is seeded per (user, day): re-running the same DAG run rewrites the same rows. The
   last `keep_versions` versions are kept for rollback (`python -m ml publish rollback --to VERSION`).
 """
@@ -90,6 +96,13 @@ from ml.marketing.defaults import DEFAULT_NEW_ITEM_BUDGET
             maximum=0.99,
             description="Share of users held out of every campaign; empty = each campaign's own holdout_share.",
         ),
+        "shards": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Users split into this many shards, each a mapped task; empty = 1 on DuckDB, "
+            "the warehouse pool's slots on PostgreSQL.",
+        ),
         "new_item_budget": Param(
             DEFAULT_NEW_ITEM_BUDGET,
             type="object",
@@ -99,11 +112,11 @@ from ml.marketing.defaults import DEFAULT_NEW_ITEM_BUDGET
     },
 )
 def publish_recommendations():
-    @task(outlets=[RECOMMENDATIONS], pool=WAREHOUSE_POOL)
-    def publish(params=None, run_id=None) -> dict:
-        from ml.tasks.publishing import publish_recommendations
+    @task(pool=WAREHOUSE_POOL)
+    def plan(params=None, run_id=None) -> list:
+        from ml.tasks.publishing import plan_publish
 
-        return publish_recommendations(
+        return plan_publish(
             run_id=run_id,
             k=params["k"],
             keep_versions=params["keep_versions"],
@@ -116,9 +129,24 @@ def publish_recommendations():
             campaign_at=params["campaign_at"] or None,
             campaign_holdout_share=params["campaign_holdout_share"],
             new_item_budget=params["new_item_budget"],
+            shards=params["shards"],
         )
 
-    publish()
+    @task(pool=WAREHOUSE_POOL)
+    def score_shard(plan: dict, shard: int) -> dict:
+        from ml.tasks.publishing import score_publish_shard
+
+        return score_publish_shard(plan, shard)
+
+    @task(outlets=[RECOMMENDATIONS], pool=WAREHOUSE_POOL)
+    def switch(shards: list, parts: list) -> dict:
+        from ml.tasks.publishing import switch_version
+
+        return switch_version(shards[0]["plan"])
+
+    shards = plan()  # one {"plan", "shard"} per shard
+    parts = score_shard.expand_kwargs(shards)
+    switch(shards, parts)
 
 
 publish_recommendations()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import resource
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,10 +27,8 @@ def peak_rss_mb() -> float:
 def stage(name: str, timings: Timings) -> Iterator[None]:
     """Time the block and record it as ``timings[name]``: ``seconds`` (wall), ``peak_rss_mb``
     (the process's peak so far when the block ends: an Airflow task runs in its own process,
-    so a stage that raises the task's peak shows it; it is not the block's own peak) and
-    ``background: True`` when the block ran beside the main thread (its time overlaps the
-    main thread's stages). A stage that runs again adds its seconds. Recorded and logged also
-    when the block raises."""
+    so a stage that raises the task's peak shows it; it is not the block's own peak). A stage
+    that runs again adds its seconds. Recorded and logged also when the block raises."""
     t0 = time.perf_counter()
     try:
         yield
@@ -40,6 +37,4 @@ def stage(name: str, timings: Timings) -> Iterator[None]:
         entry = timings.setdefault(name, {"seconds": 0.0})
         entry["seconds"] = round(entry["seconds"] + seconds, 3)
         entry["peak_rss_mb"] = round(peak_rss_mb(), 1)
-        if threading.current_thread() is not threading.main_thread():
-            entry["background"] = True
         log.info("stage %s: %.1f s", name, seconds)

@@ -76,6 +76,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--profile", action="store_true", help="cProfile every direct stage into DIR/profiles/")
     p.add_argument("--no-tagging", action="store_true", help="leave out the tagging stage")
+    p.add_argument(
+        "--shards", type=int, default=None, help="publish shards, run one after the other (default: the warehouse's)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the bench warehouses afterwards")
 
 
@@ -123,12 +126,15 @@ class Recorder:
         print(f"  {name:<34} {seconds:9.2f} s  {peak_rss_mb:9.0f} MB", flush=True)
 
 
-def run_direct(shop: Path, url: str, rec: Recorder, run_id: str, tagging: bool = True) -> dict[str, Any]:
+def run_direct(
+    shop: Path, url: str, rec: Recorder, run_id: str, tagging: bool = True, shards: int | None = None
+) -> dict[str, Any]:
     """The pipeline's task functions, in DAG order, on the warehouse at ``url``."""
     import ml.tasks.features as features
     from ml.defaults import DEFAULT_CANDIDATES
+    from ml.publish.recommendations import PUBLISHED_COLUMNS
     from ml.tasks.ingest import ingest_landing
-    from ml.tasks.publishing import PUBLISHED_COLUMNS, publish_recommendations
+    from ml.tasks.publishing import publish_recommendations
     from ml.tasks.training import evaluate_and_gate, train_candidate
     from ml.warehouse import Warehouse
 
@@ -155,7 +161,7 @@ def run_direct(shop: Path, url: str, rec: Recorder, run_id: str, tagging: bool =
     facts["tagging"] = run_tagging(shop, url, rec, run_id) if tagging else {"skipped": "--no-tagging"}
     release_freed_memory()
     with measure("score+publish") as whole, rec.profiled("score+publish"):
-        out = publish_recommendations(run_id=run_id, k=K, warehouse=url)
+        out = publish_recommendations(run_id=run_id, k=K, warehouse=url, shards=shards)
     # the publish call times its own stages (ml.timing.stage): the pre-publish gate, the slate
     # log and the publish (whose transaction writes the slate log: publish is the rest) are
     # stages here; "scoring with exploration" is the rest of the call
@@ -171,11 +177,9 @@ def run_direct(shop: Path, url: str, rec: Recorder, run_id: str, tagging: bool =
     for key, seconds in own.items():
         rec.add(key, seconds, whole.peak_rss_mb)
     facts["published"] = {k: out[k] for k in ("version", "rows", "users") if k in out}
-    # where the scoring time went; parts named ``concurrent:…`` ran beside the main thread
+    # where the scoring time went (summed over the shards)
     facts["scoring_parts_seconds"] = {
-        ("concurrent:" if s.get("background") else "") + name: s["seconds"]
-        for name, s in out["stages"].items()
-        if name not in (*own, "publish")
+        name: s["seconds"] for name, s in out["stages"].items() if name not in (*own, "publish")
     }
     facts["frame"] = Warehouse(url).query(f"select {', '.join(PUBLISHED_COLUMNS)} from {out['table']}")
     return facts
@@ -462,7 +466,7 @@ def run(args: argparse.Namespace) -> int:
             INTERESTFLOW_HOME=str(state / "direct"),
             INTERESTFLOW_ARTIFACTS=str(state / "direct" / "artifacts"),
         ):
-            facts = run_direct(shop, url, rec, run_id, tagging=not args.no_tagging)
+            facts = run_direct(shop, url, rec, run_id, tagging=not args.no_tagging, shards=args.shards)
             frame = facts.pop("frame")
             print("bounds on the same data:", flush=True)
             bounds = {"scoring_bare": scoring_bound(url), "publish_copy": publish_bound(url, frame)}

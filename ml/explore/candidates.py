@@ -35,7 +35,6 @@ from ml.explore.context import FEATURES, ContextColumns, ContextList, SlateConte
 from ml.explore.feedback import FeedbackStats, shrunk_rate
 from ml.frames import isin, sorted_distinct
 from ml.shop.taxonomy import slug
-from ml.threads import in_background
 
 DEFAULT_KNOWN_RATE = 0.15
 DEFAULT_CANDIDATE_RATE = 0.05
@@ -157,17 +156,9 @@ def build_contexts(
     users = [str(u) for u in users]
     user_index = pd.Index(users)
     shop = _Catalogue.of(inp.items)
-    # the excluded pairs' and the feedback's keys do not depend on the arms: a second thread
-    # computes them meanwhile (most of either side's time is in numpy and pandas code that
-    # releases the GIL); each index's hash table is built before two threads look up in it
-    for index in (user_index, shop.tag_index, shop.item_index):
-        index.get_indexer(index[:1])
-    side = in_background(
-        _side_keys, inp.excluded, inp.feedback, user_index, shop.item_index, shop.tag_index, shop.item_tag
-    )
+    keys = _side_keys(inp.excluded, inp.feedback, user_index, shop.item_index, shop.tag_index, shop.item_tag)
     champ = _champion_rows(inp, user_index, shop)
     arms = _user_arms(inp, user_index, shop, champ, s)
-    keys = side.result()
     offered = champ.without(_member(champ.user * shop.n_items + champ.item, keys.ex_key)[0])
     table = _arm_table(users, arms, offered, keys, shop, s)
     rate_known = shrunk_rate(*table.known_feedback, s.default_known_rate)

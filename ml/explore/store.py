@@ -171,13 +171,11 @@ def load_feedback(wh: Warehouse, con: Any = None, columns: Sequence[str] | None 
     return df
 
 
-def write_log(
-    wh: Warehouse, con: Any, run_id: str, slates: pd.DataFrame, contexts: Sequence[SlateContext], as_of: Any
-) -> None:
-    """Replace run ``run_id``'s rows of ``ml.logged_slates`` and ``ml.slate_contexts``."""
-    ensure_tables(wh, con)
-    wh.execute(con, f"delete from {C.LOGGED_SLATES} where run_id = ?", [run_id])
-    wh.execute(con, f"delete from {C.SLATE_CONTEXTS} where run_id = ?", [run_id])
+def log_frames(
+    run_id: str, slates: pd.DataFrame, contexts: Sequence[SlateContext], as_of: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of ``ml.logged_slates`` (one per shown item) and ``ml.slate_contexts`` (one per
+    slate: the context the policy saw, as JSON) of the published ``slates`` of run ``run_id``."""
     ts = pd.Timestamp(as_of).tz_localize(None) if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of)
     logged = pd.DataFrame(
         {
@@ -197,7 +195,6 @@ def write_log(
             C.AS_OF: ts,
         }
     )
-    wh.append_df(con, C.LOGGED_SLATES, logged)
     # each user's recommendation id (its last row's, as a dict over the rows would keep)
     last = slates[["user_id", C.RECOMMENDATION_ID]].drop_duplicates("user_id", keep="last")
     rid_of = last[C.RECOMMENDATION_ID].to_numpy(dtype=object)
@@ -216,7 +213,17 @@ def write_log(
             C.CONTEXT: texts,
         }
     )
-    wh.append_df(con, C.SLATE_CONTEXTS, ctx[ctx[C.RECOMMENDATION_ID].notna()])
+    return logged, ctx[ctx[C.RECOMMENDATION_ID].notna()].reset_index(drop=True)
+
+
+def write_log(wh: Warehouse, con: Any, run_id: str, logged: pd.DataFrame, contexts: pd.DataFrame) -> None:
+    """Replace run ``run_id``'s rows of ``ml.logged_slates`` and ``ml.slate_contexts`` with the
+    :func:`log_frames` ``logged`` and ``contexts``."""
+    ensure_tables(wh, con)
+    wh.execute(con, f"delete from {C.LOGGED_SLATES} where run_id = ?", [run_id])
+    wh.execute(con, f"delete from {C.SLATE_CONTEXTS} where run_id = ?", [run_id])
+    wh.append_df(con, C.LOGGED_SLATES, logged)
+    wh.append_df(con, C.SLATE_CONTEXTS, contexts)
 
 
 def _pick(values: np.ndarray, pos: np.ndarray) -> np.ndarray:

@@ -71,13 +71,15 @@ def exposure_plan(
     new_items: list[str],
     budget: NewItemBudget,
     excluded: pd.DataFrame | None = None,
+    cap_share: float = 1.0,
 ) -> pd.DataFrame:
     """Every (user, new item) pair that may be shown, with its exact propensity
     ``q / |M_u| * a_i`` (see the module docstring), sorted by user and item. Returns user_id,
     item_id, p_pick, accept, propensity, matched. Users and items are handled as integer codes
     (sorted like their ids), so the pairs come out sorted without sorting strings.
     ``excluded``: (user_id, item_id) pairs never to show (items the user bought); they are not
-    in ``M_u``, so the propensities stay exact."""
+    in ``M_u``, so the propensities stay exact. ``cap_share``: the share of each item's daily
+    cap these users may spend (a publish shard's, when the users are split into shards)."""
     empty = pd.DataFrame(columns=["user_id", "item_id", "propensity", "matched"])
     u_code, users = pd.factorize(user_tags["user_id"], sort=True)
     it = item_tags[isin(item_tags["item_id"], new_items)]
@@ -112,7 +114,7 @@ def exposure_plan(
     pu, pi = keys // n_items, keys % n_items
     p_pick = budget.slot_probability / np.bincount(pu)[pu]
     expected = np.bincount(pi, weights=p_pick, minlength=n_items)
-    accept = np.minimum(1.0, budget.daily_cap / expected[pi])
+    accept = np.minimum(1.0, budget.daily_cap * cap_share / expected[pi])
     # the id columns taken from arrays of the inputs' dtypes (no Python string per pair)
     item_array = pd.array(item_names, dtype=item_tags["item_id"].dtype)
     return pd.DataFrame(
@@ -183,6 +185,7 @@ def place_new_items(
     seed: int,
     arm_features: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     excluded: pd.DataFrame | None = None,
+    cap_share: float = 1.0,
 ) -> pd.DataFrame:
     """Spend the new-item budget in the published slates (rows of ``build_slates``).
 
@@ -194,11 +197,12 @@ def place_new_items(
     slot. A user's slate never repeats an item. Adds the boolean column ``new_item``.
     ``arm_features(users, tags)``: the ``arm_features`` text of each placed row's (user, tag)
     arm, None where the user has no such arm (the row keeps its text). ``excluded``: (user_id,
-    item_id) pairs never placed (see :func:`exposure_plan`)."""
+    item_id) pairs never placed and ``cap_share`` the share of each item's cap these users may
+    spend (see :func:`exposure_plan`)."""
     out = slates.assign(new_item=False)
     # the user tags of users with published rows (each distinct user id looked up once)
     ut = user_tags[isin(user_tags["user_id"], out["user_id"].unique())]
-    plan = exposure_plan(ut, item_tags, new_items, budget, excluded)
+    plan = exposure_plan(ut, item_tags, new_items, budget, excluded, cap_share)
     if plan.empty or out.empty:
         return out
     # a new item already in the user's slate cannot be drawn for it

@@ -15,12 +15,13 @@ from ml.explore.context import FEATURES, ContextList
 from ml.marketing.campaigns import active_campaigns, arm, campaign_slates, load_campaigns
 from ml.marketing.defaults import DEFAULT_NEW_ITEM_BUDGET
 from ml.marketing.new_items import NewItemBudget, new_item_candidates, place_new_items
+from ml.publish.shards import Shard
 from ml.warehouse import Warehouse
 
 
 @dataclass
 class MarketingArgs:
-    """The marketing layer's arguments of a publish run (see ``ml.tasks.publishing.publish_recommendations``)."""
+    """The marketing layer's arguments of a publish run (see ``ml.publish.recommendations``)."""
 
     at: str | None = None
     campaigns: bool = True
@@ -93,13 +94,15 @@ def apply_marketing(
     draws_cache: dict[str, Any] | None = None,
     prepared: MarketingInputs | None = None,
     excluded: pd.DataFrame | None = None,
+    shard: Shard | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Campaign re-ranking, then the new-item slot, on the policy's slates (columns
     ``campaign`` and ``new_item`` added). Returns the rows and what was applied (for the
     publish log). ``draws_cache``: the slate draws ``build_slates`` kept, reused by campaigns;
     ``prepared``: :func:`marketing_inputs` of the same arguments when the caller read them
     already (it is read here otherwise); ``excluded``: (user_id, item_id) pairs the new-item
-    slot never shows (items the user bought)."""
+    slot never shows (items the user bought); ``shard``: the publish shard whose users the
+    slates are (see ``ml.publish.recommendations``)."""
     if prepared is None:
         prepared = marketing_inputs(wh, at, campaigns, holdout_share, new_item_budget)
     live, item_tags = prepared.live, prepared.item_tags
@@ -113,9 +116,20 @@ def apply_marketing(
         applied["new_items"] = {"enabled": False}
         return df.assign(new_item=False), applied
     user_tags, arm_features = _arm_lookup(ContextList.of(contexts).columns, FEATURES.index("weight"))
-    seed = int.from_bytes(hashlib.sha256(f"new-items|{day}".encode()).digest()[:8], "little")
+    shard = shard or Shard()
+    # each shard draws from its own stream and spends its share of every item's daily cap
+    stream = f"new-items|{day}" if shard.whole else f"new-items|{day}|{shard.name}"
+    seed = int.from_bytes(hashlib.sha256(stream.encode()).digest()[:8], "little")
     df = place_new_items(
-        df, user_tags, arm_items[["item_id", "tag"]], fresh, budget, seed, arm_features, excluded=excluded
+        df,
+        user_tags,
+        arm_items[["item_id", "tag"]],
+        fresh,
+        budget,
+        seed,
+        arm_features,
+        excluded=excluded,
+        cap_share=1.0 / shard.count,
     )
     applied["new_items"] = {"enabled": True, "candidates": len(fresh), "budget": prepared.new_item_settings}
     return df, applied

@@ -13,9 +13,7 @@ are treated as new users (fold-in from their history, or the popularity fallback
 from __future__ import annotations
 
 import hashlib
-import threading
 from abc import ABC, abstractmethod
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,9 +156,6 @@ class Recommender(ABC):
     """
 
     name = "base"
-    # whether :meth:`_score` may run for two batches at once on two threads (pure numpy/scipy
-    # on fitted arrays); models holding framework sessions or caches leave it False
-    parallel_batches = False
 
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
@@ -212,65 +207,28 @@ class Recommender(ABC):
         k: int = 10,
         exclude: sp.csr_matrix | None = None,
         batch_size: int = SCORING_BATCH,
-        helpers: Executor | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k item indices and scores per user, best first, shape (n_rows, k).
 
         Users are scored ``batch_size`` at a time into a dense (batch_size, n_items) block
         (:data:`SCORING_BATCH`: less memory traffic per partition than larger blocks; on the
-        large shop the whole call on two threads took 8.1-8.9 s against 10.7-12.6 s at 2048).
+        large shop the whole call took 8.1-8.9 s on two threads against 10.7-12.6 s at 2048).
 
         ``exclude`` (same shape as X) marks items a user must not get (e.g. purchases);
-        by default everything in X is excluded. Missing slots have index -1 and score -inf.
-
-        ``helpers``: an executor whose worker thread takes batches too, once it is free, when
-        the model's scoring is thread-safe (:attr:`parallel_batches`): the batches are shared
-        between the calling thread and that worker through one queue, so a worker busy with
-        other work joins late and takes fewer. Compiled code (sparse products, partitions)
-        releases the GIL, so on two cores both threads score at once. The result does not
-        depend on which thread scored a batch."""
+        by default everything in X is excluded. Missing slots have index -1 and score -inf."""
         X = sp.csr_matrix(X)
         rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
         excl = X if exclude is None else sp.csr_matrix(exclude)
         out_i = np.full((len(rows), k), -1, dtype=np.int64)
         out_s = np.full((len(rows), k), -np.inf, dtype=np.float64)
-        starts = iter(range(0, len(rows), batch_size))
-        lock = threading.Lock()
-        failed = threading.Event()
-
-        def drain() -> None:
-            while not failed.is_set():
-                with lock:
-                    start = next(starts, None)
-                if start is None:
-                    return
-                r = rows[start : start + batch_size]
-                s = self.scores(X, r)
-                e = excl[r].tocoo()
-                s[e.row, e.col] = -np.inf
-                idx, sc = top_k(s, k)
-                out_i[start : start + len(r), : idx.shape[1]] = idx
-                out_s[start : start + len(r), : sc.shape[1]] = sc
-
-        def help_out() -> None:
-            try:
-                drain()
-            except BaseException:
-                failed.set()
-                raise
-
-        helper = helpers.submit(help_out) if helpers is not None and self.parallel_batches else None
-        try:
-            drain()
-        except BaseException:
-            failed.set()
-            if helper is not None and not helper.cancel():
-                helper.exception()  # wait for its batch in flight; the caller's error is raised
-            raise
-        # a helper still queued behind other work is not waited for; a started one finishes its
-        # batch (and an error of its own is raised here)
-        if helper is not None and not helper.cancel():
-            helper.result()
+        for start in range(0, len(rows), batch_size):
+            r = rows[start : start + batch_size]
+            s = self.scores(X, r)
+            e = excl[r].tocoo()
+            s[e.row, e.col] = -np.inf
+            idx, sc = top_k(s, k)
+            out_i[start : start + len(r), : idx.shape[1]] = idx
+            out_s[start : start + len(r), : sc.shape[1]] = sc
         return out_i, out_s
 
     def explain(self, X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> list[list[dict[str, Any]]]:
@@ -357,13 +315,8 @@ def explain_sources(
         first_pair, first = np.unique(pair[hit], return_index=True)
         best[start + u_loc[first_pair], slot[first_pair]] = h[hit[first]]
 
-    starts_ = range(0, n_rows, chunk)
-    if len(starts_) > 1:  # numpy releases the GIL in nearly all of a chunk: two threads share them
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="explain") as pool:
-            list(pool.map(one, starts_))
-    else:
-        for start in starts_:
-            one(start)
+    for start in range(0, n_rows, chunk):
+        one(start)
     return best
 
 

@@ -90,12 +90,6 @@ class Blend(Recommender):
         self.max_validation_users = max_validation_users
         self.seed = seed
 
-    @property
-    def parallel_batches(self) -> bool:  # type: ignore[override]
-        """Thread-safe scoring when every fitted component's is."""
-        models: list[Recommender] = getattr(self, "models_", None) or []
-        return bool(models) and all(m.parallel_batches for m in models)
-
     def _components(self) -> list[dict[str, Any]]:
         comps = self.components or DEFAULT_COMPONENTS
         if any(c.get("model") == self.name for c in comps):

@@ -25,7 +25,6 @@ def _l2_rows(M: sp.csr_matrix) -> sp.csr_matrix:
 
 class ContentBased(Recommender):
     name = "content"
-    parallel_batches = True  # scoring reads fitted arrays only
 
     def __init__(self, popularity_weight: float = 0.1, idf: bool = True):
         self.popularity_weight = popularity_weight

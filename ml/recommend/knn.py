@@ -64,7 +64,6 @@ class ItemKNN(Recommender):
     ``neighbours`` per item. Score of item j for user u: sum_i x_ui * s_ij."""
 
     name = "item_knn"
-    parallel_batches = True  # scoring reads fitted arrays only
 
     def __init__(self, neighbours: int = 100, shrinkage: float = 10.0, bm25: bool = True):
         self.neighbours = neighbours
@@ -95,7 +94,6 @@ class UserKNN(Recommender):
     users v of sim(u, v) * x_vj. New users are compared with the training users directly."""
 
     name = "user_knn"
-    parallel_batches = True  # scoring reads fitted arrays only
 
     def __init__(self, neighbours: int = 50, shrinkage: float = 10.0, idf: bool = True, batch: int = 256):
         self.neighbours = neighbours

@@ -26,7 +26,6 @@ from ml.recommend.context import session_matrix
 
 class EASE(Recommender):
     name = "ease"
-    parallel_batches = True  # scoring reads fitted arrays only
 
     def __init__(
         self,

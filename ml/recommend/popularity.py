@@ -21,7 +21,6 @@ class Popularity(Recommender):
     """
 
     name = "popularity"
-    parallel_batches = True  # scoring reads fitted arrays only
 
     def __init__(self, half_life_days: float = 14.0, use_weights: bool = True):
         self.half_life_days = half_life_days

@@ -37,7 +37,9 @@ def policy_cycle(pipeline_runs, tiny_shop, tmp_path_factory):
     from ml.warehouse import Warehouse
 
     wh = Warehouse.from_env()
-    runs = {"publish": run_dag("publish_recommendations", {"policy": "slot_allocator", "propensity_draws": 32})}
+    # two shards: the DAG maps one score_shard task over each half of the users
+    conf = {"policy": "slot_allocator", "propensity_draws": 32, "shards": 2}
+    runs = {"publish": run_dag("publish_recommendations", conf)}
     recs = wh.query("select * from serving.recommendations_current")
     as_of = wh.query("select max(event_at) as t from marts.interaction_events")["t"].iloc[0]
     # a quarter of the users visits the next day and answers its slate; the batch stays under the
@@ -57,7 +59,13 @@ def policy_cycle(pipeline_runs, tiny_shop, tmp_path_factory):
 
 
 def test_publish_dag_serves_the_requested_policy(policy_cycle):
+    from ml.publish.shards import shard_of
+
+    tis = {(ti.task_id, ti.map_index): str(ti.state) for ti in policy_cycle["runs"]["publish"].get_task_instances()}
+    assert sorted(tis) == [("plan", -1), ("score_shard", 0), ("score_shard", 1), ("switch", -1)]
+    assert all("success" in state for state in tis.values())
     recs = policy_cycle["recs"]
+    assert set(shard_of(recs["user_id"].unique(), 2)) == {0, 1}  # both shards' users are served
     assert (recs["policy"] == "slot_allocator").all()
     assert recs["is_exploration"].any() and recs["propensity"].between(0, 1, inclusive="right").all()
     assert recs.groupby("user_id")["item_id"].nunique().eq(10).all()

@@ -135,6 +135,10 @@ def test_pipeline_triggered_through_the_rest_api_runs_on_both_workers(topology, 
     assert hosts == {"worker1", "worker2"}, f"tasks ran on {hosts}, expected both workers"
     per_host = {h: sum(t.get("hostname") == h for tis in res.task_instances.values() for t in tis) for h in hosts}
     print(f"pipeline in {res.seconds:.0f}s, task instances per worker: {per_host}")
+    # publishing's shards (one mapped task each: the warehouse pool's 4 slots) ran on both workers
+    shards = [t for t in res.task_instances["publish_recommendations"] if t["task_id"] == "score_shard"]
+    assert sorted(t["map_index"] for t in shards) == [0, 1, 2, 3]
+    assert {t["hostname"] for t in shards} == {"worker1", "worker2"}, shards
     _check_published(Warehouse(topology.warehouse_url), res.runs["publish_recommendations"]["dag_run_id"])
 
 
@@ -144,24 +148,26 @@ def test_a_task_on_a_killed_worker_is_retried_on_the_other_without_duplicates(to
     run_id = run["dag_run_id"]
     deadline = time.monotonic() + 900
     victim = None
+    shard = None
     while victim is None:
-        tis = {t["task_id"]: t for t in client.task_instances("publish_recommendations", run_id)}
-        ti = tis.get("publish")
-        assert ti is None or ti["state"] != "success", "publish finished before a worker could be killed"
-        if ti and ti["state"] == "running" and ti.get("hostname"):
-            victim = ti["hostname"]
-        assert time.monotonic() < deadline, f"publish never started running: {tis}"
+        tis = client.task_instances("publish_recommendations", run_id)
+        switch = next((t for t in tis if t["task_id"] == "switch"), None)
+        assert switch is None or switch["state"] != "success", "publish finished before a worker could be killed"
+        running = [t for t in tis if t["task_id"] == "score_shard" and t["state"] == "running" and t.get("hostname")]
+        if running:
+            victim, shard = running[0]["hostname"], running[0]["map_index"]
+        assert time.monotonic() < deadline, f"no shard of publish ever ran: {tis}"
         time.sleep(0.2)
     survivor = ({w.name for w in topology.workers} - {victim}).pop()
     killed = topology.kill_worker(victim)
-    print(f"killed {victim} ({killed} processes) while it ran publish; waiting for the retry on {survivor}")
+    print(f"killed {victim} ({killed} processes) while it ran shard {shard}; waiting for the retry on {survivor}")
     final = client.wait_run("publish_recommendations", run_id, timeout_s=1200)
     tis = client.task_instances("publish_recommendations", run_id)
     report = _report(topology, {"publish_recommendations": final}, {"publish_recommendations": tis})
     assert final["state"] == "success", report
-    publish = next(t for t in tis if t["task_id"] == "publish")
-    assert publish["try_number"] >= 2, report
-    assert publish["hostname"] == survivor, report
+    retried = next(t for t in tis if t["task_id"] == "score_shard" and t["map_index"] == shard)
+    assert retried["try_number"] >= 2, report
+    assert retried["hostname"] == survivor, report
     _check_published(wh, run_id)
     with wh.connect() as con:
         has_log = wh.table_exists(con, "ml", "logged_slates")

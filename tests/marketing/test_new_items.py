@@ -2,7 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.marketing.new_items import NewItemBudget, allocate, graduated, impressions_to_judge, wilson_interval
+from ml.marketing.new_items import (
+    NewItemBudget,
+    allocate,
+    exposure_plan,
+    graduated,
+    impressions_to_judge,
+    wilson_interval,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -26,6 +33,26 @@ def test_budget_bounds_expected_and_realised_exposure():
     assert day["matched"].all()  # targeted: only users whose tags match
     assert day["user_id"].is_unique  # one new-item slot per user
     assert ((day["propensity"] > 0) & (day["propensity"] <= 1)).all()
+
+
+def test_shards_each_spend_their_share_of_an_items_cap():
+    from ml.publish.shards import shard_of
+
+    user_tags, item_tags = _data()
+    # ~2,000 users like cat:a (two new items: ~250 expected each), ~1,000 cat:b (one: ~500)
+    budget = NewItemBudget(slot_probability=0.5, daily_cap=300)
+    new = ["n1", "n2", "n3"]
+    whole = exposure_plan(user_tags, item_tags, new, budget).groupby("item_id")["propensity"].sum()
+    assert whole["n3"] == pytest.approx(300) and whole["n1"] < 300  # n3 is thinned to its cap
+    shard = shard_of(user_tags["user_id"], 3)
+    parts = [exposure_plan(user_tags[shard == i], item_tags, new, budget, cap_share=1 / 3) for i in range(3)]
+    # every shard stays under a third of each item's cap, so the shards together stay under it
+    for part in parts:
+        assert part.groupby("item_id")["propensity"].sum().max() <= 100 + 1e-9
+    expected = pd.concat(parts).groupby("item_id")["propensity"].sum()
+    assert expected["n3"] == pytest.approx(300)
+    # an item under its cap is shown as often as without shards (no thinning either way)
+    assert expected["n1"] == pytest.approx(whole["n1"])
 
 
 def test_propensities_are_exact_in_expectation():

@@ -1,0 +1,515 @@
+"""Publishing recommendations: plan, score shards, switch.
+
+The champion recommender proposes candidates (its top ``candidates_per_user`` items per user,
+with explanations), the serving policy (the registry's policy champion, a named policy, or
+``greedy``) turns them into a slate of k slots per user, the marketing layer applies campaign
+windows and the new-item budget, and the slates are published atomically with, per shown item,
+its interest tag, policy, propensity and exploration flag. Every slate and the context the
+policy saw are also appended to ``ml.logged_slates`` / ``ml.slate_contexts``, which the feedback
+mart and OPE read, in the same transaction as the version switch.
+
+1. :func:`plan` fixes what every shard must agree on: the champion, the serving policy and its
+   version, the settings and the number of shards.
+2. :func:`score_shard` works out the slates of one shard's users (:mod:`ml.publish.shards`) in
+   one plain single-threaded pass and writes them, with their slate-log rows, as Parquet parts.
+3. :func:`switch` checks every part with the pre-publish gate and publishes them as one version.
+
+:func:`publish` runs the three in one process; the ``publish_recommendations`` DAG runs them as
+tasks, the shards as a mapped task.
+
+**What the shard count changes** (1 shard gives exactly the rows of a one-process run). Every
+rule is per user except three shop-wide figures, which each shard computes from what it sees:
+the candidate tags' and known tags' base click rates (learned from the feedback of the shard's
+users' arms: with stable-hash shards a random sample of the shop, so close to the whole shop's),
+and each new item's daily cap (each shard spends ``daily_cap / shards`` of it, so the item's
+expected impressions stay under its cap; the propensities stay exact). The new-item draws of
+each shard come from their own seeded stream. Popularity filling the champion's gaps is the
+whole shop's in every shard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.explore.candidates import ChampionCodes
+from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
+from ml.features.interactions import load_decayed_interactions
+from ml.marketing.serving import MarketingArgs, apply_marketing, marketing_inputs
+from ml.publish.shards import Shard, clear_parts, read_parts, run_folder, write_part
+from ml.recommend.explain import ChampionReasons
+from ml.timing import Timings, stage
+from ml.warehouse import Warehouse
+
+FAMILY = "recommender"
+
+PUBLISHED_COLUMNS = [
+    "user_id",
+    "rank",
+    "item_id",
+    "score",
+    "reason",
+    "reason_tag",
+    "model_version",
+    "policy",
+    "policy_version",
+    "propensity",
+    "propensity_se",
+    "is_exploration",
+    "recommendation_id",
+    "run_id",
+    "campaign",
+    "new_item",
+    "cold_start",
+]
+# the frames each shard writes (see ml.publish.shards)
+PARTS = ("slates", "logged_slates", "slate_contexts")
+
+
+@dataclass
+class PublishSettings:
+    """What a publish run is asked for (the ``publish_recommendations`` DAG's Params)."""
+
+    k: int = 10
+    keep_versions: int = 3
+    exclude_event_types: list[str] = field(default_factory=lambda: ["purchase"])
+    propensity_draws: int = DEFAULT_PROPENSITY_DRAWS
+    candidates_per_user: int = 50
+    marketing: MarketingArgs = field(default_factory=MarketingArgs)
+
+    @property
+    def excluded(self) -> tuple[str, ...]:
+        return tuple(self.exclude_event_types or ["purchase"])
+
+
+@dataclass
+class PublishPlan:
+    """What every shard of a run agrees on. Travels between tasks as :meth:`to_dict` (XCom)."""
+
+    run_id: str
+    shards: int
+    champion_version: str
+    champion_artifact: str
+    policy: str
+    policy_params: dict[str, Any]
+    policy_version: str
+    settings: PublishSettings
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PublishPlan:
+        s = dict(d["settings"])
+        settings = PublishSettings(**{**s, "marketing": MarketingArgs(**s["marketing"])})
+        return cls(**{**d, "settings": settings})
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of the plan: a part written under another plan is refused by the switch."""
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a block that allocates millions of small
+    objects without reference cycles (per-user contexts and rows): the collector would rescan
+    them again and again as they pile up, about a quarter of the marketing step's time on the
+    large shop. Reference counting still frees everything; the collector resumes afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def champion_row(wh: Warehouse) -> dict[str, Any]:
+    """The registry row of the champion recommender; an error when none was promoted yet."""
+    from ml.registry import Registry
+
+    champ = Registry(wh).champion(FAMILY)
+    if champ is None:
+        raise RuntimeError("no champion model: run retrain_models first")
+    return champ
+
+
+def choose_policy(
+    wh: Warehouse,
+    policy: str | None = None,
+    policy_params: dict[str, Any] | None = None,
+    exploration_budget: dict[str, float] | None = None,
+    min_sessions: int | None = None,
+) -> tuple[str, dict[str, Any], str]:
+    """(policy name, its params, policy version) that serves this run.
+
+    ``policy`` names one explicitly (version ``<name>-adhoc-<hash of params>``); otherwise the
+    registry's ``policy`` champion serves, or ``greedy`` when there is none. The exploration
+    budget and session cap, when given, override the slot allocator's."""
+    from ml.registry import Registry
+
+    if policy:
+        name, params = policy, dict(policy_params or {})
+        digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
+        version = f"{name}-adhoc-{digest}"
+    else:
+        champ = Registry(wh).champion(POLICY_FAMILY)
+        if champ is not None:
+            name, params, version = champ["model_name"], dict(champ["params"]), champ["version_id"]
+        else:
+            name, params, version = DEFAULT_POLICY, {}, f"{DEFAULT_POLICY}-default"
+    if name == "slot_allocator":
+        if exploration_budget:
+            params["budget"] = {str(k): float(v) for k, v in exploration_budget.items()}
+        if min_sessions is not None:
+            params["min_sessions"] = int(min_sessions)
+    return name, params, version
+
+
+def default_shards(wh: Warehouse) -> int:
+    """1 on DuckDB (one writer process per file, so one shard at a time gains nothing);
+    otherwise the ``warehouse`` pool's slots as the scale-out deployment sets them
+    (``INTERESTFLOW_WAREHOUSE_POOL_SLOTS``, default 4)."""
+    import os
+
+    if wh.kind == "duckdb":
+        return 1
+    return max(1, int(os.environ.get("INTERESTFLOW_WAREHOUSE_POOL_SLOTS", "4")))
+
+
+def plan(
+    wh: Warehouse,
+    run_id: str,
+    settings: PublishSettings,
+    shards: int | None = None,
+    policy: str | None = None,
+    policy_params: dict[str, Any] | None = None,
+    exploration_budget: dict[str, float] | None = None,
+    min_sessions: int | None = None,
+) -> PublishPlan:
+    """The :class:`PublishPlan` of run ``run_id`` (``shards``: None = :func:`default_shards`).
+    Clears the parts an earlier try of the same run left."""
+    n = default_shards(wh) if shards is None else int(shards)
+    if n < 1:
+        raise ValueError(f"shards must be >= 1, got {n}")
+    champ = champion_row(wh)
+    name, params, version = choose_policy(wh, policy, policy_params, exploration_budget, min_sessions)
+    clear_parts(parts_folder(run_id))
+    return PublishPlan(
+        run_id, n, str(champ["version_id"]), str(champ["artifact_path"]), name, params, version, settings
+    )
+
+
+def parts_folder(run_id: str) -> Path:
+    from ml.config import state_dir
+
+    return run_folder(state_dir(), run_id)
+
+
+def score_shard(wh: Warehouse, p: PublishPlan, index: int) -> dict[str, Any]:
+    """Shard ``index`` of plan ``p``: its users' slates and slate-log rows, written as the
+    shard's Parquet part (replacing an earlier try's). Returns what the shard wrote and its
+    stages' seconds."""
+    from ml.explore.policies import make_policy
+    from ml.explore.store import log_frames
+
+    shard = Shard(index, p.shards)
+    timings: Timings = {}
+    pol = make_policy(p.policy, **p.policy_params)
+    with paused_gc():  # millions of small acyclic objects: no cyclic-GC rescans
+        slates = policy_slates(wh, p, pol, shard, timings)
+        df = slates.rows.assign(policy_version=p.policy_version, model_version=p.champion_version, run_id=p.run_id)
+        with stage("slate_log_rows", timings):
+            logged, contexts = log_frames(p.run_id, df, slates.contexts, slates.as_of)
+    meta = {
+        "plan": p.fingerprint,
+        "shard": index,
+        "users": int(df["user_id"].nunique()),
+        "rows": len(df),
+        "as_of": str(slates.as_of),
+        "day": slates.day,
+        "marketing": slates.marketing,
+        "cold_start_users": slates.cold_start_users,
+        "stages": timings,
+    }
+    with stage("write_part", timings):
+        frames = {"slates": df[PUBLISHED_COLUMNS], "logged_slates": logged, "slate_contexts": contexts}
+        part = write_part(parts_folder(p.run_id), shard, frames, meta)
+    return {**meta, "part": str(part), "stages": timings}
+
+
+def switch(wh: Warehouse, p: PublishPlan) -> dict[str, Any]:
+    """Publish every shard's part of plan ``p`` as one new version, with its slate log, in one
+    transaction, once the pre-publish gate passed; then remove the parts."""
+    from ml.explore import store
+    from ml.publish import publish_table
+    from ml.quality.prepublish import check_recommendations
+
+    timings: Timings = {}
+    folder = parts_folder(p.run_id)
+    with stage("read_parts", timings):
+        frames, metas = read_parts(folder, p.shards, PARTS)
+    stale = [m["shard"] for m in metas if m["plan"] != p.fingerprint]
+    if stale:
+        raise RuntimeError(f"the parts of shards {stale} in {folder} were written under another plan: rerun them")
+    df = frames["slates"]
+    with stage("prepublish_gate", timings):
+        check_recommendations(df, wh, k=p.settings.k, exclude_event_types=p.settings.excluded)
+    first = metas[0]
+    meta = {
+        "policy": p.policy,
+        "params": p.policy_params,
+        "propensity_draws": p.settings.propensity_draws,
+        "shards": p.shards,
+        "day": first["day"],
+        "marketing": first["marketing"],
+    }
+
+    def write_log(con: Any) -> None:
+        with stage("slate_log", timings):
+            store.write_log(wh, con, p.run_id, frames["logged_slates"], frames["slate_contexts"])
+
+    with stage("publish", timings):
+        res = publish_table(
+            df,
+            "recommendations",
+            p.run_id,
+            wh,
+            keep=p.settings.keep_versions,
+            model_version=p.champion_version,
+            policy_version=p.policy_version,
+            meta=meta,
+            # the slates become current together with their log, or neither does: OPE and the
+            # feedback mart never miss the impressions of a version that was served
+            in_transaction=write_log,
+        )
+    clear_parts(folder)
+    return {
+        "table": res.table,
+        "view": res.view,
+        "version": res.version,
+        "rows": res.rows,
+        "users": int(df["user_id"].nunique()),
+        "model_version": p.champion_version,
+        "exploration_share": round(float(df["is_exploration"].mean()), 4) if len(df) else 0.0,
+        "mean_propensity": round(float(df["propensity"].mean()), 4) if len(df) else 0.0,
+        "dropped_versions": res.dropped_versions,
+        "campaigns": first["marketing"]["campaigns"],
+        "campaign_rows": int(df["campaign"].notna().sum()),
+        "new_item_rows": int(df["new_item"].sum()),
+        "cold_start_users": sum(int(m["cold_start_users"]) for m in metas),
+        "policy": p.policy,
+        "policy_version": p.policy_version,
+        "shards": p.shards,
+        "stages": timings,
+    }
+
+
+def publish(wh: Warehouse, p: PublishPlan) -> dict[str, Any]:
+    """Every shard of ``p`` one after the other, then the switch, in this process. The result's
+    ``stages`` adds up each stage's seconds over the shards and the switch."""
+    timings: Timings = {}
+    for index in range(p.shards):
+        _add(timings, score_shard(wh, p, index)["stages"])
+    out = switch(wh, p)
+    _add(timings, out["stages"])
+    return {**out, "stages": timings}
+
+
+def _add(total: Timings, part: Timings) -> None:
+    for name, entry in part.items():
+        t = total.setdefault(name, {"seconds": 0.0})
+        t["seconds"] = round(t["seconds"] + entry["seconds"], 3)
+        t["peak_rss_mb"] = max(t.get("peak_rss_mb", 0.0), entry.get("peak_rss_mb", 0.0))
+
+
+# ------------------------------------------------------------------------- one shard's slates
+
+
+@dataclass
+class ChampionScores:
+    """What :func:`score_users` returns: the candidate rows (user_id, rank, item_id, score,
+    reason, reason_tag, model_version), the champion's version, the rows' distinct users
+    (sorted), the rows as positions into (user ids, item ids), the excluded (user_id, item_id)
+    pairs and the deferred :class:`ChampionReasons` (None when the rows carry their reasons)."""
+
+    rows: pd.DataFrame
+    version_id: str
+    users: list[str]
+    codes: ChampionCodes
+    excluded: pd.DataFrame
+    reasons: ChampionReasons | None = None
+
+
+def score_users(
+    wh: Warehouse,
+    k: int = 10,
+    exclude_event_types: tuple[str, ...] = ("purchase",),
+    defer_reasons: bool = False,
+    champion: dict[str, Any] | None = None,
+    shard: Shard | None = None,
+) -> ChampionScores:
+    """Top-k for every active user of ``shard`` (default: all) with the champion (``champion``:
+    its registry row when the caller has read it already), popularity over every user's
+    interactions filling any gaps.
+
+    With ``defer_reasons`` the rows' ``reason``/``reason_tag`` are left empty and the result's
+    ``reasons`` is the :class:`ChampionReasons` that explains any (user, item) rows later:
+    publishing explains only the ~k shown rows per user, not every candidate."""
+    from ml.frames import isin
+    from ml.recommend import InteractionData, Popularity
+    from ml.registry import load_artifact
+
+    champ = champion if champion is not None else champion_row(wh)
+    art = load_artifact(champ["artifact_path"])
+    model = art["model"]
+    # decayed weights aggregated by the warehouse (the same as ``decayed`` over every event)
+    inter = load_decayed_interactions(wh, art.get("half_life_days", 14.0), tuple(exclude_event_types))
+    data = InteractionData.from_frame(inter.frame, user_ids=inter.users, item_ids=art["item_ids"])
+    excl = InteractionData.from_frame(inter.excluded, user_ids=inter.users, item_ids=art["item_ids"]).matrix
+    pop_order = np.argsort(-Popularity().fit(data.matrix).popularity_, kind="stable")
+    X, users, excluded_pairs = data.matrix, np.asarray(inter.users, dtype=object), inter.excluded
+    if shard is not None and not shard.whole:
+        mine = shard.members(users)
+        X, excl, users = X[mine], excl[mine], users[mine]
+        excluded_pairs = excluded_pairs[isin(excluded_pairs["user_id"], set(users.tolist()))]
+    del inter, data
+    idx, sc = model.recommend(X, k=k, exclude=excl)
+    filled = _fill_from_popularity(idx, sc, pop_order, excl)
+    items = wh.query("select item_id, title, category_l3, category_path from marts.item_features")
+    item_ids = np.asarray(art["item_ids"])
+    u_ix, r_ix = np.nonzero(idx >= 0)  # user by user, rank by rank
+    picked = idx[u_ix, r_ix]
+    reasons = ChampionReasons(model, X, users, item_ids, items, idx, filled)
+    # the id columns stay Python objects: turning 6M ids into Arrow strings took ~1.2 s on the
+    # large shop, and the rows only feed the contexts (by code)
+    df = pd.DataFrame(
+        {
+            "user_id": pd.Series(users[u_ix], dtype=object, copy=False),
+            "rank": r_ix + 1,
+            "item_id": pd.Series(np.asarray(item_ids, dtype=object)[picked], dtype=object, copy=False),
+            "score": sc[u_ix, r_ix].astype(np.float64),
+        }
+    )
+    if defer_reasons:
+        df["reason"] = pd.Series(np.full(len(df), None, dtype=object), dtype=object, copy=False)
+        df["reason_tag"] = pd.Series(np.full(len(df), None, dtype=object), dtype=object, copy=False)
+    else:
+        df["reason"], df["reason_tag"] = reasons.for_slots(u_ix, picked)
+    df["model_version"] = champ["version_id"]
+    # the distinct users of the rows, sorted (found from the row codes, not the 6M-row column)
+    present = np.flatnonzero(np.bincount(u_ix, minlength=len(users)))
+    return ChampionScores(
+        rows=df,
+        version_id=str(champ["version_id"]),
+        users=sorted(users[present].tolist()),
+        codes=ChampionCodes(u_ix, picked, users, item_ids),
+        excluded=excluded_pairs,  # (the same pairs as the matrix ``excl``)
+        reasons=reasons if defer_reasons else None,
+    )
+
+
+def _fill_from_popularity(idx: np.ndarray, sc: np.ndarray, pop_order: np.ndarray, excl: Any) -> np.ndarray:
+    """Fill the empty slots (-1) of the candidate matrix ``idx`` (users, k) with popular items
+    (``pop_order``: item indices, most popular first), never repeating or recommending excluded
+    items, scored below the user's lowest score; in place. Returns the filled slots (explained
+    as popular)."""
+    filled = np.zeros(idx.shape, dtype=bool)
+    for u in np.flatnonzero((idx < 0).any(axis=1)).tolist():
+        have = set(idx[u][idx[u] >= 0].tolist()) | set(excl[u].indices.tolist())
+        fill = [i for i in pop_order if i not in have][: int((idx[u] < 0).sum())]
+        slots = np.flatnonzero(idx[u] < 0)[: len(fill)]
+        floor = np.nanmin(sc[u][np.isfinite(sc[u])]) if np.isfinite(sc[u]).any() else 0.0
+        for s, i in zip(slots, fill, strict=False):
+            idx[u, s] = i
+            sc[u, s] = floor - 1.0 - (s * 1e-3)
+            filled[u, s] = True
+    return filled
+
+
+@dataclass
+class ShardSlates:
+    """One shard's slates before their version columns: the rows, the contexts the policy saw,
+    the data's newest event and day, what the marketing layer applied, and how many users got
+    a cold-start slate."""
+
+    rows: pd.DataFrame
+    contexts: Any
+    as_of: pd.Timestamp
+    day: str
+    marketing: dict[str, Any]
+    cold_start_users: int = 0
+
+
+def policy_slates(wh: Warehouse, p: PublishPlan, pol: Any, shard: Shard, timings: Timings) -> ShardSlates:
+    """The champion's candidates for the shard's users, the policy's slates over them, then the
+    marketing layer; known users of the shard without candidates (no history yet) get a
+    cold-start slate from popular interests, drawn by the same policy."""
+    from ml.explore import store
+    from ml.explore.candidates import CandidateSettings, build_contexts
+    from ml.explore.feedback import STATS_COLUMNS
+    from ml.explore.slate import build_slates, flag_cold_start
+
+    s, m = p.settings, p.settings.marketing
+    champion = {"version_id": p.champion_version, "artifact_path": p.champion_artifact}
+    with stage("serving_inputs", timings):
+        # only the columns the policy's fit and the feedback statistics read (5 of 18 for most
+        # policies: the rest is most of the bytes)
+        feedback = store.load_feedback(wh, columns=(*STATS_COLUMNS, *pol.feedback_columns))
+        pol.fit(feedback)
+        arm_inputs = store.read_arm_inputs(wh, s.excluded, feedback, read_excluded=False)
+        labels = store.read_labels(wh)
+        known = np.asarray(store.read_known_users(wh), dtype=object)
+    with stage("score", timings):
+        k_cand = max(s.candidates_per_user, s.k)
+        scores = score_users(wh, k_cand, s.excluded, defer_reasons=True, champion=champion, shard=shard)
+    with stage("with_champion", timings):
+        inputs = store.with_champion(wh, arm_inputs, scores.rows, scores.users, scores.codes, excluded=scores.excluded)
+    at = pd.Timestamp(m.at) if m.at else pd.Timestamp(inputs.as_of)
+    cold = sorted(set(known[shard.members(known)].tolist()).difference(scores.users))
+    users = sorted([*scores.users, *cold]) if cold else scores.users
+    with stage("marketing_inputs", timings):
+        prepared = marketing_inputs(wh, at, m.campaigns, m.holdout_share, m.new_item_budget, users)
+    with stage("contexts", timings):
+        contexts = build_contexts(inputs, users, CandidateSettings(items_per_tag=s.k, slate_size=s.k))
+    day = pd.Timestamp(inputs.as_of).strftime("%Y-%m-%d")
+    draws: dict[str, Any] = {}
+    with stage("slates", timings):
+        df = build_slates(
+            pol, contexts, s.k, day, p.run_id, n_draws=s.propensity_draws, labels=labels, draws_cache=draws
+        )
+    assert scores.reasons is not None  # (deferred above)
+    with stage("reasons", timings):
+        df = scores.reasons.fill(df)  # the champion's reasons, for shown rows only
+    with stage("marketing", timings):
+        df, applied = apply_marketing(
+            wh,
+            df,
+            pol,
+            contexts,
+            inputs.items,
+            s.k,
+            day,
+            s.propensity_draws,
+            at=at,
+            campaigns=m.campaigns,
+            holdout_share=m.holdout_share,
+            new_item_budget=m.new_item_budget,
+            labels=labels,
+            draws_cache=draws,
+            prepared=prepared,
+            excluded=inputs.excluded,
+            shard=shard,
+        )
+    df = flag_cold_start(df, cold, labels)
+    return ShardSlates(df, contexts, pd.Timestamp(inputs.as_of), day, applied, len(cold))

@@ -1,0 +1,155 @@
+"""Publishing in shards: plan → score each shard (its own part) → switch. The shards split the
+users once each, a retried shard replaces its part, a killed shard leaves the served version
+alone, and the switch publishes only complete parts of its own plan."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.dbt
+
+K = 10
+SERVE = {"policy": "slot_allocator", "exploration_budget": {"default": 0.3}, "propensity_draws": 32}
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def ready(warehouse, tiny_shop, tmp_path):
+    """The tiny shop ingested, its marts built and a champion trained."""
+    from ml.features.dbt import build
+    from ml.ingest.landing import ingest_paths
+    from ml.tasks.training import evaluate_and_gate, train_candidate
+
+    ingest_paths([tiny_shop], warehouse)
+    build(warehouse, target_path=tmp_path / "target")
+    cand = train_candidate("item_knn", {"neighbours": 50, "shrinkage": 10.0}, run_id="train-1")
+    evaluate_and_gate([cand], run_id="train-1")
+    return warehouse
+
+
+def _parts(run_id: str, n: int) -> list[pd.DataFrame]:
+    from ml.publish.recommendations import parts_folder
+    from ml.publish.shards import Shard
+
+    folder = parts_folder(run_id)
+    return [pd.read_parquet(folder / Shard(i, n).name / "slates.parquet") for i in range(n)]
+
+
+def test_shards_split_the_users_once_each_and_publish_as_one_version(ready):
+    from ml.explore import columns as C
+    from ml.explore.store import read_known_users
+    from ml.publish.shards import shard_of
+    from ml.tasks.publishing import plan_publish, score_publish_shard, switch_version
+
+    wh = ready
+    shards = plan_publish(run_id="split", k=K, shards=3, **SERVE)
+    assert [s["shard"] for s in shards] == [0, 1, 2]
+    plan = shards[0]["plan"]
+    for s in shards:
+        score_publish_shard(s["plan"], s["shard"])
+    parts = _parts("split", 3)
+    # each shard holds exactly the users its hash names, and no user is in two shards
+    for i, part in enumerate(parts):
+        users = part["user_id"].unique()
+        assert len(users) > 0 and (shard_of(users, 3) == i).all()
+    known = set(read_known_users(wh))
+    assert sum(p["user_id"].nunique() for p in parts) == len(known)
+    out = switch_version(plan)
+    recs = wh.query(f"select * from {out['table']}")
+    assert out["shards"] == 3 and out["users"] == len(known) == recs["user_id"].nunique()
+    assert len(recs) == len(known) * K and not recs.duplicated(["user_id", "rank"]).any()
+    assert recs.groupby("user_id")["item_id"].nunique().eq(K).all()
+    # the slate log holds every shown item of every shard, once
+    logged = wh.query(f"select * from {C.LOGGED_SLATES} where run_id = 'split'")
+    assert len(logged) == len(recs) and not logged.duplicated(["user_id", C.POSITION]).any()
+    ctx = wh.query(f"select user_id from {C.SLATE_CONTEXTS} where run_id = 'split'")
+    assert sorted(ctx["user_id"]) == sorted(known)
+    from ml.publish.recommendations import parts_folder
+
+    assert not parts_folder("split").exists()  # the parts are gone once published
+
+
+def test_a_retried_shard_replaces_its_part_and_the_version_has_no_duplicates(ready):
+    from ml.tasks.publishing import plan_publish, score_publish_shard, switch_version
+
+    wh = ready
+    shards = plan_publish(run_id="retry", k=K, shards=2, **SERVE)
+    for s in shards:
+        score_publish_shard(s["plan"], s["shard"])
+    first = _parts("retry", 2)[1]
+    score_publish_shard(shards[1]["plan"], 1)  # the retry of shard 1
+    again = _parts("retry", 2)[1]
+    pd.testing.assert_frame_equal(first, again)  # seeded per (user, day): the same rows
+    out = switch_version(shards[0]["plan"])
+    recs = wh.query(f"select * from {out['table']}")
+    assert len(recs) == out["users"] * K and not recs.duplicated(["user_id", "rank"]).any()
+
+
+def test_a_killed_shard_leaves_the_served_version_and_the_switch_waits_for_its_part(ready, tmp_path):
+    from ml.publish.recommendations import parts_folder
+    from ml.tasks.publishing import plan_publish, publish_recommendations, score_publish_shard, switch_version
+
+    wh = ready
+    served = publish_recommendations(run_id="before", k=K, **SERVE)
+    before = wh.query("select * from serving.recommendations_current")
+    shards = plan_publish(run_id="killed", k=K, shards=2, **SERVE)
+    score_publish_shard(shards[0]["plan"], 0)
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(shards[1]["plan"]))
+    # shard 1 in its own process, SIGKILLed after writing its first Parquet file
+    script = (
+        "import json, os, signal, sys\n"
+        "import pandas as pd\n"
+        "write = pd.DataFrame.to_parquet\n"
+        "def write_then_die(self, *a, **k):\n"
+        "    write(self, *a, **k)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "pd.DataFrame.to_parquet = write_then_die\n"
+        "from ml.tasks.publishing import score_publish_shard\n"
+        "score_publish_shard(json.load(open(sys.argv[1])), 1)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(plan_file)], cwd=REPO, env=os.environ.copy(), capture_output=True, text=True
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    # the served version is untouched, and the switch names the missing shard
+    pd.testing.assert_frame_equal(wh.query("select * from serving.recommendations_current"), before)
+    with pytest.raises(FileNotFoundError, match="shard 1 of 2 has written no part"):
+        switch_version(shards[0]["plan"])
+    assert (
+        wh.query("select version from serving.publish_log order by created_at desc limit 1")["version"].iloc[0]
+        == served["version"]
+    )
+    # the retry of shard 1 completes the run
+    score_publish_shard(shards[1]["plan"], 1)
+    out = switch_version(shards[0]["plan"])
+    recs = wh.query("select * from serving.recommendations_current")
+    assert out["version"] != served["version"] and len(recs) == out["users"] * K
+    assert not parts_folder("killed").exists()
+
+
+def test_the_switch_refuses_parts_written_under_another_plan(ready):
+    from ml.tasks.publishing import plan_publish, score_publish_shard, switch_version
+
+    old = plan_publish(run_id="replanned", k=K, shards=1, **SERVE)[0]
+    score_publish_shard(old["plan"], 0)
+    new = {**old["plan"], "settings": {**old["plan"]["settings"], "k": 5}}
+    with pytest.raises(RuntimeError, match="written under another plan"):
+        switch_version(new)
+
+
+def test_bad_shard_numbers_are_refused(ready):
+    from ml.publish.shards import Shard
+    from ml.tasks.publishing import plan_publish
+
+    with pytest.raises(ValueError, match="shards must be >= 1"):
+        plan_publish(run_id="none", shards=0)
+    with pytest.raises(ValueError, match="bad shard 2 of 2"):
+        Shard(2, 2)
