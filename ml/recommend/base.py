@@ -320,12 +320,48 @@ def explain_sources(
     return best
 
 
-def _explain_sparse_weights(
-    X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray, W: sp.csr_matrix
-) -> list[list[dict[str, Any]]]:
-    """:func:`explain_by_item_weights` for a sparse ``W`` through :func:`explain_sources`."""
-    best = explain_sources(X, rows, items, W)
-    valid = items >= 0
+def explain_dense_sources(
+    X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray, W: np.ndarray, index: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`explain_sources` for a dense ``W`` (m, m) over the item columns ``index`` (each
+    item's row and column in ``W``, -1 for items outside it; None: ``W`` covers every item).
+    Walks each user's history (x_uh * W[h, i] for every history item h), not W's columns:
+    a dense column has an entry for every item."""
+    X = sp.csr_matrix(X)
+    if not X.has_sorted_indices:
+        X = X.copy()
+        X.sort_indices()
+    rows, items = np.asarray(rows), np.asarray(items)
+    best = np.full(items.shape, -1, dtype=np.int64)
+    chunk = 8192
+    for start in range(0, len(rows), chunk):
+        Xc = X[rows[start : start + chunk]]
+        its = items[start : start + chunk]
+        u_loc, slot = np.nonzero(its >= 0)
+        col = its[u_loc, slot]
+        lens = np.diff(Xc.indptr)[u_loc]  # each (user, item) pair's history length
+        if lens.sum() == 0:
+            continue
+        starts = np.cumsum(lens) - lens
+        pair = np.repeat(np.arange(len(col)), lens)
+        pos = np.arange(int(lens.sum())) - np.repeat(starts, lens) + np.repeat(Xc.indptr[u_loc], lens)
+        h = Xc.indices[pos]
+        wh, wi = (h, col[pair]) if index is None else (index[h], index[col[pair]])
+        inside = (wh >= 0) & (wi >= 0)
+        contrib = np.zeros(len(h))
+        contrib[inside] = Xc.data[pos[inside]] * W[wh[inside], wi[inside]]
+        seg_max = np.full(len(col), -np.inf)
+        filled = lens > 0
+        seg_max[filled] = np.maximum.reduceat(contrib, starts[filled])
+        hit = np.flatnonzero((contrib == seg_max[pair]) & (seg_max[pair] > 0))
+        first_pair, first = np.unique(pair[hit], return_index=True)  # the first history item on ties
+        best[start + u_loc[first_pair], slot[first_pair]] = h[hit[first]]
+    return best
+
+
+def sources_as_reasons(best: np.ndarray, items: np.ndarray) -> list[list[dict[str, Any]]]:
+    """:meth:`Recommender.explain`'s dicts from source history items (``explain_sources``)."""
+    valid = np.asarray(items) >= 0
     return [
         [
             ({"kind": "similar_item", "item": b} if b >= 0 else {"kind": "popular"}) if ok else {"kind": "none"}
@@ -333,6 +369,13 @@ def _explain_sparse_weights(
         ]
         for brow, vrow in zip(best.tolist(), valid.tolist(), strict=True)
     ]
+
+
+def _explain_sparse_weights(
+    X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray, W: sp.csr_matrix
+) -> list[list[dict[str, Any]]]:
+    """:func:`explain_by_item_weights` for a sparse ``W`` through :func:`explain_sources`."""
+    return sources_as_reasons(explain_sources(X, rows, items, W), items)
 
 
 def explain_by_item_vectors(

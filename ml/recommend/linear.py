@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ml.recommend.base import Recommender, binarize, explain_by_item_weights
+from ml.recommend.base import Recommender, binarize, explain_dense_sources, sources_as_reasons
 from ml.recommend.context import session_matrix
 
 
@@ -88,13 +88,14 @@ class EASE(Recommender):
 
     def explain(self, X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> list[list[dict[str, Any]]]:
         """The history item with the largest weight towards each recommended item."""
+        return sources_as_reasons(self.explain_sources(X, rows, items), items)
+
+    def explain_sources(self, X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """:meth:`explain` as an array: the source history item per slot, -1 for ``popular``/empty
+        (items outside the modelled ``max_items`` weigh 0)."""
         n = X.shape[1]
-        if len(self.items_) == n:
-            return explain_by_item_weights(X, rows, items, self.weights_)
-        full = sp.csr_matrix(sp.coo_matrix(self.weights_).tocsr())
-        rmap = sp.csr_matrix(
-            (np.ones(len(self.items_), np.float32), (self.items_, np.arange(len(self.items_)))),
-            shape=(n, len(self.items_)),
-        )
-        W = rmap @ full @ rmap.T  # (n, n) with zeros outside the modelled items
-        return explain_by_item_weights(X, rows, items, sp.csr_matrix(W))
+        index = None
+        if len(self.items_) != n:
+            index = np.full(n, -1, dtype=np.int64)
+            index[self.items_] = np.arange(len(self.items_))
+        return explain_dense_sources(X, rows, items, self.weights_, index)

@@ -328,3 +328,23 @@ def test_sparse_explanations_shared_between_two_threads_equal_one_chunk():
     want = np.array([[d.get("item", -1) for d in row] for row in loop])
     np.testing.assert_array_equal(many, want)
     assert (many >= 0).mean() > 0.3
+
+
+@pytest.mark.parametrize("max_items", [None, 15])
+def test_ease_explanations_follow_the_weight_rule_user_by_user(max_items):
+    from ml.recommend.base import explain_by_item_weights
+
+    M, events, cats = planted(n_users=200, n_items=40, seed=5)
+    model = make_model("ease", l2=50.0, max_items=max_items).fit(M)
+    rows = np.arange(M.shape[0])
+    idx, _ = model.recommend(M, k=5)
+    # the reference: every item's weight row (zeros outside the modelled items), one user at a time
+    full = np.zeros((M.shape[1], M.shape[1]), dtype=np.float32)
+    full[np.ix_(model.items_, model.items_)] = model.weights_
+    want = explain_by_item_weights(M, rows, idx, full)
+    got = model.explain(M, rows, idx)
+    assert got == want
+    kinds = {r["kind"] for user in got for r in user}
+    assert "similar_item" in kinds  # (the rule is exercised, not only its fallbacks)
+    if max_items:
+        assert "popular" in kinds  # items outside the modelled ones have no source
