@@ -334,7 +334,7 @@ def test_sparse_explanations_shared_between_two_threads_equal_one_chunk():
 def test_ease_explanations_follow_the_weight_rule_user_by_user(max_items):
     from ml.recommend.base import explain_by_item_weights
 
-    M, events, cats = planted(n_users=200, n_items=40, seed=5)
+    M, _, _ = planted(n_users=200, n_items=40, seed=5)
     model = make_model("ease", l2=50.0, max_items=max_items).fit(M)
     rows = np.arange(M.shape[0])
     idx, _ = model.recommend(M, k=5)
