@@ -308,16 +308,26 @@ def explain_sources(
         at = np.minimum(np.searchsorted(hist_keys, key), len(hist_keys) - 1)
         found = hist_keys[at] == key
         contrib = np.where(found, Xc.data[at], 0.0) * WT.data[pos]
-        seg_max = np.full(len(col), -np.inf)
-        filled = lens > 0
-        seg_max[filled] = np.maximum.reduceat(contrib, starts[filled])
-        hit = np.flatnonzero((contrib == seg_max[pair]) & (seg_max[pair] > 0))
-        first_pair, first = np.unique(pair[hit], return_index=True)
-        best[start + u_loc[first_pair], slot[first_pair]] = h[hit[first]]
+        first_pair, first = _strongest(contrib, pair, starts, lens)
+        best[start + u_loc[first_pair], slot[first_pair]] = h[first]
 
     for start in range(0, n_rows, chunk):
         one(start)
     return best
+
+
+def _strongest(
+    contrib: np.ndarray, pair: np.ndarray, starts: np.ndarray, lens: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs whose largest contribution is positive, and the entry holding it (the first on
+    ties). ``contrib``: contributions grouped by pair (pair ``p`` owns ``lens[p]`` entries from
+    ``starts[p]``); ``pair``: each entry's pair."""
+    seg_max = np.full(len(lens), -np.inf)
+    filled = lens > 0
+    seg_max[filled] = np.maximum.reduceat(contrib, starts[filled])
+    hit = np.flatnonzero((contrib == seg_max[pair]) & (seg_max[pair] > 0))
+    first_pair, first = np.unique(pair[hit], return_index=True)
+    return first_pair, hit[first]
 
 
 def explain_dense_sources(
@@ -350,12 +360,8 @@ def explain_dense_sources(
         inside = (wh >= 0) & (wi >= 0)
         contrib = np.zeros(len(h))
         contrib[inside] = Xc.data[pos[inside]] * W[wh[inside], wi[inside]]
-        seg_max = np.full(len(col), -np.inf)
-        filled = lens > 0
-        seg_max[filled] = np.maximum.reduceat(contrib, starts[filled])
-        hit = np.flatnonzero((contrib == seg_max[pair]) & (seg_max[pair] > 0))
-        first_pair, first = np.unique(pair[hit], return_index=True)  # the first history item on ties
-        best[start + u_loc[first_pair], slot[first_pair]] = h[hit[first]]
+        first_pair, first = _strongest(contrib, pair, starts, lens)
+        best[start + u_loc[first_pair], slot[first_pair]] = h[first]
     return best
 
 

@@ -306,10 +306,10 @@ def test_batched_explanations_with_sparse_weights_equal_the_per_user_loop():
     assert kinds == {"similar_item", "popular", "none"}
 
 
-def test_sparse_explanations_shared_between_two_threads_equal_one_chunk():
-    """``explain_sources`` splits the rows into chunks that two threads take: with many small
-    chunks (each thread writes its own rows) the sources equal one chunk's and the per-user
-    loop's (-1 for a popular or empty slot)."""
+def test_sparse_explanations_in_many_chunks_equal_one_chunk():
+    """``explain_sources`` splits the rows into chunks: with many small chunks (each writes its
+    own rows) the sources equal one chunk's and the per-user loop's (-1 for a popular or empty
+    slot)."""
     from ml.recommend.base import explain_by_item_weights, explain_sources
 
     rng = np.random.default_rng(7)
@@ -321,7 +321,7 @@ def test_sparse_explanations_shared_between_two_threads_equal_one_chunk():
     rows = rng.permutation(n_users)
     items = rng.integers(0, n_items, size=(n_users, 5))
     items[rng.random(items.shape) < 0.1] = -1
-    many = explain_sources(X, rows, items, W, chunk=7)  # 72 chunks over two threads
+    many = explain_sources(X, rows, items, W, chunk=7)  # 72 chunks
     one = explain_sources(X, rows, items, W, chunk=n_users)
     np.testing.assert_array_equal(many, one)
     loop = explain_by_item_weights(X, rows, items, W.toarray())
