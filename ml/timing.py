@@ -38,3 +38,12 @@ def stage(name: str, timings: Timings) -> Iterator[None]:
         entry["seconds"] = round(entry["seconds"] + seconds, 3)
         entry["peak_rss_mb"] = round(peak_rss_mb(), 1)
         log.info("stage %s: %.1f s", name, seconds)
+
+
+def add_timings(total: Timings, part: Timings) -> None:
+    """Add the stages of ``part`` (another task's or process's timings) to ``total``, as a
+    stage that runs again does: seconds summed, the larger peak RSS kept."""
+    for name, entry in part.items():
+        t = total.setdefault(name, {"seconds": 0.0})
+        t["seconds"] = round(t["seconds"] + entry["seconds"], 3)
+        t["peak_rss_mb"] = max(t.get("peak_rss_mb", 0.0), entry.get("peak_rss_mb", 0.0))

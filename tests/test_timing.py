@@ -44,3 +44,15 @@ def test_nested_stages() -> None:
     with stage("publish", timings), stage("slate_log", timings):
         time.sleep(0.01)
     assert timings["publish"]["seconds"] >= timings["slate_log"]["seconds"] >= 0.01
+
+
+def test_timings_of_two_tasks_add_up() -> None:
+    from ml.timing import add_timings
+
+    total: Timings = {}
+    add_timings(total, {"score": {"seconds": 1.5, "peak_rss_mb": 100.0}})
+    add_timings(total, {"score": {"seconds": 2.0, "peak_rss_mb": 80.0}, "switch": {"seconds": 0.5}})
+    assert total == {
+        "score": {"seconds": 3.5, "peak_rss_mb": 100.0},
+        "switch": {"seconds": 0.5, "peak_rss_mb": 0.0},
+    }

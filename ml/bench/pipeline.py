@@ -367,7 +367,7 @@ def run_airflow_embedded(shop: Path, url: str, state: Path) -> dict[str, Any]:
 
 def run_airflow_celery(shop: Path, pg_server: str, state: Path, keep: bool) -> dict[str, Any]:
     """The pipeline through the REST API of a fresh Celery topology (two workers)."""
-    from ml.orchestration.scaleout import Topology, free_port, prepare_pipeline, run_pipeline
+    from ml.orchestration.scaleout import Topology, free_port, prepare_pipeline, record_seconds, run_pipeline
 
     tag = uuid.uuid4().hex[:8]
     topo = Topology.from_env(
@@ -384,13 +384,7 @@ def run_airflow_celery(shop: Path, pg_server: str, state: Path, keep: bool) -> d
         client = topo.client()
         prepare_pipeline(client)
         res = run_pipeline(client, {"paths": [str(shop)]}, timeout_s=7200)
-        dags = {}
-        for dag_id, run in res.runs.items():
-            start, end = run.get("start_date"), run.get("end_date")
-            if start and end:
-                from datetime import datetime
-
-                dags[dag_id] = round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)
+        dags = {dag_id: s for dag_id, run in res.runs.items() if (s := record_seconds(run)) is not None}
         return {
             "mode": "celery",
             "ok": res.ok,

@@ -22,18 +22,19 @@ import json
 import os
 import shutil
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ml.bench import SHOP_SIZES, positive_int
+from ml.defaults import ALL_CANDIDATES, DEFAULT_CANDIDATES
+from ml.orchestration.scaleout import LOCAL_PG, TERMINAL_RUN_STATES, record_seconds
 
 NAME = "shards"
 HELP = "publish_recommendations with 1 and 2 shards on PostgreSQL under two Celery workers"
 TARGET_RATIO = 0.6  # 2 shards' publish wall against 1 shard's (issue #24)
+# the champions it can train: the production candidates' configs (EASE on 6,000 items), or item kNN
 CHAMPIONS = {
-    "ease": {"l2": 500.0, "dropout": 0.25, "session_weight": 0.5, "max_items": 6000},
-    "item_knn": {"neighbours": 100, "shrinkage": 10.0},
+    c["model"]: c["params"] for c in (*ALL_CANDIDATES, *DEFAULT_CANDIDATES) if c["model"] in ("ease", "item_knn")
 }
 
 
@@ -45,13 +46,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", type=Path, help="shop and state (default: DIR/work)")
     p.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     p.add_argument("--out", type=Path, required=True)
-
-
-def _seconds(x: dict[str, Any]) -> float | None:
-    if not (x.get("start_date") and x.get("end_date")):
-        return None
-    end, start = datetime.fromisoformat(x["end_date"]), datetime.fromisoformat(x["start_date"])
-    return round((end - start).total_seconds(), 3)
 
 
 def _return_value(client: Any, run_id: str, task_id: str, map_index: int) -> Any:
@@ -80,7 +74,7 @@ def publish_run(client: Any, shards: int) -> dict[str, Any]:
     deadline = time.monotonic() + 1800
     while time.monotonic() < deadline:
         new = [r for r in client.runs("publish_audiences") if r["dag_run_id"] not in audiences_before]
-        if new and all(r["state"] in ("success", "failed") for r in new):
+        if new and all(r["state"] in TERMINAL_RUN_STATES for r in new):
             break
         time.sleep(3)
     per_shard = []
@@ -91,7 +85,7 @@ def publish_run(client: Any, shards: int) -> dict[str, Any]:
             {
                 "shard": t["map_index"],
                 "worker": t.get("hostname"),
-                "seconds": _seconds(t),
+                "seconds": record_seconds(t),
                 "users": value.get("users"),
                 "rows": value.get("rows"),
                 "peak_rss_mb": max((s.get("peak_rss_mb", 0.0) for s in stages.values()), default=None),
@@ -102,9 +96,9 @@ def publish_run(client: Any, shards: int) -> dict[str, Any]:
     plan: dict[str, Any] = next((t for t in tis if t["task_id"] == "plan"), {})
     return {
         "state": run["state"],
-        "wall_seconds": _seconds(run),
-        "plan_seconds": _seconds(plan),
-        "switch_seconds": _seconds(switch),
+        "wall_seconds": record_seconds(run),
+        "plan_seconds": record_seconds(plan),
+        "switch_seconds": record_seconds(switch),
         "switch": _return_value(client, run_id, "switch", -1),
         "shards": per_shard,
         "shard_workers": sorted({s["worker"] for s in per_shard if s["worker"]}),
@@ -152,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         write_shop(shop, size=args.size, seed=args.seed)
     state = work / "state"
     shutil.rmtree(state, ignore_errors=True)
-    pg_server = os.environ.get("INTERESTFLOW_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
+    pg_server = os.environ.get("INTERESTFLOW_PG_SERVER", LOCAL_PG)
     tag = uuid.uuid4().hex[:8]
     wh_db = f"ift_bench_shards_{tag}"
     create_database(pg_server, wh_db)

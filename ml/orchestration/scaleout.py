@@ -57,6 +57,17 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/5"
 TERMINAL_RUN_STATES = {"success", "failed"}
 
 
+def record_seconds(record: dict[str, Any]) -> float | None:
+    """Seconds from ``start_date`` to ``end_date`` of a DAG run or task instance as the REST API
+    returns it; None while either is missing."""
+    from datetime import datetime
+
+    start, end = record.get("start_date"), record.get("end_date")
+    if not (start and end):
+        return None
+    return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)
+
+
 def _fernet_key() -> str:
     """What ``cryptography.fernet.Fernet.generate_key()`` returns (32 random bytes, URL-safe
     base64), without the dependency: ``make secrets`` runs before any virtualenv exists."""

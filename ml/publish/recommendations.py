@@ -33,6 +33,7 @@ import contextlib
 import gc
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,16 +42,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.defaults import FAMILY
 from ml.explore.candidates import ChampionCodes
 from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
 from ml.features.interactions import load_decayed_interactions
 from ml.marketing.serving import MarketingArgs, apply_marketing, marketing_inputs
 from ml.publish.shards import Shard, clear_parts, read_parts, run_folder, write_part
 from ml.recommend.explain import ChampionReasons
-from ml.timing import Timings, stage
+from ml.timing import Timings, add_timings, stage
 from ml.warehouse import Warehouse
-
-FAMILY = "recommender"
 
 PUBLISHED_COLUMNS = [
     "user_id",
@@ -180,8 +180,6 @@ def default_shards(wh: Warehouse) -> int:
     """1 on DuckDB (one writer process per file, so one shard at a time gains nothing);
     otherwise the ``warehouse`` pool's slots as the scale-out deployment sets them
     (``INTERESTFLOW_WAREHOUSE_POOL_SLOTS``, default 4)."""
-    import os
-
     if wh.kind == "duckdb":
         return 1
     return max(1, int(os.environ.get("INTERESTFLOW_WAREHOUSE_POOL_SLOTS", "4")))
@@ -320,17 +318,10 @@ def publish(wh: Warehouse, p: PublishPlan) -> dict[str, Any]:
     ``stages`` adds up each stage's seconds over the shards and the switch."""
     timings: Timings = {}
     for index in range(p.shards):
-        _add(timings, score_shard(wh, p, index)["stages"])
+        add_timings(timings, score_shard(wh, p, index)["stages"])
     out = switch(wh, p)
-    _add(timings, out["stages"])
+    add_timings(timings, out["stages"])
     return {**out, "stages": timings}
-
-
-def _add(total: Timings, part: Timings) -> None:
-    for name, entry in part.items():
-        t = total.setdefault(name, {"seconds": 0.0})
-        t["seconds"] = round(t["seconds"] + entry["seconds"], 3)
-        t["peak_rss_mb"] = max(t.get("peak_rss_mb", 0.0), entry.get("peak_rss_mb", 0.0))
 
 
 # ------------------------------------------------------------------------- one shard's slates
