@@ -71,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
     from ml.shop.generate import generate
     from ml.tagging.data import training_set
     from ml.tagging.defaults import MIN_LABELS
-    from ml.tagging.train import fit_and_evaluate, select_params
     from ml.tagging.vocabulary import Vocabulary
 
     out = Path(args.out)
@@ -106,30 +105,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown models {unknown}; choose from {', '.join(MODELS)}")
     config = {"size": args.size, "seed": args.seed, "test_share": args.test_share, "cpu_count": os.cpu_count()}
     for name in names:
-        trials: list[dict[str, Any]] = []
-        grid = tuning_grid(name, params[name], args)
-        tuning_seconds = 0.0
-        if grid:
-            log.info("%s: choosing %s on a validation part of the training items", name, grid)
-            with measure(f"{name} tuning") as st_tune:
-                chosen, trials = select_params(name, grid, data, vocabulary)
-            tuning_seconds = st_tune.seconds
-            params[name] = {**params[name], **chosen}
-            log.info("%s: chose %s (%.0f s)", name, chosen, tuning_seconds)
-        with measure(name) as stage:
-            tagger, metrics = fit_and_evaluate(name, params[name], data, vocabulary)
-        fitted[name] = tagger
-        results[name] = {
-            **metrics,
-            "tuning_seconds": round(tuning_seconds, 3),
-            "peak_rss_mb": stage.peak_rss_mb,
-            "params": tagger.get_params(),
-        }
-        if trials:
-            results[name]["tuning"] = trials
-        log.info("%s %s", name, metrics)
+        fitted[name], results[name] = _fit_one(name, params[name], args, data, vocabulary)
         if name == "transformer":
-            saved.write_bytes(pickle.dumps(tagger, protocol=pickle.HIGHEST_PROTOCOL))
+            saved.write_bytes(pickle.dumps(fitted[name], protocol=pickle.HIGHEST_PROTOCOL))
         # what is measured so far survives an interrupted run
         write_json(out, "tagger.json", {"models": results, "config": {**config, **data.summary()}})
     rows = [
@@ -166,6 +144,39 @@ def run(args: argparse.Namespace) -> int:
     path = write_json(out, "tagger.json", payload)
     print(f"\nwrote {path} and {chart(payload, out)}")
     return 0
+
+
+def _fit_one(
+    name: str, fixed: dict[str, Any], args: argparse.Namespace, data: Any, vocabulary: Any
+) -> tuple[Any, dict[str, Any]]:
+    """Tune (on a validation part of the training items, when there is a grid), fit and
+    evaluate one tagger; returns it and its result (metrics, tuning seconds and trials, peak
+    RSS, params)."""
+    from ml.tagging.train import fit_and_evaluate, select_params
+
+    trials: list[dict[str, Any]] = []
+    params = dict(fixed)
+    grid = tuning_grid(name, fixed, args)
+    tuning_seconds = 0.0
+    if grid:
+        log.info("%s: choosing %s on a validation part of the training items", name, grid)
+        with measure(f"{name} tuning") as st_tune:
+            chosen, trials = select_params(name, grid, data, vocabulary)
+        tuning_seconds = st_tune.seconds
+        params = {**params, **chosen}
+        log.info("%s: chose %s (%.0f s)", name, chosen, tuning_seconds)
+    with measure(name) as stage:
+        tagger, metrics = fit_and_evaluate(name, params, data, vocabulary)
+    result = {
+        **metrics,
+        "tuning_seconds": round(tuning_seconds, 3),
+        "peak_rss_mb": stage.peak_rss_mb,
+        "params": tagger.get_params(),
+    }
+    if trials:
+        result["tuning"] = trials
+    log.info("%s %s", name, metrics)
+    return tagger, result
 
 
 def tuning_grid(name: str, fixed: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:

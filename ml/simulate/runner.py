@@ -172,23 +172,7 @@ def run_policy(world: World, name: str, params: dict[str, Any] | None = None) ->
     t0 = time.perf_counter()
     for day in range(s.days):
         as_of = world.start + pd.Timedelta(days=day)
-        bought = events.loc[events["event_type"] == "purchase", ["user_id", "item_id"]].drop_duplicates()
-        agg = (
-            events.assign(n=1)
-            .groupby(["user_id", "item_id"], as_index=False)
-            .agg(n_events=("n", "sum"), last_at=("event_at", "max"))
-        )
-        dec = _decayed(events, as_of, s.half_life_days)
-        inter = agg.merge(dec, on=["user_id", "item_id"])
-        inputs = CandidateInputs(
-            items=world.items,
-            interactions=inter,
-            champion=_champion_candidates(world, events, bought, as_of),
-            excluded=bought,
-            as_of=as_of,
-            sessions=world.sessions,
-            feedback=FeedbackStats.from_feedback(feedback, item_tags),
-        )
+        inputs = _day_inputs(world, events, feedback, item_tags, as_of)
         policy.fit(feedback)
         contexts = build_contexts(inputs, world.users, settings)
         run_id = f"sim-{name}-{day}"
@@ -223,8 +207,35 @@ def run_policy(world: World, name: str, params: dict[str, Any] | None = None) ->
             }
         )
     daily = pd.DataFrame(rows)
+    return PolicyRun(name, daily, _summary(daily), time.perf_counter() - t0, feedback)
+
+
+def _day_inputs(
+    world: World, events: pd.DataFrame, feedback: pd.DataFrame, item_tags: dict[str, str], as_of: pd.Timestamp
+) -> CandidateInputs:
+    """The candidate inputs of one simulated day from the events and feedback so far."""
+    bought = events.loc[events["event_type"] == "purchase", ["user_id", "item_id"]].drop_duplicates()
+    agg = (
+        events.assign(n=1)
+        .groupby(["user_id", "item_id"], as_index=False)
+        .agg(n_events=("n", "sum"), last_at=("event_at", "max"))
+    )
+    dec = _decayed(events, as_of, world.settings.half_life_days)
+    return CandidateInputs(
+        items=world.items,
+        interactions=agg.merge(dec, on=["user_id", "item_id"]),
+        champion=_champion_candidates(world, events, bought, as_of),
+        excluded=bought,
+        as_of=as_of,
+        sessions=world.sessions,
+        feedback=FeedbackStats.from_feedback(feedback, item_tags),
+    )
+
+
+def _summary(daily: pd.DataFrame) -> dict[str, Any]:
+    """A policy run's totals from its daily rows."""
     first = daily[daily["day"] < 3]
-    summary = {
+    return {
         "cumulative_clicks": int(daily["clicks"].sum()),
         "cumulative_purchases": int(daily["purchases"].sum()),
         "regret": float((daily["oracle_expected_clicks"] - daily["expected_clicks"]).sum()),
@@ -232,7 +243,6 @@ def run_policy(world: World, name: str, params: dict[str, Any] | None = None) ->
         "coverage": float(daily["coverage"].iloc[-1]) if len(daily) else 0.0,
         "ctr_first_3_days": float(first["clicks"].sum() / max(first["impressions"].sum(), 1)),
     }
-    return PolicyRun(name, daily, summary, time.perf_counter() - t0, feedback)
 
 
 def _logged(slates: pd.DataFrame, run_id: str, as_of: pd.Timestamp) -> pd.DataFrame:

@@ -238,6 +238,24 @@ def models(rs: ReadSession, family: str | None = None, limit: int = 200) -> dict
         raise BadInput(f"invalid family {family[:40]!r}: lower-case letters, digits and _")
     if not rs.has(MODEL_VERSIONS):
         return unavailable(MODEL_VERSIONS, "the model registry")
+    versions, champions, decisions = _registry_rows(rs, family, limit)
+    seen = [str(f) for f in versions["family"].tolist()]
+    names = [family] if family else [*FAMILIES, *sorted(set(seen) - set(FAMILIES))]
+    out = [
+        _family_section(
+            fam,
+            versions[versions["family"] == fam].iloc[::-1],
+            champions[champions["family"] == fam],
+            decisions[decisions["family"] == fam],
+        )
+        for fam in names
+    ]
+    return {"available": True, "source": rs.freshness.as_dict(), "families": out}
+
+
+def _registry_rows(rs: ReadSession, family: str | None, limit: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The registry's versions (newest first), champion promotions (oldest first) and gate
+    decisions (newest first), of ``family`` or of every family; empty frames for missing tables."""
     where, params = ("where family = ?", [family]) if family else ("", [])
     versions = rs.query(
         "select version_id, family, model_name, params, metrics, run_id, created_at "
@@ -261,63 +279,55 @@ def models(rs: ReadSession, family: str | None = None, limit: int = 200) -> dict
         if rs.has(GATE_DECISIONS)
         else pd.DataFrame(columns=["decided_at", "family", "promoted"])
     )
-    seen = [str(f) for f in versions["family"].tolist()]
-    names = [family] if family else [*FAMILIES, *sorted(set(seen) - set(FAMILIES))]
-    out = []
-    for fam in names:
-        vs = versions[versions["family"] == fam].iloc[::-1]
-        ch = champions[champions["family"] == fam]
-        ds = decisions[decisions["family"] == fam]
-        current = str(ch["version_id"].iloc[-1]) if len(ch) else None
-        ever = set(ch["version_id"].astype(str))
-        rows = []
-        counts: Counter[str] = Counter()
-        for r in vs.itertuples(index=False):
-            metrics = parse_json(r.metrics)
-            metrics = {
-                str(k): float(v)
-                for k, v in (metrics or {}).items()
-                if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
-            }
-            counts.update(metrics)
-            rows.append(
-                {
-                    "version_id": str(r.version_id),
-                    "model_name": str(r.model_name),
-                    "run_id": jsonable(r.run_id),
-                    "created_at": jsonable(r.created_at),
-                    "params": parse_json(r.params),
-                    "metrics": metrics,
-                    "is_champion": str(r.version_id) == current,
-                    "was_champion": str(r.version_id) in ever,
-                }
-            )
-        found = sorted(counts)
-        primary = primary_metric(fam, found)
-        guards = guard_metrics(fam, found, primary)
-        metric_names = [m for m in (primary, *guards) if m] + [m for m in found if m != primary and m not in guards]
-        champion_row = next((v for v in rows if v["is_champion"]), None)
-        out.append(
+    return versions, champions, decisions
+
+
+def _family_section(fam: str, vs: pd.DataFrame, ch: pd.DataFrame, ds: pd.DataFrame) -> dict[str, Any]:
+    """One family's part of :func:`models` from its versions (oldest first), champion
+    promotions and gate decisions."""
+    current = str(ch["version_id"].iloc[-1]) if len(ch) else None
+    ever = set(ch["version_id"].astype(str))
+    rows = []
+    counts: Counter[str] = Counter()
+    for r in vs.itertuples(index=False):
+        metrics = parse_json(r.metrics)
+        metrics = {
+            str(k): float(v)
+            for k, v in (metrics or {}).items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+        }
+        counts.update(metrics)
+        rows.append(
             {
-                "family": fam,
-                "available": bool(rows),
-                "message": "" if rows else f"no {fam} versions registered yet",
-                "primary_metric": primary,
-                "guard_metrics": guards,
-                "metric_names": metric_names,
-                "champion": champion_row,
-                "champions": records(ch.drop(columns=["family"])),
-                "versions": rows,
-                "decisions": [
-                    {
-                        **{k: jsonable(v) for k, v in d.items() if k != "details"},
-                        "details": parse_json(d.get("details")),
-                    }
-                    for d in ds.drop(columns=["family"]).to_dict("records")
-                ],
+                "version_id": str(r.version_id),
+                "model_name": str(r.model_name),
+                "run_id": jsonable(r.run_id),
+                "created_at": jsonable(r.created_at),
+                "params": parse_json(r.params),
+                "metrics": metrics,
+                "is_champion": str(r.version_id) == current,
+                "was_champion": str(r.version_id) in ever,
             }
         )
-    return {"available": True, "source": rs.freshness.as_dict(), "families": out}
+    found = sorted(counts)
+    primary = primary_metric(fam, found)
+    guards = guard_metrics(fam, found, primary)
+    metric_names = [m for m in (primary, *guards) if m] + [m for m in found if m != primary and m not in guards]
+    return {
+        "family": fam,
+        "available": bool(rows),
+        "message": "" if rows else f"no {fam} versions registered yet",
+        "primary_metric": primary,
+        "guard_metrics": guards,
+        "metric_names": metric_names,
+        "champion": next((v for v in rows if v["is_champion"]), None),
+        "champions": records(ch.drop(columns=["family"])),
+        "versions": rows,
+        "decisions": [
+            {**{k: jsonable(v) for k, v in d.items() if k != "details"}, "details": parse_json(d.get("details"))}
+            for d in ds.drop(columns=["family"]).to_dict("records")
+        ],
+    }
 
 
 def data_docs_url(path: Any) -> str | None:
