@@ -155,35 +155,7 @@ class InterestProfiler:
         ``segments``: user_id, segment. Returns :data:`OUTPUT_COLUMNS`.
         """
         as_of = pd.Timestamp(as_of)
-        ev = events[events[EVENT_AT] < as_of]
-        decay = np.power(0.5, (as_of - ev[EVENT_AT]).dt.total_seconds().to_numpy() / 86400.0 / self.half_life_days)
-        ev = ev.assign(_w=ev[WEIGHT].to_numpy(np.float64) * decay)
-        et = ev.merge(item_tags[[ITEM_ID, TAG, SCORE]], on=ITEM_ID, how="inner")
-        engaged = (
-            et.assign(_w=et["_w"] * et[SCORE])
-            .groupby([USER_ID, TAG], as_index=False)
-            .agg(engaged_w=("_w", "sum"), engaged_n=("_w", "size"), engaged_last=(EVENT_AT, "max"))
-        )
-        frames = [engaged]
-        if searches is not None and query_tags is not None and len(searches) and len(query_tags):
-            se = searches[searches[EVENT_AT] < as_of]
-            sd = np.power(0.5, (as_of - se[EVENT_AT]).dt.total_seconds().to_numpy() / 86400.0 / self.half_life_days)
-            se = se.assign(_w=self.search_weight * sd).merge(query_tags, on=QUERY, how="inner")
-            searched = (
-                se.assign(_w=se["_w"] * se[SHARE])
-                .groupby([USER_ID, TAG], as_index=False)
-                .agg(search_w=("_w", "sum"), search_n=("_w", "size"), search_last=(EVENT_AT, "max"))
-            )
-            frames.append(searched)
-        p = frames[0]
-        for f in frames[1:]:
-            p = p.merge(f, on=[USER_ID, TAG], how="outer")
-        for c in ("engaged_w", "search_w"):
-            p[c] = p[c].fillna(0.0) if c in p else 0.0
-        for c in ("engaged_n", "search_n"):
-            p[c] = p[c].fillna(0).astype(np.int64) if c in p else 0
-        if "search_last" not in p:
-            p["search_last"] = pd.NaT
+        p = self._evidence(events, item_tags, as_of, searches, query_tags)
         if p.empty:
             return pd.DataFrame({c: [] for c in OUTPUT_COLUMNS})
         p["kind"] = [vocabulary.kind(t) for t in p[TAG]]
@@ -220,6 +192,47 @@ class InterestProfiler:
         out["last_seen"] = pd.to_datetime(out["last_seen"])
         out = out[OUTPUT_COLUMNS].sort_values([USER_ID, "status", WEIGHT, TAG], ascending=[True, False, False, True])
         return out.reset_index(drop=True)
+
+    def _evidence(
+        self,
+        events: pd.DataFrame,
+        item_tags: pd.DataFrame,
+        as_of: pd.Timestamp,
+        searches: pd.DataFrame | None,
+        query_tags: pd.DataFrame | None,
+    ) -> pd.DataFrame:
+        """Per (user, tag): the decayed engagement (``engaged_w``/``_n``/``_last``) and search
+        (``search_w``/``_n``/``_last``) evidence before ``as_of``; zeros where there is none."""
+        ev = events[events[EVENT_AT] < as_of]
+        decay = np.power(0.5, (as_of - ev[EVENT_AT]).dt.total_seconds().to_numpy() / 86400.0 / self.half_life_days)
+        ev = ev.assign(_w=ev[WEIGHT].to_numpy(np.float64) * decay)
+        et = ev.merge(item_tags[[ITEM_ID, TAG, SCORE]], on=ITEM_ID, how="inner")
+        engaged = (
+            et.assign(_w=et["_w"] * et[SCORE])
+            .groupby([USER_ID, TAG], as_index=False)
+            .agg(engaged_w=("_w", "sum"), engaged_n=("_w", "size"), engaged_last=(EVENT_AT, "max"))
+        )
+        frames = [engaged]
+        if searches is not None and query_tags is not None and len(searches) and len(query_tags):
+            se = searches[searches[EVENT_AT] < as_of]
+            sd = np.power(0.5, (as_of - se[EVENT_AT]).dt.total_seconds().to_numpy() / 86400.0 / self.half_life_days)
+            se = se.assign(_w=self.search_weight * sd).merge(query_tags, on=QUERY, how="inner")
+            searched = (
+                se.assign(_w=se["_w"] * se[SHARE])
+                .groupby([USER_ID, TAG], as_index=False)
+                .agg(search_w=("_w", "sum"), search_n=("_w", "size"), search_last=(EVENT_AT, "max"))
+            )
+            frames.append(searched)
+        p = frames[0]
+        for f in frames[1:]:
+            p = p.merge(f, on=[USER_ID, TAG], how="outer")
+        for c in ("engaged_w", "search_w"):
+            p[c] = p[c].fillna(0.0) if c in p else 0.0
+        for c in ("engaged_n", "search_n"):
+            p[c] = p[c].fillna(0).astype(np.int64) if c in p else 0
+        if "search_last" not in p:
+            p["search_last"] = pd.NaT
+        return p
 
     # ---- candidates from the tag graph and the user's segment ------------------------------
     @staticmethod
