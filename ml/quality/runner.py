@@ -13,6 +13,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import pandas as pd
 
 from ml.quality import docs as data_docs
 from ml.quality.profile import drift_expectation, frame_profile, volume_expectation
-from ml.quality.suite import SuiteSpec, build_expectation
+from ml.quality.suite import FrameSpec, SuiteSpec, build_expectation
 
 log = logging.getLogger(__name__)
 N_EXAMPLES = 5
@@ -175,6 +176,44 @@ def _context(docs_dir: Any) -> Any:
     return gx.get_context(mode="ephemeral", project_config=cfg)
 
 
+def _entries(name: str, spec: FrameSpec, df: pd.DataFrame, ref: dict[str, Any], skipped: list[str]) -> list[Any]:
+    """Frame ``name``'s expectation entries: the suite's, plus volume and drift against the
+    previous passed run's profile ``ref``; a check that cannot run yet is named in ``skipped``."""
+    entries = list(spec.expectations)
+    if spec.has_volume:
+        vol = volume_expectation(spec, ref)
+        if vol is None:
+            skipped.append(f"{name}: volume (no previous passed run)")
+        else:
+            entries.append(vol)
+    for check in spec.drift:
+        n_values = int(df[check.column].notna().sum()) if check.column in df.columns else 0
+        if n_values < spec.drift_min_rows:
+            skipped.append(f"{name}.{check.column}: drift ({n_values} values < {spec.drift_min_rows})")
+            continue
+        dr = drift_expectation(check, ref, df[check.column]) if check.column in df.columns else None
+        if dr is None:
+            skipped.append(f"{name}.{check.column}: drift (no previous passed run)")
+        else:
+            entries.append(dr)
+    return entries
+
+
+def _gx_docs(ctx: Any, gate: str, frame_names: list[str], docs_dir: Path, run_name: str) -> dict[str, str]:
+    """Build GX's Data Docs site and return each frame's validation page of this run; empty
+    (with a warning) when the build fails: the gate's own report page still names every failure."""
+    pages: dict[str, str] = {}
+    try:
+        ctx.build_data_docs(site_names=[DOCS_SITE])
+        for name in frame_names:
+            found = sorted((docs_dir / "validations" / gate / name / run_name).rglob("*.html"))
+            if found:
+                pages[f"{gate}.{name}"] = str(found[-1])
+    except Exception as exc:
+        log.warning("GX Data Docs build failed for gate %s: %s", gate, exc)
+    return pages
+
+
 def run_gate(
     gate: str,
     frames: dict[str, pd.DataFrame],
@@ -215,24 +254,7 @@ def run_gate(
         df = _gx_ready_frame(frames[name], (*spec.id_columns, *spec.columns) if spec.columns else None)
         rows[name] = len(df)
         profile[name] = frame_profile(df, spec)
-        entries = list(spec.expectations)
-        ref = reference.get(name) or {}
-        if spec.has_volume:
-            vol = volume_expectation(spec, ref)
-            if vol is None:
-                skipped.append(f"{name}: volume (no previous passed run)")
-            else:
-                entries.append(vol)
-        for check in spec.drift:
-            n_values = int(df[check.column].notna().sum()) if check.column in df.columns else 0
-            if n_values < spec.drift_min_rows:
-                skipped.append(f"{name}.{check.column}: drift ({n_values} values < {spec.drift_min_rows})")
-                continue
-            dr = drift_expectation(check, ref, df[check.column]) if check.column in df.columns else None
-            if dr is None:
-                skipped.append(f"{name}.{check.column}: drift (no previous passed run)")
-            else:
-                entries.append(dr)
+        entries = _entries(name, spec, df, reference.get(name) or {}, skipped)
         expectations = [build_expectation(n, kw, params) for n, kw in entries]
         n_expectations += len(expectations)
         gx_suite = ctx.suites.add(gx.ExpectationSuite(name=f"{gate}.{name}", expectations=expectations))
@@ -254,14 +276,7 @@ def run_gate(
     passed = not failures
     gx_pages: dict[str, str] = {}
     if mode == "always" or (mode == "failures" and not passed):
-        try:
-            ctx.build_data_docs(site_names=[DOCS_SITE])
-            for name in suite.frames:
-                found = sorted((docs_dir / "validations" / gate / name / run.run_name).rglob("*.html"))
-                if found:
-                    gx_pages[f"{gate}.{name}"] = str(found[-1])
-        except Exception as exc:  # the report page below still names every failure
-            log.warning("GX Data Docs build failed for gate %s: %s", gate, exc)
+        gx_pages = _gx_docs(ctx, gate, list(suite.frames), docs_dir, run.run_name)
     page = data_docs.write_run_page(
         gate, run_id, passed, suite.description, failures, warnings, n_expectations, gx_pages, skipped
     )
