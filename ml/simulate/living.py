@@ -4,7 +4,8 @@ Set-up (day 0) runs every DAG once on the generated shop's history: ``ingest_eve
 ``build_features``, ``finetune_tagger`` (on the label file the shop generator writes,
 ``_ground_truth/item_tags.parquet``), ``backfill_tags`` (the history's last day),
 ``evaluate_policies`` (nothing logged yet: the gate records that), ``retrain_models``,
-``publish_recommendations`` and ``publish_audiences``.
+``publish_recommendations``, ``publish_audiences`` and ``watch_serving`` (the served table's
+age).
 
 Then each simulated day ``d`` (dates after the history's last day):
 
@@ -48,6 +49,7 @@ SETUP_DAGS = (
     "retrain_models",
     "publish_recommendations",
     "publish_audiences",
+    "watch_serving",
 )
 DAY_DAGS = (
     "ingest_events",

@@ -66,3 +66,16 @@ def publish_recommendations(run_id: str = "manual", warehouse: str | None = None
     Returns the switch's summary with each stage's seconds summed over the shards."""
     p = PublishPlan.from_dict(plan_publish(run_id, warehouse=warehouse, **params)[0]["plan"])
     return publish(Warehouse.from_env(warehouse), p)
+
+
+def check_serving_age(max_age_hours: float | None = None, warehouse: str | None = None) -> dict:
+    """``watch_serving``: fail (and so alert) when the served recommendations are older than
+    ``max_age_hours`` (None: the ``INTERESTFLOW_SERVING_MAX_AGE_HOURS`` setting)."""
+    from ml.orchestration.errors import fail_without_retry
+    from ml.publish.freshness import StaleServingError
+    from ml.publish.freshness import check_serving_age as check
+
+    try:
+        return check(max_age_hours, "recommendations", Warehouse(warehouse) if warehouse else None)
+    except StaleServingError as err:  # a stale table is news now, not after the retries
+        fail_without_retry(str(err))

@@ -10,7 +10,7 @@ published slates (a landing batch), ``ingest_events`` is triggered through the R
 folder, and the assets drive the rest: ``build_features`` -> ``evaluate_policies`` and
 ``retrain_models`` -> ``publish_recommendations`` -> ``publish_audiences``.
 
-The time-based DAGs stay out of the way: ``backfill_tags`` and ``finetune_tagger`` are paused,
+The time-based DAGs stay out of the way: ``backfill_tags``, ``finetune_tagger`` and ``watch_serving`` are paused,
 and the Airflow processes' landing folder is an empty one (the days are written elsewhere and
 passed as paths), so an hourly ``ingest_events`` run finds nothing, skips and emits nothing.
 
@@ -61,7 +61,7 @@ UPSTREAM = {
     "publish_recommendations": ("evaluate_policies", "retrain_models"),
     "publish_audiences": ("publish_recommendations",),
 }
-PAUSED = ("backfill_tags", "finetune_tagger")
+PAUSED = ("backfill_tags", "finetune_tagger", "watch_serving")
 N_DAYS = 2
 DAY_TIMEOUT_S = 900
 ENDED = ("success", "failed")

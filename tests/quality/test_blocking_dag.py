@@ -216,3 +216,54 @@ def test_without_the_alerts_connection_a_failure_sends_nothing_and_still_fails(
     bad.to_parquet(path, index=False)
     _run_failing([str(path)])
     assert smtp_server.messages == []
+
+
+def _mail_text(envelope) -> tuple[str, str]:
+    import email
+
+    msg = email.message_from_bytes(envelope.original_content)
+    body = "".join(
+        part.get_payload(decode=True).decode() for part in msg.walk() if part.get_content_type() == "text/html"
+    )
+    return msg["Subject"], body
+
+
+def test_watch_serving_passes_while_the_served_table_is_fresh(in_served, smtp_sink):
+    from ml.orchestration.local import run_dag
+
+    _, previous, _ = in_served
+    run = run_dag("watch_serving", {"max_age_hours": 24})
+    ti = run.get_task_instances()[0]
+    assert str(ti.state).endswith("success")
+    assert smtp_sink.messages == []
+    from ml.publish.freshness import serving_age
+
+    age = serving_age()
+    assert age.version == previous and 0 <= age.age_hours < 1
+
+
+def test_a_stale_served_table_sends_one_alert_naming_the_version_and_the_failed_gate(
+    in_served, tiny_shop, tmp_path, smtp_sink
+):
+    """A batch blocked by its gate freezes publishing; the hourly watch then fails and mails the
+    age of what is served and the gate that failed since (one message for the gate's own failure,
+    one for the watch)."""
+    from ml.orchestration.local import run_dag
+
+    _, previous, _ = in_served
+    drifted = pd.read_parquet(tiny_shop / "events.parquet")
+    drifted = drifted[drifted["price"].notna()].reset_index(drop=True)
+    drifted["event_id"] = "stale-" + drifted["event_id"]
+    drifted["price"] = drifted["price"] * 10
+    path = tmp_path / "events-stale.parquet"
+    drifted.to_parquet(path, index=False)
+    _run_failing([str(path)])
+    assert len(smtp_sink.messages) == 1  # the gate's own alert
+
+    with pytest.raises(RuntimeError, match="watch_serving"):
+        run_dag("watch_serving", {"max_age_hours": 1e-6})
+    assert len(smtp_sink.messages) == 2
+    subject, body = _mail_text(smtp_sink.messages[1])
+    assert "watch_serving.check_serving_age failed" in subject
+    assert f"version {previous}" in body and "older than the allowed 1e-06 h" in body
+    assert "gate landing_events FAILED" in body and "price" in body
