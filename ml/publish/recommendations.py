@@ -33,6 +33,7 @@ import contextlib
 import gc
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -47,11 +48,12 @@ from ml.explore.candidates import ChampionCodes
 from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
 from ml.features.interactions import load_decayed_interactions
 from ml.marketing.serving import MarketingArgs, apply_marketing, marketing_inputs
-from ml.publish.shards import Shard, clear_parts, read_parts, run_folder, write_part
+from ml.publish.shards import Shard, clear_parts, read_parts, run_folder, sweep_stale_parts, write_part
 from ml.recommend.explain import ChampionReasons
 from ml.timing import Timings, add_timings, stage
 from ml.warehouse import Warehouse
 
+log = logging.getLogger(__name__)
 PUBLISHED_COLUMNS = [
     "user_id",
     "rank",
@@ -196,13 +198,16 @@ def plan(
     min_sessions: int | None = None,
 ) -> PublishPlan:
     """The :class:`PublishPlan` of run ``run_id`` (``shards``: None = :func:`default_shards`).
-    Clears the parts an earlier try of the same run left."""
+    Clears the parts an earlier try of the same run left, and other runs' stale parts."""
     n = default_shards(wh) if shards is None else int(shards)
     if n < 1:
         raise ValueError(f"shards must be >= 1, got {n}")
     champ = champion_row(wh)
     name, params, version = choose_policy(wh, policy, policy_params, exploration_budget, min_sessions)
     clear_parts(parts_folder(run_id))
+    swept = sweep_stale_parts(parts_folder(run_id).parent.parent)
+    if swept:
+        log.info("removed the parts of %d abandoned publish runs: %s", len(swept), [p.name for p in swept])
     return PublishPlan(
         run_id, n, str(champ["version_id"]), str(champ["artifact_path"]), name, params, version, settings
     )

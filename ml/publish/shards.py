@@ -5,7 +5,8 @@ the shards as mapped tasks, side by side on as many workers as there are. Each s
 rows as Parquet parts under the state folder (``publish/<run>/shard-<i>-of-<n>/``); the switch
 task reads every part and publishes them as one version in one transaction. A retried shard
 replaces its part whole (written beside it, then renamed), so a part is never half there and
-never doubled.
+never doubled. Parts of runs that never reached their switch (a failed or abandoned run) are
+swept by the next plan once they are older than :data:`STALE_PARTS_HOURS`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +25,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+# a publish run takes minutes; parts this old belong to a run that failed or was abandoned
+STALE_PARTS_HOURS = 48.0
 
 
 @dataclass(frozen=True)
@@ -98,3 +103,21 @@ def read_parts(folder: Path, count: int, names: Sequence[str]) -> tuple[dict[str
 def clear_parts(folder: Path) -> None:
     """Remove a run's parts (after its version is published)."""
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep_stale_parts(root: Path, older_than_hours: float = STALE_PARTS_HOURS, now: float | None = None) -> list[Path]:
+    """Remove the run folders under ``root/publish`` last written more than ``older_than_hours``
+    ago (the parts of runs that never switched); returns what was removed."""
+    publish = root / "publish"
+    if not publish.is_dir():
+        return []
+    limit = (time.time() if now is None else now) - older_than_hours * 3600.0
+    removed = []
+    for folder in sorted(publish.iterdir()):
+        if not folder.is_dir():
+            continue
+        newest = max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
+        if max(newest, folder.stat().st_mtime) < limit:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
