@@ -69,7 +69,7 @@ def _bench_target(target: str, shop: Path, work: Path, args: argparse.Namespace)
         with measure(f"ingest-{target}") as ing:
             reports = ingest_paths([shop], wh, gate=False)
         with measure(f"dbt-build-{target}") as st:
-            res = run_dbt(["build"], wh, check=False, target_path=work / f"target-{target}")
+            res = run_dbt(["build"], wh, check=False, target_path=work / f"target-{target}", stream=True)
         rows = {r.table: r.accepted for r in reports}
         marts = {}
         if res.returncode == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import threading
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+log = logging.getLogger(__name__)
 
 
 def rss_mb() -> float:
@@ -53,8 +56,10 @@ class Stage:
 
 @contextmanager
 def measure(name: str, interval: float = 0.05, include_children: bool = True) -> Iterator[Stage]:
-    """Time a block and sample the peak RSS (this process plus its children) while it runs."""
+    """Time a block and sample the peak RSS (this process plus its children) while it runs; a
+    log line when it starts and one when it ends (a benchmark's progress, stage by stage)."""
     stage = Stage(name)
+    log.info("stage %s: started", name)
     proc = psutil.Process(os.getpid())
     stop = threading.Event()
     peak = [0.0]
@@ -90,6 +95,7 @@ def measure(name: str, interval: float = 0.05, include_children: bool = True) ->
         stop.set()
         t.join()
         stage.peak_rss_mb = round(max(peak[0], rss_mb()), 1)
+        log.info("stage %s: %.1f s, peak RSS %.0f MB", name, stage.seconds, stage.peak_rss_mb)
 
 
 def write_json(out_dir: Path, name: str, payload: dict[str, Any]) -> Path:

@@ -85,6 +85,30 @@ def run(cmd: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
     return subprocess.run(list(cmd), preexec_fn=die_with_parent(), **kw)
 
 
+def run_streaming(cmd: Sequence[str], on_line: Callable[[str], None], **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Like :func:`run` with stdout and stderr merged and captured as text, handing each line to
+    ``on_line`` as it arrives (a long child's progress reaches the log while it runs). The child
+    is killed when this process is interrupted or dies."""
+    lines: list[str] = []
+    with subprocess.Popen(
+        list(cmd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=die_with_parent(),
+        **kw,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                on_line(line.rstrip("\n"))
+        except BaseException:
+            proc.kill()
+            raise
+    return subprocess.CompletedProcess(list(cmd), proc.returncode, "".join(lines), "")
+
+
 def signal_group(pid: int, sig: int) -> None:
     """Send ``sig`` to the process group of ``pid`` (to ``pid`` alone if it has none); a process
     that has exited already is ignored."""

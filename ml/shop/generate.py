@@ -20,6 +20,7 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
+from ml.progress import Progress
 from ml.shop import taxonomy as tx
 
 
@@ -433,14 +434,26 @@ def generate(size: str = "tiny", seed: int = 7, end: datetime = DEFAULT_END) -> 
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose one of {sorted(SIZES)}")
     cfg = SIZES[size]
+    with Progress(GENERATE_STEPS, f"generate the {size} shop") as progress:
+        return _generate(cfg, seed, end, progress)
+
+
+# the steps of _generate that report progress (items, users, sessions, searches and slates,
+# views to reviews, the events table, the ground truth)
+GENERATE_STEPS = 7
+
+
+def _generate(cfg: ShopSize, seed: int, end: datetime, progress: Progress) -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     start = end - timedelta(days=cfg.days)
     leaves = tx.leaves()
     styles = list(tx.STYLES)
     tiers = list(tx.TIERS)
     items = _items(rng, cfg.items, start, end)
+    progress.update(1, f"{cfg.items:,} items")
     users = _users(rng, cfg.users, start)
     intr = _interests(rng, cfg.users, len(leaves))
+    progress.update(1, f"{cfg.users:,} users")
 
     # ---- sessions -------------------------------------------------------------------------
     n_sess = np.maximum(1, rng.poisson(cfg.sessions_per_user, cfg.users))
@@ -487,6 +500,8 @@ def generate(size: str = "tiny", seed: int = 7, end: datetime = DEFAULT_END) -> 
     def block(sess: np.ndarray, order: np.ndarray, **cols: object) -> None:
         parts.append(pd.DataFrame({"_sess": sess, "_order": order, **cols}))
 
+    progress.update(1, f"{n_s:,} sessions")
+
     # searches at session start
     has_search = rng.random(n_s) < 0.5
     ss = np.flatnonzero(has_search)
@@ -522,6 +537,7 @@ def generate(size: str = "tiny", seed: int = 7, end: datetime = DEFAULT_END) -> 
         position=sl_pos[clicked],
     )
 
+    progress.update(1, "searches and slates")
     # views, carts, purchases, reviews
     n_views = 1 + rng.poisson(4, n_s)
     v_sess = np.repeat(np.arange(n_s), n_views)
@@ -544,6 +560,7 @@ def generate(size: str = "tiny", seed: int = 7, end: datetime = DEFAULT_END) -> 
     text = np.where(rating >= 4, good, bad)
     block(r_sess, p_order[reviewed] + 1000, event_type="review", _item=r_item, rating=rating, review_text=text)
 
+    progress.update(1, "views, carts, purchases, reviews")
     ev = pd.concat(parts, ignore_index=True)
     ev = ev.sort_values(["_sess", "_order"], kind="stable").reset_index(drop=True)
     # event times: session start plus exponential gaps (about a minute)
@@ -588,6 +605,7 @@ def generate(size: str = "tiny", seed: int = 7, end: datetime = DEFAULT_END) -> 
         events[col] = events[col].astype("Int64")
     events = events.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
 
+    progress.update(1, f"{len(events):,} events")
     # ---- ground truth --------------------------------------------------------------------
     status_names = np.array(["active", "emerging", "dormant", "unused"])
     gt_rows = {
@@ -623,6 +641,7 @@ def generate(size: str = "tiny", seed: int = 7, end: datetime = DEFAULT_END) -> 
             ).ravel(),
         }
     )
+    progress.update(1, "ground truth")
     landing_items = items[[c for c in items.columns if not c.startswith("_")]].copy()
     landing_items["created_at"] = pd.to_datetime(landing_items["created_at"], utc=True)
     users["signup_time"] = pd.to_datetime(users["signup_time"], utc=True)
@@ -635,28 +654,35 @@ def generate(size: str = "tiny", seed: int = 7, end: datetime = DEFAULT_END) -> 
     }
 
 
+FORMATS = ("parquet", "csv", "jsonl")
+
+
+def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        df.to_parquet(path, index=False)
+    elif fmt == "csv":
+        df.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+    else:
+        df.to_json(path, orient="records", lines=True, date_format="iso", date_unit="s")
+
+
 def write_shop(
     out: Path, size: str = "tiny", seed: int = 7, fmt: str = "parquet", end: datetime = DEFAULT_END
 ) -> dict[str, int]:
     """Generate and write a landing batch to ``out``. Returns row counts per table."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: use parquet, csv or jsonl")
     tables = generate(size=size, seed=seed, end=end)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     truth_dir = out / "_ground_truth"
     truth_dir.mkdir(exist_ok=True)
     counts: dict[str, int] = {}
-    for name in ("items", "events", "users"):
-        df = tables[name]
-        counts[name] = len(df)
-        path = out / f"{name}.{'jsonl' if fmt == 'jsonl' else fmt}"
-        if fmt == "parquet":
-            df.to_parquet(path, index=False)
-        elif fmt == "csv":
-            df.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-        elif fmt == "jsonl":
-            df.to_json(path, orient="records", lines=True, date_format="iso", date_unit="s")
-        else:
-            raise ValueError(f"unknown format {fmt!r}: use parquet, csv or jsonl")
+    with Progress(3, f"write {out}", unit="file") as progress:
+        for name in ("items", "events", "users"):
+            _write_table(tables[name], out / f"{name}.{fmt}", fmt)
+            counts[name] = len(tables[name])
+            progress.update(1, name)
     tables["truth_user_interests"].to_parquet(truth_dir / "user_interests.parquet", index=False)
     tables["truth_item_tags"].to_parquet(truth_dir / "item_tags.parquet", index=False)
     manifest = {

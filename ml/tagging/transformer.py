@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.progress import Progress
 from ml.tagging import encoder as enc
 from ml.tagging.base import Tagger
 from ml.tagging.defaults import DEFAULT_ENCODER
@@ -98,33 +99,13 @@ class TransformerTagger(Tagger):
         self.tokenizer_, self.encoder_ = enc.load(self.model_name)
         dim = int(self.encoder_.config.hidden_size)
         self.head_ = torch.nn.Linear(dim, Y.shape[1])
-        prior = np.clip(Y.mean(axis=0), 1e-4, 1 - 1e-4)
-        with torch.no_grad():
-            if self.label_init:
-                descriptions = [self._describe(str(t), vocabulary) for t in self.tags_]
-                W = enc.embed(self.tokenizer_, self.encoder_, descriptions, self.inference_batch_size, self.max_length)
-                sample = texts[:: max(1, len(texts) // 256)]  # a spread-out sample is enough to centre
-                X0 = enc.embed(self.tokenizer_, self.encoder_, sample, self.inference_batch_size, self.max_length)
-                mean_cos = (X0 @ W.T).mean(axis=0)
-                self.head_.weight.copy_(torch.from_numpy(W * self.init_scale))
-                bias = np.log(prior / (1 - prior)) - self.init_scale * mean_cos
-            else:
-                bias = np.log(prior / (1 - prior))
-            self.head_.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
+        self._init_head(texts, Y, vocabulary)
         target = torch.from_numpy(Y.astype(np.float32))
         n = len(texts)
         steps_per_epoch = math.ceil(n / self.batch_size)
         total = max(1, steps_per_epoch * self.epochs)
         warmup = int(total * self.warmup_share)
-        if self.freeze_embeddings:  # the 30k x 384 token table: half the weights, little to gain
-            for param in self.encoder_.embeddings.parameters():
-                param.requires_grad_(False)
-        if self.train_layers is not None:  # fine-tune only the top layers: no backward pass below them
-            layers = self.encoder_.encoder.layer
-            for layer in layers[: max(0, len(layers) - self.train_layers)]:
-                for param in layer.parameters():
-                    param.requires_grad_(False)
-        trainable = [q for q in self.encoder_.parameters() if q.requires_grad]
+        trainable = self._trainable()
         optimiser = torch.optim.AdamW(
             [
                 {"params": trainable, "lr": self.learning_rate},
@@ -147,30 +128,63 @@ class TransformerTagger(Tagger):
         self.head_.train()
         losses: list[float] = []
         t0 = time.perf_counter()
-        for epoch in range(self.epochs):
-            order = torch.randperm(n, generator=generator).tolist()
-            for start in range(0, n, self.batch_size):
-                idx = order[start : start + self.batch_size]
-                logits = self._logits([texts[i] for i in idx])
-                loss = self._loss(logits, idx, groups, group_targets, free, target, group_weights, pos_weight)
-                optimiser.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-                optimiser.step()
-                scheduler.step()
-                losses.append(float(loss.detach()))
-            seconds = time.perf_counter() - t0
-            log.info(
-                "epoch %d/%d: loss %.4f, %.1f items/s",
-                epoch + 1,
-                self.epochs,
-                float(np.mean(losses[-steps_per_epoch:])),
-                n * (epoch + 1) / max(seconds, 1e-9),
-            )
+        with Progress(steps_per_epoch * self.epochs, "fine-tune the tagger", unit="batch", every=30.0) as progress:
+            for epoch in range(self.epochs):
+                order = torch.randperm(n, generator=generator).tolist()
+                for start in range(0, n, self.batch_size):
+                    idx = order[start : start + self.batch_size]
+                    logits = self._logits([texts[i] for i in idx])
+                    loss = self._loss(logits, idx, groups, group_targets, free, target, group_weights, pos_weight)
+                    optimiser.zero_grad()
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                    optimiser.step()
+                    scheduler.step()
+                    losses.append(float(loss.detach()))
+                    progress.update(1, f"epoch {epoch + 1}/{self.epochs}, loss {losses[-1]:.4f}")
+                seconds = time.perf_counter() - t0
+                log.info(
+                    "epoch %d/%d: loss %.4f, %.1f items/s",
+                    epoch + 1,
+                    self.epochs,
+                    float(np.mean(losses[-steps_per_epoch:])),
+                    n * (epoch + 1) / max(seconds, 1e-9),
+                )
         self.train_seconds_ = time.perf_counter() - t0
         self.train_loss_ = float(np.mean(losses[-steps_per_epoch:])) if losses else float("nan")
         self.encoder_.eval()
         self.head_.eval()
+
+    def _init_head(self, texts: list[str], Y: np.ndarray, vocabulary: Vocabulary | None) -> None:
+        """The head starts at the tags' description embeddings (``label_init``), centred on the
+        texts, with the labels' prior log-odds as bias; or at zero weights with that bias."""
+        import torch
+
+        prior = np.clip(Y.mean(axis=0), 1e-4, 1 - 1e-4)
+        with torch.no_grad():
+            if self.label_init:
+                descriptions = [self._describe(str(t), vocabulary) for t in self.tags_]
+                W = enc.embed(self.tokenizer_, self.encoder_, descriptions, self.inference_batch_size, self.max_length)
+                sample = texts[:: max(1, len(texts) // 256)]  # a spread-out sample is enough to centre
+                X0 = enc.embed(self.tokenizer_, self.encoder_, sample, self.inference_batch_size, self.max_length)
+                mean_cos = (X0 @ W.T).mean(axis=0)
+                self.head_.weight.copy_(torch.from_numpy(W * self.init_scale))
+                bias = np.log(prior / (1 - prior)) - self.init_scale * mean_cos
+            else:
+                bias = np.log(prior / (1 - prior))
+            self.head_.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
+
+    def _trainable(self) -> list[Any]:
+        """Freeze what is not fine-tuned (the token table, the lower layers); the rest."""
+        if self.freeze_embeddings:  # the 30k x 384 token table: half the weights, little to gain
+            for param in self.encoder_.embeddings.parameters():
+                param.requires_grad_(False)
+        if self.train_layers is not None:  # fine-tune only the top layers: no backward pass below them
+            layers = self.encoder_.encoder.layer
+            for layer in layers[: max(0, len(layers) - self.train_layers)]:
+                for param in layer.parameters():
+                    param.requires_grad_(False)
+        return [q for q in self.encoder_.parameters() if q.requires_grad]
 
     def _groups(self) -> tuple[list[np.ndarray], np.ndarray]:
         """Column groups of the exclusive kinds (one softmax each) and the remaining columns."""

@@ -232,3 +232,31 @@ def test_exited_orphans_do_not_stay_zombies(tmp_path, cleanup):
         time.sleep(0.2)
     parent.terminate()
     assert parent.wait(timeout=30) == 0
+
+
+def test_run_streaming_hands_over_each_line_while_the_child_runs(tmp_path):
+    """The first line arrives before the child has finished (it waits for a file the test writes
+    only once it has seen that line), and the result keeps the whole output and the exit code."""
+    from ml.orchestration import children
+
+    gate = tmp_path / "go"
+    script = (
+        "import sys, time, pathlib\n"
+        "print('1 of 2 START', flush=True)\n"
+        f"p = pathlib.Path({str(gate)!r})\n"
+        "t = time.time()\n"
+        "while not p.exists() and time.time() - t < 20: time.sleep(0.05)\n"
+        "print('2 of 2 OK' if p.exists() else 'never released', flush=True)\n"
+        "print('oops', file=sys.stderr)\n"
+        "sys.exit(3)\n"
+    )
+    seen: list[str] = []
+
+    def on_line(line: str) -> None:
+        seen.append(line)
+        if line == "1 of 2 START":
+            gate.write_text("go")
+
+    res = children.run_streaming([sys.executable, "-c", script], on_line)
+    assert seen == ["1 of 2 START", "2 of 2 OK", "oops"]
+    assert res.returncode == 3 and res.stdout == "1 of 2 START\n2 of 2 OK\noops\n"
