@@ -1,17 +1,20 @@
-"""Project paths and runtime settings, read from the environment with local-only defaults.
+"""Project paths, the state folders the settings point at, and the local Airflow environment.
 
-Every default here is for a single laptop (embedded DuckDB, SQLite Airflow metadata) and is
-marked as such; a deployment overrides them with environment variables (see README, "Scale out").
+The ``INTERESTFLOW_*`` settings themselves are :mod:`ml.settings` (typed, read when needed);
+the functions here are the paths every module asks for. Every default is for a single laptop
+(embedded DuckDB, SQLite Airflow metadata) and is marked as such; a deployment overrides them
+with environment variables (see README, "Scale out").
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from ml.settings import PROJECT_ROOT, settings
+
 DBT_DIR = PROJECT_ROOT / "dbt"
 DAGS_DIR = PROJECT_ROOT / "dags"
 PLUGINS_DIR = PROJECT_ROOT / "plugins"
@@ -19,7 +22,7 @@ PLUGINS_DIR = PROJECT_ROOT / "plugins"
 
 def state_dir() -> Path:
     """Where local state lives (warehouse file, artifacts, landing data). Git-ignored."""
-    return Path(os.environ.get("INTERESTFLOW_HOME", PROJECT_ROOT / ".interestflow"))
+    return settings().home
 
 
 # the dbt docs that cosmos' plugin serves in the Airflow UI (`python -m ml dbt docs` writes them)
@@ -33,26 +36,25 @@ def dbt_docs_dir() -> Path:
 
 def warehouse_url() -> str:
     """``duckdb:///abs/path.duckdb`` (local default) or ``postgresql://user@host:port/db``."""
-    url = os.environ.get("INTERESTFLOW_WAREHOUSE")
-    if url:
-        return url
-    return f"duckdb:///{state_dir() / 'warehouse.duckdb'}"
+    return settings().warehouse_url
 
 
 def artifacts_dir() -> Path:
-    return Path(os.environ.get("INTERESTFLOW_ARTIFACTS", state_dir() / "artifacts"))
+    return settings().artifacts_dir
 
 
 def landing_dir() -> Path:
-    return Path(os.environ.get("INTERESTFLOW_LANDING", state_dir() / "landing"))
+    return settings().landing_dir
 
 
 @dataclass(frozen=True)
 class IngestSettings:
-    quarantine_threshold: float = float(os.environ.get("INTERESTFLOW_QUARANTINE_THRESHOLD", "0.05"))
-    price_cap: float = float(os.environ.get("INTERESTFLOW_PRICE_CAP", "100000"))
-    future_tolerance_minutes: int = int(os.environ.get("INTERESTFLOW_FUTURE_TOLERANCE_MIN", "60"))
-    shop_start: str = os.environ.get("INTERESTFLOW_SHOP_START", "2020-01-01T00:00:00Z")
+    """The ingest rules; each field defaults to its setting, read when the object is made."""
+
+    quarantine_threshold: float = field(default_factory=lambda: settings().quarantine_threshold)
+    price_cap: float = field(default_factory=lambda: settings().price_cap)
+    future_tolerance_minutes: int = field(default_factory=lambda: settings().future_tolerance_min)
+    shop_start: str = field(default_factory=lambda: settings().shop_start)
 
 
 # Local-only Airflow defaults: SQLite metadata under the project, telemetry off, no examples.

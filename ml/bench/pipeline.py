@@ -70,8 +70,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warehouse", choices=("duckdb", "postgres"), default="duckdb")
     p.add_argument(
         "--pg-server",
-        default=os.environ.get("INTERESTFLOW_PG_SERVER", "postgresql://postgres@127.0.0.1:5432"),
-        help="PostgreSQL server for --warehouse postgres (fresh databases are created and dropped)",
+        default=None,
+        help="PostgreSQL server for --warehouse postgres (fresh databases are created and dropped; "
+        "default: INTERESTFLOW_PG_SERVER)",
     )
     p.add_argument("--out", type=Path, required=True, help="output folder (pipeline.json, shop, state)")
     p.add_argument(
@@ -443,6 +444,10 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def run(args: argparse.Namespace) -> int:
     # a SIGTERM unwinds like Ctrl-C, so the bench databases are still dropped
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if args.pg_server is None:
+        from ml.settings import settings
+
+        args.pg_server = settings().pg_server
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     shop = out / f"shop-{args.size}-seed{args.seed}"

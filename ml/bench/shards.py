@@ -27,7 +27,8 @@ from typing import Any
 
 from ml.bench import SHOP_SIZES, positive_int
 from ml.defaults import ALL_CANDIDATES, DEFAULT_CANDIDATES
-from ml.orchestration.scaleout import LOCAL_PG, TERMINAL_RUN_STATES, record_seconds
+from ml.orchestration.scaleout import TERMINAL_RUN_STATES, record_seconds
+from ml.settings import settings
 
 NAME = "shards"
 HELP = "publish_recommendations with 1 and 2 shards on PostgreSQL under two Celery workers"
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         write_shop(shop, size=args.size, seed=args.seed)
     state = work / "state"
     shutil.rmtree(state, ignore_errors=True)
-    pg_server = os.environ.get("INTERESTFLOW_PG_SERVER", LOCAL_PG)
+    pg_server = settings().pg_server
     tag = uuid.uuid4().hex[:8]
     wh_db = f"ift_bench_shards_{tag}"
     create_database(pg_server, wh_db)

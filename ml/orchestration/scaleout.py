@@ -42,6 +42,9 @@ from urllib.parse import urlparse, urlunparse
 from ml import config
 from ml.orchestration import children
 
+# (LOCAL_PG, LOCAL_REDIS: the local-only defaults, the services a developer machine runs on 127.0.0.1)
+from ml.settings import LOCAL_PG, LOCAL_REDIS, settings
+
 # the asset chain one ingest drives, each DAG with the DAGs whose asset events trigger it
 UPSTREAM: dict[str, tuple[str, ...]] = {
     "build_features": ("ingest_events",),
@@ -51,9 +54,6 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
 }
 PIPELINE_DAGS = ("ingest_events", *UPSTREAM)
 DOWNSTREAM_DAGS = tuple(UPSTREAM)
-# local-only defaults: the services a developer machine runs on 127.0.0.1
-LOCAL_PG = "postgresql://postgres@127.0.0.1:5432"
-LOCAL_REDIS = "redis://127.0.0.1:6379/5"
 TERMINAL_RUN_STATES = {"success", "failed"}
 
 
@@ -211,7 +211,7 @@ def node_name() -> str:
     """Airflow's ``hostname_callable`` for this topology: a worker's own name (set per process
     in ``INTERESTFLOW_NODE_NAME``), else the machine's FQDN. Two workers on one machine thus
     appear as two hosts in task instances."""
-    return os.environ.get("INTERESTFLOW_NODE_NAME") or socket.getfqdn()
+    return settings().node_name or socket.getfqdn()
 
 
 # --------------------------------------------------------------------------- topology
@@ -260,25 +260,23 @@ class Topology:
         ``INTERESTFLOW_WAREHOUSE_POOL_SLOTS`` (default 4), ``INTERESTFLOW_HEARTBEAT_TIMEOUT``
         (seconds before a task whose worker died is failed and retried, default 60).
         """
-        env = os.environ
-        pg = env.get("INTERESTFLOW_PG_SERVER", LOCAL_PG).rstrip("/")
-        wh = env.get("INTERESTFLOW_WAREHOUSE", "")
+        s = settings()
+        pg = s.pg_server.rstrip("/")
+        wh = s.warehouse or ""
         if not wh.startswith(("postgres://", "postgresql://")):
             wh = f"{pg}/interestflow_wh"
-        n = int(env.get("INTERESTFLOW_WORKERS", "2"))
-        conc = int(env.get("INTERESTFLOW_WORKER_CONCURRENCY", "2"))
         values: dict[str, Any] = {
-            "state": Path(env.get("INTERESTFLOW_SCALEOUT_HOME", config.state_dir() / "scaleout")),
+            "state": s.scaleout_dir,
             "pg_server": pg,
-            "airflow_db": env.get("INTERESTFLOW_AIRFLOW_DB", "interestflow_airflow"),
+            "airflow_db": s.airflow_db,
             "warehouse_url": wh,
-            "broker_url": env.get("INTERESTFLOW_CELERY_BROKER", LOCAL_REDIS),
-            "key_prefix": env.get("INTERESTFLOW_CELERY_KEY_PREFIX", "interestflow"),
-            "api_host": env.get("INTERESTFLOW_API_HOST", "127.0.0.1"),
-            "api_port": int(env.get("INTERESTFLOW_API_PORT", "8280")),
-            "workers": tuple(Worker(f"worker{i + 1}", conc) for i in range(n)),
-            "warehouse_pool_slots": int(env.get("INTERESTFLOW_WAREHOUSE_POOL_SLOTS", "4")),
-            "heartbeat_timeout_s": int(env.get("INTERESTFLOW_HEARTBEAT_TIMEOUT", "60")),
+            "broker_url": s.celery_broker,
+            "key_prefix": s.celery_key_prefix,
+            "api_host": s.api_host,
+            "api_port": s.api_port,
+            "workers": tuple(Worker(f"worker{i + 1}", s.worker_concurrency) for i in range(s.workers)),
+            "warehouse_pool_slots": s.warehouse_pool_slots,
+            "heartbeat_timeout_s": s.heartbeat_timeout,
         }
         values.update(overrides)
         return cls(**values)
@@ -879,8 +877,9 @@ def run_pipeline(
 
 def write_auth_file(path: Path) -> int:
     """The SimpleAuthManager password file (mode 0600) for the admin user of a container stack."""
-    user = os.environ.get("INTERESTFLOW_AIRFLOW_ADMIN_USER", "admin")
-    password = os.environ.get("INTERESTFLOW_AIRFLOW_ADMIN_PASSWORD")
+    s = settings()
+    user = s.airflow_admin_user
+    password = s.airflow_admin_password.get_secret_value() if s.airflow_admin_password else None
     if not password:
         print("error: set INTERESTFLOW_AIRFLOW_ADMIN_PASSWORD", file=sys.stderr)
         return 2

@@ -14,7 +14,6 @@ The allowed age is the DAG's ``max_age_hours`` Param, else ``INTERESTFLOW_SERVIN
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import pandas as pd
@@ -22,9 +21,6 @@ import pandas as pd
 from ml.publish.tables import current_version
 from ml.quality.summary import latest_gate_runs
 from ml.warehouse import Warehouse
-
-MAX_AGE_ENV = "INTERESTFLOW_SERVING_MAX_AGE_HOURS"
-DEFAULT_MAX_AGE_HOURS = 36.0
 
 
 class StaleServingError(RuntimeError):
@@ -45,13 +41,9 @@ class ServingAge:
 def max_age_hours(value: float | None = None) -> float:
     """``value`` when given, else the ``INTERESTFLOW_SERVING_MAX_AGE_HOURS`` setting (default 36)."""
     if value is None:
-        raw = os.environ.get(MAX_AGE_ENV, "").strip()
-        if not raw:
-            return DEFAULT_MAX_AGE_HOURS
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"{MAX_AGE_ENV} must be a number of hours, got {raw!r}") from None
+        from ml.settings import settings
+
+        return settings().serving_max_age_hours
     if not value > 0:
         raise ValueError(f"the allowed age of the served table must be > 0 hours, got {value}")
     return float(value)
@@ -116,7 +108,7 @@ def check_serving_age(
     age = serving_age(name, wh, now)
     gates = _failed_gates_since(wh, age.published_at)
     why = ("\nFailed data-quality gates since then:\n  " + "\n  ".join(gates)) if gates else ""
-    if age.version is None:
+    if age.version is None or age.age_hours is None or age.published_at is None:
         raise StaleServingError(
             f"serving.{name}_current serves nothing: no version has been published yet "
             f"(run publish_recommendations, or the chain ingest_events -> build_features -> "

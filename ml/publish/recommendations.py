@@ -34,7 +34,6 @@ import gc
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -184,7 +183,9 @@ def default_shards(wh: Warehouse) -> int:
     (``INTERESTFLOW_WAREHOUSE_POOL_SLOTS``, default 4)."""
     if wh.kind == "duckdb":
         return 1
-    return max(1, int(os.environ.get("INTERESTFLOW_WAREHOUSE_POOL_SLOTS", "4")))
+    from ml.settings import settings
+
+    return settings().warehouse_pool_slots
 
 
 def plan(

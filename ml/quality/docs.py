@@ -15,17 +15,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ml import config
+from ml.settings import settings
 
 
 def data_docs_dir() -> Path:
-    return Path(os.environ.get("INTERESTFLOW_DATA_DOCS", config.state_dir() / "data_docs"))
+    return settings().data_docs_dir
 
 
 def docs_mode() -> str:
     """``failures`` (default: GX site on failed runs only), ``always`` or ``never``."""
-    mode = os.environ.get("INTERESTFLOW_DATA_DOCS_MODE", "failures").lower()
-    return mode if mode in ("failures", "always", "never") else "failures"
+    return settings().data_docs_mode
 
 
 def safe_name(text: str) -> str:

@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from ml import config
+from ml.settings import settings
 from ml.ui.errors import WarehouseUnavailable
 from ml.warehouse import Warehouse
 
@@ -132,11 +133,8 @@ class WarehouseReader:
     @classmethod
     def from_env(cls) -> WarehouseReader:
         """Settings from ``INTERESTFLOW_UI_REFRESH_SECONDS`` (5) and ``INTERESTFLOW_UI_QUIET_SECONDS`` (2)."""
-        return cls(
-            Warehouse.from_env(),
-            refresh_seconds=float(os.environ.get("INTERESTFLOW_UI_REFRESH_SECONDS", "5")),
-            quiet_seconds=float(os.environ.get("INTERESTFLOW_UI_QUIET_SECONDS", "2")),
-        )
+        s = settings()
+        return cls(Warehouse.from_env(), refresh_seconds=s.ui_refresh_seconds, quiet_seconds=s.ui_quiet_seconds)
 
     @property
     def directory(self) -> Path:

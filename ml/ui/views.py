@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -23,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from ml import columns as C
-from ml import config
 from ml.defaults import FAMILY as RECOMMENDER_FAMILY
 from ml.defaults import PRIMARY_METRIC as RECOMMENDER_PRIMARY
 from ml.tagging.store import PROFILE_COLUMNS as TAGGING_PROFILE_COLUMNS
@@ -344,7 +342,10 @@ def data_docs_url(path: Any) -> str | None:
 def docs_root() -> Path:
     """The folder ``data-docs/`` serves: ``$INTERESTFLOW_DATA_DOCS`` when set (where the quality
     gates then write their Data Docs), else the state folder."""
-    return Path(os.environ.get("INTERESTFLOW_DATA_DOCS") or config.state_dir()).resolve()
+    from ml.settings import settings
+
+    s = settings()
+    return Path(s.data_docs or s.home).resolve()
 
 
 def docs_relative(path: str) -> str | None:
