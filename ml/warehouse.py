@@ -4,19 +4,27 @@ SQL in ``ml/`` is written once with ``?`` placeholders and portable types; this 
 placeholders into psycopg's ``%s`` for PostgreSQL and bulk-loads DataFrames with ``COPY``.
 DuckDB allows one writer process per file: open write connections briefly, and in Airflow
 serialise writers with the ``warehouse`` pool (size 1).
+
+Which warehouse: a URL given explicitly; else, inside Airflow, the Airflow Connection
+``interestflow_warehouse`` when it is defined (``AIRFLOW_CONN_INTERESTFLOW_WAREHOUSE`` or a
+secrets backend; a ``postgres`` connection, or ``duckdb`` with the file in ``host``); else
+``INTERESTFLOW_WAREHOUSE`` (the command line's default); else the local DuckDB file. A
+password lives only in the connection: the object's ``repr`` masks it and
+:attr:`Warehouse.display` leaves it out.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import pandas as pd
 
@@ -45,6 +53,8 @@ FETCH_CHUNK_ROWS = 200_000  # rows converted to Python objects at a time when re
 LOCK_WAIT_SECONDS = 60.0  # how long opening a DuckDB file waits while another process holds its lock
 DUCKDB_SUFFIXES = (".duckdb", ".ddb", ".db")  # a bare path with one of these is a DuckDB file
 _FORMS = "path/to/warehouse.duckdb, duckdb:///abs/path/warehouse.duckdb or postgresql://user@host:port/db"
+# the Airflow Connection that names the warehouse inside Airflow
+WAREHOUSE_CONN_ID = "interestflow_warehouse"
 
 
 class WarehouseError(UsageError):
@@ -76,16 +86,62 @@ def parse_url(text: str) -> str:
     raise WarehouseError(f"unsupported warehouse {text!r}: use {_FORMS}")
 
 
+def url_from_connection(conn: Any) -> str:
+    """The warehouse URL of an Airflow Connection: ``postgres`` (host, port, login, password,
+    schema = the database) or ``duckdb`` (the file in ``host``)."""
+    kind = (conn.conn_type or "").lower()
+    if kind in ("postgres", "postgresql"):
+        if not conn.host:
+            raise WarehouseError(f"Airflow Connection {WAREHOUSE_CONN_ID!r} has no host")
+        auth = quote(conn.login or "", safe="")
+        if conn.password:
+            auth += ":" + quote(conn.password, safe="")
+        where = f"{conn.host}:{conn.port or 5432}"
+        return f"postgresql://{auth + '@' if auth else ''}{where}/{conn.schema or 'interestflow'}"
+    if kind == "duckdb":
+        return parse_url(conn.host or "")
+    raise WarehouseError(
+        f"Airflow Connection {WAREHOUSE_CONN_ID!r} has conn_type {conn.conn_type!r}: use postgres or duckdb"
+    )
+
+
+def airflow_warehouse_url() -> str | None:
+    """The URL of the ``interestflow_warehouse`` Airflow Connection, or None when it is not
+    defined or this process is not Airflow's (no ``AIRFLOW_CONN_…`` variable, not in a task:
+    importing Airflow costs seconds the command line should not pay)."""
+    if not (os.environ.get(f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}") or os.environ.get("AIRFLOW_CTX_DAG_ID")):
+        return None
+    try:
+        from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:
+        return None
+    try:
+        conn = Connection.get(WAREHOUSE_CONN_ID)
+    except AirflowNotFoundException:
+        return None
+    return url_from_connection(conn)
+
+
 @dataclass(frozen=True)
 class Warehouse:
-    url: str
+    url: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        from ml.settings import mask_url
+
+        return f"Warehouse({mask_url(self.url)!r})"
 
     @classmethod
     def from_env(cls, url: str | None = None) -> Warehouse:
         """The warehouse ``url`` names (a URL or a bare DuckDB path, see :func:`parse_url`), by
-        default ``$INTERESTFLOW_WAREHOUSE`` or the local DuckDB file."""
+        default the ``interestflow_warehouse`` Airflow Connection inside Airflow, else
+        ``$INTERESTFLOW_WAREHOUSE`` or the local DuckDB file."""
         if url:
             return cls(parse_url(url))
+        from_airflow = airflow_warehouse_url()
+        if from_airflow:
+            return cls(from_airflow)
         text = config.warehouse_url()
         try:
             return cls(parse_url(text))
@@ -99,7 +155,7 @@ class Warehouse:
             return "duckdb"
         if scheme in ("postgres", "postgresql"):
             return "postgres"
-        raise WarehouseError(f"unsupported warehouse {self.url!r}: use {_FORMS}")
+        raise WarehouseError(f"unsupported warehouse {self!r}: use {_FORMS}")
 
     @property
     def path(self) -> Path:

@@ -14,11 +14,35 @@ from typing import Any
 from ml import config
 
 
+def profile_config() -> Any:
+    """dbt's profile for the tasks: on PostgreSQL, when the ``interestflow_warehouse`` Airflow
+    Connection is defined, cosmos renders it from that connection when a task runs (the password
+    never enters the DAG or its environment); otherwise ``dbt/profiles.yml`` with the location
+    variables of :func:`ml.features.dbt.dbt_env`."""
+    from cosmos import ProfileConfig
+
+    from ml.features.dbt import dbt_env
+    from ml.warehouse import WAREHOUSE_CONN_ID, Warehouse, airflow_warehouse_url
+
+    if airflow_warehouse_url() and Warehouse.from_env().kind == "postgres":
+        from cosmos.profiles import PostgresUserPasswordProfileMapping
+
+        mapping = PostgresUserPasswordProfileMapping(
+            conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": "public", "threads": 4}
+        )
+        return ProfileConfig(profile_name="interestflow", target_name="postgres", profile_mapping=mapping)
+    return ProfileConfig(
+        profile_name="interestflow",
+        target_name=dbt_env()["DBT_TARGET"],
+        profiles_yml_filepath=config.DBT_DIR / "profiles.yml",
+    )
+
+
 def dbt_task_group(
     group_id: str = "dbt", pool: str | None = None, select: list[str] | None = None, **kwargs: Any
 ) -> Any:
     """A cosmos ``DbtTaskGroup`` of the project (or of the ``select``-ed part), every task in ``pool``."""
-    from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos import DbtTaskGroup, ExecutionConfig, ProjectConfig, RenderConfig
     from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 
     from ml.features.dbt import dbt_env, dbt_executable
@@ -30,11 +54,7 @@ def dbt_task_group(
         install_dbt_deps=False,
         env_vars=None,
     )
-    profile = ProfileConfig(
-        profile_name="interestflow",
-        target_name=dbt_env()["DBT_TARGET"],
-        profiles_yml_filepath=config.DBT_DIR / "profiles.yml",
-    )
+    profile = profile_config()
     render = RenderConfig(
         load_method=LoadMode.DBT_MANIFEST if manifest.exists() else LoadMode.DBT_LS,
         test_behavior=TestBehavior.BUILD,

@@ -4,6 +4,7 @@ and is closed by default: no secret has a committed fallback, and published port
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -89,7 +90,9 @@ def test_compose_config_resolves_the_whole_topology(resolved):
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
-        assert env["INTERESTFLOW_WAREHOUSE"].startswith("postgresql://")
+        assert "INTERESTFLOW_WAREHOUSE" not in env  # no password in a URL: the warehouse is a Connection
+        warehouse = json.loads(env["AIRFLOW_CONN_INTERESTFLOW_WAREHOUSE"])
+        assert warehouse["conn_type"] == "postgres" and warehouse["host"] == "warehouse-db"
         assert services[s]["build"]["dockerfile"] == "docker/Dockerfile"
     for s in SERVICES - {"airflow-db", "warehouse-db", "redis", "airflow-init"}:
         assert services[s]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
@@ -142,7 +145,8 @@ def test_the_secrets_given_are_the_ones_used(resolved, env_file: Path):
         for var in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY"):
             assert env[var] == values[var]
         assert f":{values['AIRFLOW_DB_PASSWORD']}@airflow-db:" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-        assert f":{values['WAREHOUSE_PASSWORD']}@warehouse-db:" in env["INTERESTFLOW_WAREHOUSE"]
+        assert json.loads(env["AIRFLOW_CONN_INTERESTFLOW_WAREHOUSE"])["password"] == values["WAREHOUSE_PASSWORD"]
+        assert not [v for v in env.values() if f":{values['WAREHOUSE_PASSWORD']}@" in str(v)]
     assert services["airflow-db"]["environment"]["POSTGRES_PASSWORD"] == values["AIRFLOW_DB_PASSWORD"]
     assert services["warehouse-db"]["environment"]["POSTGRES_PASSWORD"] == values["WAREHOUSE_PASSWORD"]
     admin = services["airflow-init"]["environment"]["INTERESTFLOW_AIRFLOW_ADMIN_PASSWORD"]
