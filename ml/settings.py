@@ -64,8 +64,12 @@ class Settings(BaseSettings):
     serving_max_age_hours: float = Field(36.0, gt=0, description="watch_serving alerts when the served table is older")
     warehouse_pool_slots: int = Field(4, ge=1, description="the warehouse pool's slots; default shards on PostgreSQL")
     # ---- the Interestflow page
-    ui_refresh_seconds: float = Field(5.0, gt=0, description="how often the page refreshes")
-    ui_quiet_seconds: float = Field(2.0, ge=0, description="quiet time before a refresh reads the warehouse")
+    ui_refresh_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="at most how often the page re-copies a changed DuckDB warehouse (0: whenever it changed)",
+    )
+    ui_quiet_seconds: float = Field(2.0, ge=0, description="how long the file must be unchanged before it is copied")
     # ---- scale-out (make scale-up)
     scaleout_home: Path | None = Field(None, description="scale-out state folder (default: <home>/scaleout)")
     pg_server: str = Field(LOCAL_PG, description="PostgreSQL server URL without database (local-only default)")

@@ -4,7 +4,7 @@
 #   docker-compose             - `docker-compose config` validation (no Docker engine needed)
 set -euo pipefail
 need=()
-command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
+{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || need+=(chromium chromium-driver)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -39,6 +39,8 @@ def test_a_bad_value_is_named_with_what_is_allowed(monkeypatch):
         settings()
     monkeypatch.setenv("INTERESTFLOW_PRICE_CAP", "10")
     assert settings().data_docs_mode == "always"
+    monkeypatch.setenv("INTERESTFLOW_UI_REFRESH_SECONDS", "0")  # 0 is allowed where it means "always"
+    assert settings().ui_refresh_seconds == 0.0
     monkeypatch.setenv("INTERESTFLOW_SHOP_START", "last tuesday")
     with pytest.raises(SettingsError, match="INTERESTFLOW_SHOP_START='last tuesday': Value error, must be a timestamp"):
         settings()

@@ -1,4 +1,4 @@
-"""Headless Chromium over the Chrome DevTools Protocol, and the Interestflow page check.
+"""Headless Chromium through Selenium WebDriver, and the Interestflow page check.
 
 Used by the browser test (``tests/plugins/test_plugin_browser.py``) and for manual screenshots of
 a running ``make airflow`` (password read from ``.airflow/``, first user with recommendations,
@@ -10,7 +10,7 @@ screenshots into the state folder ``.interestflow/``)::
 Airflow UI (the page in an iframe), looks a user up, reads back the rendered recommendations and
 counts the SVG marks every chart drew, and saves two screenshots: ``ui-airflow.png`` (the page
 inside the Airflow UI, scrolled to the user) and ``ui-screenshot.png`` (the whole page).
-Only the ``websockets`` package and Debian's ``chromium`` are needed (no Selenium).
+Selenium drives Debian's ``chromium`` through Debian's ``chromedriver`` (``make system-deps``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -37,7 +36,7 @@ from urllib.parse import quote
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = (
-    "--headless",
+    "--headless=new",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
@@ -49,7 +48,6 @@ CHROMIUM_FLAGS = (
     "--no-default-browser-check",
     "--hide-scrollbars",
     "--mute-audio",
-    "--remote-debugging-port=0",
 )
 PLUGIN_ROUTE = "/plugin/interestflow"
 PAGE_PATH = "/interestflow/"
@@ -78,121 +76,105 @@ class BrowserError(RuntimeError):
     """The browser did not reach the expected state (the message says which)."""
 
 
-class CDP:
-    """A minimal DevTools client for one page target (synchronous, one command at a time)."""
+class Page:
+    """One Chromium tab driven through Selenium's WebDriver (Debian's ``chromedriver``)."""
 
-    def __init__(self, ws_url: str, timeout: float = 60.0):
-        from websockets.sync.client import connect
-
+    def __init__(self, driver: Any, timeout: float = 60.0):
+        self.driver = driver
         self.timeout = timeout
-        self._ws = connect(ws_url, max_size=None, open_timeout=timeout, legacy=True)
-        self._next = 0
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self._next += 1
-        msg_id = self._next
-        self._ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-        deadline = time.monotonic() + self.timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise BrowserError(f"no answer to {method} within {self.timeout:.0f} s")
-            msg = json.loads(self._ws.recv(timeout=left))
-            if msg.get("id") != msg_id:
-                continue  # an event
-            if "error" in msg:
-                raise BrowserError(f"{method} failed: {msg['error']}")
-            return dict(msg.get("result", {}))
 
     def evaluate(self, expression: str) -> Any:
-        """The value of a JavaScript expression in the page (promises awaited)."""
-        res = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        if "exceptionDetails" in res:
-            detail = res["exceptionDetails"]
-            text = detail.get("exception", {}).get("description") or detail.get("text")
-            raise BrowserError(f"JavaScript error in {expression[:80]!r}: {text}")
-        return res.get("result", {}).get("value")
+        """The value of a JavaScript expression in the page."""
+        from selenium.common.exceptions import JavascriptException
+
+        try:
+            return self.driver.execute_script(f"return ({expression});")
+        except JavascriptException as exc:
+            raise BrowserError(f"JavaScript error in {expression[:80]!r}: {exc.msg}") from None
 
     def wait_for(self, expression: str, what: str, timeout: float = 60.0) -> None:
         """Poll until ``expression`` is truthy; raise naming ``what`` (and the page URL) if never."""
-        deadline = time.monotonic() + timeout
-        while True:
+        from selenium.common.exceptions import TimeoutException, WebDriverException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def truthy(_: Any) -> bool:
             try:
-                value = self.evaluate(f"!!({expression})")
+                return bool(self.evaluate(f"!!({expression})"))
             except BrowserError:
-                value = None
-            if value:
-                return
-            if time.monotonic() > deadline:
-                url = self.evaluate("location.href")
-                raise BrowserError(f"timed out after {timeout:.0f} s waiting for {what} (page: {url})")
-            time.sleep(0.25)
+                return False
+
+        try:
+            WebDriverWait(self.driver, timeout, poll_frequency=0.25, ignored_exceptions=(WebDriverException,)).until(
+                truthy
+            )
+        except TimeoutException:
+            raise BrowserError(
+                f"timed out after {timeout:.0f} s waiting for {what} (page: {self.driver.current_url})"
+            ) from None
 
     def navigate(self, url: str) -> None:
-        self.call("Page.navigate", url=url)
+        self.driver.get(url)
         self.wait_for("document.readyState === 'complete'", f"{url} to load")
 
     def type_into(self, selector: str, text: str) -> None:
-        """Focus an input and type (real key input events, so React forms see it)."""
-        self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
-        self.call("Input.insertText", text=text)
+        """Type into an input with real key events (React forms see them)."""
+        from selenium.webdriver.common.by import By
+
+        self.driver.find_element(By.CSS_SELECTOR, selector).send_keys(text)
 
     def screenshot(self, path: Path, full_page: bool = False) -> Path:
         """Save a PNG of the viewport (or of the whole page) to ``path``."""
-        params: dict[str, Any] = {"format": "png"}
-        if full_page:
-            m = self.call("Page.getLayoutMetrics")
-            size = m.get("cssContentSize") or m["contentSize"]
-            params["clip"] = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
-            params["captureBeyondViewport"] = True
-        data = self.call("Page.captureScreenshot", **params)["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(data))
+        if not full_page:
+            self.driver.save_screenshot(str(path))
+            return path
+        # the whole length: Chromium's own capture beyond the viewport (WebDriver has none)
+        m = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+        size = m.get("cssContentSize") or m["contentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        shot = self.driver.execute_cdp_cmd(
+            "Page.captureScreenshot", {"format": "png", "clip": clip, "captureBeyondViewport": True}
+        )
+        path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._ws.close()
+
+def find_chromedriver() -> str | None:
+    """The chromedriver binary (``$CHROMEDRIVER`` first), or None when not installed."""
+    explicit = os.environ.get("CHROMEDRIVER")
+    if explicit and Path(explicit).exists():
+        return explicit
+    return shutil.which("chromedriver")
 
 
 @contextlib.contextmanager
-def chromium(binary: str | None = None, width: int = 1440, height: int = 1000, timeout: float = 60.0) -> Iterator[CDP]:
-    """Start headless Chromium with a throw-away profile; yield a client for its first tab."""
+def chromium(binary: str | None = None, width: int = 1440, height: int = 1000, timeout: float = 60.0) -> Iterator[Page]:
+    """Start headless Chromium (a throw-away profile) under chromedriver; yield its first tab."""
+    from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.chrome.service import Service
+
     exe = binary or find_chromium()
-    if not exe:
-        raise BrowserError("chromium is not installed (make system-deps installs Debian's chromium)")
-    profile = Path(tempfile.mkdtemp(prefix="interestflow-chromium-"))
-    cmd = [exe, *CHROMIUM_FLAGS, f"--window-size={width},{height}", f"--user-data-dir={profile}", "about:blank"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    client: CDP | None = None
+    driver_exe = find_chromedriver()
+    if not exe or not driver_exe:
+        raise BrowserError("chromium or chromedriver is not installed (make system-deps installs Debian's)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = exe
+    for flag in (*CHROMIUM_FLAGS, f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    # the driver given explicitly: Selenium Manager would otherwise look for one on the network
+    service = Service(executable_path=driver_exe)
     try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + timeout
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
-                raise BrowserError(f"chromium did not start: {err}")
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        targets = _get_json(f"http://127.0.0.1:{port}/json/list", timeout)
-        page = next((t for t in targets if t.get("type") == "page"), None)
-        if page is None:
-            page = _get_json(f"http://127.0.0.1:{port}/json/new?about:blank", timeout, method="PUT")
-        client = CDP(str(page["webSocketDebuggerUrl"]), timeout)
-        client.call("Page.enable")
-        client.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
-        yield client
+        driver = webdriver.Chrome(options=options, service=service)
+    except WebDriverException as exc:
+        raise BrowserError(f"chromium did not start under {driver_exe}: {exc.msg}") from None
+    try:
+        driver.set_page_load_timeout(timeout)
+        driver.set_script_timeout(timeout)
+        yield Page(driver, timeout)
     finally:
-        if client is not None:
-            client.close()
-        _stop(proc)
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def _get_json(url: str, timeout: float, method: str = "GET") -> Any:
-    req = urllib.request.Request(url, method=method)
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read().decode())
+        with contextlib.suppress(Exception):
+            driver.quit()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -1,5 +1,5 @@
 """The page in a real browser: Airflow's api-server on the living tiny shop (every DAG, then two
-simulated days: tests/conftest.py::living_shop), headless Chromium logs in through Airflow's
+simulated days: tests/conftest.py::living_shop), headless Chromium (Selenium WebDriver over Debian's chromedriver) logs in through Airflow's
 login page, opens the Interestflow entry, looks a user up; the rendered top-k must be the
 published one, and every section must have data: every chart draws and no section says that
 something is not available yet.
@@ -27,13 +27,13 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def chromium_binary() -> str:
-    from ml.ui.browser import find_chromium
+    from ml.ui.browser import find_chromedriver, find_chromium
 
     found = find_chromium()
-    if found is None:
+    if found is None or find_chromedriver() is None:
         if in_ci():
-            pytest.fail("chromium is missing and CI=true: scripts/system-deps.sh installs it")
-        pytest.skip("chromium is not installed (make system-deps)")
+            pytest.fail("chromium or chromedriver is missing and CI=true: scripts/system-deps.sh installs them")
+        pytest.skip("chromium or chromedriver is not installed (make system-deps)")
     return found
 
 
