@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -105,11 +106,18 @@ def url_from_connection(conn: Any) -> str:
     )
 
 
+def _in_airflow_task() -> bool:
+    """True in a process that runs an Airflow task (it talks to its supervisor). A child process
+    a task starts is not one, even though it inherits the task's ``AIRFLOW_CTX_*`` variables."""
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    return getattr(runner, "SUPERVISOR_COMMS", None) is not None
+
+
 def airflow_warehouse_url() -> str | None:
     """The URL of the ``interestflow_warehouse`` Airflow Connection, or None when it is not
-    defined or this process is not Airflow's (no ``AIRFLOW_CONN_…`` variable, not in a task:
+    defined or this process is not Airflow's (no ``AIRFLOW_CONN_…`` variable and not a task:
     importing Airflow costs seconds the command line should not pay)."""
-    if not (os.environ.get(f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}") or os.environ.get("AIRFLOW_CTX_DAG_ID")):
+    if not (os.environ.get(f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}") or _in_airflow_task()):
         return None
     try:
         from airflow.sdk import Connection

@@ -236,7 +236,9 @@ def smoke_load(version_id: str, n_users: int = 50, warehouse: str | None = None)
     )
     env = {
         **os.environ,
-        "INTERESTFLOW_WAREHOUSE": warehouse or config.warehouse_url(),
+        # the warehouse this process resolved (an Airflow Connection included): the child is
+        # not an Airflow task and reads only this variable
+        "INTERESTFLOW_WAREHOUSE": Warehouse.from_env(warehouse).url,
         "PYTHONPATH": str(config.PROJECT_ROOT),
     }
     try:
