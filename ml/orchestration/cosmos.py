@@ -24,7 +24,8 @@ def profile_config() -> Any:
     from ml.features.dbt import dbt_env
     from ml.warehouse import WAREHOUSE_CONN_ID, Warehouse, airflow_warehouse_url
 
-    if airflow_warehouse_url() and Warehouse.from_env().kind == "postgres":
+    from_airflow = airflow_warehouse_url()  # (one Connection lookup per DAG parse)
+    if from_airflow and Warehouse(from_airflow).kind == "postgres":
         from cosmos.profiles import PostgresUserPasswordProfileMapping
 
         mapping = PostgresUserPasswordProfileMapping(
