@@ -312,6 +312,19 @@ def tune(
     return best, trials, zval
 
 
+def _recs_frame(space: Space, idx: np.ndarray, sc: np.ndarray) -> pd.DataFrame:
+    """The evaluated users' top-k as rows (user_id, item_id, rank, score), empty slots left out."""
+    valid = idx >= 0
+    return pd.DataFrame(
+        {
+            "user_id": np.repeat(space.user_ids[space.eval_rows], idx.shape[1])[valid.ravel()],
+            "item_id": space.item_ids[idx[valid]],
+            "rank": np.tile(np.arange(1, idx.shape[1] + 1), len(idx))[valid.ravel()],
+            "score": sc[valid],
+        }
+    )
+
+
 def run_protocol(
     ds: Dataset,
     train: pd.DataFrame,
@@ -371,16 +384,7 @@ def run_protocol(
         t0 = time.perf_counter()
         metrics, idx, sc = _scores_metrics(model, space, k)
         rec_seconds = time.perf_counter() - t0
-        valid = idx >= 0
-        recs = pd.DataFrame(
-            {
-                "user_id": np.repeat(space.user_ids[space.eval_rows], idx.shape[1])[valid.ravel()],
-                "item_id": space.item_ids[idx[valid]],
-                "rank": np.tile(np.arange(1, idx.shape[1] + 1), len(idx))[valid.ravel()],
-                "score": sc[valid],
-            }
-        )
-        recs.to_parquet(out / "recs" / f"{name}.parquet", index=False)
+        _recs_frame(space, idx, sc).to_parquet(out / "recs" / f"{name}.parquet", index=False)
         val_scores = [r[f"ndcg@{k}"] for r in trials.get(name, []) if r["params"] == params]
         rows.append(
             {

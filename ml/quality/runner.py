@@ -214,6 +214,28 @@ def _gx_docs(ctx: Any, gate: str, frame_names: list[str], docs_dir: Path, run_na
     return pages
 
 
+def _validate(
+    gx: Any,
+    ctx: Any,
+    source: Any,
+    suite_name: str,
+    name: str,
+    spec: FrameSpec,
+    df: pd.DataFrame,
+    expectations: list[Any],
+    run: Any,
+) -> list[Any]:
+    """GX's results of one frame's expectations (an expectation suite and a validation
+    definition on the frame as a whole-dataframe batch, failing rows named by the id columns)."""
+    gx_suite = ctx.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations))
+    batch_def = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("batch")
+    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch_def, suite=gx_suite))
+    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": N_EXAMPLES}
+    if spec.id_columns:
+        result_format["unexpected_index_column_names"] = list(spec.id_columns)
+    return list(vd.run(batch_parameters={"dataframe": df}, result_format=result_format, run_id=run).results)
+
+
 def run_gate(
     gate: str,
     frames: dict[str, pd.DataFrame],
@@ -257,16 +279,8 @@ def run_gate(
         entries = _entries(name, spec, df, reference.get(name) or {}, skipped)
         expectations = [build_expectation(n, kw, params) for n, kw in entries]
         n_expectations += len(expectations)
-        gx_suite = ctx.suites.add(gx.ExpectationSuite(name=f"{gate}.{name}", expectations=expectations))
-        batch_def = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("batch")
-        vd = ctx.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{gate}.{name}", data=batch_def, suite=gx_suite)
-        )
-        result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": N_EXAMPLES}
-        if spec.id_columns:
-            result_format["unexpected_index_column_names"] = list(spec.id_columns)
-        result = vd.run(batch_parameters={"dataframe": df}, result_format=result_format, run_id=run)
-        for r in result.results:
+        results = _validate(gx, ctx, source, f"{gate}.{name}", name, spec, df, expectations, run)
+        for r in results:
             if r.success:
                 continue
             f = _failure(name, r)

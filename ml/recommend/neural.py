@@ -121,22 +121,7 @@ class TwoTower(Recommender):
                 if self.shuffle:
                     rng.shuffle(self.order)
 
-        reg = keras.regularizers.L2(self.l2)
-        hist_in = keras.Input(shape=(n_items,), name="history")
-        user_in = keras.Input(shape=(d_u,), name="user_features")
-        h = keras.layers.Dropout(self.dropout)(hist_in)
-        h = keras.layers.Dense(self.hidden, kernel_regularizer=reg, name="history_proj")(h)
-        if d_u:
-            h = keras.layers.Add()([h, keras.layers.Dense(self.hidden, use_bias=False, name="user_proj")(user_in)])
-        h = keras.layers.Activation("tanh")(h)
-        user_vec = keras.layers.Dense(self.dim, kernel_regularizer=reg, name="user_out")(h)
-        item_tower = _item_tower(n_items, self.dim, F_dense, self.l2, name="item_tower")
-        logits = item_tower(user_vec)
-        model = keras.Model([hist_in, user_in], logits)
-        model.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate),
-            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-        )
+        model, item_tower = self._network(keras, n_items, d_u, F_dense)
         train = Batches(B[train_users], B[train_users], train_users, self.batch_size, shuffle=True)
         callbacks = []
         validation = None
@@ -150,6 +135,34 @@ class TwoTower(Recommender):
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         self.epochs_trained_ = len(self.history_.get("loss", []))
 
+        self._keep_weights(model, item_tower, d_u)
+        self.user_features_ = U_dense
+        self.keys_ = row_keys(X)
+        self._fit_fallback(X)
+        return self
+
+    def _network(self, keras: Any, n_items: int, d_u: int, F_dense: np.ndarray | None) -> tuple[Any, Any]:
+        """The compiled two-tower Keras model (history and user features -> user vector; item
+        tower -> logits over every item) and its item tower."""
+        reg = keras.regularizers.L2(self.l2)
+        hist_in = keras.Input(shape=(n_items,), name="history")
+        user_in = keras.Input(shape=(d_u,), name="user_features")
+        h = keras.layers.Dropout(self.dropout)(hist_in)
+        h = keras.layers.Dense(self.hidden, kernel_regularizer=reg, name="history_proj")(h)
+        if d_u:
+            h = keras.layers.Add()([h, keras.layers.Dense(self.hidden, use_bias=False, name="user_proj")(user_in)])
+        h = keras.layers.Activation("tanh")(h)
+        user_vec = keras.layers.Dense(self.dim, kernel_regularizer=reg, name="user_out")(h)
+        item_tower = _item_tower(n_items, self.dim, F_dense, self.l2, name="item_tower")
+        model = keras.Model([hist_in, user_in], item_tower(user_vec))
+        model.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate),
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        )
+        return model, item_tower
+
+    def _keep_weights(self, model: Any, item_tower: Any, d_u: int) -> None:
+        """Copy the trained weights out as NumPy arrays (scoring needs no TensorFlow)."""
         W = {w.path: np.asarray(w.numpy()) for w in model.weights}
 
         def get(suffix: str) -> np.ndarray:
@@ -162,10 +175,6 @@ class TwoTower(Recommender):
         self.b_out_ = get("user_out/bias").astype(np.float32)  # (dim,)
         self.item_vectors_ = item_tower.item_matrix().numpy().astype(np.float32)  # (n_items, dim)
         self.item_bias_ = get("item_tower/item_bias").ravel().astype(np.float32)  # (n_items,)
-        self.user_features_ = U_dense
-        self.keys_ = row_keys(X)
-        self._fit_fallback(X)
-        return self
 
     def user_vectors(self, X: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
         """(len(rows), dim) user-tower outputs, computed with NumPy from the fitted weights."""

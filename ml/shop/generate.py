@@ -447,8 +447,6 @@ def _generate(cfg: ShopSize, seed: int, end: datetime, progress: Progress) -> di
     rng = np.random.default_rng(seed)
     start = end - timedelta(days=cfg.days)
     leaves = tx.leaves()
-    styles = list(tx.STYLES)
-    tiers = list(tx.TIERS)
     items = _items(rng, cfg.items, start, end)
     progress.update(1, f"{cfg.items:,} items")
     users = _users(rng, cfg.users, start)
@@ -467,41 +465,50 @@ def _generate(cfg: ShopSize, seed: int, end: datetime, progress: Progress) -> di
     s_leaf = np.where(noise, rng.integers(0, len(leaves), n_s), s_leaf)
     s_start = np.datetime64(start.replace(tzinfo=None), "s") + (s_t * cfg.days * 86400).astype("timedelta64[s]")
 
-    old = ~items["_new"].to_numpy()
-    item_leaf = items["_leaf"].to_numpy()
-    item_style = items["_style"].to_numpy()
-    item_tier = items["_tier"].to_numpy()
-    item_pop = items["_pop"].to_numpy()
-    item_price = items["price"].to_numpy()
-
-    def pick_items(leaf: np.ndarray, user: np.ndarray) -> np.ndarray:
-        """Sample one old item per row from `leaf`, preferring the user's style and tier."""
-        out = np.empty(len(leaf), dtype=np.int64)
-        u_style = intr["style"][user]
-        u_tier = intr["tier"][user]
-        r = rng.random(len(leaf))
-        for lf in np.unique(leaf):
-            cand = np.flatnonzero((item_leaf == lf) & old)
-            if len(cand) == 0:
-                cand = np.flatnonzero(old)
-            rows = np.flatnonzero(leaf == lf)
-            key = u_style[rows] * len(tiers) + u_tier[rows]
-            for k in np.unique(key):
-                sel = rows[key == k]
-                st, ti = divmod(int(k), len(tiers))
-                wt = item_pop[cand] * np.where(item_style[cand] == st, 4.0, 1.0)
-                wt = wt * np.where(item_tier[cand] == ti, 1.5, 1.0)
-                cdf = np.cumsum(wt) / wt.sum()
-                out[sel] = cand[np.searchsorted(cdf, r[sel]).clip(0, len(cand) - 1)]
-        return out
-
-    parts: list[pd.DataFrame] = []
-
-    def block(sess: np.ndarray, order: np.ndarray, **cols: object) -> None:
-        parts.append(pd.DataFrame({"_sess": sess, "_order": order, **cols}))
-
     progress.update(1, f"{n_s:,} sessions")
+    parts = _search_and_slate_blocks(rng, intr, items, s_user, s_leaf)
+    progress.update(1, "searches and slates")
+    parts += _funnel_blocks(rng, intr, items, s_user, s_leaf)
+    progress.update(1, "views, carts, purchases, reviews")
+    ev = pd.concat(parts, ignore_index=True)
+    ev = ev.sort_values(["_sess", "_order"], kind="stable").reset_index(drop=True)
+    times = _event_times(rng, ev["_sess"].to_numpy(), s_start, end)
+    events = _events_table(ev, times, seed, users, items, s_user)
 
+    progress.update(1, f"{len(events):,} events")
+    truth, item_tags = _ground_truth(users, items, intr)
+    progress.update(1, "ground truth")
+    landing_items = items[[c for c in items.columns if not c.startswith("_")]].copy()
+    landing_items["created_at"] = pd.to_datetime(landing_items["created_at"], utc=True)
+    users["signup_time"] = pd.to_datetime(users["signup_time"], utc=True)
+    return {
+        "items": landing_items,
+        "events": events,
+        "users": users,
+        "truth_user_interests": truth,
+        "truth_item_tags": item_tags,
+    }
+
+
+def _block(sess: np.ndarray, order: np.ndarray, **cols: object) -> pd.DataFrame:
+    """Events of one kind: their sessions, their order within the session, their columns."""
+    return pd.DataFrame({"_sess": sess, "_order": order, **cols})
+
+
+def _search_and_slate_blocks(
+    rng: np.random.Generator,
+    intr: dict[str, np.ndarray],
+    items: pd.DataFrame,
+    s_user: np.ndarray,
+    s_leaf: np.ndarray,
+) -> list[pd.DataFrame]:
+    """Searches at session start, and the previous (uniform random) recommender's slates with
+    their position-biased clicks."""
+    n_s = len(s_user)
+    leaves, styles = tx.leaves(), list(tx.STYLES)
+    old = ~items["_new"].to_numpy()
+    item_leaf, item_style = items["_leaf"].to_numpy(), items["_style"].to_numpy()
+    parts: list[pd.DataFrame] = []
     # searches at session start
     has_search = rng.random(n_s) < 0.5
     ss = np.flatnonzero(has_search)
@@ -513,7 +520,7 @@ def _generate(cfg: ShopSize, seed: int, end: datetime, progress: Progress) -> di
         np.char.add(np.char.add(style_names[intr["style"][s_user[ss]]], " "), leaf_names[s_leaf[ss]]),
         leaf_names[s_leaf[ss]],
     )
-    block(ss, np.zeros(len(ss)), event_type="search", _item=-1, query=q)
+    parts.append(_block(ss, np.zeros(len(ss)), event_type="search", _item=-1, query=q))
 
     # recommendation slates from the previous (uniform random) recommender
     has_slate = rng.random(n_s) < 0.3
@@ -523,34 +530,49 @@ def _generate(cfg: ShopSize, seed: int, end: datetime, progress: Progress) -> di
     sl_pos = np.tile(np.arange(1, k + 1), len(sl))
     old_idx = np.flatnonzero(old)
     sl_item = old_idx[rng.integers(0, len(old_idx), len(sl_sess))]
-    block(sl_sess, 1 + sl_pos * 0.01, event_type="impression", _item=sl_item, position=sl_pos)
+    parts.append(_block(sl_sess, 1 + sl_pos * 0.01, event_type="impression", _item=sl_item, position=sl_pos))
     u = s_user[sl_sess]
     liked = (intr["slots"][u] == item_leaf[sl_item][:, None]) & (intr["status"][u] < 3)
     p_click = POSITION_BIAS[sl_pos - 1] * np.where(liked.any(axis=1), 0.30, 0.02)
     p_click = p_click * np.where(item_style[sl_item] == intr["style"][u], 1.3, 1.0)
     clicked = rng.random(len(sl_sess)) < p_click
-    block(
-        sl_sess[clicked],
-        1.5 + sl_pos[clicked] * 0.01,
-        event_type="click",
-        _item=sl_item[clicked],
-        position=sl_pos[clicked],
+    parts.append(
+        _block(
+            sl_sess[clicked],
+            1.5 + sl_pos[clicked] * 0.01,
+            event_type="click",
+            _item=sl_item[clicked],
+            position=sl_pos[clicked],
+        )
     )
+    return parts
 
-    progress.update(1, "searches and slates")
+
+def _funnel_blocks(
+    rng: np.random.Generator,
+    intr: dict[str, np.ndarray],
+    items: pd.DataFrame,
+    s_user: np.ndarray,
+    s_leaf: np.ndarray,
+) -> list[pd.DataFrame]:
+    """Views of the session's leaf, then carts, purchases and reviews (text following the
+    rating, the rating the style match)."""
+    n_s = len(s_user)
+    item_style = items["_style"].to_numpy()
+    parts: list[pd.DataFrame] = []
     # views, carts, purchases, reviews
     n_views = 1 + rng.poisson(4, n_s)
     v_sess = np.repeat(np.arange(n_s), n_views)
     v_order = 2 + np.concatenate([np.arange(n) for n in n_views]) if n_s else np.zeros(0)
-    v_item = pick_items(s_leaf[v_sess], s_user[v_sess])
-    block(v_sess, v_order, event_type="view", _item=v_item)
+    v_item = _pick_items(rng, intr, items, s_leaf[v_sess], s_user[v_sess], len(tx.TIERS))
+    parts.append(_block(v_sess, v_order, event_type="view", _item=v_item))
     carted = rng.random(len(v_sess)) < 0.15
     c_sess, c_item, c_order = v_sess[carted], v_item[carted], v_order[carted] + 0.3
-    block(c_sess, c_order, event_type="add_to_cart", _item=c_item, quantity=1)
+    parts.append(_block(c_sess, c_order, event_type="add_to_cart", _item=c_item, quantity=1))
     bought = rng.random(len(c_sess)) < 0.45
     p_sess, p_item, p_order = c_sess[bought], c_item[bought], c_order[bought] + 100
     qty = 1 + (rng.random(len(p_sess)) < 0.15).astype(np.int64)
-    block(p_sess, p_order, event_type="purchase", _item=p_item, quantity=qty)
+    parts.append(_block(p_sess, p_order, event_type="purchase", _item=p_item, quantity=qty))
     reviewed = rng.random(len(p_sess)) < 0.25
     r_sess, r_item = p_sess[reviewed], p_item[reviewed]
     match = item_style[r_item] == intr["style"][s_user[r_sess]]
@@ -558,20 +580,60 @@ def _generate(cfg: ShopSize, seed: int, end: datetime, progress: Progress) -> di
     good = np.array(REVIEW_GOOD)[rng.integers(0, len(REVIEW_GOOD), len(r_sess))]
     bad = np.array(REVIEW_BAD)[rng.integers(0, len(REVIEW_BAD), len(r_sess))]
     text = np.where(rating >= 4, good, bad)
-    block(r_sess, p_order[reviewed] + 1000, event_type="review", _item=r_item, rating=rating, review_text=text)
+    parts.append(
+        _block(r_sess, p_order[reviewed] + 1000, event_type="review", _item=r_item, rating=rating, review_text=text)
+    )
+    return parts
 
-    progress.update(1, "views, carts, purchases, reviews")
-    ev = pd.concat(parts, ignore_index=True)
-    ev = ev.sort_values(["_sess", "_order"], kind="stable").reset_index(drop=True)
-    # event times: session start plus exponential gaps (about a minute)
-    gaps = rng.exponential(55.0, len(ev)).astype("int64") + 1
-    sess_arr = ev["_sess"].to_numpy()
+
+def _pick_items(
+    rng: np.random.Generator,
+    intr: dict[str, np.ndarray],
+    items: pd.DataFrame,
+    leaf: np.ndarray,
+    user: np.ndarray,
+    n_tiers: int,
+) -> np.ndarray:
+    """Sample one old item per row from `leaf`, preferring the user's style and tier."""
+    old = ~items["_new"].to_numpy()
+    item_leaf, item_pop = items["_leaf"].to_numpy(), items["_pop"].to_numpy()
+    item_style, item_tier = items["_style"].to_numpy(), items["_tier"].to_numpy()
+    out = np.empty(len(leaf), dtype=np.int64)
+    u_style = intr["style"][user]
+    u_tier = intr["tier"][user]
+    r = rng.random(len(leaf))
+    for lf in np.unique(leaf):
+        cand = np.flatnonzero((item_leaf == lf) & old)
+        if len(cand) == 0:
+            cand = np.flatnonzero(old)
+        rows = np.flatnonzero(leaf == lf)
+        key = u_style[rows] * n_tiers + u_tier[rows]
+        for k in np.unique(key):
+            sel = rows[key == k]
+            st, ti = divmod(int(k), n_tiers)
+            wt = item_pop[cand] * np.where(item_style[cand] == st, 4.0, 1.0)
+            wt = wt * np.where(item_tier[cand] == ti, 1.5, 1.0)
+            cdf = np.cumsum(wt) / wt.sum()
+            out[sel] = cand[np.searchsorted(cdf, r[sel]).clip(0, len(cand) - 1)]
+    return out
+
+
+def _event_times(rng: np.random.Generator, sess_arr: np.ndarray, s_start: np.ndarray, end: datetime) -> np.ndarray:
+    """Each event's time: its session's start plus exponential gaps (about a minute), before ``end``."""
+    gaps = rng.exponential(55.0, len(sess_arr)).astype("int64") + 1
     csum = np.cumsum(gaps)
     first = np.r_[0, np.flatnonzero(np.diff(sess_arr)) + 1]
-    base = np.repeat(csum[first] - gaps[first], np.diff(np.r_[first, len(ev)]))
+    base = np.repeat(csum[first] - gaps[first], np.diff(np.r_[first, len(sess_arr)]))
     offset = csum - base
     times = s_start[sess_arr] + offset.astype("timedelta64[s]")
-    times = np.minimum(times, np.datetime64(end.replace(tzinfo=None), "s") - np.timedelta64(1, "s"))
+    return np.minimum(times, np.datetime64(end.replace(tzinfo=None), "s") - np.timedelta64(1, "s"))
+
+
+def _events_table(
+    ev: pd.DataFrame, times: np.ndarray, seed: int, users: pd.DataFrame, items: pd.DataFrame, s_user: np.ndarray
+) -> pd.DataFrame:
+    """The landing events (ids, users, sessions, items, prices, ...) of the sorted event blocks."""
+    sess_arr = ev["_sess"].to_numpy()
     item_codes = ev["_item"].to_numpy()
     has_item = item_codes >= 0
     n_ev = len(ev)
@@ -587,7 +649,7 @@ def _generate(cfg: ShopSize, seed: int, end: datetime, progress: Progress) -> di
             "query": ev.get("query"),
             "price": np.where(
                 np.isin(event_type, ["add_to_cart", "purchase"]),
-                item_price[np.maximum(item_codes, 0)],
+                items["price"].to_numpy()[np.maximum(item_codes, 0)],
                 np.nan,
             ),
             "quantity": ev.get("quantity"),
@@ -603,10 +665,15 @@ def _generate(cfg: ShopSize, seed: int, end: datetime, progress: Progress) -> di
     )
     for col in ("quantity", "rating", "position"):
         events[col] = events[col].astype("Int64")
-    events = events.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
+    return events.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
 
-    progress.update(1, f"{len(events):,} events")
-    # ---- ground truth --------------------------------------------------------------------
+
+def _ground_truth(
+    users: pd.DataFrame, items: pd.DataFrame, intr: dict[str, np.ndarray]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The users' true interests (leaf tags by status, and their style) and the items' true tags."""
+    leaves = tx.leaves()
+    styles, tiers = list(tx.STYLES), list(tx.TIERS)
     status_names = np.array(["active", "emerging", "dormant", "unused"])
     gt_rows = {
         "user_id": np.repeat(users["user_id"].to_numpy(), 4),
@@ -633,25 +700,15 @@ def _generate(cfg: ShopSize, seed: int, end: datetime, progress: Progress) -> di
             "item_id": np.repeat(items["item_id"].to_numpy(), 3),
             "tag": np.stack(
                 [
-                    np.array([leaves[i].tag for i in item_leaf]),
-                    np.array([f"style:{styles[s]}" for s in item_style]),
-                    np.array([f"tier:{tiers[t]}" for t in item_tier]),
+                    np.array([leaves[i].tag for i in items["_leaf"].to_numpy()]),
+                    np.array([f"style:{styles[s]}" for s in items["_style"].to_numpy()]),
+                    np.array([f"tier:{tiers[t]}" for t in items["_tier"].to_numpy()]),
                 ],
                 axis=1,
             ).ravel(),
         }
     )
-    progress.update(1, "ground truth")
-    landing_items = items[[c for c in items.columns if not c.startswith("_")]].copy()
-    landing_items["created_at"] = pd.to_datetime(landing_items["created_at"], utc=True)
-    users["signup_time"] = pd.to_datetime(users["signup_time"], utc=True)
-    return {
-        "items": landing_items,
-        "events": events,
-        "users": users,
-        "truth_user_interests": truth,
-        "truth_item_tags": item_tags,
-    }
+    return truth, item_tags
 
 
 FORMATS = ("parquet", "csv", "jsonl")
