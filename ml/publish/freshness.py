@@ -54,7 +54,7 @@ def serving_age(
 ) -> ServingAge:
     """The served version of ``name`` and its age, from ``serving.publish_log``."""
     wh = wh or Warehouse.from_env()
-    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    now = pd.Timestamp.now(tz="UTC") if now is None else _utc(now)
     if wh.kind == "duckdb" and not wh.path.exists():
         return ServingAge(name, None, None, None)
     with wh.connect(read_only=True) as con:
@@ -68,18 +68,21 @@ def serving_age(
             [name, version],
             con,
         )
-    published = pd.Timestamp(log["published_at"].iloc[0])
-    published = published.tz_localize("UTC") if published.tzinfo is None else published.tz_convert("UTC")
-    now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
+    published = _utc(log["published_at"].iloc[0])
     return ServingAge(name, version, published, (now - published).total_seconds() / 3600.0)
+
+
+def _utc(value: object) -> pd.Timestamp:
+    """``value`` as a UTC timestamp (a naive one is taken as UTC, as the warehouse stores it)."""
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _failed_gates_since(wh: Warehouse, since: pd.Timestamp | None) -> list[str]:
     """One line per gate whose latest run failed (at or after ``since`` when given)."""
     lines = []
     for run in latest_gate_runs(wh):
-        checked = pd.Timestamp(run["checked_at"])
-        checked = checked.tz_localize("UTC") if checked.tzinfo is None else checked.tz_convert("UTC")
+        checked = _utc(run["checked_at"])
         if run["passed"] or (since is not None and checked < since):
             continue
         failing = "; ".join(
