@@ -72,6 +72,18 @@ def _state(wh) -> dict:
     }
 
 
+def _priced_tenfold(tiny_shop, tmp_path, prefix: str):
+    """A batch of the shop's carts and purchases with new event ids, priced ten times too high
+    (a drift the landing gate stops)."""
+    drifted = pd.read_parquet(tiny_shop / "events.parquet")
+    drifted = drifted[drifted["price"].notna()].reset_index(drop=True)
+    drifted["event_id"] = f"{prefix}-" + drifted["event_id"]
+    drifted["price"] = drifted["price"] * 10
+    path = tmp_path / f"events-{prefix}.parquet"
+    drifted.to_parquet(path, index=False)
+    return path
+
+
 def _run_failing(paths: list[str]) -> str:
     from ml.orchestration.local import run_dag
 
@@ -181,24 +193,13 @@ def smtp_sink(smtp_server, monkeypatch):
 
 
 def test_a_failing_gate_sends_one_alert_with_its_summary(in_served, tiny_shop, tmp_path, smtp_sink):
-    import email
-
-    drifted = pd.read_parquet(tiny_shop / "events.parquet")
-    drifted = drifted[drifted["price"].notna()].reset_index(drop=True)
-    drifted["event_id"] = "alert-" + drifted["event_id"]
-    drifted["price"] = drifted["price"] * 10
-    path = tmp_path / "events-alert.parquet"
-    drifted.to_parquet(path, index=False)
-    _run_failing([str(path)])
+    _run_failing([str(_priced_tenfold(tiny_shop, tmp_path, "alert"))])
 
     assert len(smtp_sink.messages) == 1
     envelope = smtp_sink.messages[0]
     assert envelope.rcpt_tos == ["oncall@example.com"] and envelope.mail_from == "interestflow@example.com"
-    msg = email.message_from_bytes(envelope.original_content)
-    assert "ingest_events.load_landing_batches failed" in msg["Subject"]
-    body = "".join(
-        part.get_payload(decode=True).decode() for part in msg.walk() if part.get_content_type() == "text/html"
-    )
+    subject, body = _mail_text(envelope)
+    assert "ingest_events.load_landing_batches failed" in subject
     # the gate's readable summary: which gate, which column
     assert "landing_events" in body and "price" in body
 
@@ -251,13 +252,7 @@ def test_a_stale_served_table_sends_one_alert_naming_the_version_and_the_failed_
     from ml.orchestration.local import run_dag
 
     _, previous, _ = in_served
-    drifted = pd.read_parquet(tiny_shop / "events.parquet")
-    drifted = drifted[drifted["price"].notna()].reset_index(drop=True)
-    drifted["event_id"] = "stale-" + drifted["event_id"]
-    drifted["price"] = drifted["price"] * 10
-    path = tmp_path / "events-stale.parquet"
-    drifted.to_parquet(path, index=False)
-    _run_failing([str(path)])
+    _run_failing([str(_priced_tenfold(tiny_shop, tmp_path, "stale"))])
     assert len(smtp_sink.messages) == 1  # the gate's own alert
 
     with pytest.raises(RuntimeError, match="watch_serving"):
