@@ -6,11 +6,14 @@ holds the newest answers): once a day for a shop that exports daily.
 
 1. `evaluate`: replays the serving policy and every candidate (`candidates` Param) on the slates
    logged in the last `window_days` days (`marts.bandit_feedback` joined to the logged contexts),
-   with DM, IPS, SNIPS, DR, SNDR, switch-DR and DRos and their bootstrap intervals; writes them
-   to `ml.policy_estimates`.
+   with DM, IPS, SNIPS, DR, SNDR, switch-DR and DRos and their bootstrap intervals, measured by
+   `reward`: `click`, `purchase` or `revenue` (price x quantity of the purchases attributed to a
+   shown slot, see the mart); writes them to `ml.policy_estimates`. Whatever the reward, each
+   policy's click-through is estimated too (the guard).
 2. `gate`: a candidate replaces the serving policy only if the lower bound of its DR-family
    estimate (chosen by the rule in `ml/ope/select.py`) beats the serving policy's estimate plus
-   `margin`. The decision and its numbers go to the registry (family `policy`); override by hand
+   `margin`, and its click-through interval reaches the serving policy's click-through minus
+   `ctr_guard`. The decision and its numbers go to the registry (family `policy`); override by hand
    with `python -m ml policy override NAME --reason ...`.
 
 The gate emits `policy_champion`; `publish_recommendations` runs once both it and
@@ -22,7 +25,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from interestflow_defaults import DEFAULT_ARGS, FEATURE_MARTS, POLICY_CHAMPION, START, WAREHOUSE_POOL
-from ml.explore.defaults import DEFAULT_POLICY_CANDIDATES
+from ml.explore.defaults import DEFAULT_POLICY_CANDIDATES, DEFAULT_REWARD, POLICY_REWARDS
 
 
 @dag(
@@ -39,7 +42,19 @@ from ml.explore.defaults import DEFAULT_POLICY_CANDIDATES
         "window_days": Param(7, type="number", minimum=0.1, description="Evaluate on feedback of the last N days."),
         "n_bootstrap": Param(200, type="integer", minimum=20, description="Bootstrap resamples per interval."),
         "propensity_draws": Param(128, type="integer", minimum=1, description="Monte Carlo slates per context."),
-        "margin": Param(0.0, type="number", description="Required gain (clicks per slot) over the serving policy."),
+        "reward": Param(
+            DEFAULT_REWARD,
+            type="string",
+            enum=list(POLICY_REWARDS),
+            description="What a policy is measured by: clicks, attributed purchases or their revenue per slot.",
+        ),
+        "margin": Param(0.0, type="number", description="Required gain (reward per slot) over the serving policy."),
+        "ctr_guard": Param(
+            0.0,
+            type="number",
+            minimum=0,
+            description="Largest click-through fall per slot a candidate may show (guard, whatever the reward).",
+        ),
     },
 )
 def evaluate_policies():
@@ -53,13 +68,14 @@ def evaluate_policies():
             window_days=params["window_days"],
             n_bootstrap=params["n_bootstrap"],
             propensity_draws=params["propensity_draws"],
+            reward=params["reward"],
         )
 
     @task(outlets=[POLICY_CHAMPION], pool=WAREHOUSE_POOL)
     def gate(evaluation: dict, params=None, run_id=None) -> dict:
         from ml.tasks.policies import gate_policies
 
-        return gate_policies(evaluation, run_id=run_id, margin=params["margin"])
+        return gate_policies(evaluation, run_id=run_id, margin=params["margin"], ctr_guard=params["ctr_guard"])
 
     gate(evaluate())
 

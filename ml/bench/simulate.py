@@ -2,8 +2,9 @@
 
 Runs each policy day by day on the synthetic shop's ground truth (``ml/simulate``) through the
 same publish -> feedback -> update functions the DAGs use, then writes ``DIR/simulate.json``
-(``{"policies": {name: {cumulative_clicks, cumulative_purchases, regret, interests_discovered,
-coverage, ctr_first_3_days}}}``), the daily curves (``DIR/simulate_daily.csv``), a plot
+(``{"policies": {name: {cumulative_clicks, cumulative_purchases, cumulative_revenue, regret,
+interests_discovered, coverage, ctr_first_3_days}}, "chosen": {reward: name}}``: the policy each
+reward would choose, the one with the most realised clicks, purchases or revenue), the daily curves (``DIR/simulate_daily.csv``), a plot
 (``DIR/simulate.png``) and prints a summary table. ``--size``/``--users`` keep it to minutes.
 """
 
@@ -11,8 +12,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ml.bench import policy_names, positive_int
+
+if TYPE_CHECKING:
+    from ml.simulate.runner import PolicyRun
 
 NAME = "simulate"
 HELP = "simulate every explore/exploit policy on the synthetic shop (clicks, regret, discovery)"
@@ -49,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         for n in names:
             runs.append(run_policy(world, n, params.get(n, {})))
             print(f"  {n}: {runs[-1].summary} ({runs[-1].seconds:.0f}s)", flush=True)
-    payload = {"policies": {r.name: r.summary for r in runs}}
+    chosen = chosen_by_reward(runs)
+    payload: dict[str, Any] = {"policies": {r.name: r.summary for r in runs}, "chosen": chosen}
     write_json(args.out, "simulate.json", payload)
     daily = pd.concat([r.daily.assign(policy=r.name) for r in runs], ignore_index=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -70,5 +76,19 @@ def run(args: argparse.Namespace) -> int:
             f"best exploring policy {best}: clicks {b['cumulative_clicks']} vs greedy {greedy['cumulative_clicks']}, "
             f"interests discovered {b['interests_discovered']:.3f} vs {greedy['interests_discovered']:.3f}"
         )
+    print("chosen by reward (most realised): " + ", ".join(f"{k}: {v}" for k, v in chosen.items()))
     print(f"wrote {Path(args.out) / 'simulate.json'} and {png}")
     return 0
+
+
+# the realised total each reward (``ml.explore.reward``) measures a simulated policy by
+REWARD_TOTALS = {"click": "cumulative_clicks", "purchase": "cumulative_purchases", "revenue": "cumulative_revenue"}
+
+
+def chosen_by_reward(runs: list[PolicyRun]) -> dict[str, str]:
+    """Per reward, the simulated policy with the highest realised total (first in run order on ties)."""
+    chosen = {}
+    for reward, total in REWARD_TOTALS.items():
+        best = max(runs, key=lambda r: r.summary[total])
+        chosen[reward] = best.name
+    return chosen

@@ -13,7 +13,8 @@ IS_EXPLORATION = "is_exploration"
 ARM_FEATURES = "arm_features"
 CLICKED = "clicked"
 PURCHASED = "purchased"
-REWARD = "reward"
+REVENUE = "revenue"
+REWARD = "reward"  # the outcome chosen as reward (ml.explore.reward.with_reward); not a mart column
 SHOWN_AT = "shown_at"
 AS_OF = "as_of"
 RUN_ID = "run_id"
@@ -55,7 +56,7 @@ FEEDBACK_COLUMNS = (
     SHOWN_AT,
     CLICKED,
     PURCHASED,
-    REWARD,
+    REVENUE,
     TAG,
     POLICY,
     POLICY_VERSION,

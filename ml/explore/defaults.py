@@ -26,3 +26,7 @@ DEFAULT_POLICY_CANDIDATES: list[dict[str, Any]] = [
         "params": {"budget": DEFAULT_EXPLORATION_BUDGET, "min_sessions": DEFAULT_MIN_SESSIONS},
     },
 ]
+# what off-policy evaluation and the policy gate measure a policy by (ml.explore.reward): the
+# click, the attributed purchase, or the attributed revenue (click-through stays a guard metric)
+POLICY_REWARDS = ("click", "purchase", "revenue")
+DEFAULT_REWARD = "click"

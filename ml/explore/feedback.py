@@ -3,9 +3,11 @@
 ``feedback_from_events`` is the in-memory twin of the dbt mart ``marts.bandit_feedback`` (the
 simulator uses it; a test checks both agree on the same events): one row per impression
 (recommendation_id, position), ``clicked`` when a click carries the same recommendation_id and
-position, ``purchased`` when the user bought the item within the attribution window after that
-click (or a purchase carries the slate's recommendation_id), and the logged tag, policy and
-propensity when the impression matches a slot the platform logged.
+position, ``purchased`` and ``revenue`` from the purchases attributed to the slot (each purchase
+to one slot: the slate whose recommendation_id it carries, same item, else the latest impression
+of the item to the same user within the attribution window before it; revenue = price x
+quantity, quantity 1 when missing, a purchase without a price adds 0), and the logged tag, policy
+and propensity when the impression matches a slot the platform logged.
 """
 
 from __future__ import annotations
@@ -42,22 +44,9 @@ def feedback_from_events(
     clk = clk.assign(position=clk[C.POSITION].astype("int64")).groupby(keys, as_index=False)["event_at"].min()
     base = base.merge(clk.rename(columns={"event_at": "clicked_at"}), on=keys, how="left")
     base[C.CLICKED] = base["clicked_at"].notna().astype("int64")
-    # purchases: same user and item within the window after the click, or carrying the slate id
-    buys = events[events["event_type"] == "purchase"]
-    window = pd.Timedelta(hours=attribution_hours)
-    m = base[base[C.CLICKED] == 1].merge(
-        buys[["user_id", "item_id", "event_at"]].rename(columns={"event_at": "bought_at"}),
-        on=["user_id", "item_id"],
-    )
-    m = m[(m["bought_at"] >= m["clicked_at"]) & (m["bought_at"] <= m["clicked_at"] + window)]
-    bought = set(zip(m[C.RECOMMENDATION_ID], m[C.POSITION], strict=True))
-    tagged = buys[buys[C.RECOMMENDATION_ID].notna()] if C.RECOMMENDATION_ID in buys else buys.iloc[:0]
-    tagged_keys = set(zip(tagged[C.RECOMMENDATION_ID], tagged["item_id"], strict=True))
-    base[C.PURCHASED] = [
-        int((r, p) in bought or (r, i) in tagged_keys)
-        for r, p, i in zip(base[C.RECOMMENDATION_ID], base[C.POSITION], base["item_id"], strict=True)
-    ]
-    base[C.REWARD] = base[C.CLICKED].astype(np.float64)
+    base = base.join(_attributed_purchases(base, events, pd.Timedelta(hours=attribution_hours)), on=keys)
+    base[C.PURCHASED] = base["_n_purchases"].fillna(0).gt(0).astype("int64")
+    base[C.REVENUE] = base["_revenue"].fillna(0.0).astype(np.float64)
     lg = logged.rename(columns={"item_id": "_logged_item", C.RUN_ID: C.LOGGED_RUN_ID})
     cols = [
         C.RECOMMENDATION_ID,
@@ -80,6 +69,38 @@ def feedback_from_events(
     out[C.HAS_PROPENSITY] = out[C.PROPENSITY].notna()
     out[C.FEEDBACK_ID] = out[C.RECOMMENDATION_ID].astype(str) + "#" + out[C.POSITION].astype(str)
     return out[list(C.FEEDBACK_COLUMNS)].sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _attributed_purchases(shown: pd.DataFrame, events: pd.DataFrame, window: pd.Timedelta) -> pd.DataFrame:
+    """Per shown slot (index recommendation_id, position): ``_n_purchases`` and ``_revenue`` of
+    the purchases attributed to it (the rule in the module docstring; the mart's ``touches``)."""
+    keys = [C.RECOMMENDATION_ID, C.POSITION]
+    buys = events[events["event_type"] == "purchase"]
+    price = pd.to_numeric(buys["price"], errors="coerce") if "price" in buys else pd.Series(np.nan, index=buys.index)
+    qty = (
+        pd.to_numeric(buys["quantity"], errors="coerce") if "quantity" in buys else pd.Series(np.nan, index=buys.index)
+    )
+    rid = buys[C.RECOMMENDATION_ID] if C.RECOMMENDATION_ID in buys else pd.Series(None, index=buys.index, dtype=object)
+    p = pd.DataFrame(
+        {
+            "_purchase": np.arange(len(buys)),
+            "user_id": buys["user_id"].to_numpy(),
+            "item_id": buys["item_id"].to_numpy(),
+            "_rid": rid.to_numpy(),
+            "bought_at": buys["event_at"].to_numpy(),
+            "_amount": (price * qty.fillna(1)).to_numpy(np.float64),
+        }
+    )
+    slots = shown[[*keys, "user_id", "item_id", C.SHOWN_AT]]
+    direct = p[p["_rid"].notna()].merge(slots.drop(columns="user_id"), on="item_id")
+    direct = direct[direct["_rid"] == direct[C.RECOMMENDATION_ID]].assign(_direct=0)
+    later = p.merge(slots, on=["user_id", "item_id"])
+    later = later[(later["bought_at"] >= later[C.SHOWN_AT]) & (later["bought_at"] <= later[C.SHOWN_AT] + window)]
+    touches = pd.concat([direct, later.assign(_direct=1)], ignore_index=True)
+    touches = touches.sort_values(
+        ["_purchase", "_direct", C.SHOWN_AT, *keys], ascending=[True, True, False, True, True], kind="stable"
+    ).drop_duplicates("_purchase")
+    return touches.groupby(keys).agg(_n_purchases=("_purchase", "size"), _revenue=("_amount", "sum"))
 
 
 Pairs = dict[tuple[str, str], tuple[float, float]]

@@ -6,7 +6,7 @@ Reads other teams' tables defensively (a missing table or column means "not ther
 ``ml.logged_slates`` (every shown slot with tag, policy and propensity; the feedback mart joins
 to it), ``ml.slate_contexts`` (what the policy saw, one JSON per slate; OPE replays it) and
 ``ml.policy_estimates`` (one row per evaluation run x policy x estimator; ``is_current`` marks the
-policy that was serving when the evaluation ran). Writes delete the run's rows first, so
+policy that was serving when the evaluation ran, ``reward`` what the estimate measures). Writes delete the run's rows first, so
 re-running a run is idempotent.
 """
 
@@ -37,14 +37,18 @@ DDL = {
         as_of timestamp, context varchar""",
     C.POLICY_ESTIMATES: """evaluated_at timestamptz, run_id varchar, policy varchar, estimator varchar,
         estimate double precision, ci_low double precision, ci_high double precision, n bigint,
-        is_current boolean""",
+        is_current boolean, reward varchar""",
 }
+# columns added after a table was first released: (table, column, type), added where missing
+ADDED_COLUMNS = ((C.POLICY_ESTIMATES, "reward", "varchar"),)
 
 
 def ensure_tables(wh: Warehouse, con: Any) -> None:
     wh.ensure_schemas(con)
     for table, ddl in DDL.items():
         wh.execute(con, f"create table if not exists {table} ({ddl})")
+    for table, column, kind in ADDED_COLUMNS:
+        wh.execute(con, f"alter table {table} add column if not exists {column} {kind}")
 
 
 def _exists(wh: Warehouse, con: Any, qualified: str) -> bool:

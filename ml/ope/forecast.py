@@ -1,4 +1,5 @@
-"""Where tomorrow's click-through rate of a policy may land, given its off-policy estimate.
+"""Where tomorrow's click-through rate (or other reward per slot) of a policy may land, given its
+off-policy estimate.
 
 ``evaluate_policies`` estimates each policy's value on the logged window with a percentile-bootstrap
 interval. That interval is about the *estimate*: where the policy's average value over the
@@ -7,6 +8,7 @@ moves with the day (who visits, which items are new, how interests drift) and ca
 sampling noise. The next-day interval adds both to the estimate's uncertainty:
 
     var_next = se² + s²_day,    interval = estimate ± z · sqrt(var_next), clipped to [0, 1]
+    (to [0, inf) for revenue)
 
 - ``se = (ci_high - ci_low) / (2 z)``: the bootstrap standard error of the estimate;
 - ``s²_day``: the sample variance of the *logged* daily click-through rate over the window's
@@ -15,7 +17,8 @@ sampling noise. The next-day interval adds both to the estimate's uncertainty:
   least half the impressions of the window's median day (the window's cut-off usually leaves a
   partial first day, whose rate would be mostly noise).
 - With fewer than two full days there is no day-to-day spread to measure: ``s²_day`` falls back
-  to one day's binomial variance ``p(1 - p) / n_day`` and the result says ``"day_effect":
+  to one day's sampling variance ``var(reward) / n_day`` (``p(1 - p) / n_day`` for clicks) and
+  the result says ``"day_effect":
   false`` — that interval leaves the day effect out and is too narrow.
 
 The gate still decides on the estimate's own interval (``ci_low``): the day effect is common to
@@ -52,25 +55,25 @@ class DailySpread:
         }
 
 
-def daily_spread(shown_at: pd.Series, clicked: pd.Series) -> DailySpread:
-    """The spread of the daily click-through rate of logged rounds (``shown_at``, ``clicked``)."""
+def daily_spread(shown_at: pd.Series, reward: pd.Series) -> DailySpread:
+    """The spread of the daily mean reward (click-through rate for clicks) of logged rounds."""
     if len(shown_at) == 0:
         raise ValueError("no logged rounds to measure a daily click-through rate on")
-    days = pd.DataFrame({"day": pd.to_datetime(shown_at).dt.floor("D"), "clicked": clicked.astype(float)})
-    per_day = days.groupby("day")["clicked"].agg(["mean", "size"])
+    days = pd.DataFrame({"day": pd.to_datetime(shown_at).dt.floor("D"), "reward": reward.astype(float)})
+    per_day = days.groupby("day")["reward"].agg(["mean", "size"])
     full = per_day[per_day["size"] >= MIN_DAY_SHARE * per_day["size"].median()]
     n_day = float(full["size"].mean())
     if len(full) >= 2:
         return DailySpread(len(full), n_day, float(full["mean"].var(ddof=1)), True)
-    p = float(days["clicked"].mean())
-    return DailySpread(len(full), n_day, p * (1.0 - p) / n_day, False)
+    return DailySpread(len(full), n_day, float(days["reward"].var(ddof=0)) / n_day, False)
 
 
 def next_day_interval(
-    estimate: float, ci_low: float, ci_high: float, spread: DailySpread, alpha: float = 0.05
+    estimate: float, ci_low: float, ci_high: float, spread: DailySpread, alpha: float = 0.05, upper: float = 1.0
 ) -> tuple[float, float]:
-    """The (1 - alpha) interval for one day's realised click-through rate of the policy."""
+    """The (1 - alpha) interval for one day's realised mean reward of the policy, within [0, upper]
+    (1 for clicks and purchases, ``math.inf`` for revenue)."""
     z = float(norm.ppf(1.0 - alpha / 2.0))
     se = (ci_high - ci_low) / (2.0 * z)
     half = z * float(np.sqrt(se**2 + spread.variance))
-    return max(0.0, estimate - half), min(1.0, estimate + half)
+    return max(0.0, estimate - half), min(upper, estimate + half)

@@ -3,7 +3,10 @@
 Rule: among candidates different from the current policy, take the one with the highest lower
 bound of its 95 % bootstrap interval (its DR-family estimate, picked by ``ml.ope.select``). It is
 promoted only if that lower bound exceeds the current policy's estimate on the same logs plus
-``margin``. The decision, with every number, is recorded in the registry (family ``policy``);
+``margin``. Estimates are in the reward ``evaluate_policies`` measured (clicks, purchases or
+revenue per shown slot); the click-through rate is a guard: a candidate whose click-through
+interval lies wholly below the current policy's click-through estimate minus ``ctr_guard`` is not
+eligible, whatever its reward. The decision, with every number, is recorded in the registry (family ``policy``);
 a person can override it with a reason (``python -m ml policy override``).
 """
 
@@ -31,25 +34,40 @@ class GateDecision:
     reason: str
 
 
-def decide(current: dict[str, Any], candidates: list[dict[str, Any]], margin: float = 0.0) -> GateDecision:
+def decide(
+    current: dict[str, Any], candidates: list[dict[str, Any]], margin: float = 0.0, ctr_guard: float = 0.0
+) -> GateDecision:
     """Apply the rule. ``current`` and each candidate hold ``policy``, ``params``, ``estimator``,
-    ``estimate``, ``ci_low``, ``ci_high`` (estimates in clicks per shown slot)."""
+    ``estimate``, ``ci_low``, ``ci_high`` (the reward per shown slot) and ``ctr``, ``ctr_low``,
+    ``ctr_high`` (click-through per shown slot, the guard)."""
     cur_label = policy_label(current["policy"], current.get("params"))
     others = [c for c in candidates if policy_label(c["policy"], c.get("params")) != cur_label]
     if not others:
         return GateDecision(False, None, f"no candidate other than the current policy {cur_label}")
+    floor = current["ctr"] - ctr_guard
+    guarded = [c for c in others if c["ctr_high"] < floor]
+    others = [c for c in others if c["ctr_high"] >= floor]
+    held = ""
+    if guarded:
+        names = ", ".join(f"{policy_label(c['policy'], c.get('params'))} {c['ctr_high']:.5f}" for c in guarded)
+        held = (
+            f"; held back by the click-through guard (upper bound below current {current['ctr']:.5f} "
+            f"- {ctr_guard}): {names}"
+        )
+    if not others:
+        return GateDecision(False, None, f"no candidate passes the click-through guard{held}")
     best = max(others, key=lambda c: c["ci_low"])
     label = policy_label(best["policy"], best.get("params"))
     bar = current["estimate"] + margin
     if best["ci_low"] > bar:
         reason = (
             f"{label}: lower bound {best['ci_low']:.5f} ({best['estimator']}) beats current {cur_label} "
-            f"estimate {current['estimate']:.5f} + margin {margin}"
+            f"estimate {current['estimate']:.5f} + margin {margin}{held}"
         )
         return GateDecision(True, best, reason)
     reason = (
         f"best candidate {label}: lower bound {best['ci_low']:.5f} ({best['estimator']}) does not beat current "
-        f"{cur_label} estimate {current['estimate']:.5f} + margin {margin}"
+        f"{cur_label} estimate {current['estimate']:.5f} + margin {margin}{held}"
     )
     return GateDecision(False, best, reason)
 

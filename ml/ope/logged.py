@@ -19,10 +19,12 @@ import pandas as pd
 
 from ml.explore import columns as C
 from ml.explore.context import SlateContext
+from ml.explore.defaults import DEFAULT_REWARD
 from ml.explore.policies import SlatePolicy
+from ml.explore.reward import with_reward
 from ml.explore.slate import item_codes, sample_slates
 from ml.ope.estimators import RoundTerms, bootstrap_counts
-from ml.ope.reward_model import choose_c, fit_logistic, folds
+from ml.ope.reward_model import choose_c, fit_reward_model, folds
 from ml.ope.select import choose, standard_estimators
 
 
@@ -30,7 +32,7 @@ from ml.ope.select import choose, standard_estimators
 class LoggedRounds:
     """Rounds usable for OPE: each row of ``rows`` has a logged context and a propensity.
 
-    ``rows`` holds recommendation_id, position (1-based), item_id, clicked, propensity;
+    ``rows`` holds recommendation_id, position (1-based), item_id, clicked, reward, propensity;
     ``design`` (n, d) the reward-model features of the logged (tag, item, slot)."""
 
     rows: pd.DataFrame
@@ -48,10 +50,14 @@ def _item_features(ctx: SlateContext, code: int, offsets: np.ndarray, slot: int,
     return np.r_[ctx.features[t], ctx.item_scores[t][rank], pos]
 
 
-def prepare(feedback: pd.DataFrame, contexts: dict[str, SlateContext], k: int) -> tuple[LoggedRounds, dict[str, int]]:
-    """Keep rounds with a propensity, a logged context and the logged item in it.
+def prepare(
+    feedback: pd.DataFrame, contexts: dict[str, SlateContext], k: int, reward: str = DEFAULT_REWARD
+) -> tuple[LoggedRounds, dict[str, int]]:
+    """Keep rounds with a propensity, a logged context and the logged item in it; their
+    ``reward`` column is the ``reward`` outcome (``ml.explore.reward``).
 
     Returns the rounds and counts of the rows left out by reason (nothing is dropped silently)."""
+    feedback = with_reward(feedback, reward)
     fb = feedback[feedback[C.HAS_PROPENSITY].astype(bool)] if len(feedback) else feedback
     skipped = {"no_propensity": int(len(feedback) - len(fb))}
     keep, design = [], []
@@ -102,12 +108,12 @@ def round_terms(
     always predicted by a model that saw none of them."""
     rows = rounds.rows
     n = len(rows)
-    y = rows[C.CLICKED].to_numpy(np.float64)
+    y = rows[C.REWARD].to_numpy(np.float64)
     rids = rows[C.RECOMMENDATION_ID].to_numpy()
     uniq, inv = np.unique(rids, return_inverse=True)
     fid = folds(len(uniq), n_folds, random_state)[inv] if n else np.zeros(0, dtype=np.int64)
     C_reg = choose_c(rounds.design, y, random_state=random_state) if n else 1.0
-    models = [fit_logistic(rounds.design[fid != f], y[fid != f], C_reg, random_state) for f in range(n_folds)]
+    models = [fit_reward_model(rounds.design[fid != f], y[fid != f], C_reg, random_state) for f in range(n_folds)]
     q_logged = np.zeros(n)
     pi_e = np.zeros(n)
     q_policy = np.zeros(n)
@@ -122,7 +128,7 @@ def round_terms(
         _, _, codes = item_codes(ctx)
         X = _all_item_design(ctx, rounds.k)
         n_items = X.shape[0]
-        q = model.predict_proba(X.reshape(n_items * rounds.k, -1))[:, 1].reshape(n_items, rounds.k)
+        q = model.expected(X.reshape(n_items * rounds.k, -1)).reshape(n_items, rounds.k)
         for i in idx:
             slot, code = int(slots[i]), codes[items[i]]
             pi_e[i] = draws.slot_probability(slot, code)

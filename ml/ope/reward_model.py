@@ -1,7 +1,8 @@
 """Reward models for the model-based estimators (DM, DR and its variants).
 
 A reward model is a logistic regression of the reward (click) on context x action x slot
-features. Its regularisation ``C`` is picked by cross-validated log-loss on the log itself (never
+features; for a reward that is not 0/1 (revenue) it is a hurdle model, the logistic regression of
+"reward > 0" times the mean positive reward (``fit_reward_model``). Its regularisation ``C`` is picked by cross-validated log-loss on the log itself (never
 against a ground truth), and the doubly robust family uses *cross-fitting*: each round's
 prediction comes from a model fitted on the other folds, as in the Open Bandit Pipeline.
 """
@@ -41,6 +42,30 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, C: float = 1.0, random_state: int
     return LogisticRegression(C=C, max_iter=2000, random_state=random_state).fit(X, y)
 
 
+class HurdleRewardModel:
+    """Expected reward = P(reward > 0 | x) x ``value``, the mean positive reward of the fit data.
+
+    For a 0/1 reward ``value`` is 1 and this is the classifier itself; for revenue, where most
+    rounds earn nothing, the classifier carries the context and slot, ``value`` the scale (a
+    purchase's amount is not modelled per item: the doubly robust estimators' importance-weighted
+    residual corrects what the model misses)."""
+
+    def __init__(self, classifier: Any, value: float):
+        self.classifier = classifier
+        self.value = value
+
+    def expected(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.classifier.predict_proba(X)[:, 1], dtype=np.float64) * self.value
+
+
+def fit_reward_model(X: np.ndarray, y: np.ndarray, C: float = 1.0, random_state: int = 0) -> HurdleRewardModel:
+    """The :class:`HurdleRewardModel` of a non-negative reward y (n,) on X (n, d)."""
+    y = np.asarray(y, dtype=np.float64)
+    positive = y > 0
+    value = float(y[positive].mean()) if positive.any() else 1.0
+    return HurdleRewardModel(fit_logistic(X, positive.astype(np.int64), C, random_state), value)
+
+
 def folds(n: int, n_folds: int, random_state: int = 0) -> np.ndarray:
     """A fold id in [0, n_folds) for each of n rounds (shuffled, balanced)."""
     rng = np.random.default_rng(random_state)
@@ -50,8 +75,8 @@ def folds(n: int, n_folds: int, random_state: int = 0) -> np.ndarray:
 def choose_c(
     X: np.ndarray, y: np.ndarray, grid: Sequence[float] = C_GRID, n_folds: int = 3, random_state: int = 0
 ) -> float:
-    """The grid value of C with the lowest cross-validated log-loss of y (no ground truth used)."""
-    y = np.asarray(y)
+    """The grid value of C with the lowest cross-validated log-loss of "y > 0" (no ground truth used)."""
+    y = (np.asarray(y, dtype=np.float64) > 0).astype(np.int64)
     if len(np.unique(y)) < 2 or len(y) < 2 * n_folds:
         return float(grid[len(grid) // 2])
     fid = folds(len(y), n_folds, random_state)

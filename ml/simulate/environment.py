@@ -13,7 +13,8 @@ dormant leaf tags with start/end weights, plus one style); items carry their lea
 * ``style`` = ``style_boost`` when the item has the user's style.
 * ``fatigue`` = ``fatigue ** n`` with n the earlier impressions of the same item to the user.
 * After a click the user buys with probability ``p_purchase`` (x ``style_boost`` on style);
-  bought items are never clickable again.
+  bought items are never clickable again. A purchase is one unit at the item's catalogue price
+  (``prices``; its revenue is what the ``revenue`` reward counts).
 
 Position bias follows the generator's first five slots and decays by 15 % per slot after.
 The oracle knows all of this and shows, per user and day, the k items with the highest click
@@ -62,8 +63,10 @@ class ShopEnvironment:
         days: int,
         k: int = 10,
         settings: EnvironmentSettings | None = None,
+        prices: pd.Series | None = None,
     ):
         self.s = settings or EnvironmentSettings()
+        self.prices = prices if prices is not None else pd.Series(dtype=np.float64)
         self.users = list(users)
         self.days = max(days, 1)
         self.k = k
@@ -130,7 +133,8 @@ class ShopEnvironment:
         """Events for published slates (user_id, rank, item_id, recommendation_id): an impression
         per slot, clicks and purchases drawn from the model. Updates fatigue and purchases.
         Returns event rows (event_id, event_type, user_id, item_id, recommendation_id, position,
-        event_at) plus ``expected_click`` per impression (its true click probability)."""
+        event_at, price and quantity on purchases) plus ``expected_click`` per impression (its true
+        click probability)."""
         u = slates["user_id"].map(self.user_index).to_numpy()
         i = slates["item_id"].map(self.item_index).to_numpy()
         ok = ~(pd.isna(u) | pd.isna(i))
@@ -157,7 +161,12 @@ class ShopEnvironment:
         )
         imp = base.assign(event_type="impression")
         clk = base[click].assign(event_type="click", event_at=base["event_at"][click] + pd.Timedelta(seconds=30))
-        buys = base[buy].assign(event_type="purchase", event_at=base["event_at"][buy] + pd.Timedelta(minutes=20))
+        buys = base[buy].assign(
+            event_type="purchase",
+            event_at=base["event_at"][buy] + pd.Timedelta(minutes=20),
+            price=base["item_id"][buy].map(self.prices).to_numpy(np.float64),
+            quantity=1,
+        )
         ev = pd.concat([imp, clk, buys], ignore_index=True)
         ev["event_id"] = [f"SIM{day:03d}-{n:08d}" for n in range(len(ev))]
         return ev

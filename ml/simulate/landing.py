@@ -68,10 +68,13 @@ def respond_to_slates(
     if visit_share < 1.0:
         users = sorted(rng.choice(users, max(1, round(visit_share * len(users))), replace=False).tolist())
         slates = slates[slates["user_id"].isin(users)]
-    env = ShopEnvironment(truth, item_tags, users, days=days, k=int(slates["rank"].max()))
+    prices = pd.read_parquet(Path(shop_dir) / "items.parquet", columns=["item_id", "price"])
+    env = ShopEnvironment(
+        truth, item_tags, users, days=days, k=int(slates["rank"].max()), prices=prices.set_index("item_id")["price"]
+    )
     start = _naive(when)
     ev = env.respond(slates, day, start - pd.Timedelta(days=day), rng)
-    return _slate_events(ev, prices=None)
+    return _slate_events(ev)
 
 
 def _check_share(visit_share: float) -> None:
@@ -84,8 +87,9 @@ def _naive(when: pd.Timestamp) -> pd.Timestamp:
     return t.tz_convert("UTC").tz_localize(None) if t.tzinfo else t
 
 
-def _slate_events(ev: pd.DataFrame, prices: pd.Series | None) -> pd.DataFrame:
-    """Landing rows for the environment's answers (``ShopEnvironment.respond``)."""
+def _slate_events(ev: pd.DataFrame) -> pd.DataFrame:
+    """Landing rows for the environment's answers (``ShopEnvironment.respond``; purchases at the
+    catalogue price it was given)."""
     purchase = ev["event_type"] == "purchase"
     return pd.DataFrame(
         {
@@ -98,7 +102,7 @@ def _slate_events(ev: pd.DataFrame, prices: pd.Series | None) -> pd.DataFrame:
             "session_id": "FB-" + ev["recommendation_id"].astype(str),
             "event_type": ev["event_type"],
             "item_id": ev["item_id"],
-            "price": np.nan if prices is None else ev["item_id"].map(prices).where(purchase),
+            "price": ev["price"].where(purchase),
             "recommendation_id": ev["recommendation_id"].where(~purchase),
             "position": ev["position"].where(~purchase).astype("Int64"),
             "quantity": pd.array([1 if p else None for p in purchase], dtype="Int64"),
@@ -173,8 +177,8 @@ class ShopDays:
         item_tags = pd.read_parquet(truth_dir / "item_tags.parquet")
         users = pd.read_parquet(self.shop_dir / "users.parquet", columns=["user_id"])["user_id"]
         items = pd.read_parquet(self.shop_dir / "items.parquet", columns=["item_id", "price", "created_at"])
-        self.env = ShopEnvironment(truth, item_tags, sorted(users.astype(str)), days=days, k=k)
         self.prices = items.set_index("item_id")["price"]
+        self.env = ShopEnvironment(truth, item_tags, sorted(users.astype(str)), days=days, k=k, prices=self.prices)
         self._released = items.set_index("item_id")["created_at"]
         self.users = np.asarray(self.env.users, dtype=object)
         self._truth_pairs = self.env.true_interest.copy()
@@ -225,7 +229,7 @@ class ShopDays:
         shown = slates[slates["user_id"].isin(set(visitors))]
         shown = shown[self._on_sale(shown["item_id"], start)]
         ev = self.env.respond(shown, day, start - pd.Timedelta(days=day), rng)
-        answered = _slate_events(ev, self.prices)
+        answered = _slate_events(ev)
         clicks = ev[ev["event_type"] == "click"]
         self._discover(clicks["user_id"], clicks["item_id"])
         imp = ev[ev["event_type"] == "impression"]

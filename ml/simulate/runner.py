@@ -10,7 +10,7 @@ Each simulated day, for every policy separately (same users, same shop, same see
 3. **update**: the policy's batch ``fit`` and the context statistics (``FeedbackStats``) are
    recomputed from all feedback so far; clicks and purchases join the user's history.
 
-Reported per policy: cumulative clicks and purchases, regret against the oracle (expected clicks
+Reported per policy: cumulative clicks, purchases and revenue (catalogue price of each purchase), regret against the oracle (expected clicks
 lost), share of each user's true interest tags that received a click ("discovered"), catalogue
 coverage, and the click-through rate of the first three days.
 """
@@ -102,14 +102,17 @@ def build_world(settings: SimulationSettings) -> World:
     items = item_arm_tags(feats)
     # the history's own recommendation slates (no logged propensity): feedback for the statistics
     rec = ev[ev[C.RECOMMENDATION_ID].notna() & ev["user_id"].isin(users)]
-    rec = rec[["event_type", "user_id", "item_id", C.RECOMMENDATION_ID, C.POSITION, "event_at"]]
+    rec = rec[["event_type", "user_id", "item_id", C.RECOMMENDATION_ID, C.POSITION, "event_at", "price", "quantity"]]
     history_feedback = feedback_from_events(pd.DataFrame(columns=list(C.LOGGED_SLATE_COLUMNS)), rec)
     # champion: item kNN on the whole history, decayed to the simulation start
     agg = _decayed(inter, start, settings.half_life_days)
     data = InteractionData.from_frame(agg, item_ids=np.sort(items["item_id"].unique()))
     champion = ItemKNN(neighbours=100, shrinkage=10.0).fit(data.matrix)
     sess = ev[ev["user_id"].isin(users)].groupby("user_id")["session_id"].nunique()
-    env = ShopEnvironment(tables["truth_user_interests"], tables["truth_item_tags"], users, settings.days, settings.k)
+    prices = items_raw.set_index("item_id")["price"].astype(np.float64)
+    env = ShopEnvironment(
+        tables["truth_user_interests"], tables["truth_item_tags"], users, settings.days, settings.k, prices=prices
+    )
     return World(
         settings=settings,
         items=items,
@@ -198,6 +201,7 @@ def run_policy(world: World, name: str, params: dict[str, Any] | None = None) ->
                 "impressions": len(imp),
                 "clicks": int(fb[C.CLICKED].sum()),
                 "purchases": int(fb[C.PURCHASED].sum()),
+                "revenue": float(fb[C.REVENUE].sum()),
                 "expected_clicks": float(imp["expected_click"].sum()),
                 "oracle_expected_clicks": oracle,
                 "exploration_share": float(slates[C.IS_EXPLORATION].mean()),
@@ -238,6 +242,7 @@ def _summary(daily: pd.DataFrame) -> dict[str, Any]:
     return {
         "cumulative_clicks": int(daily["clicks"].sum()),
         "cumulative_purchases": int(daily["purchases"].sum()),
+        "cumulative_revenue": round(float(daily["revenue"].sum()), 2),
         "regret": float((daily["oracle_expected_clicks"] - daily["expected_clicks"]).sum()),
         "interests_discovered": float(daily["interests_discovered"].iloc[-1]) if len(daily) else 0.0,
         "coverage": float(daily["coverage"].iloc[-1]) if len(daily) else 0.0,

@@ -2,10 +2,12 @@
 
 ``evaluate_policies`` replays the current policy and every candidate on the slates logged in the
 last ``window_days`` of ``marts.bandit_feedback`` (each policy fitted on the feedback before that
-window), writes every estimator's value to ``ml.policy_estimates`` and returns the numbers the
-gate needs, with each policy's next-day interval (``next_low``, ``next_high``: where one day's
-realised click-through rate may land, ``ml.ope.forecast``). ``gate_policies`` applies
-``ml.ope.gate.decide`` and records the decision.
+window), measured by ``reward`` (click, purchase or revenue per shown slot: ``ml.explore.reward``),
+writes every estimator's value to ``ml.policy_estimates`` and returns the numbers the gate needs,
+with each policy's next-day interval (``next_low``, ``next_high``: where one day's realised
+reward per slot may land, ``ml.ope.forecast``) and its click-through estimate (``ctr``,
+``ctr_low``, ``ctr_high``: the guard metric; the same numbers when the reward is the click).
+``gate_policies`` applies ``ml.ope.gate.decide`` and records the decision.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_POLICY_CANDIDATES, POLICY_FAMILY
+from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_POLICY_CANDIDATES, DEFAULT_REWARD, POLICY_FAMILY
 from ml.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # what a gate decision's details keep of each evaluated policy
-ESTIMATE_KEYS = ("estimator", "estimate", "ci_low", "ci_high", "next_low", "next_high")
+ESTIMATE_KEYS = ("estimator", "estimate", "ci_low", "ci_high", "next_low", "next_high", "ctr", "ctr_low", "ctr_high")
 
 
 def current_policy(wh: Warehouse) -> dict[str, Any]:
@@ -44,15 +46,18 @@ def evaluate_policies(
     window_days: float = 7.0,
     n_bootstrap: int = 200,
     propensity_draws: int = 128,
+    reward: str = DEFAULT_REWARD,
     warehouse: str | None = None,
 ) -> dict[str, Any]:
-    """OPE of the current policy and the candidates on the latest logged feedback."""
+    """OPE of the current policy and the candidates on the latest logged feedback, by ``reward``."""
     from ml.explore import columns as C
     from ml.explore import store
+    from ml.explore.reward import reward_column, upper_bound, with_reward
     from ml.ope.forecast import daily_spread
     from ml.ope.gate import policy_label
-    from ml.ope.logged import prepare
+    from ml.ope.logged import LoggedRounds, prepare
 
+    reward_column(reward)  # an unknown reward fails before any work
     wh = Warehouse.from_env(warehouse)
     feedback = store.load_feedback(wh)
     logged = feedback[feedback[C.HAS_PROPENSITY].astype(bool)] if len(feedback) else feedback
@@ -66,7 +71,7 @@ def evaluate_policies(
     history = feedback[feedback[C.SHOWN_AT] <= start]
     k = int(window[C.POSITION].max())
     contexts = store.load_contexts(wh, window[C.RECOMMENDATION_ID].unique().tolist())
-    rounds, skipped = prepare(window, contexts, k)
+    rounds, skipped = prepare(window, contexts, k, reward)
     if rounds.rows.empty:
         reason = f"no logged round has its slate context in {C.SLATE_CONTEXTS}: {skipped}"
         return {"evaluated": False, "reason": reason, "run_id": run_id}
@@ -76,7 +81,10 @@ def evaluate_policies(
         for c in (candidates or DEFAULT_POLICY_CANDIDATES)
     ]
     cur_label = policy_label(cur["policy"], cur["params"])
-    spread = daily_spread(rounds.rows[C.SHOWN_AT], rounds.rows[C.CLICKED])
+    spread = daily_spread(rounds.rows[C.SHOWN_AT], rounds.rows[C.REWARD])
+    clicks = None
+    if reward != "click":  # the guard metric is measured on the same rounds
+        clicks = LoggedRounds(with_reward(rounds.rows, "click"), rounds.contexts, rounds.k, rounds.design)
     results = _estimate_each(
         [{"policy": cur["policy"], "params": cur["params"]}, *configs],
         history,
@@ -84,24 +92,29 @@ def evaluate_policies(
         propensity_draws,
         n_bootstrap,
         spread,
+        clicks,
+        upper_bound(reward),
     )
-    _write_estimates(wh, run_id, results, cur_label)
+    _write_estimates(wh, run_id, results, cur_label, reward)
     current = next(r for r in results if r["label"] == cur_label)
     out = {
         "evaluated": True,
         "run_id": run_id,
+        "reward": reward,
         "window": [str(start), str(end)],
         "n_rounds": len(rounds.rows),
         "skipped": skipped,
         "logged_ctr": float(rounds.rows[C.CLICKED].mean()),
+        "logged_reward": float(rounds.rows[C.REWARD].mean()),
         "daily_spread": spread.as_dict(),
         "current": {**current, "version": cur["version"]},
         "candidates": [r for r in results if r["label"] != cur_label],
     }
     for r in results:
         log.info(
-            "%s: %s %.5f [%.5f, %.5f] n=%d; next day [%.5f, %.5f]",
+            "%s: %s %s %.5f [%.5f, %.5f] n=%d; next day [%.5f, %.5f]; CTR %.5f [%.5f, %.5f]",
             r["label"],
+            reward,
             r["estimator"],
             r["estimate"],
             r["ci_low"],
@@ -109,6 +122,9 @@ def evaluate_policies(
             r["n"],
             r["next_low"],
             r["next_high"],
+            r["ctr"],
+            r["ctr_low"],
+            r["ctr_high"],
         )
     return out
 
@@ -120,10 +136,14 @@ def _estimate_each(
     propensity_draws: int,
     n_bootstrap: int,
     spread: DailySpread,
+    click_rounds: Any = None,
+    upper: float = 1.0,
 ) -> list[dict[str, Any]]:
     """OPE of each distinct policy config (by label, first wins), fitted on ``history``, on the
     window's ``rounds``: its chosen estimator's estimate, interval and next-day interval (with the
-    logged daily ``spread``), and every estimator's estimate and interval."""
+    logged daily ``spread``), and every estimator's estimate and interval; its click-through
+    estimate on ``click_rounds`` (the same rounds with the click as reward; None: ``rounds`` are
+    those already); ``upper``: the reward's bound for the next-day interval."""
     from ml.explore.policies import make_policy
     from ml.ope.forecast import next_day_interval
     from ml.ope.gate import policy_label
@@ -138,7 +158,10 @@ def _estimate_each(
         seen.add(label)
         pol = make_policy(cfg["policy"], **cfg["params"]).fit(history)
         est = estimate_policy(pol, rounds, n_draws=propensity_draws, n_bootstrap=n_bootstrap)
-        next_low, next_high = next_day_interval(est.estimate, est.ci_low, est.ci_high, spread)
+        ctr = est
+        if click_rounds is not None:
+            ctr = estimate_policy(pol, click_rounds, n_draws=propensity_draws, n_bootstrap=n_bootstrap)
+        next_low, next_high = next_day_interval(est.estimate, est.ci_low, est.ci_high, spread, upper=upper)
         results.append(
             {
                 "policy": cfg["policy"],
@@ -150,6 +173,9 @@ def _estimate_each(
                 "ci_high": est.ci_high,
                 "next_low": next_low,
                 "next_high": next_high,
+                "ctr": ctr.estimate,
+                "ctr_low": ctr.ci_low,
+                "ctr_high": ctr.ci_high,
                 "n": est.n,
                 "by_estimator": {k2: list(v) for k2, v in est.by_estimator.items()},
             }
@@ -157,21 +183,32 @@ def _estimate_each(
     return results
 
 
-def _write_estimates(wh: Warehouse, run_id: str, results: list[dict[str, Any]], cur_label: str) -> None:
-    """Replace run ``run_id``'s rows of ``ml.policy_estimates``: one per policy x estimator,
-    ``is_current`` on the serving policy's."""
+def _write_estimates(wh: Warehouse, run_id: str, results: list[dict[str, Any]], cur_label: str, reward: str) -> None:
+    """Replace run ``run_id``'s rows of ``ml.policy_estimates``: one per policy x estimator of the
+    ``reward`` estimates, ``is_current`` on the serving policy's."""
     from ml.explore import columns as C
     from ml.explore import store
 
     evaluated_at = datetime.now(UTC)
     rows = [
-        (evaluated_at, run_id, r["label"], name, e, lo, hi, r["n"], r["label"] == cur_label)
+        (evaluated_at, run_id, r["label"], name, e, lo, hi, r["n"], r["label"] == cur_label, reward)
         for r in results
         for name, (e, lo, hi) in r["by_estimator"].items()
     ]
     df = pd.DataFrame(
         rows,
-        columns=["evaluated_at", "run_id", "policy", "estimator", "estimate", "ci_low", "ci_high", "n", "is_current"],
+        columns=[
+            "evaluated_at",
+            "run_id",
+            "policy",
+            "estimator",
+            "estimate",
+            "ci_low",
+            "ci_high",
+            "n",
+            "is_current",
+            "reward",
+        ],
     )
     with wh.connect() as con:
         wh.begin(con)
@@ -182,9 +219,14 @@ def _write_estimates(wh: Warehouse, run_id: str, results: list[dict[str, Any]], 
 
 
 def gate_policies(
-    evaluation: dict[str, Any], run_id: str = "manual", margin: float = 0.0, warehouse: str | None = None
+    evaluation: dict[str, Any],
+    run_id: str = "manual",
+    margin: float = 0.0,
+    ctr_guard: float = 0.0,
+    warehouse: str | None = None,
 ) -> dict[str, Any]:
-    """Promote a candidate policy only if its lower bound beats the current estimate + margin."""
+    """Promote a candidate policy only if its lower bound beats the current estimate + margin and
+    its click-through is not shown to fall by more than ``ctr_guard`` (``ml.ope.gate.decide``)."""
     from ml.ope.gate import decide, register_policy
     from ml.registry import Registry
 
@@ -195,15 +237,17 @@ def gate_policies(
         reg.record_decision(POLICY_FAMILY, run_id, None, None, False, reason, {"evaluation": evaluation})
         return {"promoted": False, "reason": reason}
     cur = evaluation["current"]
-    decision = decide(cur, evaluation["candidates"], margin)
+    decision = decide(cur, evaluation["candidates"], margin, ctr_guard)
     snapshot = f"fb-{pd.Timestamp(evaluation['window'][1]):%Y%m%dT%H%M}-{evaluation['n_rounds']}"
     challenger_version = None
     if decision.challenger is not None:
         c = decision.challenger
-        metrics = {k: float(c[k]) for k in ("estimate", "ci_low", "ci_high", "n")}
+        metrics = {k: float(c[k]) for k in ("estimate", "ci_low", "ci_high", "ctr", "n")}
         challenger_version = register_policy(reg, c["policy"], c["params"], metrics, snapshot, run_id)
     details = {
+        "reward": evaluation["reward"],
         "margin": margin,
+        "ctr_guard": ctr_guard,
         "window": evaluation["window"],
         "n_rounds": evaluation["n_rounds"],
         "daily_spread": evaluation.get("daily_spread"),

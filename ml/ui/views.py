@@ -579,7 +579,18 @@ def exploration(rs: ReadSession, days: int = 90) -> dict[str, Any]:
         cols = _selected(
             rs,
             POLICY_ESTIMATES,
-            ("evaluated_at", "run_id", "policy", "estimator", "estimate", "ci_low", "ci_high", "n", "is_current"),
+            (
+                "evaluated_at",
+                "run_id",
+                "policy",
+                "reward",
+                "estimator",
+                "estimate",
+                "ci_low",
+                "ci_high",
+                "n",
+                "is_current",
+            ),
         )
         # the newest 5,000 rows, oldest first; "current" is the latest evaluation run's estimates
         # of every policy (``is_current`` marks, per run, the policy that served then)

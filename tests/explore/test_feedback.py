@@ -36,6 +36,33 @@ def _logged(rows: list[tuple]) -> pd.DataFrame:
     )
 
 
+def test_revenue_goes_to_one_slot_per_purchase_last_touch_or_the_carried_slate():
+    """The rows of the mart's dbt unit test (dbt/models/marts/_bandit__models.yml), same answers."""
+    h = pd.Timedelta(hours=1)
+    ev = _events(
+        [
+            ("impression", "u1", "i2", "r1", 2, T0),
+            ("purchase", "u1", "i2", None, None, T0 + pd.Timedelta(minutes=11)),  # 20.0 x 2
+            ("impression", "u2", "i3", "r2", 1, T0),
+            ("purchase", "u2", "i3", None, None, T0 + pd.Timedelta(days=5)),  # outside the window
+            ("impression", "u4", "i5", "r4", 1, T0 + 23 * h),
+            ("impression", "u4", "i5", "r5", 3, T0 + 29 * h),
+            ("purchase", "u4", "i5", None, None, T0 + 32 * h),  # last touch: r5
+            ("purchase", "u4", "i5", "r4", None, T0 + 33 * h),  # carries r4: r4, not the later r5
+        ]
+    ).assign(price=[None, 20.0, None, 9.0, None, None, 5.5, 7.0], quantity=[None, 2, None, 1, None, None, None, 1])
+    fb = feedback_from_events(_logged([]), ev).set_index(C.FEEDBACK_ID)
+    assert fb[C.PURCHASED].to_dict() == {"r1#2": 1, "r2#1": 0, "r4#1": 1, "r5#3": 1}
+    assert fb[C.REVENUE].to_dict() == {"r1#2": 40.0, "r2#1": 0.0, "r4#1": 7.0, "r5#3": 5.5}
+    assert not fb[C.CLICKED].any()  # purchases are attributed without a click
+
+
+def test_purchases_without_price_count_but_add_no_revenue():
+    ev = _events([("impression", "u1", "i1", "r1", 1, T0), ("purchase", "u1", "i1", None, None, T0)])
+    fb = feedback_from_events(_logged([]), ev)
+    assert fb[C.PURCHASED].tolist() == [1] and fb[C.REVENUE].tolist() == [0.0]
+
+
 def test_clicks_and_purchases_join_by_slate_and_slot():
     m = pd.Timedelta(minutes=1)
     ev = _events(

@@ -286,7 +286,7 @@ def test_publishing_reads_the_feedback_columns_each_policy_fits_on(tmp_path):
     full[C.CLICKED] = (rng.random(n) < 0.2).astype("int32")
     full[C.PURCHASED] = 0
     full[C.SHOWN_AT] = pd.Timestamp("2026-11-01") + pd.to_timedelta(rng.integers(0, 86400, n), unit="s")
-    for c in (C.REWARD, C.PROPENSITY, C.PROPENSITY_SE):
+    for c in (C.REVENUE, C.PROPENSITY, C.PROPENSITY_SE):
         full[c] = rng.random(n)
     full[C.IS_EXPLORATION] = rng.random(n) < 0.3
     full[C.HAS_PROPENSITY] = True

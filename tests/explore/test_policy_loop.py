@@ -3,6 +3,7 @@ dbt (marts.bandit_feedback) -> off-policy evaluation -> policy gate -> manual ov
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -50,11 +51,11 @@ def test_feedback_mart_matches_the_in_memory_join(loop):
     mart = wh.query(f"select * from {C.BANDIT_FEEDBACK}")
     logged = wh.query(f"select * from {C.LOGGED_SLATES}")
     ev = wh.query(
-        "select event_type, user_id, item_id, recommendation_id, slot_position as position, event_at "
-        "from staging.stg_shop__events where event_type in ('impression', 'click', 'purchase')"
+        "select event_type, user_id, item_id, recommendation_id, slot_position as position, event_at, price, "
+        "quantity from staging.stg_shop__events where event_type in ('impression', 'click', 'purchase')"
     )
     expected = feedback_from_events(logged, ev)
-    cols = [C.FEEDBACK_ID, C.CLICKED, C.PURCHASED, C.TAG, C.PROPENSITY, C.HAS_PROPENSITY]
+    cols = [C.FEEDBACK_ID, C.CLICKED, C.PURCHASED, C.REVENUE, C.TAG, C.PROPENSITY, C.HAS_PROPENSITY]
     got = mart[cols].sort_values(C.FEEDBACK_ID).reset_index(drop=True)
     want = expected[cols].sort_values(C.FEEDBACK_ID).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
@@ -109,6 +110,42 @@ def test_evaluation_writes_estimates_and_the_gate_records_its_decision(loop):
     best = max(ev["candidates"], key=lambda c: c["ci_low"])
     assert res["promoted"] == (best["ci_low"] > ev["current"]["estimate"])
     assert "lower bound" in last["reason"]
+
+
+def test_evaluation_by_revenue_keeps_click_through_as_the_guard(loop):
+    from ml.registry import Registry
+    from ml.tasks.policies import evaluate_policies, gate_policies
+
+    wh = loop["wh"]
+    mart = wh.query(f"select * from {C.BANDIT_FEEDBACK} where has_propensity")
+    assert mart[C.REVENUE].sum() > 0  # the answered slates' purchases carry catalogue prices
+    kw = {"candidates": CANDIDATES, "n_bootstrap": 100, "propensity_draws": 64}
+    by_revenue = evaluate_policies(run_id="eval-rev", reward="revenue", **kw)
+    assert by_revenue["reward"] == "revenue"
+    assert by_revenue["logged_reward"] == pytest.approx(mart[C.REVENUE].mean())
+    assert by_revenue["logged_ctr"] == pytest.approx(mart[C.CLICKED].mean())
+    est = wh.query(f"select * from {C.POLICY_ESTIMATES} where run_id = 'eval-rev'")
+    assert set(est["reward"]) == {"revenue"}
+    # the logging policy on its own logs: revenue per slot and, as the guard, click-through
+    logging = next(c for c in by_revenue["candidates"] if c["policy"] == "slot_allocator")
+    ips = logging["by_estimator"]["ips"]
+    assert ips[1] <= by_revenue["logged_reward"] <= ips[2]
+    assert logging["ctr_low"] <= logging["ctr"] <= logging["ctr_high"] < 1
+    # revenue is not a rate: its next-day interval is not cut at 1
+    assert by_revenue["daily_spread"]["sd"] > 0 and logging["next_high"] > logging["ci_high"]
+    # the click-through guard is the click evaluation's estimate of the same policy
+    by_click = evaluate_policies(run_id="eval-click", **kw)
+    same = next(c for c in by_click["candidates"] if c["policy"] == "slot_allocator")
+    assert logging["ctr"] == pytest.approx(same["estimate"])
+    with pytest.raises(ValueError, match="unknown reward 'margin'"):
+        evaluate_policies(run_id="eval-bad", reward="margin", **kw)
+
+    gate_policies(by_revenue, run_id="eval-rev", ctr_guard=0.01)
+    last = Registry(wh).decisions("policy").iloc[-1]
+    assert last["run_id"] == "eval-rev"
+    details = json.loads(last["details"])
+    assert details["reward"] == "revenue" and details["ctr_guard"] == 0.01
+    assert {"ctr", "ctr_low", "ctr_high"} <= set(details["current"])
 
 
 def test_manual_override_needs_a_reason_and_then_serves(loop):

@@ -67,3 +67,13 @@ def test_the_interval_stays_a_rate():
 def test_no_rounds_is_a_clear_error():
     with pytest.raises(ValueError, match="no logged rounds"):
         daily_spread(pd.Series([], dtype="datetime64[ns]"), pd.Series([], dtype=int))
+
+
+def test_revenue_falls_back_to_its_sampling_variance_and_is_not_cut_at_one():
+    rng = np.random.default_rng(1)
+    revenue = pd.Series(np.where(rng.random(2000) < 0.01, 45.0, 0.0))
+    spread = daily_spread(pd.Series([pd.Timestamp("2026-11-01")] * 2000), revenue)
+    assert spread.variance == pytest.approx(revenue.var(ddof=0) / 2000)
+    lo, hi = next_day_interval(2.0, 1.8, 2.2, spread, upper=float("inf"))
+    assert 0 <= lo < 1.8 and hi > 2.2
+    assert next_day_interval(2.0, 1.8, 2.2, spread)[1] == 1.0  # the default bound is a rate's

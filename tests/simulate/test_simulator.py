@@ -14,6 +14,7 @@ pytestmark = pytest.mark.unit
 SUMMARY_KEYS = {
     "cumulative_clicks",
     "cumulative_purchases",
+    "cumulative_revenue",
     "regret",
     "interests_discovered",
     "coverage",
@@ -73,6 +74,11 @@ def test_a_short_run_reports_every_metric(world):
         assert set(r.summary) == SUMMARY_KEYS
         s = r.summary
         assert s["cumulative_clicks"] >= s["cumulative_purchases"] >= 0
+        # every purchase is one unit at its catalogue price
+        bought = r.feedback[(r.feedback["purchased"] == 1) & r.feedback["logged_run_id"].notna()]
+        prices = world.env.prices.reindex(bought["item_id"]).to_numpy()
+        assert s["cumulative_revenue"] == pytest.approx(prices.sum(), abs=0.01)
+        assert (s["cumulative_revenue"] > 0) == (s["cumulative_purchases"] > 0)
         assert 0 <= s["interests_discovered"] <= 1 and 0 < s["coverage"] <= 1
         assert s["regret"] >= 0  # per day, no slate beats the oracle in expectation
         assert len(r.daily) == 3 and (r.daily["impressions"] == 40 * 10).all()

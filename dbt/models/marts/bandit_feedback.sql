@@ -3,8 +3,12 @@
     and, when the platform logged that slate, the tag, policy and propensity it was shown with.
 
     * impressions and clicks are joined by recommendation_id and position;
-    * a slot is purchased when the user bought the shown item within var bandit_attribution_hours
-      after clicking it, or a purchase event carries the slate's recommendation_id;
+    * purchases are attributed to shown slots, each purchase to one slot: the slot of the slate
+      whose recommendation_id the purchase carries (same item), else the latest impression of the
+      same item to the same user within var bandit_attribution_hours before the purchase (last
+      touch; a click is not required). A slot is purchased when a purchase is attributed to it;
+      its revenue is the sum of price x quantity (1 when missing) of those purchases, 0 when none
+      (a purchase without a price adds nothing);
     * the logged columns come from ml.logged_slates (written by the publish task) and only when
       the logged item equals the impression's item. That table is the platform's own log, not a
       landing source, so it is read when it exists: before the first publish (or for slates the
@@ -18,7 +22,7 @@
 {%- endif %}
 
 with events as (
-    select recommendation_id, slot_position, event_type, user_id, item_id, event_at
+    select event_id, recommendation_id, slot_position, event_type, user_id, item_id, event_at, price, quantity
     from {{ ref('stg_shop__events') }}
     where event_type in ('impression', 'click', 'purchase')
 ),
@@ -47,7 +51,13 @@ clicks as (
 ),
 
 purchases as (
-    select user_id, item_id, recommendation_id, event_at as bought_at
+    select
+        event_id as purchase_id,
+        user_id,
+        item_id,
+        recommendation_id,
+        event_at as bought_at,
+        price * coalesce(quantity, 1) as amount
     from events
     where event_type = 'purchase'
 ),
@@ -98,21 +108,38 @@ shown as (
         and c.slot_position = i.slot_position
 ),
 
-bought as (
-    select s.recommendation_id, s.slot_position
-    from shown as s
-    inner join purchases as p
-        on p.item_id = s.item_id
+touches as (
+    select
+        p.purchase_id,
+        p.amount,
+        s.recommendation_id,
+        s.slot_position,
+        row_number() over (
+            partition by p.purchase_id
+            order by
+                case when p.recommendation_id = s.recommendation_id then 0 else 1 end,
+                s.shown_at desc,
+                s.recommendation_id,
+                s.slot_position
+        ) as touch_rank
+    from purchases as p
+    inner join shown as s
+        on s.item_id = p.item_id
         and (
             p.recommendation_id = s.recommendation_id
             or (
                 p.user_id = s.user_id
-                and s.clicked_at is not null
-                and p.bought_at >= s.clicked_at
-                and p.bought_at <= s.clicked_at + interval '{{ var("bandit_attribution_hours", 72) }} hours'
+                and p.bought_at >= s.shown_at
+                and p.bought_at <= s.shown_at + interval '{{ var("bandit_attribution_hours", 72) }} hours'
             )
         )
-    group by s.recommendation_id, s.slot_position
+),
+
+bought as (
+    select recommendation_id, slot_position, sum(amount) as revenue
+    from touches
+    where touch_rank = 1
+    group by recommendation_id, slot_position
 )
 
 select
@@ -124,7 +151,7 @@ select
     cast(s.shown_at as timestamp) as shown_at,
     cast(case when s.clicked_at is not null then 1 else 0 end as integer) as clicked,
     cast(case when b.recommendation_id is not null then 1 else 0 end as integer) as purchased,
-    cast(case when s.clicked_at is not null then 1.0 else 0.0 end as double precision) as reward,
+    cast(coalesce(b.revenue, 0.0) as double precision) as revenue,
     cast(l.tag as varchar) as tag,
     cast(l.policy as varchar) as policy,
     cast(l.policy_version as varchar) as policy_version,

@@ -297,8 +297,9 @@
       var sel = h("select", { class: "metric-select", "aria-label": "estimator" }, estimators.map(function (e) { return h("option", { value: e, text: e }); }));
       if (estimators.length) oc.wrap.querySelector("figcaption").appendChild(sel);
       var drawOpe = function () {
+        var reward = est.current.length && est.current[0].reward ? est.current[0].reward : "click";
         IFCharts.bars(oc.box, {
-          yLabel: "estimated reward", colorBy: "index", empty: "no current estimates",
+          yLabel: "estimated " + reward + " per slot", colorBy: "index", empty: "no current estimates",
           bars: est.current.filter(function (r) { return r.estimator === sel.value; }).map(function (r) {
             return { label: r.policy + (r.is_serving ? " ★" : ""), value: r.estimate, lo: r.ci_low, hi: r.ci_high, highlight: r.is_serving,
               title: r.policy + " (" + r.estimator + "): " + fmt.num(r.estimate) + " [" + fmt.num(r.ci_low) + ", " + fmt.num(r.ci_high) + "], n = " + fmt.num(r.n, 0) };
