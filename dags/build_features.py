@@ -4,8 +4,9 @@ Builds the dbt feature layer (`dbt/`: sources -> staging -> intermediate -> mart
 astronomer-cosmos, so every model with its unit and data tests is a visible task, with the
 data-quality gates between the layers:
 
-`dbt_staging` (seeds, staging models) -> `gate_staged_events` -> `dbt_features` (intermediate
-models, marts) -> `gate_marts` -> behaviour patterns (`segment_users`, `mine_category_rules`,
+`dbt_staging` (seeds, staging models) -> `gate_staged_events` -> `score_reviews` (the sentiment
+of new reviews, `ml.review_sentiment`, which the item marts aggregate) -> `dbt_features`
+(intermediate models, marts) -> `gate_marts` -> behaviour patterns (`segment_users`, `mine_category_rules`,
 `fit_category_transitions`) -> `features_ready`, which emits `feature_marts` (schedules
 `retrain_models`).
 
@@ -45,6 +46,12 @@ def build_features():
         return gate_staged_events(run_id=run_id)
 
     @task(pool=WAREHOUSE_POOL)
+    def score_reviews(run_id=None) -> dict:
+        from ml.tasks.features import score_reviews
+
+        return score_reviews(run_id=run_id)
+
+    @task(pool=WAREHOUSE_POOL)
     def gate_marts(run_id=None) -> dict:
         from ml.tasks.features import gate_marts
 
@@ -75,7 +82,7 @@ def build_features():
         return check_marts()
 
     patterns = [segment_users(), mine_category_rules(), fit_category_transitions()]
-    staging >> gate_staged_events() >> features >> gate_marts() >> patterns >> features_ready()
+    staging >> gate_staged_events() >> score_reviews() >> features >> gate_marts() >> patterns >> features_ready()
 
 
 build_features()

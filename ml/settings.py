@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     shop_start: str = Field("2020-01-01T00:00:00Z", description="events before this are quarantined")
     # ---- serving
     serving_max_age_hours: float = Field(36.0, gt=0, description="watch_serving alerts when the served table is older")
+    review_model: Literal["tfidf_logreg", "minilm"] = Field(
+        "tfidf_logreg", description="the review sentiment model score_reviews fits (python -m ml bench reviews)"
+    )
     warehouse_pool_slots: int = Field(4, ge=1, description="the warehouse pool's slots; default shards on PostgreSQL")
     # ---- the Interestflow page
     ui_refresh_seconds: float = Field(

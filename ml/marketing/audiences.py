@@ -3,12 +3,15 @@
 An audience spec (a YAML file in ``ml/marketing/audiences/`` or a dict from DAG Params) says
 which interest tags qualify a user and with what minimum weight, whether candidate tags count,
 how recent the evidence must be, which segments and spend band, and whom to exclude (recent
-purchasers, users who opted out of marketing — always excluded, whatever the spec says, and so
+purchasers, users whose latest review reads negative — ``exclude_negative_reviewers``, from the
+review model's ``ml.review_sentiment`` —, users who opted out of marketing — always excluded, whatever the spec says, and so
 are profiles without a user record, whose consent is unknown).
 
 Frames (column names below are the warehouse contract):
 - profiles: user_id, tag, weight, evidence_count, last_seen, status ('known'|'candidate')
-- users: user_id, marketing_opt_out (bool), segment (int, optional), monetary (float, optional)
+- users: user_id, marketing_opt_out (bool), segment (int, optional), monetary (float, optional),
+  latest_review (the label of the user's latest scored review: negative, neutral, positive;
+  optional, null without one)
 - purchases: user_id, event_at (recent purchase events)
 """
 
@@ -48,6 +51,7 @@ class AudienceSpec:
     spend_band: tuple[float | None, float | None] = (None, None)
     exclude_purchased_within_days: float | None = None
     exclude_users: list[str] = field(default_factory=list)
+    exclude_negative_reviewers: bool = False
     lookalike: Lookalike = field(default_factory=Lookalike)
 
     def __post_init__(self) -> None:
@@ -146,6 +150,15 @@ def build_audience(
         drop(members["user_id"].isin(recent), "recent_purchaser")
     if spec.exclude_users:
         drop(members["user_id"].isin(spec.exclude_users), "excluded_list")
+    negative: set[str] = set()
+    if spec.exclude_negative_reviewers:
+        if "latest_review" not in u:
+            raise ValueError(
+                f"audience {spec.name!r} excludes negative reviewers, but no review has been scored "
+                "(ml.review_sentiment: build_features' score_reviews task)"
+            )
+        negative = set(u.index[u["latest_review"].eq("negative").fillna(False).astype(bool)])
+        drop(members["user_id"].isin(negative), "negative_latest_review")
     members = members.assign(
         matched_tags=members["matched"].map(lambda t: ",".join(t)),
         reason=members["matched"].map(lambda t: "interested in " + ", ".join(t)),
@@ -155,7 +168,7 @@ def build_audience(
     threshold, added = None, 0
     if spec.lookalike.max_size > 0 and len(members):
         unknown = set(profiles["user_id"]) - set(u.index)  # no consent record: never a lookalike either
-        blocked = set(members["user_id"]) | opted | set(spec.exclude_users) | unknown
+        blocked = set(members["user_id"]) | opted | set(spec.exclude_users) | unknown | negative
         look = lookalikes(profiles, members["user_id"], spec.lookalike, blocked)
         threshold = spec.lookalike.min_similarity
         added = len(look)

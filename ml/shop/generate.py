@@ -22,6 +22,7 @@ import pandas as pd
 
 from ml.progress import Progress
 from ml.shop import taxonomy as tx
+from ml.shop.reviews import quality_shift, review_texts
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,6 @@ USE_CASES = [
     "for the gym",
     "for the holidays",
 ]
-REVIEW_GOOD = ["Love it", "Great quality", "Exactly as described", "Would buy again", "Perfect fit"]
-REVIEW_BAD = ["Not as pictured", "Poor quality", "Returned it", "Disappointing", "Broke quickly"]
 
 # ---- item wording ------------------------------------------------------------------------
 # Shops describe the same product in many ways. Each pool lists the common wording first;
@@ -323,6 +322,10 @@ def _items(rng: np.random.Generator, n: int, start: datetime, end: datetime) -> 
     # wording draws from its own stream so that prices, dates, users and events stay the same
     seq = cast(np.random.SeedSequence, rng.bit_generator.seed_seq)
     text_rng = np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 0x7E47)))
+    # so does the items' hidden quality (what their reviews' ratings follow)
+    quality = np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 0x9A11))).beta(
+        4, 2, n
+    )
     for i in range(n):
         lf = leaves[leaf_idx[i]]
         style = styles[style_idx[i]]
@@ -354,6 +357,7 @@ def _items(rng: np.random.Generator, n: int, start: datetime, end: datetime) -> 
                 "_tier": int(tier_idx[i]),
                 "_pop": float(rng.lognormal(0.0, 1.0)),
                 "_new": i >= new_cut,
+                "_quality": float(quality[i]),
             }
         )
     return pd.DataFrame(rows)
@@ -430,7 +434,8 @@ def _visible_weights(intr: dict[str, np.ndarray], users: np.ndarray, t: np.ndarr
 
 def generate(size: str = "tiny", seed: int = 7, end: datetime = DEFAULT_END) -> dict[str, pd.DataFrame]:
     """Generate a shop. Returns landing tables ``items``, ``events``, ``users`` and the
-    ground-truth tables ``truth_user_interests`` and ``truth_item_tags``."""
+    ground-truth tables ``truth_user_interests``, ``truth_item_tags`` and ``truth_item_quality``
+    (each item's hidden quality in [0, 1], what review ratings follow)."""
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose one of {sorted(SIZES)}")
     cfg = SIZES[size]
@@ -487,6 +492,7 @@ def _generate(cfg: ShopSize, seed: int, end: datetime, progress: Progress) -> di
         "users": users,
         "truth_user_interests": truth,
         "truth_item_tags": item_tags,
+        "truth_item_quality": items[["item_id", "_quality"]].rename(columns={"_quality": "quality"}),
     }
 
 
@@ -556,7 +562,7 @@ def _funnel_blocks(
     s_leaf: np.ndarray,
 ) -> list[pd.DataFrame]:
     """Views of the session's leaf, then carts, purchases and reviews (text following the
-    rating, the rating the style match)."""
+    rating, the rating the style match and the item's hidden quality: ``ml.shop.reviews``)."""
     n_s = len(s_user)
     item_style = items["_style"].to_numpy()
     parts: list[pd.DataFrame] = []
@@ -576,10 +582,15 @@ def _funnel_blocks(
     reviewed = rng.random(len(p_sess)) < 0.25
     r_sess, r_item = p_sess[reviewed], p_item[reviewed]
     match = item_style[r_item] == intr["style"][s_user[r_sess]]
-    rating = np.clip(np.where(match, 5, 3) + rng.integers(-1, 1, len(r_sess)), 1, 5)
-    good = np.array(REVIEW_GOOD)[rng.integers(0, len(REVIEW_GOOD), len(r_sess))]
-    bad = np.array(REVIEW_BAD)[rng.integers(0, len(REVIEW_BAD), len(r_sess))]
-    text = np.where(rating >= 4, good, bad)
+    shift = quality_shift(items["_quality"].to_numpy()[r_item])
+    rating = np.clip(np.where(match, 5, 3) + rng.integers(-1, 1, len(r_sess)) + shift, 1, 5)
+    # two draws the earlier fixed phrases used; kept so every later draw is unchanged
+    rng.integers(0, 5, len(r_sess))
+    rng.integers(0, 5, len(r_sess))
+    seq = cast(np.random.SeedSequence, rng.bit_generator.seed_seq)
+    text = review_texts(
+        np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 0x7E48))), rating
+    )
     parts.append(
         _block(r_sess, p_order[reviewed] + 1000, event_type="review", _item=r_item, rating=rating, review_text=text)
     )
@@ -742,6 +753,7 @@ def write_shop(
             progress.update(1, name)
     tables["truth_user_interests"].to_parquet(truth_dir / "user_interests.parquet", index=False)
     tables["truth_item_tags"].to_parquet(truth_dir / "item_tags.parquet", index=False)
+    tables["truth_item_quality"].to_parquet(truth_dir / "item_quality.parquet", index=False)
     manifest = {
         "size": size,
         "seed": seed,

@@ -17,6 +17,7 @@ travel through ingest and dbt into ``marts.bandit_feedback``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +25,10 @@ import numpy as np
 import pandas as pd
 
 from ml.explore import columns as C
-from ml.shop.generate import REVIEW_BAD, REVIEW_GOOD
+from ml.shop.reviews import quality_shift, review_texts
 from ml.simulate.environment import ShopEnvironment
+
+log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = (
     "event_id",
@@ -75,6 +78,16 @@ def respond_to_slates(
     start = _naive(when)
     ev = env.respond(slates, day, start - pd.Timedelta(days=day), rng)
     return _slate_events(ev)
+
+
+def _item_quality(truth_dir: Path, item_ids: pd.Series) -> pd.Series:
+    """Each item's hidden quality (``_ground_truth/item_quality.parquet``); a shop written before
+    items had one reads as 0.5 everywhere (no item moves its ratings)."""
+    path = truth_dir / "item_quality.parquet"
+    if not path.exists():
+        log.warning("%s is missing (a shop generated before item quality): every item counts as 0.5", path)
+        return pd.Series(0.5, index=item_ids.to_numpy())
+    return pd.read_parquet(path).set_index("item_id")["quality"]
 
 
 def _check_share(visit_share: float) -> None:
@@ -178,6 +191,7 @@ class ShopDays:
         users = pd.read_parquet(self.shop_dir / "users.parquet", columns=["user_id"])["user_id"]
         items = pd.read_parquet(self.shop_dir / "items.parquet", columns=["item_id", "price", "created_at"])
         self.prices = items.set_index("item_id")["price"]
+        self.quality = _item_quality(truth_dir, items["item_id"])
         self.env = ShopEnvironment(truth, item_tags, sorted(users.astype(str)), days=days, k=k, prices=self.prices)
         self._released = items.set_index("item_id")["created_at"]
         self.users = np.asarray(self.env.users, dtype=object)
@@ -322,18 +336,20 @@ class ShopDays:
     def _reviews(
         self, users: pd.Series, items: pd.Series, bought_at: pd.Series, rng: np.random.Generator, prefix: str
     ) -> pd.DataFrame:
-        """A quarter of purchases get a review: 4-5 stars when the item has the user's style."""
+        """A quarter of purchases get a review, rated and worded as the shop generator does
+        (``ml.shop.reviews``: 4-5 stars when the item has the user's style, moved by the item's
+        hidden quality; the wording from its own stream, ``prefix`` keyed)."""
         pick = rng.random(len(users)) < 0.25
         users, items, at = users[pick], items[pick], pd.to_datetime(bought_at[pick])
         u = users.map(self.env.user_index).to_numpy(np.int64)
         i = items.map(self.env.item_index).to_numpy(np.int64)
         match = self.env._style[u, i] > 1.0
-        rating = np.clip(np.where(match, 5, 3) + rng.integers(-1, 1, len(u)), 1, 5)
-        text = np.where(
-            rating >= 4,
-            np.array(REVIEW_GOOD)[rng.integers(0, len(REVIEW_GOOD), len(u))],
-            np.array(REVIEW_BAD)[rng.integers(0, len(REVIEW_BAD), len(u))],
-        )
+        shift = quality_shift(items.map(self.quality).to_numpy(np.float64))
+        rating = np.clip(np.where(match, 5, 3) + rng.integers(-1, 1, len(u)) + shift, 1, 5)
+        rng.integers(0, 5, len(u))  # two draws the earlier fixed phrases used; kept so every
+        rng.integers(0, 5, len(u))  # later draw is unchanged
+        key = [int(b) for b in f"{self.seed}|{prefix}".encode()]
+        text = review_texts(np.random.default_rng(key), rating)
         times = at + pd.Timedelta(hours=1)
         return pd.DataFrame(
             {

@@ -46,6 +46,13 @@ def gate_staged_events(run_id: str = "manual", warehouse: str | None = None) -> 
     return _gate(check_staged_events, run_id, warehouse)
 
 
+def score_reviews(run_id: str = "manual", warehouse: str | None = None) -> dict[str, Any]:
+    """Review sentiment of the staged reviews not scored yet -> ``ml.review_sentiment``."""
+    from ml.reviews.score import score_reviews as score
+
+    return score(run_id=run_id, warehouse=warehouse)
+
+
 def gate_marts(run_id: str = "manual", warehouse: str | None = None) -> dict[str, Any]:
     """The ``marts`` gate: nulls, ranges, volume and drift of the feature marts."""
     from ml.quality.gates import check_marts

@@ -22,6 +22,14 @@ def _read_optional(wh: Warehouse, con: Any, schema: str, table: str, sql: str) -
     return wh.query(sql, None, con) if wh.table_exists(con, schema, table) else None
 
 
+# each user's latest scored review's label (ml.reviews.score), what exclude_negative_reviewers reads
+LATEST_REVIEW_SQL = """
+    select user_id, label as latest_review from (
+        select user_id, label, row_number() over (partition by user_id order by reviewed_at desc, event_id desc) as n
+        from ml.review_sentiment
+    ) as r where n = 1"""
+
+
 def load_audience_inputs(wh: Warehouse) -> dict[str, Any]:
     """Profiles (ML profiles when published, else the dbt mart), users with consent and spend
     (``marts.user_features``; a mart without the consent column is an error, never "nobody
@@ -54,6 +62,7 @@ def load_audience_inputs(wh: Warehouse) -> dict[str, Any]:
             )
         users = wh.query(f"select user_id, {C.MARKETING_OPT_OUT}, monetary from marts.user_features", None, con)
         seg = _read_optional(wh, con, "ml", "user_segments", "select user_id, segment from ml.user_segments")
+        latest = _read_optional(wh, con, "ml", "review_sentiment", LATEST_REVIEW_SQL)
         purchases = wh.query(
             "select user_id, event_at from marts.interaction_events where event_type = 'purchase'", None, con
         )
@@ -62,6 +71,8 @@ def load_audience_inputs(wh: Warehouse) -> dict[str, Any]:
         )
     if seg is not None:
         users = users.merge(seg, on="user_id", how="left")
+    if latest is not None:
+        users = users.merge(latest, on="user_id", how="left")
     return {"profiles": profiles, "users": users, "purchases": purchases, "as_of": as_of}
 
 

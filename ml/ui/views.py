@@ -45,6 +45,7 @@ PROFILES = "ml.user_interest_profiles"
 INTERACTION_EVENTS = "marts.interaction_events"
 ITEM_FEATURES = "marts.item_features"
 STAGING_EVENTS = "staging.stg_shop__events"
+REVIEW_SENTIMENT = "ml.review_sentiment"
 CONTRACT_TABLES = (
     MODEL_VERSIONS,
     CHAMPIONS,
@@ -678,7 +679,28 @@ def user(rs: ReadSession, user_id: str, k: int = 10, recent: int = 20) -> dict[s
         "profile": _profile(rs, user_id),
         "behaviour": _behaviour(rs, user_id, recent),
         "recommendations": _recommendations(rs, user_id, k),
+        "reviews": _reviews(rs, user_id, recent),
     }
+
+
+def _reviews(rs: ReadSession, user_id: str, recent: int) -> dict[str, Any]:
+    """The user's latest reviews with the review model's reading (``ml.review_sentiment``)."""
+    if not rs.has(REVIEW_SENTIMENT, USER_ID, "item_id", "reviewed_at", "label", "sentiment"):
+        return unavailable(REVIEW_SENTIMENT, "review sentiment")
+    cols = _selected(rs, REVIEW_SENTIMENT, ("reviewed_at", "item_id", "rating", "label", "sentiment"), "r.")
+    joins, extra = [], []
+    if rs.has(ITEM_FEATURES, ITEM_ID, "title"):
+        joins.append(f"left join {ITEM_FEATURES} as i on i.item_id = r.item_id")
+        extra.append("i.title")
+    if rs.has(STAGING_EVENTS, "event_id", "review_text"):
+        joins.append(f"left join {STAGING_EVENTS} as e on e.event_id = r.event_id")
+        extra.append("e.review_text")
+    df = rs.query(
+        f"select {', '.join(cols + extra)} from {REVIEW_SENTIMENT} as r {' '.join(joins)} "
+        f"where r.{USER_ID} = ? order by r.reviewed_at desc limit ?",
+        [user_id, recent],
+    )
+    return {"available": True, "items": records(df)}
 
 
 def _profile(rs: ReadSession, user_id: str) -> dict[str, Any]:

@@ -67,3 +67,22 @@ def test_demo_summary_reports_gates_models_and_the_published_table(pipeline_runs
     text = render(summary)
     assert "Data-quality gates" in text and all(name in text for name in gates)
     assert summary["published"]["table"] in text
+
+
+def test_build_features_reads_every_review_and_the_item_mart_carries_its_sentiment(pipeline_runs):
+    import numpy as np
+
+    from ml.warehouse import Warehouse
+
+    wh = Warehouse.from_env()
+    staged = wh.query("select event_id from staging.stg_shop__events where event_type = 'review'")
+    scored = wh.query("select item_id, sentiment, label from ml.review_sentiment")
+    assert len(scored) == len(staged) > 0
+    items = wh.query("select item_id, n_reviews, n_reviews_scored, review_sentiment from marts.item_features")
+    want = scored.groupby("item_id")["sentiment"].mean()
+    got = items.set_index("item_id")
+    reviewed = got[got["n_reviews_scored"] > 0]
+    assert len(reviewed) == scored["item_id"].nunique()
+    assert np.allclose(reviewed["review_sentiment"], want.reindex(reviewed.index))
+    assert got.loc[got["n_reviews_scored"] == 0, "review_sentiment"].isna().all()
+    assert (got["n_reviews_scored"] == got["n_reviews"]).all()  # every review of the tiny shop has text

@@ -48,6 +48,17 @@ def spec(**kw):
     return AudienceSpec.from_dict({**base, **kw})
 
 
+def test_users_whose_latest_review_reads_negative_can_be_left_out():
+    users = _users().assign(latest_review=[None, None, None, None, None, None, "negative", None, "positive", None])
+    res = build_audience(spec(exclude_negative_reviewers=True), _profiles(), users, PURCHASES, NOW)
+    assert set(res.members["user_id"]) == {"u1", "u9"}
+    assert res.excluded["negative_latest_review"] == 1
+    # off by default; and a spec that asks for it without any scored review says why
+    assert "u7" in set(build_audience(spec(), _profiles(), users, PURCHASES, NOW).members["user_id"])
+    with pytest.raises(ValueError, match="no review has been scored"):
+        build_audience(spec(exclude_negative_reviewers=True), _profiles(), _users(), PURCHASES, NOW)
+
+
 def test_rules_and_exclusions():
     res = build_audience(spec(), _profiles(), _users(), PURCHASES, NOW)
     assert set(res.members["user_id"]) == {"u1", "u7", "u9"}

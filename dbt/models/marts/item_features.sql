@@ -1,6 +1,6 @@
 {{ config(contract={'enforced': true}) }}
-{#- Catalogue attributes with behaviour counts, decayed popularity, rates and the catalogue-derived
-    tags; read by the recommenders, explanations and the explorer. -#}
+{#- Catalogue attributes with behaviour counts, decayed popularity, rates, review sentiment and the
+    catalogue-derived tags; read by the recommenders, explanations and the explorer. -#}
 
 with counts as (
     select
@@ -58,6 +58,9 @@ select
     cast(coalesce(p.n_impressions, 0) as bigint) as n_impressions,
     cast(coalesce(p.popularity_decayed, 0.0) as double precision) as popularity_decayed,
     cast(p.avg_rating as double precision) as avg_rating,
+    cast(coalesce(r.n_reviews_scored, 0) as bigint) as n_reviews_scored,
+    cast(r.review_sentiment as double precision) as review_sentiment,
+    cast(r.negative_review_share as double precision) as negative_review_share,
     cast(p.click_through_rate as double precision) as click_through_rate,
     cast(p.conversion_rate as double precision) as conversion_rate,
     p.last_event_at,
@@ -71,3 +74,4 @@ cross join horizon as h
 left join counts as c on c.item_id = i.item_id
 left join {{ ref('int_items_popularity_decayed') }} as p on p.item_id = i.item_id
 left join tags as t on t.item_id = i.item_id
+left join {{ ref('int_items_review_sentiment') }} as r on r.item_id = i.item_id

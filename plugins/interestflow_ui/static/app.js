@@ -394,6 +394,18 @@
         { label: "category", key: "category_path" },
       ], beh.recent, { id: "recent" }) : note("No events."));
     }
+    var rev = data.reviews;
+    if (rev && rev.available && rev.items.length) {
+      b.appendChild(h("h4", { text: "Reviews as the review model reads them" }));
+      b.appendChild(table([
+        { label: "when", render: function (r) { return fmt.time(r.reviewed_at); } },
+        { label: "item", render: function (r) { return h("span", {}, [r.title ? r.title + " " : "", h("code", { text: r.item_id })]); } },
+        { label: "stars", key: "rating", num: true },
+        { label: "read as", render: function (r) { return h("span", { class: "badge" + (r.label === "negative" ? " warn" : ""), text: r.label }); } },
+        { label: "sentiment", render: function (r) { return fmt.num(r.sentiment, 2); }, num: true },
+        { label: "text", key: "review_text" },
+      ], rev.items, { id: "reviews" }));
+    }
   }
 
   function lookup(userId) {
