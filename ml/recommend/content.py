@@ -4,8 +4,14 @@ Items are TF-IDF weighted feature vectors F (n_items, n_features): tags from the
 present (``ml.item_tags``), otherwise the category levels from ``marts.item_features``. A user's
 profile is the L2-normalised weighted sum of the vectors of the items in their history; an item
 scores the cosine between the profile and its vector, blended with a little popularity so that
-ties inside a category are broken by demand. The explanation is the feature (tag/category) that
-contributes most to that cosine.
+ties inside a category are broken by demand, and, with ``sentiment_weight``, with what the item's
+reviews say (the fit context's ``item_sentiment``: mean review sentiment in [-1, 1] from
+``ml.review_sentiment``, 0 for an item without reviews). The explanation is the feature
+(tag/category) that contributes most to that cosine.
+
+``sentiment_weight`` is 0 by default: on the synthetic shops, shoppers' choices do not depend on
+an item's quality (only its ratings and reviews do), so the term cannot earn its place there; a
+shop whose buyers avoid badly reviewed items sets it through ``retrain_models``' candidates.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ def _l2_rows(M: sp.csr_matrix) -> sp.csr_matrix:
 class ContentBased(Recommender):
     name = "content"
 
-    def __init__(self, popularity_weight: float = 0.1, idf: bool = True):
+    def __init__(self, popularity_weight: float = 0.1, idf: bool = True, sentiment_weight: float = 0.0):
         self.popularity_weight = popularity_weight
         self.idf = idf
+        self.sentiment_weight = sentiment_weight
 
     def fit(self, X: sp.csr_matrix, **context: Any) -> ContentBased:
         F = context.get("item_features")
@@ -44,6 +51,13 @@ class ContentBased(Recommender):
         self.feature_names_ = (
             np.asarray(names, dtype=object) if names is not None else np.array([f"f{i}" for i in range(F.shape[1])])
         )
+        sentiment = context.get("item_sentiment")
+        self.sentiment_ = np.zeros(X.shape[1], dtype=np.float32)
+        if sentiment is not None:
+            sentiment = np.asarray(sentiment, dtype=np.float32)
+            if sentiment.shape != (X.shape[1],):
+                raise ValueError(f"content: item_sentiment has shape {sentiment.shape}, expected ({X.shape[1]},)")
+            self.sentiment_ = np.clip(np.nan_to_num(sentiment), -1.0, 1.0)
         self._fit_fallback(X)
         return self
 
@@ -52,7 +66,7 @@ class ContentBased(Recommender):
 
     def _score(self, X: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
         cos = (self._profiles(X, rows) @ self.features_.T).toarray()
-        return cos + self.popularity_weight * self.fallback_[None, :]
+        return cos + self.popularity_weight * self.fallback_[None, :] + self.sentiment_weight * self.sentiment_[None, :]
 
     def explain(self, X: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> list[list[dict[str, Any]]]:
         """The tag/category with the largest share of the profile-item cosine."""

@@ -55,7 +55,8 @@ def fit_context(wh: Warehouse, events: pd.DataFrame, data: Any) -> dict[str, Any
     events (row, col, ts); item features from marts.item_features categories/brand plus
     ml.item_tags when present; item categories (leaf); user profile features (country) from
     marts.user_features or raw.users; category transitions from ml.category_transitions when
-    present."""
+    present; each item's mean review sentiment (ml.review_sentiment) over the reviews written up to
+    the last training event, so the holdout's reviews never leak into the fit."""
     from ml.recommend.features import events_context, item_category_codes, item_feature_matrix, user_feature_matrix
 
     ctx: dict[str, Any] = {"events": events_context(events, data.user_index, data.item_index, "event_at")}
@@ -77,6 +78,16 @@ def fit_context(wh: Warehouse, events: pd.DataFrame, data: Any) -> dict[str, Any
             if {"user_id", "country"} <= set(wh.table_columns(con, schema, table)):
                 users = wh.query(f"select user_id, country from {schema}.{table}", None, con)
                 break
+        reviews = None
+        if {"item_id", "sentiment", "reviewed_at"} <= set(wh.table_columns(con, "ml", "review_sentiment")) and len(
+            events
+        ):
+            reviews = wh.query(
+                "select item_id, avg(sentiment) as sentiment from ml.review_sentiment where reviewed_at <= ? "
+                "group by item_id",
+                [pd.Timestamp(events["event_at"].max()).to_pydatetime()],
+                con,
+            )
         trans = None
         if {"from_category", "to_category", "probability"} <= set(wh.table_columns(con, "ml", "category_transitions")):
             trans = wh.query("select from_category, to_category, probability from ml.category_transitions", None, con)
@@ -90,6 +101,10 @@ def fit_context(wh: Warehouse, events: pd.DataFrame, data: Any) -> dict[str, Any
             ctx["item_categories"] = codes
             if trans is not None and len(trans):
                 ctx["category_transitions"] = _transitions_matrix(trans, items, data.item_ids, leaf, codes)
+    if reviews is not None and len(reviews):
+        ctx["item_sentiment"] = (
+            reviews.set_index("item_id")["sentiment"].reindex(data.item_ids).fillna(0.0).to_numpy(np.float32)
+        )
     if users is not None and len(users):
         numeric = [
             c

@@ -86,3 +86,23 @@ def test_build_features_reads_every_review_and_the_item_mart_carries_its_sentime
     assert np.allclose(reviewed["review_sentiment"], want.reindex(reviewed.index))
     assert got.loc[got["n_reviews_scored"] == 0, "review_sentiment"].isna().all()
     assert (got["n_reviews_scored"] == got["n_reviews"]).all()  # every review of the tiny shop has text
+
+
+def test_the_fit_context_reads_review_sentiment_only_up_to_the_training_cut(pipeline_runs):
+    import numpy as np
+
+    from ml.evaluate import temporal_split
+    from ml.recommend import InteractionData
+    from ml.tasks.training import decayed, fit_context, load_interaction_events
+    from ml.warehouse import Warehouse
+
+    wh = Warehouse.from_env()
+    events = load_interaction_events(wh)
+    train, _, cutoff = temporal_split(events, 7.0)
+    data = InteractionData.from_frame(decayed(train, cutoff, 14.0))
+    got = fit_context(wh, train, data)["item_sentiment"]
+    reviews = wh.query("select item_id, reviewed_at, sentiment from ml.review_sentiment")
+    before = reviews[reviews["reviewed_at"] <= train["event_at"].max()]
+    want = before.groupby("item_id")["sentiment"].mean().reindex(data.item_ids).fillna(0.0).to_numpy()
+    assert got.shape == (len(data.item_ids),) and np.allclose(got, want, atol=1e-6)
+    assert len(before) < len(reviews)  # the holdout week's reviews are left out

@@ -209,6 +209,24 @@ def test_content_explains_by_the_shared_tag():
         make_model("content").fit(M)
 
 
+def test_content_can_lift_well_reviewed_items_within_the_users_tags():
+    M, events, cats = planted()
+    ctx = _context(events, cats, M.shape[0])
+    plain = make_model("content", popularity_weight=0.0).fit(M, **ctx)
+    sentiment = np.zeros(M.shape[1], dtype=np.float32)
+    sentiment[5], sentiment[6] = 1.0, -1.0  # two items of community A, one praised, one panned
+    lifted = make_model("content", popularity_weight=0.0, sentiment_weight=0.2).fit(M, item_sentiment=sentiment, **ctx)
+    rows = np.arange(30)
+    diff = lifted.scores(M, rows) - plain.scores(M, rows)
+    assert np.allclose(diff[:, 5], 0.2) and np.allclose(diff[:, 6], -0.2)
+    assert np.allclose(np.delete(diff, [5, 6], axis=1), 0.0)
+    # the default weight leaves scores alone even when the context has sentiment
+    same = make_model("content", popularity_weight=0.0).fit(M, item_sentiment=sentiment, **ctx)
+    assert np.allclose(same.scores(M, rows), plain.scores(M, rows))
+    with pytest.raises(ValueError, match="item_sentiment has shape"):
+        make_model("content").fit(M, item_sentiment=sentiment[:3], **ctx)
+
+
 def test_user_knn_ignores_the_user_itself():
     m = make_model("user_knn", neighbours=1, shrinkage=0.0, idf=False).fit(X)
     idx, _ = m.recommend(X, np.array([0]), k=1)
