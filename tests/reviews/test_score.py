@@ -40,12 +40,34 @@ def test_the_baseline_reads_the_tone_the_generator_wrote():
     assert (proba.argmax(axis=1) == rating_labels(test_ratings)).mean() > 0.5
 
 
-@pytest.mark.dbt
-def test_score_reviews_scores_each_review_once_rated_or_not(tmp_path):
-    from ml.reviews.score import REVIEW_SENTIMENT, score_reviews
+def _staged(wh, events: pd.DataFrame) -> None:
+    """``events`` as staging.stg_shop__events, on either engine."""
+    with wh.connect() as con:
+        wh.execute(con, "create schema if not exists staging")
+        wh.execute(
+            con,
+            "create table staging.stg_shop__events (event_id varchar, user_id varchar, item_id varchar, "
+            "event_type varchar, event_at timestamp, rating integer, review_text varchar)",
+        )
+        wh.append_df(con, "staging.stg_shop__events", events)
+        con.commit()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def any_warehouse(request, tmp_path):
     from ml.warehouse import Warehouse
 
-    wh = Warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    if request.param == "duckdb":
+        return Warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    return request.getfixturevalue("pg_warehouse")
+
+
+@pytest.mark.dbt
+@pytest.mark.integration
+def test_score_reviews_scores_each_review_once_rated_or_not(any_warehouse):
+    from ml.reviews.score import REVIEW_SENTIMENT, score_reviews
+
+    wh = any_warehouse
     texts, ratings = _reviews(300, 2)
     events = pd.DataFrame(
         {
@@ -59,11 +81,7 @@ def test_score_reviews_scores_each_review_once_rated_or_not(tmp_path):
         }
     )
     events.loc[7, "rating"] = pd.NA  # a text without stars still gets read
-    with wh.connect() as con:
-        wh.execute(con, "create schema if not exists staging")
-        con.register("_ev", events)
-        con.execute("create table staging.stg_shop__events as select * from _ev")
-        con.unregister("_ev")
+    _staged(wh, events)
     first = score_reviews(run_id="r1", model="tfidf_logreg", warehouse=wh.url)
     assert first["scored"] == 300 and first["fitted_on"] == 299
     rows = wh.query(f"select * from {REVIEW_SENTIMENT} order by event_id")
@@ -80,6 +98,7 @@ def test_score_reviews_scores_each_review_once_rated_or_not(tmp_path):
             "insert into staging.stg_shop__events values ('late', 'u1', 'i1', 'review', "
             "timestamp '2026-12-20 00:00:00', 1, 'Poor quality. Not worth the money.')",
         )
+        con.commit()
     late = score_reviews(run_id="r2", model="tfidf_logreg", warehouse=wh.url)
     assert late["scored"] == 1
     assert wh.query(f"select label from {REVIEW_SENTIMENT} where event_id = 'late'")["label"].tolist() == ["negative"]
