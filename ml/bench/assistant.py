@@ -1,0 +1,217 @@
+"""``python -m ml bench assistant --size default --out DIR``: the shopping assistant's retrieval
+on the shop's own searches.
+
+The generated shop's searches carry the shopper's intent (the session's category, often with a
+style word). The searches of the newest ``--test-share`` of the time span are the questions, the
+share before them the validation questions; a question's relevant items are those its session
+then viewed, carted or bought. Each question is read by ``ml.assistant.query`` (its hard
+constraints filter the catalogue) and ranked by (a) BM25 over the item text, (b) MiniLM
+retrieval, (c) MiniLM + personalisation with the user's history before the split
+(``ml.assistant.retrieval``; its weight chosen on the validation questions, never on the test).
+Reported: recall@10 and nDCG@10 per method, the relative nDCG@10 gain of (c) over (a) (target:
+>= 20 %), and the latency of answering one question with (c), parse to ranked items, p50 and p95
+(target: p95 <= 150 ms on 2 cores). ``DIR/assistant.json`` and ``DIR/assistant.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.bench import SHOP_SIZES, positive_int
+from ml.bench.measure import measure, table, write_json
+
+NAME = "assistant"
+HELP = "shopping assistant retrieval: BM25 vs MiniLM vs MiniLM + personalisation (nDCG@10, latency)"
+METHODS = ("bm25", "minilm", "minilm_personal")
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
+ANSWER_EVENTS = ("view", "add_to_cart", "purchase")
+HISTORY_EVENTS = ("view", "click", "add_to_cart", "purchase", "review")
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", choices=SHOP_SIZES, default="default", help="shop size")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--test-share", type=float, default=0.2, help="newest share of the time span: test questions")
+    p.add_argument("--max-questions", type=positive_int, default=2000, help="test questions sampled at most")
+    p.add_argument("--k", type=positive_int, default=10)
+    p.add_argument("--out", type=Path, required=True)
+
+
+def questions(events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Searches in [start, end) with the items their session then viewed, carted or bought."""
+    ev = events.assign(at=pd.to_datetime(events["event_time"], utc=True))
+    search = ev[(ev["event_type"] == "search") & (ev["at"] >= start) & (ev["at"] < end) & ev["query"].notna()]
+    after = ev[ev["event_type"].isin(ANSWER_EVENTS) & ev["item_id"].notna()][["session_id", "item_id", "at"]]
+    pairs = search[["event_id", "session_id", "user_id", "query", "at"]].merge(
+        after, on="session_id", suffixes=("", "_item")
+    )
+    pairs = pairs[pairs["at_item"] >= pairs["at"]]
+    rel = pairs.groupby("event_id")["item_id"].agg(lambda s: sorted(set(s)))
+    out = search.set_index("event_id").loc[rel.index, ["user_id", "query", "at"]]
+    return out.assign(relevant=rel).reset_index()
+
+
+def ndcg_recall(ranked: np.ndarray, relevant: set[int], k: int) -> tuple[float, float]:
+    gains = np.array([1.0 if int(i) in relevant else 0.0 for i in ranked[:k]])
+    dcg = float((gains / np.log2(np.arange(2, len(gains) + 2))).sum()) if len(gains) else 0.0
+    ideal = float((1.0 / np.log2(np.arange(2, min(len(relevant), k) + 2))).sum())
+    return (dcg / ideal if ideal else 0.0), float(gains.sum() / len(relevant)) if relevant else 0.0
+
+
+def run(args: argparse.Namespace) -> int:
+    from ml.assistant.query import QuestionError, Vocabulary, parse
+    from ml.assistant.retrieval import BM25, allowed, encode, personalised, top_k, user_vector
+    from ml.assistant.service import catalogue
+    from ml.shop import taxonomy as tx
+    from ml.shop.generate import generate
+    from ml.tagging import encoder as enc
+
+    with measure("assistant") as stage:
+        tables = generate(size=args.size, seed=args.seed)
+        items = catalogue(tables["items"])
+        index = {str(i): n for n, i in enumerate(items["item_id"])}
+        events = tables["events"]
+        at = pd.to_datetime(events["event_time"], utc=True)
+        t0, t1 = at.min(), at.max()
+        test_start = t1 - (t1 - t0) * args.test_share
+        val_start = test_start - (t1 - t0) * args.test_share / 2
+        vocab = Vocabulary.from_items(items, items["text"].tolist(), tuple(tx.STYLES))
+        bm25 = BM25().fit(items["text"].tolist())
+        encoder = enc.load()
+        emb = encode(encoder, items["text"].tolist())
+        sets = {"validation": questions(events, val_start, test_start), "test": questions(events, test_start, t1)}
+        if len(sets["test"]) > args.max_questions:
+            sets["test"] = sets["test"].sample(args.max_questions, random_state=args.seed).sort_values("at")
+        history = {
+            name: _histories(events, at, start, index)
+            for name, start in (("validation", val_start), ("test", test_start))
+        }
+
+        def answer(q_text: str, user: str, split: str) -> dict[str, Any] | None:
+            """One question's parts: BM25's ranking, the MiniLM cosines, the user's cosines."""
+            try:
+                q = parse(q_text, vocab)
+            except QuestionError:
+                return None
+            mask = allowed(items, q)
+            cos = emb @ encode(encoder, [q.text])[0]
+            rows, w = history[split].get(user, (np.zeros(0, np.int64), np.zeros(0)))
+            uv = user_vector(emb, rows, w)
+            return {
+                "bm25": top_k(bm25.scores(q.text), mask, args.k),
+                "cos": cos,
+                "user": np.zeros_like(cos) if uv is None else emb @ uv,
+                "mask": mask,
+            }
+
+        val = _answered(sets["validation"], answer, "validation", index)
+        weight = _choose_weight(val, args.k)
+        test = _answered(sets["test"], answer, "test", index)
+        results = _evaluate(test, weight, args.k)
+        latencies = []
+        for q_text, user in zip(sets["test"]["query"].head(200), sets["test"]["user_id"].head(200), strict=True):
+            t = time.perf_counter()
+            try:
+                q = parse(q_text, vocab)
+            except QuestionError:
+                continue
+            cos = emb @ encode(encoder, [q.text])[0]
+            rows, w = history["test"].get(user, (np.zeros(0, np.int64), np.zeros(0)))
+            top_k(personalised(cos, emb, user_vector(emb, rows, w), weight), allowed(items, q), args.k)
+            latencies.append((time.perf_counter() - t) * 1000.0)
+    skipped = len(sets["test"]) - len(test)
+    key = f"ndcg@{args.k}"
+    gain = results["minilm_personal"][key] / max(results["bm25"][key], 1e-12) - 1.0
+    payload: dict[str, Any] = {
+        "size": args.size,
+        "questions": {"validation": len(sets["validation"]), "test": len(sets["test"]), "unanswerable": skipped},
+        "personal_weight": weight,
+        "methods": results,
+        "gain_personal_over_bm25": round(gain, 4),
+        "latency_ms": {"p50": float(np.percentile(latencies, 50)), "p95": float(np.percentile(latencies, 95))},
+        "wall_seconds": round(stage.seconds, 1),
+        "peak_rss_mb": round(stage.peak_rss_mb, 1),
+    }
+    write_json(args.out, "assistant.json", payload)
+    png = _plot(payload, Path(args.out) / "assistant.png")
+    print(f"{len(sets['test']):,} test questions of the {args.size} shop ({skipped} unanswerable); weight {weight}")
+    print(table([{"method": m, **r} for m, r in results.items()]))
+    print(
+        f"(c) over (a): {gain:+.1%} nDCG@{args.k}; latency p50 {payload['latency_ms']['p50']:.1f} ms, "
+        f"p95 {payload['latency_ms']['p95']:.1f} ms"
+    )
+    print(f"wrote {Path(args.out) / 'assistant.json'} and {png}")
+    return 0
+
+
+def _histories(
+    events: pd.DataFrame, at: pd.Series, before: pd.Timestamp, index: dict[str, int]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per user, (item rows, weights) of the interactions before ``before`` (the split)."""
+    from ml.columns import DEFAULT_EVENT_WEIGHTS
+
+    h = events[(at < before) & events["event_type"].isin(HISTORY_EVENTS) & events["item_id"].notna()]
+    h = h.assign(row=h["item_id"].astype(str).map(index), w=h["event_type"].map(DEFAULT_EVENT_WEIGHTS))
+    h = h.dropna(subset=["row"]).groupby(["user_id", "row"], as_index=False)["w"].sum()
+    return {str(u): (g["row"].to_numpy(np.int64), g["w"].to_numpy(np.float64)) for u, g in h.groupby("user_id")}
+
+
+def _answered(
+    qs: pd.DataFrame, answer: Any, split: str, index: dict[str, int]
+) -> list[tuple[dict[str, Any], set[int]]]:
+    """(answer parts, relevant item rows) of each question the assistant could read."""
+    out = []
+    for q, u, rel in zip(qs["query"], qs["user_id"], qs["relevant"], strict=True):
+        parts = answer(q, u, split)
+        relevant = {index[str(i)] for i in rel if str(i) in index}
+        if parts is not None and relevant:
+            out.append((parts, relevant))
+    return out
+
+
+def _choose_weight(answered: list[tuple[dict[str, Any], set[int]]], k: int) -> float:
+    """The personalisation weight of the grid with the best validation nDCG@k."""
+    from ml.assistant.retrieval import top_k
+
+    best, best_score = WEIGHT_GRID[0], -1.0
+    for weight in WEIGHT_GRID:
+        scores = [ndcg_recall(top_k(a["cos"] + weight * a["user"], a["mask"], k), rel, k)[0] for a, rel in answered]
+        score = float(np.mean(scores)) if scores else 0.0
+        log.info("personal weight %s: validation nDCG@%d %.4f", weight, k, score)
+        if score > best_score:
+            best, best_score = weight, score
+    return best
+
+
+def _evaluate(answered: list[tuple[dict[str, Any], set[int]]], weight: float, k: int) -> dict[str, dict[str, float]]:
+    """Mean nDCG@k and recall@k of the three methods over the answered test questions."""
+    from ml.assistant.retrieval import top_k
+
+    ranked = {
+        "bm25": [a["bm25"] for a, _ in answered],
+        "minilm": [top_k(a["cos"], a["mask"], k) for a, _ in answered],
+        "minilm_personal": [top_k(a["cos"] + weight * a["user"], a["mask"], k) for a, _ in answered],
+    }
+    out = {}
+    for method, lists in ranked.items():
+        pairs = [ndcg_recall(r, rel, k) for r, (_, rel) in zip(lists, answered, strict=True)]
+        out[method] = {
+            f"ndcg@{k}": float(np.mean([p[0] for p in pairs])) if pairs else 0.0,
+            f"recall@{k}": float(np.mean([p[1] for p in pairs])) if pairs else 0.0,
+        }
+    return out
+
+
+def _plot(payload: dict[str, Any], path: Path) -> Path:
+    from ml.bench.plots import grouped_bars
+
+    groups = {m: {k: v for k, v in r.items()} for m, r in payload["methods"].items()}
+    return grouped_bars(path, f"Assistant retrieval, {payload['size']} shop", groups, "score")
