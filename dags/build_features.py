@@ -6,9 +6,11 @@ data-quality gates between the layers:
 
 `dbt_staging` (seeds, staging models) -> `gate_staged_events` -> `score_reviews` (the sentiment
 of new reviews, `ml.review_sentiment`, which the item marts aggregate) -> `dbt_features`
-(intermediate models, marts) -> `gate_marts` -> behaviour patterns (`segment_users`, `mine_category_rules`,
-`fit_category_transitions`) -> `features_ready`, which emits `feature_marts` (schedules
-`retrain_models`).
+(intermediate models, marts) -> `gate_marts` -> behaviour patterns (`segment_users`,
+`mine_category_rules`, `fit_category_transitions`) -> `features_ready`, which emits
+`feature_marts` (schedules `retrain_models`). Beside them, after the staging gate, `embed_items`
+keeps the shopping assistant's item embeddings (`ml.item_embeddings`) current for new or changed
+items.
 
 A failed gate fails its task (no retries) with the failing expectations, columns, counts and
 example values, writes Data Docs under `$INTERESTFLOW_HOME/data_docs/` and records a row in
@@ -52,6 +54,12 @@ def build_features():
         return score_reviews(run_id=run_id)
 
     @task(pool=WAREHOUSE_POOL)
+    def embed_items(run_id=None) -> dict:
+        from ml.tasks.features import embed_items
+
+        return embed_items(run_id=run_id)
+
+    @task(pool=WAREHOUSE_POOL)
     def gate_marts(run_id=None) -> dict:
         from ml.tasks.features import gate_marts
 
@@ -82,7 +90,9 @@ def build_features():
         return check_marts()
 
     patterns = [segment_users(), mine_category_rules(), fit_category_transitions()]
-    staging >> gate_staged_events() >> score_reviews() >> features >> gate_marts() >> patterns >> features_ready()
+    gated = gate_staged_events()
+    staging >> gated >> score_reviews() >> features >> gate_marts() >> patterns >> features_ready()
+    gated >> embed_items() >> features_ready()
 
 
 build_features()

@@ -53,6 +53,13 @@ def score_reviews(run_id: str = "manual", warehouse: str | None = None) -> dict[
     return score(run_id=run_id, warehouse=warehouse)
 
 
+def embed_items(run_id: str = "manual", warehouse: str | None = None) -> dict[str, Any]:
+    """MiniLM embeddings of the items whose text is new or changed -> ``ml.item_embeddings``."""
+    from ml.assistant.index import refresh_item_embeddings
+
+    return refresh_item_embeddings(run_id=run_id, warehouse=warehouse)
+
+
 def gate_marts(run_id: str = "manual", warehouse: str | None = None) -> dict[str, Any]:
     """The ``marts`` gate: nulls, ranges, volume and drift of the feature marts."""
     from ml.quality.gates import check_marts

@@ -106,3 +106,34 @@ def test_the_fit_context_reads_review_sentiment_only_up_to_the_training_cut(pipe
     want = before.groupby("item_id")["sentiment"].mean().reindex(data.item_ids).fillna(0.0).to_numpy()
     assert got.shape == (len(data.item_ids),) and np.allclose(got, want, atol=1e-6)
     assert len(before) < len(reviews)  # the holdout week's reviews are left out
+
+
+def test_the_assistant_answers_from_the_warehouse_with_grounded_sentences(pipeline_runs):
+    from ml.assistant.index import refresh_item_embeddings
+    from ml.assistant.query import QuestionError
+    from ml.assistant.service import Assistant
+    from ml.warehouse import Warehouse
+
+    wh = Warehouse.from_env()
+    # build_features embedded every item; a rerun has nothing new to embed
+    assert refresh_item_embeddings()["embedded"] == 0
+    assistant = Assistant(wh)
+    user = wh.query("select user_id from marts.interactions order by user_id limit 1")["user_id"].iloc[0]
+    leaf = assistant.items["category"].iloc[0]
+    cap = int(assistant.items.loc[assistant.items["category"] == leaf, "price"].max()) + 1
+    answer = assistant.ask(user, f"{leaf} under {cap}", k=3)
+    assert 1 <= len(answer.items) <= 3 and answer.question.categories == (leaf,)
+    for item in answer.items:
+        row = assistant.items.set_index("item_id").loc[item["item_id"]]
+        assert row["category"] == leaf and row["price"] <= cap
+        assert item["why"].startswith(f"{row['title']} at {row['price']:.2f}, by {row['brand']}, in {leaf}")
+        assert f"price at most {cap}" in item["why"]
+    # someone without history still gets an answer, and says so; a bad question gets a reason
+    stranger = assistant.ask("nobody-here", leaf, k=2)
+    assert stranger.items and "no history" in stranger.message
+    try:
+        assistant.ask(user, "")
+    except QuestionError as exc:
+        assert exc.status == 400
+    else:
+        raise AssertionError("an empty question was answered")

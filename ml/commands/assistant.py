@@ -1,0 +1,52 @@
+"""``python -m ml assistant ask|index``: the shopping assistant from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("assistant", help="the shopping assistant: ask a question, refresh the item embeddings")
+    s = p.add_subparsers(dest="assistant_command", required=True)
+    ask = s.add_parser("ask", help="answer a shopper's question with items from the catalogue")
+    ask.add_argument("--user", required=True, help="the shopper's user id (personalises the answer)")
+    ask.add_argument("--query", required=True, help='e.g. "waterproof hiking boots under 120"')
+    ask.add_argument("--k", type=int, default=5, help="items in the answer (1-50)")
+    ask.add_argument("--json", action="store_true", help="print the answer as JSON")
+    ask.add_argument("--warehouse", help="warehouse URL (default: INTERESTFLOW_WAREHOUSE)")
+    ask.set_defaults(func=_ask)
+    index = s.add_parser("index", help="embed the items whose text is new or changed (ml.item_embeddings)")
+    index.add_argument("--warehouse", help="warehouse URL (default: INTERESTFLOW_WAREHOUSE)")
+    index.set_defaults(func=_index)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from ml.assistant.query import QuestionError
+    from ml.assistant.service import Assistant
+    from ml.warehouse import Warehouse
+
+    assistant = Assistant(Warehouse.from_env(args.warehouse))
+    try:
+        answer = assistant.ask(args.user, args.query, args.k)
+    except QuestionError as exc:
+        print(f"error: {exc.reason}")
+        return 2
+    if args.json:
+        print(json.dumps(answer.as_dict(), indent=2))
+        return 0
+    if answer.question.constraints:
+        print("understood: " + ", ".join(answer.question.constraints))
+    if answer.message:
+        print(answer.message)
+    for n, item in enumerate(answer.items, 1):
+        print(f"{n}. {item['item_id']}  {item['why']}")
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from ml.assistant.index import refresh_item_embeddings
+
+    out = refresh_item_embeddings(warehouse=args.warehouse)
+    print(f"{out['embedded']} of {out['items']} items embedded with {out['model']}")
+    return 0
