@@ -76,14 +76,10 @@ def refresh_item_embeddings(
     return {"embedded": len(rows), "items": len(items), "model": model, "run_id": run_id}
 
 
-def load_embeddings(wh: Warehouse, items: pd.DataFrame, model: str = DEFAULT_ENCODER) -> np.ndarray:
-    """The (n_items, d) embeddings of ``items`` (``catalogue`` rows), current for their text;
-    raises naming how many are missing or stale and how to refresh them."""
-    with wh.connect(read_only=True) as con:
-        if not wh.table_exists(con, "ml", "item_embeddings"):
-            raise LookupError(f"{ITEM_EMBEDDINGS} does not exist: run build_features or python -m ml assistant index")
-        have = wh.query(f"select item_id, text_sha, embedding from {ITEM_EMBEDDINGS}", None, con)
-    have = have.set_index(have["item_id"].astype(str))
+def embeddings_for(items: pd.DataFrame, stored: pd.DataFrame, model: str = DEFAULT_ENCODER) -> np.ndarray:
+    """The (n_items, d) embeddings of ``items`` (``catalogue`` rows) from ``stored`` rows of
+    ``ml.item_embeddings``; raises naming how many are missing or stale and how to refresh them."""
+    have = stored.set_index(stored["item_id"].astype(str))
     want = [text_sha(model, t) for t in items["text"]]
     ok = [i in have.index and have.at[i, "text_sha"] == s for i, s in zip(items["item_id"], want, strict=True)]
     missing = len(ok) - sum(ok)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import pandas as pd
+if TYPE_CHECKING:  # the UI plugin imports QuestionError at start-up: no pandas import here
+    import pandas as pd
 
 MAX_CHARS = 500
 WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")

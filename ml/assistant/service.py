@@ -20,7 +20,6 @@ import pandas as pd
 from ml.assistant.query import Question, QuestionError, Vocabulary, parse
 from ml.assistant.retrieval import DEFAULT_PERSONAL_WEIGHT, allowed, encode, personalised, top_k, user_vector
 from ml.tagging.text import item_text
-from ml.warehouse import Warehouse
 
 ITEMS = "staging.stg_shop__items"
 INTERACTIONS = "marts.interactions"
@@ -77,24 +76,32 @@ class Answer:
 
 
 class Assistant:
-    """Loaded once per process: the catalogue, its embeddings and vocabulary, the encoder."""
+    """Loaded once per process: the catalogue, its embeddings and vocabulary, the encoder.
 
-    def __init__(self, wh: Warehouse, personal_weight: float = DEFAULT_PERSONAL_WEIGHT):
-        from ml.assistant.index import load_embeddings
+    ``source`` answers ``query(sql, params)`` with a frame: a :class:`~ml.warehouse.Warehouse`
+    (the command line) or the Interestflow page's read session (a DuckDB snapshot or live
+    PostgreSQL); the user's history is read through it at each question."""
+
+    def __init__(self, source: Any, personal_weight: float = DEFAULT_PERSONAL_WEIGHT):
+        from ml.assistant.index import ITEM_EMBEDDINGS, embeddings_for
         from ml.shop import taxonomy as tx
         from ml.tagging import encoder as enc
 
-        self.wh = wh
+        self.source = source
         self.personal_weight = personal_weight
-        with wh.connect(read_only=True) as con:
-            if not wh.table_exists(con, "staging", "stg_shop__items"):
-                raise LookupError(f"{ITEMS} does not exist: ingest a catalogue and run build_features first")
-            raw = wh.query(
-                f"select item_id, title, description, attributes, brand, price, category_path from {ITEMS}", None, con
+        try:
+            raw = source.query(
+                f"select item_id, title, description, attributes, brand, price, category_path from {ITEMS}", None
             )
+            stored = source.query(f"select item_id, text_sha, embedding from {ITEM_EMBEDDINGS}", None)
+        except Exception as exc:  # the engines raise their own catalog errors for a missing table
+            raise LookupError(
+                f"the assistant needs {ITEMS} and {ITEM_EMBEDDINGS}: run build_features "
+                f"(or python -m ml assistant index) first ({type(exc).__name__})"
+            ) from exc
         self.items = catalogue(raw)
         self.index = {i: n for n, i in enumerate(self.items["item_id"])}
-        self.embeddings = load_embeddings(wh, self.items)
+        self.embeddings = embeddings_for(self.items, stored)
         self.vocabulary = Vocabulary.from_items(self.items, self.items["text"].tolist(), tuple(tx.STYLES))
         self.encoder = enc.load()
 
@@ -117,7 +124,9 @@ class Assistant:
 
     def _history(self, user_id: str) -> tuple[np.ndarray, np.ndarray, set[str]]:
         """Item rows, decayed weights and leaf categories of the user's interactions."""
-        hist = self.wh.query(f"select item_id, decayed_weight from {INTERACTIONS} where user_id = ?", [str(user_id)])
+        hist = self.source.query(
+            f"select item_id, decayed_weight from {INTERACTIONS} where user_id = ?", [str(user_id)]
+        )
         hist = hist[hist["item_id"].astype(str).isin(self.index)]
         rows = hist["item_id"].astype(str).map(self.index).to_numpy(np.int64)
         leaves = set(self.items["category"].to_numpy()[rows])

@@ -251,13 +251,15 @@ class PageCheck:
     """What the browser saw: the user looked up, the rendered top-k item ids (in rank order),
     SVG marks per section (``if-series`` lines, ``if-bar`` bars, ``if-point``, ``if-errorbar``)
     and the notes it shows (``notes``: e.g. "... not available yet"),
-    the text shown for an unknown user, and the screenshots written."""
+    the text shown for an unknown user, the items the assistant box answered ``question`` with
+    (empty when no question was asked) and the screenshots written."""
 
     user_id: str
     rendered_items: list[str]
     marks: dict[str, dict[str, Any]]
     unknown_user_text: str
     screenshots: list[Path]
+    assistant_items: list[str]
 
 
 _MARKS_JS = """
@@ -299,8 +301,10 @@ def check_page(
     out_dir: Path,
     binary: str | None = None,
     timeout: float = 90.0,
+    question: str | None = None,
 ) -> PageCheck:
-    """Log in, open the Interestflow page in the Airflow UI, look ``user_id`` up, screenshot."""
+    """Log in, open the Interestflow page in the Airflow UI, look ``user_id`` up, ask the
+    assistant ``question`` for that user (when given), screenshot."""
     out_dir = Path(out_dir)
     shots: list[Path] = []
     with chromium(binary, timeout=timeout) as page:
@@ -335,6 +339,20 @@ def check_page(
         )
         page.wait_for("document.querySelectorAll('main .body[data-state]').length === 0", "every section", timeout)
         page.wait_for(_CHARTS_DRAWN % "document", "every chart to draw", timeout)
+        answered: list[str] = []
+        if question:
+            page.evaluate(
+                f"(() => {{ document.getElementById('assistant-input').value = {json.dumps(question)}; "
+                "document.getElementById('assistant-form').requestSubmit(); return true; })()"
+            )
+            page.wait_for(
+                "['answered', 'refused'].includes(document.querySelector('#assistant .body').dataset.state)",
+                "the assistant's answer",
+                timeout,
+            )
+            answered = page.evaluate(
+                "Array.from(document.querySelectorAll('#assistant-items tbody tr')).map(r => r.dataset.key)"
+            )
         page.evaluate("window.scrollTo(0, 0)")
         time.sleep(0.5)
         shots.append(page.screenshot(out_dir / "ui-screenshot.png", full_page=True))
@@ -343,7 +361,9 @@ def check_page(
             "document.querySelector('#user .body').dataset.state === 'not-found'", "the unknown user", timeout
         )
         unknown = str(page.evaluate("document.querySelector('#user .body').textContent"))
-    return PageCheck(user_id, [str(i) for i in items or []], marks or {}, unknown, shots)
+    return PageCheck(
+        user_id, [str(i) for i in items or []], marks or {}, unknown, shots, [str(i) for i in answered or []]
+    )
 
 
 def _default_user() -> str:

@@ -792,3 +792,27 @@ def users(rs: ReadSession, prefix: str = "", limit: int = 20) -> dict[str, Any]:
             )
             return {"available": True, "table": table, "users": [str(u) for u in df[USER_ID]]}
     return unavailable(RECOMMENDATIONS, "users")
+
+
+# --- the shopping assistant ---------------------------------------------------------------------
+_ASSISTANTS: dict[tuple[Any, ...], Any] = {}
+
+
+def assistant(rs: ReadSession, user_id: str, question: Any, k: int = 5) -> dict[str, Any]:
+    """The assistant's answer to ``question`` for ``user_id`` (``ml.assistant.service``). The
+    loaded assistant is kept while the catalogue's embeddings are unchanged; a question it cannot
+    read raises :class:`~ml.assistant.query.QuestionError` (its status: 400, 413 or 422)."""
+    from ml.assistant.index import ITEM_EMBEDDINGS
+    from ml.assistant.service import Assistant
+
+    user_id = validate_user_id(user_id)
+    k = bounded("k", k, 1, 50)
+    if not rs.has(ITEM_EMBEDDINGS, "item_id", "embedding"):
+        return unavailable(ITEM_EMBEDDINGS, "item embeddings (run build_features)")
+    state = rs.query(f"select count(*) as n, max(embedded_at) as at from {ITEM_EMBEDDINGS}")
+    key = (int(state["n"].iloc[0]), str(state["at"].iloc[0]))
+    if key not in _ASSISTANTS:
+        _ASSISTANTS.clear()
+        _ASSISTANTS[key] = Assistant(rs)
+    answer = _ASSISTANTS[key].ask(user_id, question, k)
+    return {"available": True, "source": rs.freshness.as_dict(), **answer.as_dict()}

@@ -16,8 +16,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
 from interestflow_ui.auth import login_url, page_user, require_viewer
+from ml.assistant.query import QuestionError
 from ml.ui.errors import BadInput, NoSuchUser, WarehouseUnavailable
 
 URL_PREFIX = "/interestflow"
@@ -34,6 +36,16 @@ Authenticate like the Airflow API: the UI's `_token` cookie or `Authorization: B
 `source` (DuckDB snapshot or live PostgreSQL, and whether the snapshot is stale); optional
 tables that do not exist yet come back as `{"available": false, "message": ...}`.
 """
+
+
+class AssistantQuestion(BaseModel):
+    """A shopper's question to the assistant."""
+
+    user_id: str = Field(
+        ..., description="The shopper (personalises the answer; unknown users get an unpersonalised one)"
+    )
+    question: str = Field(..., description='e.g. "waterproof hiking boots under 120" (at most 500 characters)')
+    k: int = Field(5, ge=1, le=50, description="Items in the answer")
 
 
 def _reader(request: Request) -> Any:
@@ -129,6 +141,20 @@ def create_app(reader: Any = None) -> FastAPI:
 
         return _answer(request, views.user, user_id, k, recent)
 
+    @api.post(
+        "/assistant",
+        summary="The shopping assistant: k items for a question, each with one sentence of facts",
+        responses={
+            400: {"description": "Empty question or invalid user id"},
+            413: {"description": "Question too long"},
+            422: {"description": "Contradictory constraints, or no word the catalogue knows"},
+        },
+    )
+    def post_assistant(request: Request, body: AssistantQuestion) -> JSONResponse:
+        from ml.ui import views
+
+        return _answer(request, views.assistant, body.user_id, body.question, body.k)
+
     @api.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
     def get_openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
@@ -157,6 +183,10 @@ def create_app(reader: Any = None) -> FastAPI:
     @app.exception_handler(BadInput)
     def _bad_input(request: Request, exc: BadInput) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(QuestionError)
+    def _bad_question(request: Request, exc: QuestionError) -> JSONResponse:
+        return JSONResponse({"detail": exc.reason}, status_code=exc.status)
 
     @app.exception_handler(NoSuchUser)
     def _no_such_user(request: Request, exc: NoSuchUser) -> JSONResponse:

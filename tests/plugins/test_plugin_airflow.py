@@ -71,3 +71,36 @@ def test_user_lookup_through_airflow_shows_the_published_top_k(airflow_app, logi
     (rec,) = models["families"]
     assert rec["champion"]["version_id"] == Registry(wh).champion("recommender")["version_id"]
     assert c.get("/interestflow/api/users/U9999999").json()["detail"] == "no such user: U9999999"
+
+
+def test_the_assistant_answers_through_airflow_and_refuses_bad_questions_with_a_reason(
+    airflow_app, login, pipeline_warehouse
+):
+    wh = pipeline_warehouse
+    user = wh.query("select min(user_id) as u from marts.interactions")["u"].iloc[0]
+    leaf = wh.query("select category_l3 as c from marts.item_features order by item_id limit 1")["c"].iloc[0]
+    c = TestClient(airflow_app, headers={"Authorization": f"Bearer {login}"})
+    res = c.post("/interestflow/api/assistant", json={"user_id": user, "question": f"{leaf} please", "k": 3})
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert 1 <= len(body["items"]) <= 3 and body["understood"] == [f"category {leaf}"]
+    assert all(i["category"] == leaf and i["why"].endswith(".") for i in body["items"])
+    bad = {
+        "": 400,
+        "x" * 10_000: 413,
+        "tents over 300 under 100": 422,
+        "wasserdichte Wanderschuhe": 422,
+    }
+    for question, status in bad.items():
+        r = c.post("/interestflow/api/assistant", json={"user_id": user, "question": question})
+        assert r.status_code == status and r.json()["detail"], (question[:20], r.status_code, r.text)
+    assert c.post("/interestflow/api/assistant", json={"user_id": "no spaces!", "question": "tents"}).status_code == 400
+    assert c.post("/interestflow/api/assistant", json={"user_id": user, "question": "tents", "k": 0}).status_code == 422
+    assert (
+        TestClient(airflow_app).post("/interestflow/api/assistant", json={"user_id": user, "question": "x"}).status_code
+        == 401
+    )
+    # the user lookup shows the reviews as the review model read them
+    reviewer = wh.query("select min(user_id) as u from ml.review_sentiment")["u"].iloc[0]
+    reviews = c.get(f"/interestflow/api/users/{reviewer}").json()["reviews"]
+    assert reviews["available"] and reviews["items"][0]["label"] in {"negative", "neutral", "positive"}

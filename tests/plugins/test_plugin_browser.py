@@ -85,11 +85,16 @@ def test_page_in_the_airflow_ui_shows_a_users_top_k_and_every_section_has_data(
         "INTERESTFLOW_WAREHOUSE": wh.url,
     }
     with ApiServer(env, tmp_path / "api-server.log") as server:
-        seen = check_page(server.base_url, "admin", password, user_id, tmp_path, binary=chromium_binary)
+        leaf = wh.query("select min(category_l3) as c from marts.item_features")["c"].iloc[0]
+        seen = check_page(
+            server.base_url, "admin", password, user_id, tmp_path, binary=chromium_binary, question=f"{leaf}"
+        )
 
     want = wh.query("select item_id from serving.recommendations_current where user_id = ? order by rank", [user_id])
     assert seen.rendered_items == want["item_id"].tolist()
     assert "No such user: no-such-user-0" in seen.unknown_user_text
+    in_leaf = set(wh.query("select item_id from marts.item_features where category_l3 = ?", [leaf])["item_id"])
+    assert seen.assistant_items and set(seen.assistant_items) <= in_leaf  # the box answered from that category
 
     exp = _expected(wh, tmp_path, user_id)
     (rec,) = exp["models"]["families"]

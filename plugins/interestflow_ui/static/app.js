@@ -80,8 +80,14 @@
   }
 
   // ---- fetching ----------------------------------------------------------------------------
-  function api(path) {
-    return fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (res) {
+  function api(path, payload) {
+    var init = { credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (payload !== undefined) {
+      init.method = "POST";
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(payload);
+    }
+    return fetch(path, init).then(function (res) {
       return res.json().catch(function () { return {}; }).then(function (data) {
         if (res.ok) return data;
         var err = new Error(data.detail || res.status + " " + res.statusText);
@@ -436,6 +442,32 @@
     }, function () {});
   }
 
+  // ---- the shopping assistant --------------------------------------------------------------
+  function ask(userId, question) {
+    var b = body("assistant");
+    if (!USER_ID.test(userId)) {
+      b.appendChild(note("Type a valid user id in the box at the top first.", "warn"));
+      return Promise.resolve();
+    }
+    b.setAttribute("data-state", "loading");
+    b.appendChild(note("Asking…"));
+    return api("api/assistant", { user_id: userId, question: question, k: 5 }).then(function (a) {
+      var bb = body("assistant");
+      bb.setAttribute("data-state", "answered");
+      if (a.understood && a.understood.length) bb.appendChild(note("Understood: " + a.understood.join(", ")));
+      if (a.message) bb.appendChild(note(a.message));
+      bb.appendChild(a.items && a.items.length ? table([
+        { label: "item", render: function (r) { return h("span", {}, [r.title + " ", h("code", { text: r.item_id })]); } },
+        { label: "price", render: function (r) { return fmt.num(r.price, 2); }, num: true },
+        { label: "why", key: "why" },
+      ], a.items, { id: "assistant-items", key: "item_id" }) : note("No item answers this question.", "warn"));
+    }, function (err) {
+      var bb = body("assistant");
+      bb.setAttribute("data-state", "refused");
+      bb.appendChild(note(err.message, "warn"));
+    });
+  }
+
   // ---- start -------------------------------------------------------------------------------
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("lookup-form");
@@ -449,6 +481,10 @@
       clearTimeout(timer);
       var v = input.value.trim();
       if (/^[A-Za-z0-9_.:@-]{0,64}$/.test(v)) timer = setTimeout(function () { suggest(v); }, 200);
+    });
+    document.getElementById("assistant-form").addEventListener("submit", function (e) {
+      e.preventDefault();
+      ask(input.value.trim(), document.getElementById("assistant-input").value);
     });
     api("api/status").then(function (s) { showSource(s.source); }, function () {});
     api("api/models").then(renderModels, failed("models"));
