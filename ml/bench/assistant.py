@@ -30,7 +30,7 @@ from ml.bench.measure import measure, table, write_json
 NAME = "assistant"
 HELP = "shopping assistant retrieval: BM25 vs MiniLM vs MiniLM + personalisation (nDCG@10, latency)"
 METHODS = ("bm25", "minilm", "minilm_personal")
-WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 ANSWER_EVENTS = ("view", "add_to_cart", "purchase")
 HISTORY_EVENTS = ("view", "click", "add_to_cart", "purchase", "review")
 log = logging.getLogger(__name__)
