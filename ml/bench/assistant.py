@@ -116,17 +116,15 @@ def run(args: argparse.Namespace) -> int:
         weight = _choose_weight(val, args.k)
         test = _answered(sets["test"], answer, "test", index)
         results = _evaluate(test, weight, args.k)
-        latencies = []
-        for q_text, user in zip(sets["test"]["query"].head(200), sets["test"]["user_id"].head(200), strict=True):
-            t = time.perf_counter()
-            try:
-                q = parse(q_text, vocab)
-            except QuestionError:
-                continue
+
+        def full_answer(q_text: str, user: str) -> None:
+            """What one question costs end to end: parse, filter, embed, personalise, rank."""
+            q = parse(q_text, vocab)
             cos = emb @ encode(encoder, [q.text])[0]
             rows, w = history["test"].get(user, (np.zeros(0, np.int64), np.zeros(0)))
             top_k(personalised(cos, emb, user_vector(emb, rows, w), weight), allowed(items, q), args.k)
-            latencies.append((time.perf_counter() - t) * 1000.0)
+
+        latencies = _latencies_ms(sets["test"].head(200), full_answer)
     skipped = len(sets["test"]) - len(test)
     key = f"ndcg@{args.k}"
     gain = results["minilm_personal"][key] / max(results["bm25"][key], 1e-12) - 1.0
@@ -142,13 +140,7 @@ def run(args: argparse.Namespace) -> int:
     }
     write_json(args.out, "assistant.json", payload)
     png = _plot(payload, Path(args.out) / "assistant.png")
-    print(f"{len(sets['test']):,} test questions of the {args.size} shop ({skipped} unanswerable); weight {weight}")
-    print(table([{"method": m, **r} for m, r in results.items()]))
-    print(
-        f"(c) over (a): {gain:+.1%} nDCG@{args.k}; latency p50 {payload['latency_ms']['p50']:.1f} ms, "
-        f"p95 {payload['latency_ms']['p95']:.1f} ms"
-    )
-    print(f"wrote {Path(args.out) / 'assistant.json'} and {png}")
+    _print_report(payload, results, png, args.k)
     return 0
 
 
@@ -162,6 +154,36 @@ def _histories(
     h = h.assign(row=h["item_id"].astype(str).map(index), w=h["event_type"].map(DEFAULT_EVENT_WEIGHTS))
     h = h.dropna(subset=["row"]).groupby(["user_id", "row"], as_index=False)["w"].sum()
     return {str(u): (g["row"].to_numpy(np.int64), g["w"].to_numpy(np.float64)) for u, g in h.groupby("user_id")}
+
+
+def _print_report(payload: dict[str, Any], results: dict[str, Any], png: Path, k: int) -> None:
+    q = payload["questions"]
+    print(
+        f"{q['test']:,} test questions of the {payload['size']} shop ({q['unanswerable']} unanswerable); "
+        f"personal weight {payload['personal_weight']}"
+    )
+    print(table([{"method": m, **r} for m, r in results.items()]))
+    lat = payload["latency_ms"]
+    print(
+        f"(c) over (a): {payload['gain_personal_over_bm25']:+.1%} nDCG@{k}; latency p50 {lat['p50']:.1f} ms, "
+        f"p95 {lat['p95']:.1f} ms"
+    )
+    print(f"wrote {png.parent / 'assistant.json'} and {png}")
+
+
+def _latencies_ms(qs: pd.DataFrame, full_answer: Any) -> list[float]:
+    """Milliseconds ``full_answer(question, user)`` takes for each readable question of ``qs``."""
+    from ml.assistant.query import QuestionError
+
+    out = []
+    for q_text, user in zip(qs["query"], qs["user_id"], strict=True):
+        t = time.perf_counter()
+        try:
+            full_answer(q_text, user)
+        except QuestionError:
+            continue
+        out.append((time.perf_counter() - t) * 1000.0)
+    return out
 
 
 def _answered(

@@ -110,6 +110,11 @@ def evaluate_policies(
         "current": {**current, "version": cur["version"]},
         "candidates": [r for r in results if r["label"] != cur_label],
     }
+    _log_results(results, reward)
+    return out
+
+
+def _log_results(results: list[dict[str, Any]], reward: str) -> None:
     for r in results:
         log.info(
             "%s: %s %s %.5f [%.5f, %.5f] n=%d; next day [%.5f, %.5f]; CTR %.5f [%.5f, %.5f]",
@@ -126,7 +131,6 @@ def evaluate_policies(
             r["ctr_low"],
             r["ctr_high"],
         )
-    return out
 
 
 def _estimate_each(

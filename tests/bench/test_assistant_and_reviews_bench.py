@@ -1,0 +1,71 @@
+"""The assistant and review benchmarks: their bookkeeping, and each command end to end on the tiny shop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.bench.assistant import ndcg_recall, questions
+from ml.bench.reviews import split_reviews
+
+
+@pytest.mark.unit
+def test_a_search_is_answered_by_what_its_session_then_viewed_carted_or_bought():
+    t = pd.Timestamp("2026-11-01 10:00", tz="UTC")
+    m = pd.Timedelta(minutes=1)
+    ev = pd.DataFrame(
+        {
+            "event_id": ["s1", "v0", "v1", "c1", "p1", "x1", "s2"],
+            "event_time": [t, t - m, t + m, t + 2 * m, t + 3 * m, t + 4 * m, t + pd.Timedelta(days=3)],
+            "session_id": ["A", "A", "A", "A", "A", "B", "C"],
+            "user_id": ["u1"] * 6 + ["u2"],
+            "event_type": ["search", "view", "view", "add_to_cart", "purchase", "view", "search"],
+            "item_id": [None, "i0", "i1", "i2", "i1", "i9", None],
+            "query": ["tents", None, None, None, None, None, "lamps"],
+        }
+    )
+    qs = questions(ev, t - m, t + pd.Timedelta(days=1))
+    assert qs["event_id"].tolist() == ["s1"]  # s2 is outside the window; it also has no answer
+    assert qs["relevant"].iloc[0] == ["i1", "i2"]  # i0 was viewed before the search, i9 in another session
+    ndcg, recall = ndcg_recall(np.array([5, 1, 2]), {1, 2}, 10)
+    assert recall == 1.0 and 0 < ndcg < 1
+    assert ndcg_recall(np.array([1, 2]), {1, 2}, 10) == (1.0, 1.0)
+
+
+@pytest.mark.unit
+def test_reviews_split_by_time_and_refuse_a_shop_too_small():
+    n = 50
+    ev = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(n)],
+            "event_time": pd.Timestamp("2026-11-01") + pd.to_timedelta(np.arange(n)[::-1], unit="h"),
+            "event_type": "review",
+            "rating": 3,
+            "review_text": "Fits perfectly.",
+        }
+    )
+    train, test = split_reviews(ev, 0.2)
+    assert len(train) == 40 and len(test) == 10 and train["event_time"].max() < test["event_time"].min()
+    with pytest.raises(ValueError, match="too few reviews to split"):
+        split_reviews(ev.head(20), 0.2)
+    with pytest.raises(ValueError, match="--test-share must be in"):
+        split_reviews(ev, 1.0)
+
+
+@pytest.mark.slow
+def test_both_benches_run_on_the_tiny_shop_and_write_json_and_png(tmp_path):
+    from ml.cli import main
+
+    assert main(["bench", "assistant", "--size", "tiny", "--max-questions", "40", "--out", str(tmp_path / "a")]) == 0
+    a = json.loads((tmp_path / "a" / "assistant.json").read_text())
+    assert set(a["methods"]) == {"bm25", "minilm", "minilm_personal"} and a["questions"]["test"] > 0
+    assert all(0 <= r["ndcg@10"] <= 1 and 0 <= r["recall@10"] <= 1 for r in a["methods"].values())
+    assert a["latency_ms"]["p95"] >= a["latency_ms"]["p50"] > 0 and (tmp_path / "a" / "assistant.png").exists()
+    args = ["bench", "reviews", "--size", "tiny", "--epochs", "1", "--max-train", "40", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    r = json.loads((tmp_path / "r" / "reviews.json").read_text())
+    assert set(r["models"]) == {"tfidf_logreg", "minilm"}
+    assert all(0 <= m["macro_f1"] <= 1 for m in r["models"].values()) and (tmp_path / "r" / "reviews.png").exists()
