@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from ml.assistant.query import WORD, Question
 
-DEFAULT_PERSONAL_WEIGHT = 2.0  # the weight python -m ml bench assistant chose on validation questions (default shop)
+DEFAULT_PERSONAL_WEIGHT = 4.0  # the weight python -m ml bench assistant chose on validation questions (default shop)
 
 
 class BM25:
