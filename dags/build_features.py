@@ -10,7 +10,7 @@ of new reviews, `ml.review_sentiment`, which the item marts aggregate) -> `dbt_f
 `mine_category_rules`, `fit_category_transitions`) -> `features_ready`, which emits
 `feature_marts` (schedules `retrain_models`). Beside them, after the staging gate, `embed_items`
 keeps the shopping assistant's item embeddings (`ml.item_embeddings`) current for new or changed
-items.
+items; it is a leaf, so its failure fails the run but never holds back `feature_marts`.
 
 A failed gate fails its task (no retries) with the failing expectations, columns, counts and
 example values, writes Data Docs under `$INTERESTFLOW_HOME/data_docs/` and records a row in
@@ -92,7 +92,7 @@ def build_features():
     patterns = [segment_users(), mine_category_rules(), fit_category_transitions()]
     gated = gate_staged_events()
     staging >> gated >> score_reviews() >> features >> gate_marts() >> patterns >> features_ready()
-    gated >> embed_items() >> features_ready()
+    gated >> embed_items()  # a leaf: the assistant's embeddings never hold back the features
 
 
 build_features()

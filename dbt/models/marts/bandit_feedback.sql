@@ -108,36 +108,40 @@ shown as (
         and c.slot_position = i.slot_position
 ),
 
+{#- every (purchase, slot) pair the purchase may go to: the slate it carries the id of, or an
+    earlier impression of the item to the same user within the window (two equality joins) -#}
 touches as (
-    select
-        p.purchase_id,
-        p.amount,
-        s.recommendation_id,
-        s.slot_position,
-        row_number() over (
-            partition by p.purchase_id
-            order by
-                case when p.recommendation_id = s.recommendation_id then 0 else 1 end,
-                s.shown_at desc,
-                s.recommendation_id,
-                s.slot_position
-        ) as touch_rank
+    select p.purchase_id, p.amount, s.recommendation_id, s.slot_position, s.shown_at, 0 as by_window
     from purchases as p
     inner join shown as s
-        on s.item_id = p.item_id
-        and (
-            p.recommendation_id = s.recommendation_id
-            or (
-                p.user_id = s.user_id
-                and p.bought_at >= s.shown_at
-                and p.bought_at <= s.shown_at + interval '{{ var("bandit_attribution_hours", 72) }} hours'
-            )
-        )
+        on s.recommendation_id = p.recommendation_id
+        and s.item_id = p.item_id
+    union all
+    select p.purchase_id, p.amount, s.recommendation_id, s.slot_position, s.shown_at, 1 as by_window
+    from purchases as p
+    inner join shown as s
+        on s.user_id = p.user_id
+        and s.item_id = p.item_id
+        and p.bought_at >= s.shown_at
+        and p.bought_at <= s.shown_at + interval '{{ var("bandit_attribution_hours", 72) }} hours'
+),
+
+ranked_touches as (
+    select
+        purchase_id,
+        amount,
+        recommendation_id,
+        slot_position,
+        row_number() over (
+            partition by purchase_id
+            order by by_window, shown_at desc, recommendation_id, slot_position
+        ) as touch_rank
+    from touches
 ),
 
 bought as (
     select recommendation_id, slot_position, sum(amount) as revenue
-    from touches
+    from ranked_touches
     where touch_rank = 1
     group by recommendation_id, slot_position
 )
