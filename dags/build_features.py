@@ -5,7 +5,8 @@ astronomer-cosmos, so every model with its unit and data tests is a visible task
 data-quality gates between the layers:
 
 `dbt_staging` (seeds, staging models) -> `gate_staged_events` -> `score_reviews` (the sentiment
-of new reviews, `ml.review_sentiment`, which the item marts aggregate) -> `dbt_features`
+of new reviews, `ml.review_sentiment`, which the item marts aggregate) and `load_assistant_log`
+(the slates the shopping assistant showed -> `ml.logged_slates`, for the feedback mart) -> `dbt_features`
 (intermediate models, marts) -> `gate_marts` -> behaviour patterns (`segment_users`,
 `mine_category_rules`, `fit_category_transitions`) -> `features_ready`, which emits
 `feature_marts` (schedules `retrain_models`). Beside them, after the staging gate, `embed_items`
@@ -54,6 +55,12 @@ def build_features():
         return score_reviews(run_id=run_id)
 
     @task(pool=WAREHOUSE_POOL)
+    def load_assistant_log(run_id=None) -> dict:
+        from ml.tasks.features import load_assistant_log
+
+        return load_assistant_log(run_id=run_id)
+
+    @task(pool=WAREHOUSE_POOL)
     def embed_items(run_id=None) -> dict:
         from ml.tasks.features import embed_items
 
@@ -91,7 +98,8 @@ def build_features():
 
     patterns = [segment_users(), mine_category_rules(), fit_category_transitions()]
     gated = gate_staged_events()
-    staging >> gated >> score_reviews() >> features >> gate_marts() >> patterns >> features_ready()
+    staging >> gated >> [score_reviews(), load_assistant_log()] >> features
+    features >> gate_marts() >> patterns >> features_ready()
     gated >> embed_items()  # a leaf: the assistant's embeddings never hold back the features
 
 

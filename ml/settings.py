@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     shop_start: str = Field("2020-01-01T00:00:00Z", description="events before this are quarantined")
     # ---- serving
     serving_max_age_hours: float = Field(36.0, gt=0, description="watch_serving alerts when the served table is older")
+    assistant_explore_share: float = Field(
+        0.1, ge=0, le=1, description="how often the assistant's last slot shows a candidate interest instead"
+    )
+    assistant_log: Path | None = Field(
+        None, description="where the assistant logs the slates it shows (default: <home>/assistant_log)"
+    )
     review_model: Literal["tfidf_logreg", "minilm"] = Field(
         "tfidf_logreg", description="the review sentiment model score_reviews fits (python -m ml bench reviews)"
     )
@@ -121,6 +127,10 @@ class Settings(BaseSettings):
     @property
     def landing_dir(self) -> Path:
         return self.landing or self.home / "landing"
+
+    @property
+    def assistant_log_dir(self) -> Path:
+        return self.assistant_log or self.home / "assistant_log"
 
     @property
     def data_docs_dir(self) -> Path:

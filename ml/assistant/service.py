@@ -6,6 +6,10 @@ price, category path); item embeddings from ``ml.item_embeddings`` (``ml.assista
 current by ``build_features``); the user's history from ``marts.interactions`` (decayed weights).
 Each answer item carries one sentence built from facts only: its title, price, brand and
 category, the constraints it meets and, when the user has history in its category, that interest.
+The last slot may explore one of the user's candidate interests (``ml.assistant.explore``); every
+answer has a ``recommendation_id``, positions and exact propensities, and is appended to the
+assistant's slate log (``ml.assistant.log``) so the shop's impressions and clicks on it reach
+``marts.bandit_feedback``.
 """
 
 from __future__ import annotations
@@ -17,12 +21,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.assistant.explore import explore_last_slot
+from ml.assistant.log import RUN_ID as ASSISTANT_RUN_ID
+from ml.assistant.log import append as append_answer
 from ml.assistant.query import Question, QuestionError, Vocabulary, parse
 from ml.assistant.retrieval import DEFAULT_PERSONAL_WEIGHT, allowed, encode, personalised, top_k, user_vector
 from ml.tagging.text import item_text
 
 ITEMS = "staging.stg_shop__items"
 INTERACTIONS = "marts.interactions"
+ITEM_FEATURES = "marts.item_features"
+PROFILES = "ml.user_interest_profiles"
+POLICY = "assistant"
 
 
 def _colour(attributes: Any) -> str | None:
@@ -64,9 +74,11 @@ class Answer:
     question: Question
     items: list[dict[str, Any]]
     message: str
+    recommendation_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "recommendation_id": self.recommendation_id,
             "user_id": self.user_id,
             "understood": list(self.question.constraints),
             "text": self.question.text,
@@ -82,13 +94,22 @@ class Assistant:
     (the command line) or the Interestflow page's read session (a DuckDB snapshot or live
     PostgreSQL); the user's history is read through it at each question."""
 
-    def __init__(self, source: Any, personal_weight: float = DEFAULT_PERSONAL_WEIGHT):
+    def __init__(
+        self,
+        source: Any,
+        personal_weight: float = DEFAULT_PERSONAL_WEIGHT,
+        explore_share: float | None = None,
+        log_folder: Any = None,
+    ):
         from ml.assistant.index import ITEM_EMBEDDINGS, embeddings_for
+        from ml.settings import settings
         from ml.shop import taxonomy as tx
         from ml.tagging import encoder as enc
 
         self.source = source
         self.personal_weight = personal_weight
+        self.explore_share = settings().assistant_explore_share if explore_share is None else float(explore_share)
+        self.log_folder = log_folder
         try:
             raw = source.query(
                 f"select item_id, title, description, attributes, brand, price, category_path from {ITEMS}", None
@@ -104,6 +125,27 @@ class Assistant:
         self.embeddings = embeddings_for(self.items, stored)
         self.vocabulary = Vocabulary.from_items(self.items, self.items["text"].tolist(), tuple(tx.STYLES))
         self.encoder = enc.load()
+        self.item_tags, self.has_profiles = self._optional_tables()
+
+    def _optional_tables(self) -> tuple[np.ndarray, bool]:
+        """Each item's category tag (``marts.item_features``) and whether interest profiles exist:
+        what the exploration slot needs; without them the assistant does not explore."""
+        tags = np.full(len(self.items), None, dtype=object)
+        try:
+            feats = self.source.query(f"select item_id, category_tag from {ITEM_FEATURES}", None)
+            self.source.query(f"select user_id, tag, status from {PROFILES} where 1 = 0", None)
+        except Exception:  # a warehouse before its first features/profiles run: no exploration
+            return tags, False
+        tag_of = dict(zip(feats["item_id"].astype(str), feats["category_tag"], strict=True))
+        return np.array([tag_of.get(i) for i in self.items["item_id"]], dtype=object), True
+
+    def _candidate_tags(self, user_id: str) -> set[str]:
+        if not self.has_profiles:
+            return set()
+        df = self.source.query(
+            f"select distinct tag from {PROFILES} where user_id = ? and status = 'candidate'", [str(user_id)]
+        )
+        return set(df["tag"].astype(str))
 
     def ask(self, user_id: str, question: object, k: int = 5) -> Answer:
         """Up to ``k`` items for ``question``, personalised for ``user_id``; raises
@@ -117,10 +159,53 @@ class Assistant:
             return Answer(user_id, q, [], "nothing in the catalogue meets " + ", ".join(q.constraints))
         cos = self.embeddings @ encode(self.encoder, [q.text])[0]
         uv = user_vector(self.embeddings, rows, weights)
-        ranked = top_k(personalised(cos, self.embeddings, uv, self.personal_weight), mask, int(k))
-        items = [self._explain(int(i), q, leaves) for i in ranked]
+        scores = personalised(cos, self.embeddings, uv, self.personal_weight)
+        ranked = top_k(scores, mask, int(k))
+        rid = _recommendation_id(user_id, q.text)
+        rng = np.random.default_rng(int(rid[2:], 16))
+        shown, propensity, exploring = explore_last_slot(
+            ranked, scores, mask, self.item_tags, self._candidate_tags(user_id), self.explore_share, rng
+        )
+        items = [
+            {
+                **self._explain(int(i), q, leaves, bool(e)),
+                "position": n,
+                "propensity": float(p),
+                "is_exploration": bool(e),
+                "score": float(scores[int(i)]),
+            }
+            for n, (i, p, e) in enumerate(zip(shown, propensity, exploring, strict=True), 1)
+        ]
+        if items:
+            append_answer(self._log_rows(rid, user_id, items), self.log_folder)
         message = "" if uv is not None else "no history for this user yet: ranked by the question alone"
-        return Answer(user_id, q, items, message)
+        return Answer(user_id, q, items, message, rid if items else None)
+
+    def _log_rows(self, rid: str, user_id: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The answer as ``ml.logged_slates`` rows (``columns.LOGGED_SLATE_COLUMNS``)."""
+        from datetime import UTC, datetime
+
+        as_of = datetime.now(UTC).replace(tzinfo=None).isoformat()
+        version = f"{POLICY}-explore{self.explore_share:g}"
+        return [
+            {
+                "recommendation_id": rid,
+                "run_id": ASSISTANT_RUN_ID,
+                "user_id": str(user_id),
+                "position": it["position"],
+                "item_id": it["item_id"],
+                "tag": it["tag"],
+                "policy": POLICY,
+                "policy_version": version,
+                "propensity": it["propensity"],
+                "propensity_se": 0.0,
+                "is_exploration": it["is_exploration"],
+                "score": it["score"],
+                "arm_features": None,
+                "as_of": as_of,
+            }
+            for it in items
+        ]
 
     def _history(self, user_id: str) -> tuple[np.ndarray, np.ndarray, set[str]]:
         """Item rows, decayed weights and leaf categories of the user's interactions."""
@@ -132,13 +217,15 @@ class Assistant:
         leaves = set(self.items["category"].to_numpy()[rows])
         return rows, hist["decayed_weight"].to_numpy(np.float64), leaves
 
-    def _explain(self, i: int, q: Question, leaves: set[str]) -> dict[str, Any]:
+    def _explain(self, i: int, q: Question, leaves: set[str], exploring: bool = False) -> dict[str, Any]:
         it = self.items.iloc[i]
         why = [f"{it['title']} at {it['price']:.2f}, by {it['brand']}, in {it['category']}"]
         met = [c for c in q.constraints]
         if met:
             why.append("meets " + ", ".join(met))
-        if it["category"] in leaves:
+        if exploring:
+            why.append(f"something new for you: {it['category']} may be one of your interests")
+        elif it["category"] in leaves:
             why.append(f"you have shown interest in {it['category']}")
         return {
             "item_id": it["item_id"],
@@ -146,5 +233,14 @@ class Assistant:
             "price": float(it["price"]),
             "brand": it["brand"],
             "category": it["category"],
+            "tag": self.item_tags[i],
             "why": "; ".join(why) + ".",
         }
+
+
+def _recommendation_id(user_id: str, text: str) -> str:
+    """``AS`` + 16 hex digits, unique per answer (user, question, the nanosecond asked)."""
+    import hashlib
+    import time
+
+    return "AS" + hashlib.sha256(f"{user_id}|{text}|{time.time_ns()}".encode()).hexdigest()[:16]

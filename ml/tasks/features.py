@@ -53,6 +53,13 @@ def score_reviews(run_id: str = "manual", warehouse: str | None = None) -> dict[
     return score(run_id=run_id, warehouse=warehouse)
 
 
+def load_assistant_log(run_id: str = "manual", warehouse: str | None = None) -> dict[str, Any]:
+    """The slates the shopping assistant showed (its JSONL log) -> ``ml.logged_slates``."""
+    from ml.assistant.log import load_assistant_log as load
+
+    return load(run_id=run_id, warehouse=warehouse)
+
+
 def embed_items(run_id: str = "manual", warehouse: str | None = None) -> dict[str, Any]:
     """MiniLM embeddings of the items whose text is new or changed -> ``ml.item_embeddings``."""
     from ml.assistant.index import refresh_item_embeddings

@@ -69,8 +69,10 @@ def evaluate_policies(
     start = end - pd.Timedelta(days=window_days)
     window = logged[logged[C.SHOWN_AT] > start]
     history = feedback[feedback[C.SHOWN_AT] <= start]
-    k = int(window[C.POSITION].max())
     contexts = store.load_contexts(wh, window[C.RECOMMENDATION_ID].unique().tolist())
+    # the slate length of the replayable slates (the assistant's answers have no slate context)
+    replayable = window[window[C.RECOMMENDATION_ID].isin(list(contexts))]
+    k = int(replayable[C.POSITION].max()) if len(replayable) else 0
     rounds, skipped = prepare(window, contexts, k, reward)
     if rounds.rows.empty:
         reason = f"no logged round has its slate context in {C.SLATE_CONTEXTS}: {skipped}"

@@ -161,3 +161,57 @@ def test_manual_override_needs_a_reason_and_then_serves(loop):
     out = publish_recommendations(run_id="pub-2", propensity_draws=32)
     assert out["policy"] == "epsilon_greedy" and out["policy_version"] == champ["version_id"]
     assert Path(champ["artifact_path"]).exists()
+
+
+def test_the_assistants_answers_reach_the_feedback_mart_with_their_propensities(loop, tmp_path):
+    """Ask -> slate log -> load_assistant_log -> the shop exports impressions and a click on the
+    answer -> ingest -> dbt: the mart joins them with the assistant's logged propensities."""
+    from ml.assistant.index import refresh_item_embeddings
+    from ml.assistant.log import load_assistant_log
+    from ml.assistant.service import Assistant
+    from ml.features.dbt import build
+    from ml.ingest.landing import ingest_paths
+
+    wh = loop["wh"]
+    refresh_item_embeddings()
+    user = loop["recs"]["user_id"].iloc[0]
+    feats = wh.query("select item_id, category_l3, category_tag from marts.item_features")
+    leaf = feats["category_l3"].value_counts().index[0]  # the biggest category: room to explore in it
+    other_tag = feats.loc[feats["category_l3"] == leaf, "category_tag"].iloc[0]
+    with wh.connect() as con:  # a candidate interest for the user, as backfill_tags would write it
+        wh.execute(
+            con, "create table if not exists ml.user_interest_profiles (user_id varchar, tag varchar, status varchar)"
+        )
+        wh.execute(con, "insert into ml.user_interest_profiles values (?, ?, 'candidate')", [user, other_tag])
+        con.commit()
+    assistant = Assistant(wh, explore_share=1.0, log_folder=tmp_path / "log")
+    answer = assistant.ask(user, leaf, k=3)
+    items = answer.items
+    assert answer.recommendation_id.startswith("AS") and [i["position"] for i in items] == [1, 2, 3]
+    assert items[-1]["is_exploration"] and items[-1]["propensity"] == 1.0 and items[-1]["tag"] == other_tag
+    assert "something new for you" in items[-1]["why"]
+    assert load_assistant_log(folder=tmp_path / "log")["slates"] == 1
+
+    t = pd.Timestamp.now(tz="UTC").floor("s")
+    rid = answer.recommendation_id
+    events = pd.DataFrame(
+        {
+            "event_id": [f"{rid}-imp-{i['position']}" for i in items] + [f"{rid}-clk-1"],
+            "event_time": [t] * len(items) + [t + pd.Timedelta(seconds=20)],
+            "user_id": user,
+            "session_id": f"S-{rid}",
+            "event_type": ["impression"] * len(items) + ["click"],
+            "item_id": [i["item_id"] for i in items] + [items[0]["item_id"]],
+            "recommendation_id": rid,
+            "position": pd.array([i["position"] for i in items] + [1], dtype="Int64"),
+        }
+    )
+    (tmp_path / "export").mkdir()
+    events.to_parquet(tmp_path / "export" / "events-assistant.parquet", index=False)
+    ingest_paths([tmp_path / "export"], wh, gate=False)
+    build(wh, select="+bandit_feedback", target_path=tmp_path / "target")
+    mart = wh.query(f"select * from {C.BANDIT_FEEDBACK} where recommendation_id = ? order by position", [rid])
+    assert mart["has_propensity"].all() and (mart["policy"] == "assistant").all()
+    assert mart["propensity"].tolist() == [i["propensity"] for i in items]
+    assert mart["is_exploration"].tolist() == [i["is_exploration"] for i in items]
+    assert mart["clicked"].tolist() == [1, 0, 0]
