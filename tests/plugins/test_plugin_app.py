@@ -162,9 +162,18 @@ def test_sections_answer_json(client, built):
     assert users["users"] == sorted(built.recommendations["user_id"].unique())[:3]
 
 
+def test_the_assistant_says_what_is_missing_before_items_are_embedded(client):
+    res = client.post("/api/assistant", json={"user_id": "U0000001", "question": "tents"})
+    assert res.status_code == 200
+    body = res.json()
+    assert body["available"] is False and "ml.item_embeddings" in body["message"]
+    assert client.post("/api/assistant", json={"user_id": "U0000001"}).status_code == 422  # no question at all
+
+
 def test_openapi_documents_every_json_endpoint(client):
     doc = client.get("/api/openapi.json").json()
     assert set(doc["paths"]) == {
+        "/api/assistant",
         "/api/status",
         "/api/models",
         "/api/quality",
