@@ -16,6 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--json", action="store_true", help="print the answer as JSON")
     ask.add_argument("--warehouse", help="warehouse URL (default: INTERESTFLOW_WAREHOUSE)")
     ask.set_defaults(func=_ask)
+    report = s.add_parser("report", help="off-policy estimates of the last slot's CTR under other exploration shares")
+    report.add_argument("--shares", default="0,0.05,0.1,0.2,0.5", help="comma-separated exploration shares")
+    report.add_argument("--warehouse", help="warehouse URL (default: INTERESTFLOW_WAREHOUSE)")
+    report.set_defaults(func=_report)
     index = s.add_parser("index", help="embed the items whose text is new or changed (ml.item_embeddings)")
     index.add_argument("--warehouse", help="warehouse URL (default: INTERESTFLOW_WAREHOUSE)")
     index.set_defaults(func=_index)
@@ -49,4 +53,27 @@ def _index(args: argparse.Namespace) -> int:
 
     out = refresh_item_embeddings(warehouse=args.warehouse)
     print(f"{out['embedded']} of {out['items']} items embedded with {out['model']}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ml.assistant.ope import exploration_estimates
+    from ml.bench.measure import table
+    from ml.explore import store
+    from ml.warehouse import Warehouse
+
+    try:
+        shares = tuple(float(v) for v in args.shares.split(",") if v.strip())
+    except ValueError:
+        print(f"error: --shares must be numbers in [0, 1], got {args.shares!r}")
+        return 2
+    if not shares or any(not 0 <= s <= 1 for s in shares):
+        print(f"error: --shares must be numbers in [0, 1], got {args.shares!r}")
+        return 2
+    est = exploration_estimates(store.load_feedback(Warehouse.from_env(args.warehouse)), shares)
+    if est.empty:
+        print("no logged assistant answers with feedback yet (marts.bandit_feedback, policy 'assistant')")
+        return 0
+    print("the assistant's last slot: estimated click-through by exploration share (SNIPS, 95 % CI)")
+    print(table(est.to_dict("records")))
     return 0

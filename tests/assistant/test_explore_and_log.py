@@ -76,3 +76,48 @@ def test_the_log_loads_each_answer_once_and_retires_past_days(tmp_path, warehous
     assert again["slates"] == 1 and again["rows"] == 2  # today's file is read again: only AS2 is new
     assert load_assistant_log(folder=folder)["rows"] == 0
     assert load_assistant_log(folder=tmp_path / "nothing-here")["files"] == 0
+
+
+def _answers(n: int, share: float, seed: int, ctr_exploit: float = 0.1, ctr_explore: float = 0.3):
+    """Logged answers of 3 slots; a quarter have no candidate item (no coin on the last slot)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for a in range(n):
+        coin = a % 4 != 0
+        explores = coin and rng.random() < share
+        for pos in (1, 2, 3):
+            last = pos == 3
+            p = 1.0 if not (last and coin) else (share if explores else 1 - share)
+            ctr = ctr_explore if (last and explores) else ctr_exploit
+            rows.append(
+                {
+                    C.RECOMMENDATION_ID: f"AS{a}",
+                    C.POSITION: pos,
+                    C.POLICY: "assistant",
+                    C.HAS_PROPENSITY: True,
+                    C.PROPENSITY: p,
+                    C.IS_EXPLORATION: bool(last and explores),
+                    C.CLICKED: int(rng.random() < ctr),
+                }
+            )
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.unit
+def test_other_exploration_shares_are_estimated_from_the_assistants_own_log():
+    from ml.assistant.ope import exploration_estimates, last_slots
+
+    fb = _answers(20_000, share=0.2, seed=1)
+    assert len(last_slots(fb)) == 20_000
+    est = exploration_estimates(fb, shares=(0.0, 0.2, 0.5)).set_index("share")
+    for s in (0.0, 0.2, 0.5):
+        truth = 0.1 + 0.75 * s * 0.2  # a quarter of answers have no coin: they always show the ranked item
+        assert est.loc[s, "ci_low"] <= truth <= est.loc[s, "ci_high"], (s, truth, est.loc[s].to_dict())
+    assert est.loc[0.2, "effective_n"] == pytest.approx(20_000, rel=1e-6)  # the logging share: weights 1
+    assert est.loc[0.5, "effective_n"] < est.loc[0.2, "effective_n"]
+    # a log that never explored says nothing about exploring; other policies' rows are not read
+    never = _answers(500, share=0.0, seed=2)
+    assert exploration_estimates(never, shares=(0.0, 0.2))["share"].tolist() == [0.0]
+    assert exploration_estimates(fb.assign(policy="greedy")).empty

@@ -163,7 +163,7 @@ def test_manual_override_needs_a_reason_and_then_serves(loop):
     assert Path(champ["artifact_path"]).exists()
 
 
-def test_the_assistants_answers_reach_the_feedback_mart_with_their_propensities(loop, tmp_path):
+def test_the_assistants_answers_reach_the_feedback_mart_with_their_propensities(loop, tmp_path, capsys):
     """Ask -> slate log -> load_assistant_log -> the shop exports impressions and a click on the
     answer -> ingest -> dbt: the mart joins them with the assistant's logged propensities."""
     from ml.assistant.index import refresh_item_embeddings
@@ -215,3 +215,10 @@ def test_the_assistants_answers_reach_the_feedback_mart_with_their_propensities(
     assert mart["propensity"].tolist() == [i["propensity"] for i in items]
     assert mart["is_exploration"].tolist() == [i["is_exploration"] for i in items]
     assert mart["clicked"].tolist() == [1, 0, 0]
+    # the command line reads the assistant's rounds back for its exploration report
+    from ml.cli import main
+
+    assert main(["assistant", "report", "--shares", "0,1"]) == 0
+    out = capsys.readouterr().out
+    assert "estimated click-through by exploration share" in out and "effective_n" in out
+    assert main(["assistant", "report", "--shares", "2"]) == 2
