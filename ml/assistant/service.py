@@ -59,7 +59,7 @@ def catalogue(items: pd.DataFrame) -> pd.DataFrame:
             "item_id": items["item_id"].astype(str).to_numpy(),
             "title": items["title"].astype(str).to_numpy(),
             "price": pd.to_numeric(items["price"], errors="coerce").to_numpy(np.float64),
-            "brand": items["brand"].astype(str).to_numpy(),
+            "brand": [b if isinstance(b, str) else None for b in items["brand"]],
             "colour": [_colour(a) for a in attrs],
             "category": leaf.to_numpy(),
             "category_path": items["category_path"].astype(str).to_numpy(),
@@ -137,7 +137,8 @@ class Assistant:
         except Exception:  # a warehouse before its first features/profiles run: no exploration
             return tags, False
         tag_of = dict(zip(feats["item_id"].astype(str), feats["category_tag"], strict=True))
-        return np.array([tag_of.get(i) for i in self.items["item_id"]], dtype=object), True
+        tags = [tag_of.get(i) for i in self.items["item_id"]]
+        return np.array([t if isinstance(t, str) else None for t in tags], dtype=object), True
 
     def _candidate_tags(self, user_id: str) -> set[str]:
         if not self.has_profiles:
@@ -219,10 +220,14 @@ class Assistant:
 
     def _explain(self, i: int, q: Question, leaves: set[str], exploring: bool = False) -> dict[str, Any]:
         it = self.items.iloc[i]
-        why = [f"{it['title']} at {it['price']:.2f}, by {it['brand']}, in {it['category']}"]
-        met = [c for c in q.constraints]
-        if met:
-            why.append("meets " + ", ".join(met))
+        price = float(it["price"]) if pd.notna(it["price"]) else None
+        brand = it["brand"] if isinstance(it["brand"], str) and it["brand"].strip() else None
+        fact = str(it["title"])
+        fact += f" at {price:.2f}" if price is not None else ""
+        fact += f", by {brand}" if brand else ""
+        why = [f"{fact}, in {it['category']}"]  # only the facts the catalogue has
+        if q.constraints:
+            why.append("meets " + ", ".join(q.constraints))
         if exploring:
             why.append(f"something new for you: {it['category']} may be one of your interests")
         elif it["category"] in leaves:
@@ -230,8 +235,8 @@ class Assistant:
         return {
             "item_id": it["item_id"],
             "title": it["title"],
-            "price": float(it["price"]),
-            "brand": it["brand"],
+            "price": price,
+            "brand": brand,
             "category": it["category"],
             "tag": self.item_tags[i],
             "why": "; ".join(why) + ".",

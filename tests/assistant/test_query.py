@@ -80,3 +80,32 @@ def test_personalisation_lifts_items_like_the_users_history():
     assert ranked[:2].tolist() == [2, 3]  # the item the user chose, then the one most like it
     assert user_vector(emb, np.zeros(0, np.int64), np.zeros(0)) is None
     assert personalised(cos, emb, None, 0.5) is cos
+
+
+def test_an_item_without_a_price_or_brand_is_described_by_the_facts_it_has():
+    from ml.assistant.service import catalogue
+
+    raw = pd.DataFrame(
+        {
+            "item_id": ["i1"],
+            "title": ["Dome tent"],
+            "description": [None],
+            "attributes": ['{"color": "Green"}'],
+            "brand": [None],
+            "price": [None],
+            "category_path": ["Sports > Camping > Tents"],
+        }
+    )
+    items = catalogue(raw)
+    assert items.loc[0, "colour"] == "green" and items.loc[0, "text"].startswith("Tents. Dome tent")
+
+    class Bare:  # what _explain needs of an Assistant: the catalogue and the items' tags
+        pass
+
+    from ml.assistant.service import Assistant
+
+    bare = Bare()
+    bare.items, bare.item_tags = items, np.array([None], dtype=object)
+    out = Assistant._explain(bare, 0, parse("tents", Vocabulary.from_items(items, items["text"].tolist())), set())
+    assert out["price"] is None and out["brand"] is None
+    assert out["why"] == "Dome tent, in Tents; meets category Tents."
