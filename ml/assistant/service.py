@@ -137,8 +137,8 @@ class Assistant:
         except Exception:  # a warehouse before its first features/profiles run: no exploration
             return tags, False
         tag_of = dict(zip(feats["item_id"].astype(str), feats["category_tag"], strict=True))
-        tags = [tag_of.get(i) for i in self.items["item_id"]]
-        return np.array([t if isinstance(t, str) else None for t in tags], dtype=object), True
+        found = [tag_of.get(i) for i in self.items["item_id"]]
+        return np.array([t if isinstance(t, str) else None for t in found], dtype=object), True
 
     def _candidate_tags(self, user_id: str) -> set[str]:
         if not self.has_profiles:
