@@ -126,6 +126,14 @@ class Assistant:
         self.vocabulary = Vocabulary.from_items(self.items, self.items["text"].tolist(), tuple(tx.STYLES))
         self.encoder = enc.load()
         self.item_tags, self.has_profiles = self._optional_tables()
+        self.has_history = self._readable(f"select item_id, decayed_weight from {INTERACTIONS} where 1 = 0")
+
+    def _readable(self, sql: str) -> bool:
+        try:
+            self.source.query(sql, None)
+        except Exception:  # the engines raise their own catalog errors for a missing table
+            return False
+        return True
 
     def _optional_tables(self) -> tuple[np.ndarray, bool]:
         """Each item's category tag (``marts.item_features``) and whether interest profiles exist:
@@ -209,7 +217,10 @@ class Assistant:
         ]
 
     def _history(self, user_id: str) -> tuple[np.ndarray, np.ndarray, set[str]]:
-        """Item rows, decayed weights and leaf categories of the user's interactions."""
+        """Item rows, decayed weights and leaf categories of the user's interactions (none
+        before the marts are first built)."""
+        if not self.has_history:
+            return np.zeros(0, dtype=np.int64), np.zeros(0), set()
         hist = self.source.query(
             f"select item_id, decayed_weight from {INTERACTIONS} where user_id = ?", [str(user_id)]
         )
