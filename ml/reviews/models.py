@@ -95,7 +95,7 @@ class MiniLMSentiment:
         texts, y = _sample(list(texts), np.asarray(y, dtype=np.int64), self.max_train, self.seed)
         self.tokenizer_, self.encoder_ = enc.load(self.model_name)
         self.head_ = torch.nn.Linear(int(self.encoder_.config.hidden_size), len(LABELS))
-        trainable = self._trainable()
+        trainable = enc.trainable_parameters(self.encoder_, True, self.train_layers)
         optimiser = torch.optim.AdamW(
             [
                 {"params": trainable, "lr": self.learning_rate},
@@ -125,22 +125,8 @@ class MiniLMSentiment:
         self.train_seconds_ = time.perf_counter() - t0
         return self
 
-    def _trainable(self) -> list[Any]:
-        for param in self.encoder_.embeddings.parameters():
-            param.requires_grad_(False)
-        layers = self.encoder_.encoder.layer
-        for layer in layers[: max(0, len(layers) - self.train_layers)]:
-            for param in layer.parameters():
-                param.requires_grad_(False)
-        return [q for q in self.encoder_.parameters() if q.requires_grad]
-
     def _logits(self, texts: list[str]) -> Any:
-        import torch
-
-        batch = self.tokenizer_(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        hidden = self.encoder_(**batch).last_hidden_state
-        pooled = torch.nn.functional.normalize(enc.mean_pool(hidden, batch["attention_mask"]), dim=-1)
-        return self.head_(pooled)
+        return self.head_(enc.sentence_vectors(self.tokenizer_, self.encoder_, texts, self.max_length))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         import torch
@@ -149,20 +135,6 @@ class MiniLMSentiment:
         with torch.no_grad():
             logits = self.head_(torch.from_numpy(X))
             return torch.softmax(logits, dim=-1).numpy().astype(np.float64)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickles the fine-tuned encoder as its saved files (``ml.tagging.encoder.pack``)."""
-        state = dict(self.__dict__)
-        if "encoder_" in state:
-            state["encoder_files_"] = enc.pack(state.pop("tokenizer_"), state.pop("encoder_"))
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        files = state.pop("encoder_files_", None)
-        self.__dict__.update(state)
-        if files is not None:
-            self.tokenizer_, self.encoder_ = enc.unpack(files)
-            self.encoder_.eval()
 
 
 MODELS: dict[str, type[TfidfSentiment] | type[MiniLMSentiment]] = {

@@ -72,6 +72,31 @@ def mean_pool(hidden: Any, mask: Any) -> Any:
     return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
 
 
+def sentence_vectors(tokenizer: Any, model: Any, texts: Sequence[str], max_length: int = 128) -> Any:
+    """L2-normalised mean-pooled sentence vectors of ``texts`` as a torch tensor (batch, dim),
+    with gradients when the caller trains (the recipe the model was trained with)."""
+    import torch
+
+    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    hidden = model(**batch).last_hidden_state
+    return torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]), dim=-1)
+
+
+def trainable_parameters(model: Any, freeze_embeddings: bool, train_layers: int | None) -> list[Any]:
+    """Freeze what is not fine-tuned — the token table (30k x 384: half the weights, little to
+    gain) and the transformer layers below the top ``train_layers`` (no backward pass below
+    them; ``None``: all layers train) — and return the parameters that still train."""
+    if freeze_embeddings:
+        for param in model.embeddings.parameters():
+            param.requires_grad_(False)
+    if train_layers is not None:
+        layers = model.encoder.layer
+        for layer in layers[: max(0, len(layers) - train_layers)]:
+            for param in layer.parameters():
+                param.requires_grad_(False)
+    return [q for q in model.parameters() if q.requires_grad]
+
+
 def embed(tokenizer: Any, model: Any, texts: Sequence[str], batch_size: int = 64, max_length: int = 128) -> np.ndarray:
     """L2-normalised mean-pooled sentence embeddings, float32 (n, dim); batched, no gradient."""
     import torch
@@ -80,15 +105,7 @@ def embed(tokenizer: Any, model: Any, texts: Sequence[str], batch_size: int = 64
     out = []
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(
-                list(texts[start : start + batch_size]),
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            )
-            hidden = model(**batch).last_hidden_state
-            pooled = torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]), dim=-1)
+            pooled = sentence_vectors(tokenizer, model, texts[start : start + batch_size], max_length)
             out.append(pooled.cpu().numpy().astype(np.float32))
     dim = int(model.config.hidden_size)
     return np.vstack(out) if out else np.zeros((0, dim), dtype=np.float32)

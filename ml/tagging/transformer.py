@@ -105,7 +105,7 @@ class TransformerTagger(Tagger):
         steps_per_epoch = math.ceil(n / self.batch_size)
         total = max(1, steps_per_epoch * self.epochs)
         warmup = int(total * self.warmup_share)
-        trainable = self._trainable()
+        trainable = enc.trainable_parameters(self.encoder_, self.freeze_embeddings, self.train_layers)
         optimiser = torch.optim.AdamW(
             [
                 {"params": trainable, "lr": self.learning_rate},
@@ -173,18 +173,6 @@ class TransformerTagger(Tagger):
             else:
                 bias = np.log(prior / (1 - prior))
             self.head_.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
-
-    def _trainable(self) -> list[Any]:
-        """Freeze what is not fine-tuned (the token table, the lower layers); the rest."""
-        if self.freeze_embeddings:  # the 30k x 384 token table: half the weights, little to gain
-            for param in self.encoder_.embeddings.parameters():
-                param.requires_grad_(False)
-        if self.train_layers is not None:  # fine-tune only the top layers: no backward pass below them
-            layers = self.encoder_.encoder.layer
-            for layer in layers[: max(0, len(layers) - self.train_layers)]:
-                for param in layer.parameters():
-                    param.requires_grad_(False)
-        return [q for q in self.encoder_.parameters() if q.requires_grad]
 
     def _groups(self) -> tuple[list[np.ndarray], np.ndarray]:
         """Column groups of the exclusive kinds (one softmax each) and the remaining columns."""
@@ -265,12 +253,7 @@ class TransformerTagger(Tagger):
         return desc or tag.split(":", 1)[-1].replace("_", " ")
 
     def _logits(self, texts: list[str]) -> Any:
-        import torch
-
-        batch = self.tokenizer_(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        hidden = self.encoder_(**batch).last_hidden_state
-        pooled = torch.nn.functional.normalize(enc.mean_pool(hidden, batch["attention_mask"]), dim=-1)
-        return self.head_(pooled)
+        return self.head_(enc.sentence_vectors(self.tokenizer_, self.encoder_, texts, self.max_length))
 
     # ---- inference -------------------------------------------------------------------------
     def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
