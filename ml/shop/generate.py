@@ -22,7 +22,7 @@ import pandas as pd
 
 from ml.progress import Progress
 from ml.shop import taxonomy as tx
-from ml.shop.reviews import quality_shift, review_texts
+from ml.shop.reviews import review_ratings, review_texts
 
 
 @dataclass(frozen=True)
@@ -308,6 +308,13 @@ def _item_text(
     return title, description
 
 
+def _side_stream(rng: np.random.Generator, key: int) -> np.random.Generator:
+    """A generator of its own, derived from ``rng``'s seed and ``key``: what it draws leaves
+    every draw of ``rng`` unchanged (a new kind of value does not move the existing ones)."""
+    seq = cast(np.random.SeedSequence, rng.bit_generator.seed_seq)
+    return np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, key)))
+
+
 def _items(rng: np.random.Generator, n: int, start: datetime, end: datetime) -> pd.DataFrame:
     leaves = tx.leaves()
     styles = list(tx.STYLES)
@@ -320,12 +327,9 @@ def _items(rng: np.random.Generator, n: int, start: datetime, end: datetime) -> 
     rows = []
     new_cut = int(n * (1 - NEW_ITEM_SHARE))
     # wording draws from its own stream so that prices, dates, users and events stay the same
-    seq = cast(np.random.SeedSequence, rng.bit_generator.seed_seq)
-    text_rng = np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 0x7E47)))
+    text_rng = _side_stream(rng, 0x7E47)
     # so does the items' hidden quality (what their reviews' ratings follow)
-    quality = np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 0x9A11))).beta(
-        4, 2, n
-    )
+    quality = _side_stream(rng, 0x9A11).beta(4, 2, n)
     for i in range(n):
         lf = leaves[leaf_idx[i]]
         style = styles[style_idx[i]]
@@ -368,8 +372,7 @@ def _users(rng: np.random.Generator, n: int, start: datetime) -> pd.DataFrame:
     signup = [start - timedelta(days=float(d)) for d in rng.uniform(0, 700, n)]
     countries_drawn = rng.choice(countries, n)
     # consent draws from its own stream so that every other draw of the shop stays the same
-    seq = cast(np.random.SeedSequence, rng.bit_generator.seed_seq)
-    consent_rng = np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 0xC0C5)))
+    consent_rng = _side_stream(rng, 0xC0C5)
     return pd.DataFrame(
         {
             "user_id": [f"U{i + 1:07d}" for i in range(n)],
@@ -582,15 +585,8 @@ def _funnel_blocks(
     reviewed = rng.random(len(p_sess)) < 0.25
     r_sess, r_item = p_sess[reviewed], p_item[reviewed]
     match = item_style[r_item] == intr["style"][s_user[r_sess]]
-    shift = quality_shift(items["_quality"].to_numpy()[r_item])
-    rating = np.clip(np.where(match, 5, 3) + rng.integers(-1, 1, len(r_sess)) + shift, 1, 5)
-    # two draws the earlier fixed phrases used; kept so every later draw is unchanged
-    rng.integers(0, 5, len(r_sess))
-    rng.integers(0, 5, len(r_sess))
-    seq = cast(np.random.SeedSequence, rng.bit_generator.seed_seq)
-    text = review_texts(
-        np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 0x7E48))), rating
-    )
+    rating = review_ratings(rng, match, items["_quality"].to_numpy()[r_item])
+    text = review_texts(_side_stream(rng, 0x7E48), rating)
     parts.append(
         _block(r_sess, p_order[reviewed] + 1000, event_type="review", _item=r_item, rating=rating, review_text=text)
     )

@@ -64,6 +64,17 @@ def review_texts(rng: np.random.Generator, rating: np.ndarray) -> np.ndarray:
     return out
 
 
+def review_ratings(rng: np.random.Generator, style_match: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Stars per review: 5 for an item in the buyer's style, 3 otherwise, minus 0 or 1 at
+    random, moved by the item's hidden quality (:func:`quality_shift`), within 1..5. Also makes
+    the two draws the earlier fixed phrases used, so every later draw of ``rng`` is unchanged."""
+    n = len(style_match)
+    rating = np.clip(np.where(style_match, 5, 3) + rng.integers(-1, 1, n) + quality_shift(quality), 1, 5)
+    rng.integers(0, 5, n)
+    rng.integers(0, 5, n)
+    return rating
+
+
 def quality_shift(quality: np.ndarray) -> np.ndarray:
     """Stars an item's hidden quality in [0, 1] adds to a rating: -2 below 0.2, -1 below 0.4,
     +1 from 0.85, else 0."""

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ml.explore import columns as C
-from ml.shop.reviews import quality_shift, review_texts
+from ml.shop.reviews import review_ratings, review_texts
 from ml.simulate.environment import ShopEnvironment
 
 log = logging.getLogger(__name__)
@@ -344,10 +344,7 @@ class ShopDays:
         u = users.map(self.env.user_index).to_numpy(np.int64)
         i = items.map(self.env.item_index).to_numpy(np.int64)
         match = self.env._style[u, i] > 1.0
-        shift = quality_shift(items.map(self.quality).to_numpy(np.float64))
-        rating = np.clip(np.where(match, 5, 3) + rng.integers(-1, 1, len(u)) + shift, 1, 5)
-        rng.integers(0, 5, len(u))  # two draws the earlier fixed phrases used; kept so every
-        rng.integers(0, 5, len(u))  # later draw is unchanged
+        rating = review_ratings(rng, match, items.map(self.quality).to_numpy(np.float64))
         key = [int(b) for b in f"{self.seed}|{prefix}".encode()]
         text = review_texts(np.random.default_rng(key), rating)
         times = at + pd.Timedelta(hours=1)
