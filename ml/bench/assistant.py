@@ -59,11 +59,13 @@ def questions(events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> p
     return out.assign(relevant=rel).reset_index()
 
 
-def ndcg_recall(ranked: np.ndarray, relevant: set[int], k: int) -> tuple[float, float]:
-    gains = np.array([1.0 if int(i) in relevant else 0.0 for i in ranked[:k]])
-    dcg = float((gains / np.log2(np.arange(2, len(gains) + 2))).sum()) if len(gains) else 0.0
-    ideal = float((1.0 / np.log2(np.arange(2, min(len(relevant), k) + 2))).sum())
-    return (dcg / ideal if ideal else 0.0), float(gains.sum() / len(relevant)) if relevant else 0.0
+def ranked_matrix(lists: list[np.ndarray], k: int) -> np.ndarray:
+    """Rankings of up to ``k`` items as one (n, k) matrix, -1 where a ranking is shorter (the
+    shape ``ml.evaluate.metrics`` reads)."""
+    out = np.full((len(lists), k), -1, dtype=np.int64)
+    for n, r in enumerate(lists):
+        out[n, : min(len(r), k)] = np.asarray(r[:k], dtype=np.int64)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                 return None
             mask = allowed(items, q)
             cos = emb @ encode(encoder, [q.text])[0]
-            rows, w = history[split].get(user, (np.zeros(0, np.int64), np.zeros(0)))
+            rows, w = _history(history[split], user)
             uv = user_vector(emb, rows, w)
             return {
                 "bm25": top_k(bm25.scores(q.text), mask, args.k),
@@ -121,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             """What one question costs end to end: parse, filter, embed, personalise, rank."""
             q = parse(q_text, vocab)
             cos = emb @ encode(encoder, [q.text])[0]
-            rows, w = history["test"].get(user, (np.zeros(0, np.int64), np.zeros(0)))
+            rows, w = _history(history["test"], user)
             top_k(personalised(cos, emb, user_vector(emb, rows, w), weight), allowed(items, q), args.k)
 
         latencies = _latencies_ms(sets["test"].head(200), full_answer)
@@ -142,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
     png = _plot(payload, Path(args.out) / "assistant.png")
     _print_report(payload, results, png, args.k)
     return 0
+
+
+def _history(histories: dict[str, tuple[np.ndarray, np.ndarray]], user: str) -> tuple[np.ndarray, np.ndarray]:
+    """(item rows, weights) of ``user``'s history; empty for a user without one."""
+    return histories.get(user, (np.zeros(0, np.int64), np.zeros(0)))
 
 
 def _histories(
@@ -202,11 +209,13 @@ def _answered(
 def _choose_weight(answered: list[tuple[dict[str, Any], set[int]]], k: int) -> float:
     """The personalisation weight of the grid with the best validation nDCG@k."""
     from ml.assistant.retrieval import top_k
+    from ml.evaluate.metrics import ndcg_at_k
 
+    relevant = [rel for _, rel in answered]
     best, best_score = WEIGHT_GRID[0], -1.0
     for weight in WEIGHT_GRID:
-        scores = [ndcg_recall(top_k(a["cos"] + weight * a["user"], a["mask"], k), rel, k)[0] for a, rel in answered]
-        score = float(np.mean(scores)) if scores else 0.0
+        ranked = [top_k(a["cos"] + weight * a["user"], a["mask"], k) for a, _ in answered]
+        score = ndcg_at_k(ranked_matrix(ranked, k), relevant, k) if answered else 0.0
         log.info("personal weight %s: validation nDCG@%d %.4f", weight, k, score)
         if score > best_score:
             best, best_score = weight, score
@@ -216,7 +225,9 @@ def _choose_weight(answered: list[tuple[dict[str, Any], set[int]]], k: int) -> f
 def _evaluate(answered: list[tuple[dict[str, Any], set[int]]], weight: float, k: int) -> dict[str, dict[str, float]]:
     """Mean nDCG@k and recall@k of the three methods over the answered test questions."""
     from ml.assistant.retrieval import top_k
+    from ml.evaluate.metrics import ndcg_at_k, recall_at_k
 
+    relevant = [rel for _, rel in answered]
     ranked = {
         "bm25": [a["bm25"] for a, _ in answered],
         "minilm": [top_k(a["cos"], a["mask"], k) for a, _ in answered],
@@ -224,10 +235,10 @@ def _evaluate(answered: list[tuple[dict[str, Any], set[int]]], weight: float, k:
     }
     out = {}
     for method, lists in ranked.items():
-        pairs = [ndcg_recall(r, rel, k) for r, (_, rel) in zip(lists, answered, strict=True)]
+        matrix = ranked_matrix(lists, k)
         out[method] = {
-            f"ndcg@{k}": float(np.mean([p[0] for p in pairs])) if pairs else 0.0,
-            f"recall@{k}": float(np.mean([p[1] for p in pairs])) if pairs else 0.0,
+            f"ndcg@{k}": ndcg_at_k(matrix, relevant, k) if answered else 0.0,
+            f"recall@{k}": recall_at_k(matrix, relevant, k) if answered else 0.0,
         }
     return out
 

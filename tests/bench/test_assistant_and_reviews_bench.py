@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.bench.assistant import ndcg_recall, questions
+from ml.bench.assistant import questions, ranked_matrix
 from ml.bench.reviews import split_reviews
+from ml.evaluate.metrics import ndcg_at_k, recall_at_k
 
 
 @pytest.mark.unit
@@ -30,9 +31,12 @@ def test_a_search_is_answered_by_what_its_session_then_viewed_carted_or_bought()
     qs = questions(ev, t - m, t + pd.Timedelta(days=1))
     assert qs["event_id"].tolist() == ["s1"]  # s2 is outside the window; it also has no answer
     assert qs["relevant"].iloc[0] == ["i1", "i2"]  # i0 was viewed before the search, i9 in another session
-    ndcg, recall = ndcg_recall(np.array([5, 1, 2]), {1, 2}, 10)
+    shorter = ranked_matrix([np.array([5, 1, 2])], 10)  # a ranking shorter than k is padded with -1
+    assert shorter[0, :4].tolist() == [5, 1, 2, -1]
+    ndcg, recall = ndcg_at_k(shorter, [{1, 2}], 10), recall_at_k(shorter, [{1, 2}], 10)
     assert recall == 1.0 and 0 < ndcg < 1
-    assert ndcg_recall(np.array([1, 2]), {1, 2}, 10) == (1.0, 1.0)
+    perfect = ranked_matrix([np.array([1, 2])], 10)
+    assert (ndcg_at_k(perfect, [{1, 2}], 10), recall_at_k(perfect, [{1, 2}], 10)) == (1.0, 1.0)
 
 
 @pytest.mark.unit
