@@ -36,7 +36,7 @@ def refresh_item_embeddings(
 ) -> dict[str, Any]:
     """Embed the items whose text is new or changed; returns how many were embedded."""
     from ml.assistant.retrieval import encode
-    from ml.assistant.service import ITEMS, catalogue
+    from ml.assistant.service import CATALOGUE_SQL, catalogue
     from ml.tagging import encoder as enc
 
     wh = Warehouse.from_env(warehouse)
@@ -44,9 +44,7 @@ def refresh_item_embeddings(
         wh.ensure_schemas(con)
         wh.execute(con, f"create table if not exists {ITEM_EMBEDDINGS} ({DDL})")
         con.commit()
-        raw = wh.query(
-            f"select item_id, title, description, attributes, brand, price, category_path from {ITEMS}", None, con
-        )
+        raw = wh.query(CATALOGUE_SQL, None, con)
         have = wh.query(f"select item_id, text_sha from {ITEM_EMBEDDINGS}", None, con)
     items = catalogue(raw)
     sha = pd.Series([text_sha(model, t) for t in items["text"]], index=items["item_id"])

@@ -29,6 +29,8 @@ from ml.assistant.retrieval import DEFAULT_PERSONAL_WEIGHT, allowed, encode, per
 from ml.tagging.text import item_text
 
 ITEMS = "staging.stg_shop__items"
+# what the assistant reads of the catalogue (``catalogue`` turns it into facts and retrieval text)
+CATALOGUE_SQL = f"select item_id, title, description, attributes, brand, price, category_path from {ITEMS}"
 INTERACTIONS = "marts.interactions"
 ITEM_FEATURES = "marts.item_features"
 PROFILES = "ml.user_interest_profiles"
@@ -110,43 +112,37 @@ class Assistant:
         self.personal_weight = personal_weight
         self.explore_share = settings().assistant_explore_share if explore_share is None else float(explore_share)
         self.log_folder = log_folder
-        try:
-            raw = source.query(
-                f"select item_id, title, description, attributes, brand, price, category_path from {ITEMS}", None
-            )
-            stored = source.query(f"select item_id, text_sha, embedding from {ITEM_EMBEDDINGS}", None)
-        except Exception as exc:  # the engines raise their own catalog errors for a missing table
+        raw = self._read(CATALOGUE_SQL)
+        stored = self._read(f"select item_id, text_sha, embedding from {ITEM_EMBEDDINGS}")
+        if raw is None or stored is None:
             raise LookupError(
                 f"the assistant needs {ITEMS} and {ITEM_EMBEDDINGS}: run build_features "
-                f"(or python -m ml assistant index) first ({type(exc).__name__})"
-            ) from exc
+                "(or python -m ml assistant index) first"
+            )
         self.items = catalogue(raw)
         self.index = {i: n for n, i in enumerate(self.items["item_id"])}
         self.embeddings = embeddings_for(self.items, stored)
         self.vocabulary = Vocabulary.from_items(self.items, self.items["text"].tolist(), tuple(tx.STYLES))
         self.encoder = enc.load()
-        self.item_tags, self.has_profiles = self._optional_tables()
-        self.has_history = self._readable(f"select item_id, decayed_weight from {INTERACTIONS} where 1 = 0")
-
-    def _readable(self, sql: str) -> bool:
-        try:
-            self.source.query(sql, None)
-        except Exception:  # the engines raise their own catalog errors for a missing table
-            return False
-        return True
-
-    def _optional_tables(self) -> tuple[np.ndarray, bool]:
-        """Each item's category tag (``marts.item_features``) and whether interest profiles exist:
-        what the exploration slot needs; without them the assistant does not explore."""
-        tags = np.full(len(self.items), None, dtype=object)
-        try:
-            feats = self.source.query(f"select item_id, category_tag from {ITEM_FEATURES}", None)
-            self.source.query(f"select user_id, tag, status from {PROFILES} where 1 = 0", None)
-        except Exception:  # a warehouse before its first features/profiles run: no exploration
-            return tags, False
-        tag_of = dict(zip(feats["item_id"].astype(str), feats["category_tag"], strict=True))
+        # what the exploration slot needs (each item's category tag, the users' candidate
+        # interests) and the history: a warehouse before its first features run has neither
+        feats = self._read(f"select item_id, category_tag from {ITEM_FEATURES}")
+        self.has_profiles = (
+            feats is not None and self._read(f"select user_id, tag, status from {PROFILES} where 1 = 0") is not None
+        )
+        self.has_history = self._read(f"select item_id, decayed_weight from {INTERACTIONS} where 1 = 0") is not None
+        tag_of = (
+            dict(zip(feats["item_id"].astype(str), feats["category_tag"], strict=True)) if feats is not None else {}
+        )
         found = [tag_of.get(i) for i in self.items["item_id"]]
-        return np.array([t if isinstance(t, str) else None for t in found], dtype=object), True
+        self.item_tags = np.array([t if isinstance(t, str) else None for t in found], dtype=object)
+
+    def _read(self, sql: str) -> pd.DataFrame | None:
+        """The rows of ``sql``, or None when its table does not exist yet."""
+        try:
+            return self.source.query(sql, None)
+        except Exception:  # the engines raise their own catalog errors for a missing table
+            return None
 
     def _candidate_tags(self, user_id: str) -> set[str]:
         if not self.has_profiles:
