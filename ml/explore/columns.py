@@ -46,6 +46,19 @@ LOGGED_SLATE_COLUMNS = (
     ARM_FEATURES,
     AS_OF,
 )
+# ml.policy_estimates: one row per evaluation run x policy x estimator
+POLICY_ESTIMATE_COLUMNS = (
+    "evaluated_at",
+    RUN_ID,
+    POLICY,
+    "estimator",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "n",
+    "is_current",
+    REWARD,
+)
 # marts.bandit_feedback, and the frame ml.explore.feedback.feedback_from_events returns
 FEEDBACK_COLUMNS = (
     FEEDBACK_ID,

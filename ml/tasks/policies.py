@@ -201,21 +201,7 @@ def _write_estimates(wh: Warehouse, run_id: str, results: list[dict[str, Any]], 
         for r in results
         for name, (e, lo, hi) in r["by_estimator"].items()
     ]
-    df = pd.DataFrame(
-        rows,
-        columns=[
-            "evaluated_at",
-            "run_id",
-            "policy",
-            "estimator",
-            "estimate",
-            "ci_low",
-            "ci_high",
-            "n",
-            "is_current",
-            "reward",
-        ],
-    )
+    df = pd.DataFrame(rows, columns=list(C.POLICY_ESTIMATE_COLUMNS))
     with wh.connect() as con:
         wh.begin(con)
         store.ensure_tables(wh, con)

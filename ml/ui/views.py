@@ -24,6 +24,7 @@ import pandas as pd
 from ml import columns as C
 from ml.defaults import FAMILY as RECOMMENDER_FAMILY
 from ml.defaults import PRIMARY_METRIC as RECOMMENDER_PRIMARY
+from ml.explore import columns as EXPLORE_COLUMNS
 from ml.tagging.store import PROFILE_COLUMNS as TAGGING_PROFILE_COLUMNS
 from ml.ui.errors import BadInput, NoSuchUser
 from ml.ui.reader import ReadSession
@@ -577,22 +578,7 @@ def exploration(rs: ReadSession, days: int = 90) -> dict[str, Any]:
         "message": "" if serving else f"{RECOMMENDATIONS} has no policy columns yet",
     }
     if rs.has(POLICY_ESTIMATES, "policy", "estimator", "estimate"):
-        cols = _selected(
-            rs,
-            POLICY_ESTIMATES,
-            (
-                "evaluated_at",
-                "run_id",
-                "policy",
-                "reward",
-                "estimator",
-                "estimate",
-                "ci_low",
-                "ci_high",
-                "n",
-                "is_current",
-            ),
-        )
+        cols = _selected(rs, POLICY_ESTIMATES, EXPLORE_COLUMNS.POLICY_ESTIMATE_COLUMNS)
         # the newest 5,000 rows, oldest first; "current" is the latest evaluation run's estimates
         # of every policy (``is_current`` marks, per run, the policy that served then)
         order = "evaluated_at" if "evaluated_at" in cols else "policy"
