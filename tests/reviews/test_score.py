@@ -113,12 +113,7 @@ def test_too_few_rated_reviews_of_a_label_score_nothing_and_say_why(tmp_path):
     from ml.warehouse import Warehouse
 
     wh = Warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}")
-    with wh.connect() as con:
-        wh.execute(con, "create schema if not exists staging")
-        wh.execute(
-            con,
-            "create table staging.stg_shop__events as select 'e1' as event_id, 'u1' as user_id, 'i1' as item_id, "
-            "'review' as event_type, timestamp '2026-11-01' as event_at, 5 as rating, 'Love it.' as review_text",
-        )
+    one = {"event_id": "e1", "user_id": "u1", "item_id": "i1", "event_type": "review"}
+    _staged(wh, pd.DataFrame([{**one, "event_at": pd.Timestamp("2026-11-01"), "rating": 5, "review_text": "Love it."}]))
     out = score_reviews(model="tfidf_logreg", warehouse=wh.url)
     assert out["scored"] == 0 and "too few rated reviews" in out["reason"] and "'negative': 0" in out["reason"]
