@@ -56,31 +56,29 @@ def load_assistant_log(
     files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
     if not files:
         return {"slates": 0, "rows": 0, "files": 0, "run_id": run_id}
-    frames = [_read(p) for p in files]
-    rows = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
-    wh = Warehouse.from_env(warehouse)
-    added = 0
-    new = pd.DataFrame()
-    if rows is not None:
+    frames = [f for f in map(_read, files) if len(f)]
+    slates = added = 0
+    if frames:
+        rows = pd.concat(frames, ignore_index=True)
+        wh = Warehouse.from_env(warehouse)
         with wh.connect() as con:
             wh.begin(con)
             store.ensure_tables(wh, con)
-            since = rows[C.AS_OF].min()
             have = wh.query(
                 f"select distinct recommendation_id from {C.LOGGED_SLATES} where run_id = ? and as_of >= ?",
-                [RUN_ID, since.to_pydatetime()],
+                [RUN_ID, rows[C.AS_OF].min().to_pydatetime()],
                 con,
             )
             new = rows[~rows[C.RECOMMENDATION_ID].isin(set(have["recommendation_id"]))]
             added = wh.append_df(con, C.LOGGED_SLATES, new[list(C.LOGGED_SLATE_COLUMNS)])
             wh.commit(con)
+        slates = int(new[C.RECOMMENDATION_ID].nunique())
     today = f"{datetime.now(UTC):%Y-%m-%d}.jsonl"
     done = folder / "done"
     for p in files:
         if p.name < today:
             done.mkdir(exist_ok=True)
             p.replace(done / p.name)
-    slates = int(new[C.RECOMMENDATION_ID].nunique()) if added else 0
     log.info("load_assistant_log: %d new slates (%d rows) from %d files", slates, added, len(files))
     return {"slates": slates, "rows": int(added), "files": len(files), "run_id": run_id}
 
