@@ -76,17 +76,15 @@ def _attributed_purchases(shown: pd.DataFrame, events: pd.DataFrame, window: pd.
     the purchases attributed to it (the rule in the module docstring; the mart's ``touches``)."""
     keys = [C.RECOMMENDATION_ID, C.POSITION]
     buys = events[events["event_type"] == "purchase"]
-    price = pd.to_numeric(buys["price"], errors="coerce") if "price" in buys else pd.Series(np.nan, index=buys.index)
-    qty = (
-        pd.to_numeric(buys["quantity"], errors="coerce") if "quantity" in buys else pd.Series(np.nan, index=buys.index)
-    )
-    rid = buys[C.RECOMMENDATION_ID] if C.RECOMMENDATION_ID in buys else pd.Series(None, index=buys.index, dtype=object)
+    amounts = buys.reindex(columns=["price", "quantity"])  # all-missing where the events carry neither
+    price = pd.to_numeric(amounts["price"], errors="coerce")
+    qty = pd.to_numeric(amounts["quantity"], errors="coerce")
     p = pd.DataFrame(
         {
             "_purchase": np.arange(len(buys)),
             "user_id": buys["user_id"].to_numpy(),
             "item_id": buys["item_id"].to_numpy(),
-            "_rid": rid.to_numpy(),
+            "_rid": buys[C.RECOMMENDATION_ID].to_numpy(),
             "bought_at": buys["event_at"].to_numpy(),
             "_amount": (price * qty.fillna(1)).to_numpy(np.float64),
         }
