@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     review_model: Literal["tfidf_logreg", "minilm"] = Field(
         "tfidf_logreg", description="the review sentiment model score_reviews fits (python -m ml bench reviews)"
     )
+    copy_model: Path | None = Field(
+        None,
+        description="a local folder holding a Hugging Face causal LM for marketing copy "
+        "(default: a small model generate_copy trains on the catalogue, under <artifacts>/copy_lm)",
+    )
     warehouse_pool_slots: int = Field(4, ge=1, description="the warehouse pool's slots; default shards on PostgreSQL")
     # ---- the Interestflow page
     ui_refresh_seconds: float = Field(

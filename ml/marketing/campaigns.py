@@ -39,6 +39,8 @@ class Campaign:
     holdout_share: float = 0.1
     description: str = ""
     spend: float | None = None  # what the campaign cost (ads, discounts), in the shop's currency
+    discount_percent: float | None = None  # the price cut the campaign offers (what its copy may say)
+    copy_variants: int = 3  # marketing copy variants the treatment arm is split across
 
     def __post_init__(self) -> None:
         self.start = _naive_utc(self.start)
@@ -56,6 +58,18 @@ class Campaign:
             raise ValueError(
                 f"campaign {self.name!r}: spend must be a positive number (or left out), got {self.spend!r}"
             )
+        discount = self.discount_percent
+        if discount is not None and (isinstance(discount, bool) or not isinstance(discount, int | float)):
+            raise ValueError(f"campaign {self.name!r}: discount_percent must be a number, got {discount!r}")
+        if discount is not None and not 0 < discount < 100:
+            raise ValueError(f"campaign {self.name!r}: discount_percent must be in (0, 100), got {discount!r}")
+        if isinstance(self.copy_variants, bool) or not isinstance(self.copy_variants, int) or self.copy_variants < 1:
+            raise ValueError(f"campaign {self.name!r}: copy_variants must be a whole number >= 1")
+
+    @property
+    def title(self) -> str:
+        """The campaign's name as words ("winter_outdoor_sale" -> "Winter outdoor sale")."""
+        return self.name.replace("_", " ").strip().capitalize()
 
     def active(self, at: datetime) -> bool:
         return bool(self.start <= _naive_utc(at) < self.end)
@@ -90,6 +104,14 @@ def arm(user_ids: pd.Series | np.ndarray, campaign: Campaign) -> np.ndarray:
     """'holdout' for a uniform pseudo-random ``holdout_share`` of users, else 'treatment'."""
     u = np.array([int(hashlib.sha256(f"{campaign.name}|{x}".encode()).hexdigest()[:12], 16) / 16**12 for x in user_ids])
     return np.where(u < campaign.holdout_share, HOLDOUT, TREATMENT)
+
+
+def copy_variant(user_ids: pd.Series | np.ndarray, campaign: Campaign) -> np.ndarray:
+    """The marketing copy variant (0 .. ``copy_variants`` - 1) each user is shown when in the
+    treatment arm: a hash of (campaign, user) of its own, independent of the holdout draw, so the
+    variants split the treatment arm evenly and each can be compared with the holdout."""
+    digest = [int(hashlib.sha256(f"{campaign.name}|copy|{x}".encode()).hexdigest()[:12], 16) for x in user_ids]
+    return np.asarray(digest, dtype=np.int64) % campaign.copy_variants
 
 
 def apply_campaign(

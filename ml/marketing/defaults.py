@@ -17,3 +17,10 @@ DEFAULT_NEW_ITEM_BUDGET: dict[str, Any] = {
     "targeted": True,
     "max_age_days": 30,
 }
+
+# marketing copy (ml/marketing/copywriting): phrases no variant may contain (claims the shop
+# cannot back), candidates the model writes per variant before the template stands in, and how
+# many days ahead of a campaign's start its copy is written
+DEFAULT_BANNED_PHRASES: list[str] = ["limited stock", "guaranteed", "best price", "cheapest", "risk-free", "miracle"]
+DEFAULT_COPY_ATTEMPTS = 4
+DEFAULT_COPY_LEAD_DAYS = 7

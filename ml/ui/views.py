@@ -449,7 +449,7 @@ def quality(rs: ReadSession, limit: int = 10) -> dict[str, Any]:
 def campaigns(rs: ReadSession) -> dict[str, Any]:
     """Every campaign window (``ml/marketing/campaigns/``) with its latest report from
     ``ml.campaign_reports``: per metric the uplift per exposed user with its 95 % interval, and
-    the ROAS on the campaign's spend."""
+    the ROAS on the campaign's spend; and per audience its latest marketing copy (``copy``)."""
     from ml.marketing.campaigns import load_campaigns
     from ml.marketing.report import REPORTS, RETURN_COLUMNS, UPLIFT_COLUMNS
 
@@ -461,10 +461,19 @@ def campaigns(rs: ReadSession) -> dict[str, Any]:
             "end": jsonable(c.end),
             "holdout_share": c.holdout_share,
             "spend": c.spend,
+            "discount_percent": c.discount_percent,
+            "copy_variants": c.copy_variants,
         }
         for c in load_campaigns().values()
     ]
     out: dict[str, Any] = {"available": True, "source": rs.freshness.as_dict(), "campaigns": specs}
+    copy = _copy(rs)
+    for spec in specs:
+        spec["copy"] = (copy or {}).get(spec["campaign"], [])
+    if copy is None:
+        out["copy"] = unavailable("ml.copy_candidates", "marketing copy (publish_audiences' generate_copy task)")
+    else:
+        out["copy"] = {"available": True, "campaigns": sorted(copy)}
     if not rs.has(REPORTS, "campaign", "run_id", "reported_at", "metric"):
         out["reports"] = unavailable(REPORTS, "campaign reports (publish_audiences' report_campaigns task)")
         return out
@@ -479,6 +488,33 @@ def campaigns(rs: ReadSession) -> dict[str, Any]:
     for spec in specs:
         spec["report"] = latest.get(spec["campaign"])
     out["reports"] = {"available": True, "reported": sorted(latest)}
+    return out
+
+
+def _copy(rs: ReadSession) -> dict[str, list[dict[str, Any]]] | None:
+    """Per campaign, each audience's latest marketing copy run (``ml.copy_candidates``): the
+    gate's pass rate and reasons, and the variants it published. None when none was written."""
+    from ml.marketing.copywriting.publish import CANDIDATES, gate_summary
+
+    if not rs.has(CANDIDATES, "run_id", "audience", "campaign", "written_at", "passed", "published", "reasons"):
+        return None
+    df = rs.query(
+        f"select * from {CANDIDATES} c where written_at = (select max(written_at) from {CANDIDATES} l "
+        "where l.audience = c.audience and l.campaign = c.campaign) order by campaign, audience, variant, attempt"
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for (campaign, audience), rows in df.groupby(["campaign", "audience"], sort=True):
+        published = rows[rows["published"].astype(bool)]
+        out.setdefault(str(campaign), []).append(
+            {
+                "audience": audience,
+                "run_id": rows["run_id"].iloc[0],
+                "written_at": jsonable(rows["written_at"].iloc[0]),
+                "model": rows["model"].iloc[0],
+                **gate_summary(rows),
+                "variants": records(published[["variant", "item_id", "source", "text"]]),
+            }
+        )
     return out
 
 

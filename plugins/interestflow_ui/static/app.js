@@ -250,7 +250,12 @@
       var card = h("div", { class: "campaign", "data-campaign": c.campaign }, [h("h3", { text: c.campaign })]);
       b.appendChild(card);
       card.appendChild(h("p", { class: "hint", text: (c.description ? c.description + " " : "") + fmt.time(c.start) + " – " + fmt.time(c.end) + ", holdout " + fmt.pct(c.holdout_share) + ", spend " + (c.spend === null ? "not given" : fmt.num(c.spend, 2)) }));
-      var rep = c.report;
+      renderReport(card, c.report);
+      renderCopy(card, c, data.copy);
+    });
+  }
+
+  function renderReport(card, rep) {
       if (!rep) return card.appendChild(note("No report: no exposed users in both arms, or the window has not begun."));
       var revenue = rep.metrics.filter(function (m) { return m.metric === "revenue"; })[0];
       if (revenue) card.appendChild(h("p", { class: "roas" }, [
@@ -267,6 +272,28 @@
         { label: "95 % interval", render: function (r) { return interval(r, "ci_low", "ci_high", 4); } },
       ], rep.metrics));
       card.appendChild(h("p", { class: "hint", text: "Reported " + fmt.time(rep.reported_at) + " (run " + rep.run_id + ")." }));
+  }
+
+  function renderCopy(card, c, status) {
+    var box = h("div", { class: "copy", "data-copy": c.campaign }, [h("h4", { text: "Marketing copy" })]);
+    card.appendChild(box);
+    if (!status.available) return box.appendChild(note(status.message));
+    if (!c.copy.length) return box.appendChild(note("No copy written for this campaign yet (it is written while the campaign is live or about to start)."));
+    c.copy.forEach(function (a) {
+      var reasons = Object.keys(a.reasons).map(function (k) { return k + " " + a.reasons[k]; }).join(", ");
+      box.appendChild(h("p", { class: "gate" }, [
+        h("strong", { text: a.audience + ": " }),
+        "grounding gate passed " + (a.pass_rate === null ? "–" : fmt.pct(a.pass_rate)) + " of " + a.candidates + " candidates",
+        reasons ? "; dropped for " + reasons : "",
+        a.template_fallbacks ? "; template used for " + a.template_fallbacks + " variant(s)" : "",
+      ]));
+      box.appendChild(table([
+        { label: "variant", key: "variant", num: true },
+        { label: "item", key: "item_id" },
+        { label: "source", key: "source" },
+        { label: "copy", key: "text" },
+      ], a.variants));
+      box.appendChild(h("p", { class: "hint", text: "Written " + fmt.time(a.written_at) + " (run " + a.run_id + ") by " + a.model + "." }));
     });
   }
 

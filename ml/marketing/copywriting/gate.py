@@ -1,0 +1,186 @@
+"""The grounding gate: a copy variant may only state what the catalogue and the campaign say.
+
+:func:`check` returns the reasons a variant fails (none: it passes), each ``"<rule>: <detail>"``:
+
+- ``banned``: it contains a banned phrase (case-insensitive, whole words);
+- ``product``: it names another catalogue product (another item's full title);
+- ``brand``: it names a brand other than the featured product's;
+- ``category``: it names a catalogue category that is not the product's: a leaf ("Tents",
+  singular or plural) or a title word the catalogue uses for one leaf only ("knife"), unless
+  the catalogue's own title or description of the product uses the word;
+- ``attribute``: it states an attribute value (a colour, a material: the values of the items'
+  ``attributes``) that is not the product's;
+- ``price``: a price (two decimals, or a number with a currency) that is neither the product's
+  catalogue price nor its campaign price;
+- ``discount``: a percentage other than the campaign's discount, or any percentage when the
+  campaign offers none;
+- ``number``: any other number that neither the product's catalogue text (title, description)
+  nor the campaign states (a size, a count, a date the model made up).
+
+The featured product's own title is a catalogue fact: it is taken out of the text before the
+product, brand and category rules read it (titles name nouns of neighbouring categories).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+PRICE = re.compile(
+    r"(?:[$€£]\s*(\d+(?:[.,]\d{1,2})?))"
+    r"|(?<![\d.,])(\d+[.,]\d{2})(?![\d])"
+    r"|(?<![\d.,])(\d+(?:[.,]\d{1,2})?)\s*(?:eur|euros?|usd|dollars?|gbp|pounds?)\b",
+    re.IGNORECASE,
+)
+NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+PERCENT = re.compile(r"(?<![\d.,])(\d+(?:[.,]\d+)?)\s*(?:%|percent\b|per cent\b)", re.IGNORECASE)
+# a title this short is a common phrase ("Tent") rather than the name of one product
+MIN_TITLE_CHARS = 12
+# a title word names a category when this many items use it, this share of them in that category
+TITLE_WORD = re.compile(r"[a-z]{3,}(?:-[a-z]+)*")
+MIN_WORD_ITEMS = 3
+MIN_WORD_SHARE = 0.9
+
+
+def _words(phrase: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![a-z0-9]){re.escape(phrase.lower())}(?![a-z0-9])")
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What one variant may say: the featured product (a row of ``lm.product_facts``) and the
+    campaign's discount in percent (None: no discount)."""
+
+    product: Any
+    discount_percent: float | None = None
+
+    @property
+    def sale_price(self) -> float | None:
+        if self.discount_percent is None:
+            return None
+        return round(float(self.product.price) * (1 - self.discount_percent / 100), 2)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What the gate knows of the catalogue: brands, category words, attribute values and titles."""
+
+    brands: dict[str, re.Pattern[str]]  # lower-case brand -> its pattern
+    categories: dict[str, tuple[str, re.Pattern[str]]]  # word -> (the leaf it names, pattern)
+    attributes: dict[str, dict[str, re.Pattern[str]]]  # attribute -> lower-case value -> pattern
+    titles: dict[str, str]  # lower-case title -> item_id
+
+    @classmethod
+    def from_facts(cls, facts: pd.DataFrame) -> Catalogue:
+        """From ``lm.product_facts`` rows. Category words are each leaf's name (singular and
+        plural) and every title word of at least 3 letters that at least ``MIN_WORD_ITEMS`` items
+        use in their title or description, ``MIN_WORD_SHARE`` of them in one leaf ("knife" names
+        Knives; "day", in many descriptions, names nothing)."""
+        brands = {b.lower(): _words(b) for b in facts["brand"].unique() if b.strip()}
+        words: dict[str, str] = {}
+        for leaf in facts["category"].unique():
+            low = leaf.lower()
+            words |= {form: leaf for form in (low, low[:-1] if low.endswith("s") else low + "s") if low}
+        in_titles = set(facts["title"].str.lower().str.findall(TITLE_WORD).explode().dropna())
+        text = (facts["title"] + " " + facts["description"]).str.lower().str.findall(TITLE_WORD)
+        used = facts.assign(word=text).explode("word").dropna(subset=["word"])
+        used = used[used["word"].isin(in_titles)].drop_duplicates(["item_id", "word"])
+        per_leaf = used.groupby(["word", "category"]).size()
+        totals = per_leaf.groupby(level="word").sum()
+        top = per_leaf.sort_values(ascending=False).groupby(level="word").head(1).reset_index(level="category")
+        top = top.assign(share=top[0] / totals.reindex(top.index), items=totals.reindex(top.index))
+        named = top[(top["items"] >= MIN_WORD_ITEMS) & (top["share"] >= MIN_WORD_SHARE)]
+        words = {**dict(zip(named.index, named["category"], strict=True)), **words}
+        attributes: dict[str, dict[str, re.Pattern[str]]] = {}
+        for values in facts["attributes"]:
+            for key, value in values.items():
+                attributes.setdefault(key, {})[str(value).lower()] = _words(str(value))
+        titles = {
+            t.lower(): i for i, t in zip(facts["item_id"], facts["title"], strict=True) if len(t) >= MIN_TITLE_CHARS
+        }
+        categories = {w: (leaf, _words(w)) for w, leaf in words.items()}
+        return cls(brands, categories, attributes, titles)
+
+
+def check(text: str, offer: Offer, catalogue: Catalogue, banned: list[str]) -> list[str]:
+    """The reasons ``text`` fails the gate for ``offer`` (module docstring); empty: it passes."""
+    low = " ".join(text.lower().split())
+    product = offer.product
+    reasons = [f"banned: '{b}'" for b in banned if b.strip() and _words(" ".join(b.split())).search(low)]
+    rest = low.replace(" ".join(str(product.title).lower().split()), " ")
+    own = f"{product.category} {product.title} {product.description}".lower()
+    reasons += _names(rest, own, product, catalogue)
+    reasons += _amounts(low, own, offer)
+    return list(dict.fromkeys(reasons))
+
+
+def _names(rest: str, own: str, product: Any, catalogue: Catalogue) -> list[str]:
+    """The product, brand, category and attribute rules on the text without the product's title."""
+    reasons = []
+    for title, item_id in catalogue.titles.items():
+        if item_id != product.item_id and title in rest:
+            reasons.append(f"product: names {item_id} ({title!r}), not the featured {product.item_id}")
+    own_brand = str(product.brand).lower()
+    for brand, pattern in catalogue.brands.items():
+        if brand != own_brand and brand not in own_brand and pattern.search(rest):
+            reasons.append(f"brand: names {brand!r}, not the product's brand {product.brand!r}")
+    for word, (leaf, pattern) in catalogue.categories.items():
+        if leaf != product.category and pattern.search(rest) and not pattern.search(own):
+            reasons.append(f"category: {word!r} names {leaf!r}, but the product is in {product.category!r}")
+    stated = {k: str(v).lower() for k, v in product.attributes.items()}
+    for key, values in catalogue.attributes.items():
+        for value, pattern in values.items():
+            if value != stated.get(key) and pattern.search(rest) and not pattern.search(own):
+                known = f"the catalogue's is {stated[key]!r}" if key in stated else "the catalogue states none"
+                reasons.append(f"attribute: says {key} {value!r}, {known}")
+    return reasons
+
+
+def _amounts(low: str, own: str, offer: Offer) -> list[str]:
+    """The price, discount and number rules."""
+    reasons = []
+    allowed = [float(offer.product.price)] + ([offer.sale_price] if offer.sale_price is not None else [])
+    for match in PRICE.finditer(low):
+        value = float(next(g for g in match.groups() if g).replace(",", "."))
+        if all(abs(value - a) > 0.005 for a in allowed):
+            reasons.append(
+                f"price: {value:.2f} is not the catalogue price {allowed[0]:.2f}"
+                + (f" nor the campaign price {allowed[1]:.2f}" if len(allowed) > 1 else "")
+            )
+    for match in PERCENT.finditer(low):
+        value = float(match.group(1).replace(",", "."))
+        if offer.discount_percent is None:
+            reasons.append(f"discount: {value:g}% offered, but the campaign gives no discount")
+        elif abs(value - offer.discount_percent) > 1e-9:
+            reasons.append(f"discount: {value:g}% is not the campaign's {offer.discount_percent:g}%")
+    stated = set(NUMBER.findall(own)) | {f"{a:.2f}" for a in allowed}
+    if offer.discount_percent is not None:
+        stated.add(f"{offer.discount_percent:g}")
+    unknown = [n for n in NUMBER.findall(PRICE.sub(" ", PERCENT.sub(" ", low))) if n not in stated]
+    reasons += [f"number: {n} is not in the catalogue's text of the product" for n in dict.fromkeys(unknown)]
+    return reasons
+
+
+def off_limits(offer: Offer, catalogue: Catalogue) -> list[str]:
+    """The catalogue words a variant for ``offer`` may not use: other brands, words naming other
+    categories, other values of the product's attributes (what the generator is kept from
+    writing; ``check`` still reads everything)."""
+    product = offer.product
+    own = f"{product.category} {product.title} {product.description}".lower()
+    own_brand = str(product.brand).lower()
+    words = [b for b in catalogue.brands if b != own_brand and b not in own_brand]
+    words += [
+        w for w, (leaf, pattern) in catalogue.categories.items() if leaf != product.category and not pattern.search(own)
+    ]
+    stated = {k: str(v).lower() for k, v in product.attributes.items()}
+    for key, values in catalogue.attributes.items():
+        words += [v for v, pattern in values.items() if v != stated.get(key) and not pattern.search(own)]
+    return sorted(set(words))
+
+
+def rule(reason: str) -> str:
+    """The rule a reason names (``"price: ..."`` -> ``"price"``)."""
+    return reason.split(":", 1)[0]

@@ -1,0 +1,124 @@
+"""``generate_copy``: per published audience and live campaign, copy variants into the versioned
+``serving.copy_<audience>`` table, and every candidate with the gate's verdict into ``ml.copy_candidates``.
+
+A campaign is live when it is active at the newest event or starts within ``lead_days`` of it
+(copy is written ahead of a campaign). An audience gets copy when its serving table
+(``publish_audiences``) has members. The copy table and the audience's candidate rows of the
+run switch in one transaction (``publish_table``'s ``in_transaction``); a rerun of the run
+replaces both, and with an unchanged catalogue and model writes the same rows (seeded sampling).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from ml.marketing.campaigns import Campaign
+from ml.marketing.copywriting.gate import Catalogue, Offer, rule
+from ml.marketing.copywriting.lm import Writer
+from ml.marketing.copywriting.variants import CANDIDATE_COLUMNS, featured, write_copy
+from ml.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+CANDIDATES = "ml.copy_candidates"
+CANDIDATES_DDL = """run_id varchar, audience varchar, campaign varchar, variant integer, attempt integer,
+    item_id varchar, source varchar, text varchar, passed boolean, published boolean, reasons varchar,
+    model varchar, written_at timestamp"""
+ITEMS_SQL = "select item_id, title, description, brand, price, category_path, attributes from staging.stg_shop__items"
+
+
+def live_campaigns(campaigns: dict[str, Campaign], as_of: pd.Timestamp, lead_days: float) -> list[Campaign]:
+    """Campaigns active at ``as_of`` or starting within ``lead_days`` after it."""
+    at = as_of.to_pydatetime()
+    soon = at + timedelta(days=lead_days)
+    return [c for c in campaigns.values() if c.active(at) or at < c.start <= soon]
+
+
+def item_tags(wh: Warehouse) -> pd.DataFrame:
+    """item_id, tag, n_clicks: each item's department, category, style and tier tag."""
+    feats = wh.query(
+        "select item_id, n_clicks, department_tag, category_tag, style_tag, tier_tag from marts.item_features"
+    )
+    long = feats.melt(id_vars=["item_id", "n_clicks"], value_name="tag").dropna(subset=["tag"])
+    return long[["item_id", "tag", "n_clicks"]].reset_index(drop=True)
+
+
+def audience_sizes(wh: Warehouse, names: list[str]) -> dict[str, int]:
+    """Members of each audience's current serving table (0 when never published)."""
+    sizes = {}
+    with wh.connect(read_only=True) as con:
+        for name in names:
+            view = f"audience_{name}_current"
+            present = wh.table_exists(con, "serving", view)
+            sizes[name] = (
+                int(wh.query(f"select count(*) as n from serving.{view}", None, con)["n"].iloc[0]) if present else 0
+            )
+    return sizes
+
+
+def ensure_candidates_table(wh: Warehouse) -> None:
+    with wh.connect() as con:
+        wh.ensure_schemas(con)
+        wh.execute(con, f"create table if not exists {CANDIDATES} ({CANDIDATES_DDL})")
+        con.commit()
+
+
+def replace_candidates(wh: Warehouse, run_id: str, audience: str, rows: pd.DataFrame) -> Any:
+    """The ``in_transaction`` callback that replaces the run's candidate rows of ``audience``."""
+
+    def write(con: Any) -> None:
+        wh.execute(con, f"delete from {CANDIDATES} where run_id = ? and audience = ?", [run_id, audience])
+        wh.append_df(
+            con, CANDIDATES, rows.assign(run_id=run_id, written_at=pd.Timestamp.now(tz="UTC").tz_localize(None))
+        )
+
+    return write
+
+
+def write_audience_copy(
+    writer: Writer,
+    audience: str,
+    audience_tags: list[str],
+    campaigns: list[Campaign],
+    facts: pd.DataFrame,
+    tags: pd.DataFrame,
+    banned: list[str],
+    attempts: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(published variants, candidates) of every campaign for one audience."""
+    catalogue = Catalogue.from_facts(facts)
+    copies, candidates = [], []
+    for campaign in campaigns:
+        products = featured(facts, tags, campaign, audience_tags, campaign.copy_variants)
+        if products.empty:
+            log.info("copy: campaign %s boosts no catalogue product; no copy for %s", campaign.name, audience)
+            continue
+        offers = [Offer(p, campaign.discount_percent) for p in products.itertuples(index=False)]
+        written = write_copy(writer, campaign, audience, offers, catalogue, banned, attempts)
+        copies.append(written.copy)
+        candidates.append(written.candidates)
+    if not copies:
+        return pd.DataFrame(), pd.DataFrame(columns=CANDIDATE_COLUMNS)
+    return pd.concat(copies, ignore_index=True), pd.concat(candidates, ignore_index=True)
+
+
+def gate_summary(candidates: pd.DataFrame) -> dict[str, Any]:
+    """Pass rate of the model's candidates, the template fallbacks, and failures per rule."""
+    model = candidates[candidates["source"] == "model"]
+    reasons: Counter[str] = Counter()
+    for text in model.loc[~model["passed"].astype(bool), "reasons"]:
+        reasons.update({rule(r) for r in json.loads(text)})
+    fallback = candidates[(candidates["source"] == "template") & candidates["published"].astype(bool)]
+    return {
+        "candidates": len(model),
+        "passed": int(model["passed"].sum()),
+        "pass_rate": round(float(model["passed"].mean()), 4) if len(model) else None,
+        "template_fallbacks": len(fallback),
+        "reasons": dict(sorted(reasons.items())),
+    }

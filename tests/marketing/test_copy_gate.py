@@ -1,0 +1,166 @@
+"""The grounding gate of marketing copy: each rule passes what the catalogue and the campaign
+state and fails what they do not, with a reason that names the rule and the offending value."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from ml.marketing.copywriting.gate import Catalogue, Offer, check, rule
+from ml.marketing.copywriting.lm import product_facts
+
+pytestmark = pytest.mark.unit
+
+
+def _items() -> pd.DataFrame:
+    rows = [
+        (
+            "I1",
+            "Bramble Chelsea boots, red",
+            "Chelsea boots for the weekend.",
+            "Bramble",
+            200.0,
+            "Women > Shoes > Boots",
+            "red",
+            "leather",
+        ),
+        (
+            "I2",
+            "Kestrel Ridge tent",
+            "Two-person tent. By Kestrel.",
+            "Kestrel",
+            350.0,
+            "Sports > Outdoor > Tents",
+            "green",
+            "nylon",
+        ),
+        ("I3", "Larkspur chef's knife", "Sharp knife.", "Larkspur", 40.0, "Home > Kitchen > Knives", "grey", "steel"),
+        ("I4", "Basico paring knife", "Small knife.", "Basico", 12.5, "Home > Kitchen > Knives", "black", "steel"),
+        (
+            "I5",
+            "Cobalt & Co bread knife",
+            "Long knife.",
+            "Cobalt & Co",
+            25.0,
+            "Home > Kitchen > Knives",
+            "grey",
+            "steel",
+        ),
+        (
+            "I6",
+            "Everyday Co hiking boots",
+            "For the hills.",
+            "Everyday Co",
+            120.0,
+            "Men > Shoes > Hiking Boots",
+            "brown",
+            "leather",
+        ),
+    ]
+    cols = ["item_id", "title", "description", "brand", "price", "category_path", "colour", "material"]
+    df = pd.DataFrame(rows, columns=cols)
+    df["attributes"] = [
+        json.dumps({"color": c, "material": m}) for c, m in zip(df["colour"], df["material"], strict=True)
+    ]
+    return df.drop(columns=["colour", "material"])
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> tuple[pd.DataFrame, Catalogue]:
+    facts = product_facts(_items())
+    return facts, Catalogue.from_facts(facts)
+
+
+def _offer(facts: pd.DataFrame, item_id: str, discount: float | None = None) -> Offer:
+    return Offer(next(facts[facts["item_id"] == item_id].itertuples(index=False)), discount)
+
+
+def _rules(reasons: list[str]) -> set[str]:
+    return {rule(r) for r in reasons}
+
+
+def test_a_variant_of_catalogue_facts_passes(catalogue):
+    facts, cat = catalogue
+    offer = _offer(facts, "I1", 15)
+    text = (
+        "Autumn sale: Bramble Chelsea boots, red, now 170.00 instead of 200.00 (15% off). Red leather boots by Bramble."
+    )
+    assert offer.sale_price == 170.0
+    assert check(text, offer, cat, ["limited stock"]) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected", "detail"),
+    [
+        ("Limited STOCK, hurry.", "banned", "limited stock"),
+        ("Also see Kestrel Ridge tent.", "product", "I2"),
+        ("Made by Kestrel.", "brand", "kestrel"),
+        ("A Cobalt & Co classic.", "brand", "cobalt & co"),
+        ("Pack it with your tent.", "category", "Tents"),
+        ("Sharp as a knife.", "category", "'knife' names 'Knives'"),  # a title word of one leaf only
+        ("Perfect with hiking boots.", "category", "Hiking Boots"),
+        ("Now in green.", "attribute", "color 'green'"),
+        ("Soft nylon upper.", "attribute", "material 'nylon'"),
+        ("Yours for 99.99.", "price", "99.99"),
+        ("Only $150 today.", "price", "150.00"),
+        ("Just 180 eur.", "price", "180.00"),
+        ("Save 20% today.", "discount", "20%"),
+        ("Fits sizes 36 to 42.", "number", "36"),
+    ],
+)
+def test_each_rule_fails_what_the_catalogue_does_not_state(catalogue, body, expected, detail):
+    facts, cat = catalogue
+    offer = _offer(facts, "I1", 15)
+    reasons = check(f"Bramble Chelsea boots, red. {body}", offer, cat, ["limited stock"])
+    assert expected in _rules(reasons), reasons
+    assert any(detail in r for r in reasons if rule(r) == expected), reasons
+
+
+def test_no_discount_may_be_stated_without_one(catalogue):
+    facts, cat = catalogue
+    reasons = check("Bramble Chelsea boots, red. 10% off.", _offer(facts, "I1"), cat, [])
+    assert reasons == ["discount: 10% offered, but the campaign gives no discount"]
+    assert check("Bramble Chelsea boots, red, now 170.00.", _offer(facts, "I1"), cat, []) == [
+        "price: 170.00 is not the catalogue price 200.00"
+    ]
+
+
+def test_the_products_own_words_and_numbers_are_facts(catalogue):
+    facts, cat = catalogue
+    # "boots" is Boots' name and a word of Hiking Boots' title: the hiking boots may use it
+    assert check("Everyday Co hiking boots. Boots for the hills, 120.00.", _offer(facts, "I6"), cat, []) == []
+    # the tent's description says "Two-person": its number is a fact, another number is not
+    assert check("Kestrel Ridge tent. Two-person shelter.", _offer(facts, "I2"), cat, []) == []
+    assert _rules(check("Kestrel Ridge tent. Three-person, 4 doors.", _offer(facts, "I2"), cat, [])) == {"number"}
+
+
+def test_the_title_is_taken_out_before_names_are_read(catalogue):
+    facts, cat = catalogue
+    # the title names the brand and the leaf: quoting it is never "another product" or "a category"
+    offer = _offer(facts, "I3")
+    assert check("Larkspur chef's knife, 40.00. A knife by Larkspur.", offer, cat, []) == []
+    # but another knife's full title is another product
+    reasons = check("Larkspur chef's knife. Like our Basico paring knife.", offer, cat, [])
+    assert "product" in _rules(reasons) and "brand" in _rules(reasons)
+
+
+def test_catalogue_words_are_learnt_from_titles(catalogue):
+    _, cat = catalogue
+    assert cat.categories["knife"][0] == "Knives"  # three knife titles, all in Knives
+    assert cat.categories["tent"][0] == "Tents" and cat.categories["tents"][0] == "Tents"
+    assert "bramble" not in cat.categories  # one item only: not a category word
+    assert set(cat.attributes) == {"color", "material"} and "leather" in cat.attributes["material"]
+
+
+def test_facts_survive_missing_and_malformed_attributes():
+    items = _items()
+    items.loc[0, "attributes"] = "not json"
+    items.loc[1, "attributes"] = None
+    items.loc[2, "attributes"] = json.dumps(["a", "list"])
+    items.loc[3, "price"] = None  # nothing true can be said without a price: left out
+    facts = product_facts(items)
+    assert list(facts["item_id"]) == ["I1", "I2", "I3", "I5", "I6"]
+    assert facts["attributes"].iloc[:3].tolist() == [{}, {}, {}]
+    assert check("Bramble Chelsea boots, red.", _offer(facts, "I1"), Catalogue.from_facts(facts), []) == []
