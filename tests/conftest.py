@@ -113,6 +113,7 @@ LIVING_CONF = {
     },
     "evaluate_policies": {"n_bootstrap": 50, "propensity_draws": 32},
     "publish_recommendations": {"propensity_draws": 32},
+    "publish_audiences": {"copy_lm": {"steps": 40}},
 }
 
 

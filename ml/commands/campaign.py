@@ -72,6 +72,9 @@ def _report(args: argparse.Namespace) -> int:
     else:
         print(f"campaign {c.name}: {rep['window'][0]} .. {rep['window'][1]}, {rep['exposed_users']} exposed users")
         print(table(rep["metrics"], list(UPLIFT_COLUMNS)))
+        if rep["variants"]:
+            print("per marketing copy variant (its treated users against the whole holdout):")
+            print(table(rep["variants"], ["copy_variant", *UPLIFT_COLUMNS]))
         revenue = next(m for m in rep["metrics"] if m["metric"] == "revenue")
         print(f"incremental revenue {revenue['incremental']:.2f}", end="")
         if c.spend:

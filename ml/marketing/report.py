@@ -5,8 +5,11 @@ the campaign's ``spend``.
 Revenue is ``price * quantity`` (quantity 1 when missing) of the user's purchase events inside
 the window. The campaign's incremental revenue is its revenue uplift per user times the treated
 users; ``roas`` = incremental revenue / spend, its 95 % interval the uplift interval's bounds
-scaled the same way (None when the spec gives no spend). ``write_reports`` keeps one row per
-(run, campaign, metric) in ``ml.campaign_reports``, which the Interestflow page shows.
+scaled the same way (None when the spec gives no spend). With more than one marketing copy
+variant, each variant's treated users (``campaigns.copy_variant``) are also compared with the
+whole holdout, metric by metric (rows with ``copy_variant`` set; the spend is the campaign's, so
+they carry no ROAS). ``write_reports`` keeps one row per (run, campaign, metric, variant) in
+``ml.campaign_reports``, which the Interestflow page shows.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from ml.marketing.campaigns import Campaign, uplift
+from ml.marketing.campaigns import HOLDOUT, TREATMENT, Campaign, arm, copy_variant, uplift
 from ml.warehouse import Warehouse
 
 REPORTS = "ml.campaign_reports"
@@ -42,6 +45,7 @@ REPORT_COLUMNS = [
     *UPLIFT_COLUMNS,
     "spend",
     *RETURN_COLUMNS,
+    "copy_variant",
 ]
 
 
@@ -79,7 +83,23 @@ def campaign_report(campaign: Campaign, outcomes: pd.DataFrame, n_boot: int = 20
         "spend": campaign.spend,
         "exposed_users": len(outcomes),
         "metrics": rows,
+        "variants": variant_rows(campaign, outcomes, n_boot) if campaign.copy_variants > 1 else [],
     }
+
+
+def variant_rows(campaign: Campaign, outcomes: pd.DataFrame, n_boot: int = 2000) -> list[dict[str, Any]]:
+    """Per copy variant and metric, its treated users against the whole holdout (a variant
+    without treated users yet is left out)."""
+    users = outcomes["user_id"].to_numpy()
+    arms, variants = arm(users, campaign), copy_variant(users, campaign)
+    rows = []
+    for v in range(campaign.copy_variants):
+        mine = outcomes[(arms == HOLDOUT) | ((arms == TREATMENT) & (variants == v))]
+        if not ((arms == TREATMENT) & (variants == v)).any():
+            continue
+        for metric in (m for m in METRICS if m in outcomes.columns):
+            rows.append(uplift(mine, campaign, metric, n_boot=n_boot).as_dict() | {"copy_variant": v})
+    return rows
 
 
 def return_on_spend(revenue_uplift: dict[str, Any], spend: float | None) -> dict[str, float | None]:
@@ -103,25 +123,30 @@ def report_rows(report: dict[str, Any], run_id: str, reported_at: datetime | Non
         "spend": report["spend"],
     }
     # (the metric rows lack incremental and ROAS but on revenue: None there)
-    df = pd.DataFrame([per_run | {k: m.get(k) for k in REPORT_COLUMNS if k not in per_run} for m in report["metrics"]])
+    rows = [*report["metrics"], *report.get("variants", [])]
+    df = pd.DataFrame([per_run | {k: m.get(k) for k in REPORT_COLUMNS if k not in per_run} for m in rows])
     for col in ("spend", "incremental", "roas", "roas_low", "roas_high"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    df["copy_variant"] = pd.to_numeric(df["copy_variant"], errors="coerce").astype("Int64")
     return df[REPORT_COLUMNS]
 
 
 def write_reports(wh: Warehouse, rows: pd.DataFrame) -> None:
-    """Replace the (run, campaign) rows of ``ml.campaign_reports`` with ``rows`` in one transaction."""
+    """Replace the (run, campaign) rows of ``ml.campaign_reports`` with ``rows`` in one transaction
+    (a table written before copy variants gains the ``copy_variant`` column, empty on old rows)."""
     ddl = (
         f"create table if not exists {REPORTS} (reported_at timestamp, run_id varchar, campaign varchar, "
         "window_start timestamp, window_end timestamp, metric varchar, treatment_users bigint, "
         "holdout_users bigint, treatment_mean double precision, holdout_mean double precision, "
         "uplift double precision, ci_low double precision, ci_high double precision, spend double precision, "
-        "incremental double precision, roas double precision, roas_low double precision, roas_high double precision)"
+        "incremental double precision, roas double precision, roas_low double precision, roas_high double precision, "
+        "copy_variant integer)"
     )
     with wh.connect() as con:
         wh.begin(con)
         wh.ensure_schemas(con)  # (under the DDL lock on PostgreSQL when a schema is missing)
         wh.execute(con, ddl)
+        wh.execute(con, f"alter table {REPORTS} add column if not exists copy_variant integer")  # older tables
         for run_id, campaign in rows[["run_id", "campaign"]].drop_duplicates().itertuples(index=False):
             wh.execute(con, f"delete from {REPORTS} where run_id = ? and campaign = ?", [run_id, campaign])
         wh.append_df(con, REPORTS, rows)

@@ -479,12 +479,17 @@ def campaigns(rs: ReadSession) -> dict[str, Any]:
         return out
     df = rs.query(
         f"select * from {REPORTS} r where reported_at = "
-        f"(select max(reported_at) from {REPORTS} l where l.campaign = r.campaign) order by campaign, metric"
+        f"(select max(reported_at) from {REPORTS} l where l.campaign = r.campaign) "
+        f"order by campaign, {'copy_variant, ' if rs.has(REPORTS, 'copy_variant') else ''}metric"
     )
     latest: dict[str, dict[str, Any]] = {}
     for r in records(df):
         entry = latest.setdefault(str(r["campaign"]), {"reported_at": r["reported_at"], "run_id": r["run_id"]})
-        entry.setdefault("metrics", []).append({k: r.get(k) for k in (*UPLIFT_COLUMNS, *RETURN_COLUMNS)})
+        row = {k: r.get(k) for k in (*UPLIFT_COLUMNS, *RETURN_COLUMNS)}
+        if r.get("copy_variant") is None:  # the whole treatment arm against the holdout
+            entry.setdefault("metrics", []).append(row)
+        else:
+            entry.setdefault("variants", []).append({"copy_variant": r["copy_variant"], **row})
     for spec in specs:
         spec["report"] = latest.get(spec["campaign"])
     out["reports"] = {"available": True, "reported": sorted(latest)}

@@ -57,13 +57,18 @@ def test_report_gives_the_uplift_per_user_with_a_confidence_interval(warehouse, 
     assert revenue["uplift"] == 20.0 and revenue["incremental"] == 20.0 * treated
     assert rep["spend"] == 1500.0 and revenue["roas"] == pytest.approx(20.0 * treated / 1500.0)
     assert revenue["roas_low"] <= revenue["roas"] <= revenue["roas_high"]
-    # and the run was written to ml.campaign_reports, one row per metric
-    written = warehouse.query("select metric, roas from ml.campaign_reports where campaign = ?", [NAME])
-    assert sorted(written["metric"]) == ["clicks", "purchases", "revenue"]
+    # and the run was written to ml.campaign_reports, one row per metric, and per copy variant
+    written = warehouse.query("select metric, roas, copy_variant from ml.campaign_reports where campaign = ?", [NAME])
+    whole = written[written["copy_variant"].isna()]
+    assert sorted(whole["metric"]) == ["clicks", "purchases", "revenue"]
+    per_variant = written.dropna(subset=["copy_variant"])
+    assert len(per_variant) == 3 * 3 and per_variant["roas"].isna().all()  # 3 variants x 3 metrics
+    assert {r["copy_variant"] for r in rep["variants"]} == {0, 1, 2}
 
     assert main(["campaign", "report", NAME, "--warehouse", warehouse.url, "--no-write"]) == 0
     text = capsys.readouterr().out
     assert "clicks" in text and "ci_low" in text and "ROAS" in text
-    assert len(warehouse.query("select * from ml.campaign_reports")) == 3  # --no-write wrote nothing
+    assert "per marketing copy variant" in text
+    assert len(warehouse.query("select * from ml.campaign_reports")) == 12  # --no-write wrote nothing
 
     assert main(["campaign", "report", "no_such_campaign", "--warehouse", warehouse.url]) == 2

@@ -78,8 +78,39 @@ def test_a_rerun_replaces_its_rows_and_the_page_shows_each_campaigns_latest_repo
     assert set(shown) == {"cosy_home_week", "winter_outdoor_sale"} and shown["cosy_home_week"]["report"] is None
     latest = shown["winter_outdoor_sale"]["report"]
     assert latest["run_id"] == "run-2" and shown["winter_outdoor_sale"]["spend"] == 1500.0
+    assert "variants" not in latest and shown["winter_outdoor_sale"]["discount_percent"] == 15
     by_metric = {m["metric"]: m for m in latest["metrics"]}
     assert by_metric["clicks"]["uplift"] == 0.7 and by_metric["revenue"]["roas"] == 3.0
+
+
+def test_copy_variant_rows_are_stored_and_shown_apart_and_an_older_table_gains_the_column(warehouse, tmp_path):
+    from ml.ui import views
+    from ml.ui.reader import WarehouseReader
+
+    with warehouse.connect() as con:  # a table written before copy variants existed
+        warehouse.ensure_schemas(con)
+        warehouse.execute(
+            con,
+            f"create table {REPORTS} (reported_at timestamp, run_id varchar, campaign varchar, window_start timestamp, "
+            "window_end timestamp, metric varchar, treatment_users bigint, holdout_users bigint, "
+            "treatment_mean double precision, holdout_mean double precision, uplift double precision, "
+            "ci_low double precision, ci_high double precision, spend double precision, incremental double precision, "
+            "roas double precision, roas_low double precision, roas_high double precision)",
+        )
+        con.commit()
+    report = _report(0.5)
+    clicks = report["metrics"][0]
+    report["variants"] = [{**clicks, "copy_variant": 0, "uplift": 0.1}, {**clicks, "copy_variant": 1, "uplift": 0.9}]
+    write_reports(warehouse, report_rows(report, "run-1", datetime(2026, 10, 2)))
+    stored = warehouse.query(f"select copy_variant, metric, uplift from {REPORTS} order by copy_variant, metric")
+    assert stored["copy_variant"].tolist()[:2] == [0, 1] and stored["copy_variant"].isna().sum() == 2
+    reader = WarehouseReader(warehouse, snapshot_dir=tmp_path / "snaps", refresh_seconds=0.0, quiet_seconds=0.0)
+    with reader.session() as rs:
+        page = views.campaigns(rs)
+    latest = {c["campaign"]: c for c in page["campaigns"]}["winter_outdoor_sale"]["report"]
+    assert [m["metric"] for m in latest["metrics"]] == ["clicks", "revenue"]
+    assert [(v["copy_variant"], v["uplift"]) for v in latest["variants"]] == [(0, 0.1), (1, 0.9)]
+    assert not page["copy"]["available"] and "generate_copy" in page["copy"]["message"]
 
 
 def test_a_spec_with_a_bad_spend_names_its_file_and_the_rule(tmp_path):

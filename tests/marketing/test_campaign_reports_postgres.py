@@ -20,7 +20,10 @@ def test_report_campaigns_writes_the_reports_on_postgres_and_a_rerun_replaces_th
     # the tiny shop lived through winter_outdoor_sale's window; cosy_home_week starts after it
     assert set(first["reported"]) == {"winter_outdoor_sale"} and "cosy_home_week" in first["skipped"]
     report_campaigns(run_id="pg-1", n_boot=200)  # the same run again
-    rows = wh.query(f"select metric, treatment_users, holdout_users, spend, roas from {REPORTS} order by metric")
+    every = wh.query(f"select metric, treatment_users, holdout_users, spend, roas, copy_variant from {REPORTS}")
+    # the whole arm per metric, and each of the campaign's 3 copy variants per metric: none twice
+    assert len(every) == 3 + 3 * 3 and not every.duplicated(["metric", "copy_variant"]).any()
+    rows = every[every["copy_variant"].isna()].sort_values("metric").reset_index(drop=True)
     assert rows["metric"].tolist() == ["clicks", "purchases", "revenue"]
     assert (rows["treatment_users"] > 0).all() and (rows["holdout_users"] > 0).all()
     revenue = rows.iloc[2]

@@ -133,6 +133,10 @@ def test_the_ui_answers_every_section_with_data(living_shop, tmp_path):
     reported = [c for c in campaigns["campaigns"] if c["report"]]
     assert campaigns["reports"]["available"] and reported
     assert {m["metric"] for m in reported[0]["report"]["metrics"]} == {"clicks", "purchases", "revenue"}
+    # publish_audiences' generate_copy wrote each live campaign's copy for the published audiences
+    assert campaigns["copy"]["available"]
+    written = [a for c in campaigns["campaigns"] for a in c["copy"]]
+    assert written and all(a["candidates"] and len(a["variants"]) == 3 for a in written)
     assert user["profile"]["available"] and (user["profile"]["known"] or user["profile"]["candidate"])
     assert user["behaviour"]["available"] and user["behaviour"]["counts"]
     assert len(user["recommendations"]["items"]) == 10

@@ -96,7 +96,7 @@ def catalogue_model(items: pd.DataFrame, root: Path, settings: LMSettings | None
     ``root`` when this catalogue and these settings trained one already, else trained now and
     saved there (written under a temporary name, then renamed: never a half-saved model)."""
     settings = settings or LMSettings()
-    docs = documents(product_facts(items))
+    docs = documents(product_facts(items).sort_values("item_id", kind="stable"))  # the same whatever the row order
     if not docs:
         raise ValueError("the catalogue has no product with a title and a price: nothing to train a copy model on")
     key = hashlib.sha256(json.dumps([asdict(settings), docs]).encode()).hexdigest()[:16]
@@ -165,7 +165,7 @@ def train(docs: list[str], out: Path, settings: LMSettings) -> dict[str, Any]:
         loss.backward()
         optimiser.step()
         optimiser.zero_grad()
-        losses.append(float(loss))
+        losses.append(loss.item())
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

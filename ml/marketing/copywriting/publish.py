@@ -30,7 +30,10 @@ CANDIDATES = "ml.copy_candidates"
 CANDIDATES_DDL = """run_id varchar, audience varchar, campaign varchar, variant integer, attempt integer,
     item_id varchar, source varchar, text varchar, passed boolean, published boolean, reasons varchar,
     model varchar, written_at timestamp"""
-ITEMS_SQL = "select item_id, title, description, brand, price, category_path, attributes from staging.stg_shop__items"
+ITEMS_SQL = (
+    "select item_id, title, description, brand, price, category_path, attributes "
+    "from staging.stg_shop__items order by item_id"
+)
 
 
 def live_campaigns(campaigns: dict[str, Campaign], as_of: pd.Timestamp, lead_days: float) -> list[Campaign]:

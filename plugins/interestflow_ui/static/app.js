@@ -271,6 +271,16 @@
         { label: "uplift per user", render: function (r) { return fmt.num(r.uplift, 4); }, num: true },
         { label: "95 % interval", render: function (r) { return interval(r, "ci_low", "ci_high", 4); } },
       ], rep.metrics));
+      if (rep.variants && rep.variants.length) {
+        card.appendChild(h("p", { class: "hint", text: "Each marketing copy variant's treated users against the same holdout:" }));
+        card.appendChild(table([
+          { label: "copy variant", key: "copy_variant", num: true },
+          { label: "metric", key: "metric" },
+          { label: "treated users", key: "treatment_users", num: true },
+          { label: "uplift per user", render: function (r) { return fmt.num(r.uplift, 4); }, num: true },
+          { label: "95 % interval", render: function (r) { return interval(r, "ci_low", "ci_high", 4); } },
+        ], rep.variants));
+      }
       card.appendChild(h("p", { class: "hint", text: "Reported " + fmt.time(rep.reported_at) + " (run " + rep.run_id + ")." }));
   }
 
