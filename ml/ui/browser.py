@@ -249,8 +249,8 @@ class ApiServer:
 @dataclass
 class PageCheck:
     """What the browser saw: the user looked up, the rendered top-k item ids (in rank order),
-    SVG marks per section (``if-series`` lines, ``if-bar`` bars, ``if-point``, ``if-errorbar``)
-    and the notes it shows (``notes``: e.g. "... not available yet"),
+    SVG marks per section (``if-series`` lines, ``if-bar`` bars, ``if-point``, ``if-errorbar``),
+    rows of marketing copy variants (``copy_rows``) and the notes it shows (``notes``: e.g. "... not available yet"),
     the text shown for an unknown user, the items the assistant box answered ``question`` with
     (empty when no question was asked) and the screenshots written."""
 
@@ -274,6 +274,7 @@ _MARKS_JS = """
       points: s.querySelectorAll('svg .if-point').length,
       bars: s.querySelectorAll('svg .if-bar').length,
       errorbars: s.querySelectorAll('svg .if-errorbar').length,
+      copy_rows: s.querySelectorAll('.copy tbody tr').length,
       notes: Array.from(s.querySelectorAll('p.note')).map(n => n.textContent),
     };
   }

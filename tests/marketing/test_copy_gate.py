@@ -108,6 +108,7 @@ def test_a_variant_of_catalogue_facts_passes(catalogue):
         ("Just 180 eur.", "price", "180.00"),
         ("Save 20% today.", "discount", "20%"),
         ("Fits sizes 36 to 42.", "number", "36"),
+        ("Made for for the weekend.", "repeated", "'for for'"),
     ],
 )
 def test_each_rule_fails_what_the_catalogue_does_not_state(catalogue, body, expected, detail):

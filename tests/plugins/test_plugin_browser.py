@@ -47,6 +47,7 @@ def _expected(wh, tmp_path, user_id: str) -> dict:
             "models": views.models(rs, family="recommender"),
             "quality": views.quality(rs),
             "exploration": views.exploration(rs),
+            "campaigns": views.campaigns(rs),
             "user": views.user(rs, user_id),
         }
 
@@ -109,6 +110,8 @@ def test_page_in_the_airflow_ui_shows_a_users_top_k_and_every_section_has_data(
     assert exp["exploration"]["estimates"]["current"]
     assert seen.marks["exploration"]["bars"] >= 1 and seen.marks["exploration"]["errorbars"] >= 1
     assert exp["exploration"]["ctr"]["days"] and seen.marks["exploration"]["series"] >= 1
+    variants = [v for c in exp["campaigns"]["campaigns"] for a in c["copy"] for v in a["variants"]]
+    assert variants and seen.marks["campaigns"]["copy_rows"] == len(variants)  # every published copy variant
     for section, marks in seen.marks.items():
         missing = [n for n in marks["notes"] if "not available" in n or "yet" in n]
         assert not missing, f"{section} shows no data: {missing}"

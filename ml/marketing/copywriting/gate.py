@@ -15,7 +15,8 @@
 - ``discount``: a percentage other than the campaign's discount, or any percentage when the
   campaign offers none;
 - ``number``: any other number that neither the product's catalogue text (title, description)
-  nor the campaign states (a size, a count, a date the model made up).
+  nor the campaign states (a size, a count, a date the model made up);
+- ``repeated``: a word written twice in a row ("for for"), the commonest way a small model stalls.
 
 The featured product's own title is a catalogue fact: it is taken out of the text before the
 product, brand and category rules read it (titles name nouns of neighbouring categories).
@@ -35,6 +36,7 @@ PRICE = re.compile(
     r"|(?<![\d.,])(\d+(?:[.,]\d{1,2})?)\s*(?:eur|euros?|usd|dollars?|gbp|pounds?)\b",
     re.IGNORECASE,
 )
+REPEATED = re.compile(r"\b([a-z]+) \1\b")
 NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 PERCENT = re.compile(r"(?<![\d.,])(\d+(?:[.,]\d+)?)\s*(?:%|percent\b|per cent\b)", re.IGNORECASE)
 # a title this short is a common phrase ("Tent") rather than the name of one product
@@ -114,6 +116,7 @@ def check(text: str, offer: Offer, catalogue: Catalogue, banned: list[str]) -> l
     own = f"{product.category} {product.title} {product.description}".lower()
     reasons += _names(rest, own, product, catalogue)
     reasons += _amounts(low, own, offer)
+    reasons += [f"repeated: '{m.group(0)}'" for m in REPEATED.finditer(low)]
     return list(dict.fromkeys(reasons))
 
 

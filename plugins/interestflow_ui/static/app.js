@@ -288,7 +288,7 @@
     var box = h("div", { class: "copy", "data-copy": c.campaign }, [h("h4", { text: "Marketing copy" })]);
     card.appendChild(box);
     if (!status.available) return box.appendChild(note(status.message));
-    if (!c.copy.length) return box.appendChild(note("No copy written for this campaign yet (it is written while the campaign is live or about to start)."));
+    if (!c.copy.length) return box.appendChild(note("No copy for this campaign: generate_copy writes it while the campaign runs and in the days before it starts."));
     c.copy.forEach(function (a) {
       var reasons = Object.keys(a.reasons).map(function (k) { return k + " " + a.reasons[k]; }).join(", ");
       box.appendChild(h("p", { class: "gate" }, [
