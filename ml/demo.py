@@ -100,6 +100,7 @@ def collect_summary(runs: dict[str, str], users_to_show: int = 3) -> dict[str, A
             [users_to_show],
             con,
         )
+        copy = _copy_summary(wh, con)
     from ml.quality.summary import latest_gate_runs
 
     gates = latest_gate_runs(wh)
@@ -136,6 +137,32 @@ def collect_summary(runs: dict[str, str], users_to_show: int = 3) -> dict[str, A
             u: [{"rank": int(r.rank), "item": f"{r.item_id} {r.title}", "reason": r.reason} for r in g.itertuples()]
             for u, g in recs.groupby("user_id")
         },
+        "copy": copy,
+    }
+
+
+def _copy_summary(wh: Any, con: Any) -> dict[str, Any] | None:
+    """The latest marketing copy of each (audience, campaign): how many variants, the gate's
+    pass rate over their candidates, and one published variant."""
+    from ml.marketing.copywriting.publish import CANDIDATES, gate_summary
+
+    if not wh.table_exists(con, "ml", "copy_candidates"):
+        return None
+    df = wh.query(
+        f"select * from {CANDIDATES} c where written_at = (select max(written_at) from {CANDIDATES} l "
+        "where l.audience = c.audience and l.campaign = c.campaign) order by audience, campaign, variant, attempt",
+        None,
+        con,
+    )
+    published = df[df["published"].astype(bool)]
+    if published.empty:
+        return None
+    return {
+        "variants": len(published),
+        "audiences": published["audience"].nunique(),
+        "campaigns": published["campaign"].nunique(),
+        **gate_summary(df),
+        "example": f"{published['audience'].iloc[0]}: {published['text'].iloc[0]}",
     }
 
 
@@ -166,6 +193,14 @@ def render(summary: dict[str, Any]) -> str:
         out.append(f"Top-{len(items)} for {user}:")
         for it in items:
             out.append(f"  {it['rank']:>2}. {it['item']:<48} {it['reason']}")
+    if summary.get("copy"):
+        c = summary["copy"]
+        out.append(
+            f"Marketing copy: {c['variants']} variants for {c['audiences']} audience(s) x {c['campaigns']} campaign(s); "
+            f"the grounding gate passed {c['passed']} of {c['candidates']} candidates, "
+            f"{c['template_fallbacks']} template(s) stood in"
+        )
+        out.append(f"  e.g. {c['example']}")
     for stage, secs in (summary.get("timings_seconds") or {}).items():
         if secs:
             total = sum(secs.values())

@@ -142,6 +142,21 @@ def test_the_ui_answers_every_section_with_data(living_shop, tmp_path):
     assert len(user["recommendations"]["items"]) == 10
 
 
+def test_the_demo_summary_tells_what_marketing_copy_was_written(living_shop):
+    from ml.demo import _copy_summary, render
+
+    wh = living_shop["wh"]
+    with wh.connect(read_only=True) as con:
+        copy = _copy_summary(wh, con)
+    published = wh.query(
+        "select count(*) as n from ml.copy_candidates c where published and written_at = (select max(written_at) "
+        "from ml.copy_candidates l where l.audience = c.audience and l.campaign = c.campaign)"
+    )["n"].iloc[0]
+    assert copy["variants"] == published > 0 and copy["candidates"] >= copy["passed"]
+    text = render({"landed": {}, "models": [], "examples": {}, "copy": copy})
+    assert f"Marketing copy: {copy['variants']} variants" in text and "e.g. " in text
+
+
 def test_the_day_table_shows_each_simulated_day(living_shop):
     from ml.simulate.living import day_table
 
