@@ -8,8 +8,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset
+from airflow.sdk.definitions.callback import SyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-from ml.orchestration.alerts import notify_failure
+from ml.orchestration.alerts import notify_deadline, notify_failure
 
 OWNER = "interestflow"
 START = datetime(2026, 1, 1)
@@ -42,3 +44,16 @@ FEATURE_MARTS = Asset(name="feature_marts", uri="interestflow://warehouse/marts"
 CHAMPION_MODEL = Asset(name="champion_model", uri="interestflow://registry/recommender/champion")
 POLICY_CHAMPION = Asset(name="policy_champion", uri="interestflow://registry/policy/champion")
 RECOMMENDATIONS = Asset(name="recommendations", uri="interestflow://warehouse/serving/recommendations_current")
+
+
+def publish_deadline() -> DeadlineAlert:
+    """The deadline alert of publish_recommendations: an e-mail (ml/orchestration/alerts.py) when
+    a run has not finished INTERESTFLOW_PUBLISH_DEADLINE_MINUTES (default 120) after it was queued."""
+    from ml.settings import settings
+
+    minutes = settings().publish_deadline_minutes
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=minutes),
+        callback=SyncCallback(notify_deadline, kwargs={"minutes": minutes}),
+    )

@@ -46,6 +46,7 @@ from interestflow_defaults import (
     RECOMMENDATIONS,
     START,
     WAREHOUSE_POOL,
+    publish_deadline,
 )
 from ml.explore.defaults import DEFAULT_EXPLORATION_BUDGET, DEFAULT_MIN_SESSIONS, DEFAULT_PROPENSITY_DRAWS
 from ml.marketing.defaults import DEFAULT_NEW_ITEM_BUDGET
@@ -61,6 +62,8 @@ from ml.marketing.defaults import DEFAULT_NEW_ITEM_BUDGET
     doc_md=__doc__,
     tags=["interestflow", "publishing", "explore"],
     default_args=DEFAULT_ARGS,
+    # an e-mail when a run is still unfinished INTERESTFLOW_PUBLISH_DEADLINE_MINUTES after it was queued
+    deadline=publish_deadline(),
     params={
         "k": Param(10, type="integer", minimum=1, maximum=100, description="Items per user."),
         "keep_versions": Param(3, type="integer", minimum=1, description="Published versions kept."),

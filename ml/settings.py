@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     shop_start: str = Field("2020-01-01T00:00:00Z", description="events before this are quarantined")
     # ---- serving
     serving_max_age_hours: float = Field(36.0, gt=0, description="watch_serving alerts when the served table is older")
+    publish_deadline_minutes: float = Field(
+        120.0, gt=0, description="publish_recommendations' deadline alert: minutes after a run is queued"
+    )
     assistant_explore_share: float = Field(
         0.1, ge=0, le=1, description="how often the assistant's last slot shows a candidate interest instead"
     )

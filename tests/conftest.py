@@ -160,3 +160,29 @@ def pg_warehouse(pg_server: str, tmp_path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("INTERESTFLOW_ARTIFACTS", str(tmp_path / "artifacts"))
     yield Warehouse(url)
     drop_database(pg_server, name)
+
+
+@pytest.fixture()
+def smtp_server():
+    """A local SMTP server (aiosmtpd) that keeps what it receives."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    class Sink:
+        def __init__(self) -> None:
+            self.messages: list = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(envelope)
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = Sink()
+    sink.port = port
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield sink
+    controller.stop()

@@ -11,6 +11,12 @@ connection alerts are off: a failure is logged and nothing is sent.
 The message names the DAG, task, run and try, and carries the failure's own text, which for a
 gate is its readable summary (failing expectations, columns, counts, examples, Data Docs path).
 A retry is not a failure: a task that succeeds on a later try sends nothing.
+
+:func:`notify_deadline` is the callback of ``publish_recommendations``' deadline alert (an
+Airflow ``DeadlineAlert``: the run has not finished ``INTERESTFLOW_PUBLISH_DEADLINE_MINUTES``
+after it was queued; the executor runs it); it mails through the same connection. A stuck or
+slow publish is then known while it is still running, before ``watch_serving`` finds the served
+table too old.
 """
 
 from __future__ import annotations
@@ -80,3 +86,34 @@ def notify_failure(context: dict[str, Any]) -> None:
     notifier = SmtpNotifier(to=to, subject=subject, html_content=body, smtp_conn_id=ALERT_CONN_ID)
     notifier.notify(context)  # type: ignore[arg-type]  # (Airflow's Context is this dict)
     log.info("alert sent to %s: %s", ", ".join(to), subject)
+
+
+def deadline_message(context: dict[str, Any], minutes: float) -> tuple[str, str]:
+    """(subject, HTML body) of the alert for a run that missed its deadline; ``context`` is what
+    Airflow passes a deadline callback (``dag_run``: the run as the REST API shows it)."""
+    run = context.get("dag_run") or {}
+    dag_id, run_id = run.get("dag_id", "?"), run.get("dag_run_id") or run.get("run_id", "?")
+    due = (context.get("deadline") or {}).get("deadline_time", "?")
+    subject = f"[interestflow] {dag_id} missed its deadline ({run_id})"
+    body = (
+        f"<p>Run <b>{html.escape(str(run_id))}</b> of DAG <b>{html.escape(str(dag_id))}</b> was queued at "
+        f"{html.escape(str(run.get('queued_at', '?')))} and had not finished {minutes:g} minutes later "
+        f"(deadline {html.escape(str(due))}; state {html.escape(str(run.get('state', '?')))}).</p>"
+        "<p>Until it finishes, the previously published recommendations stay served.</p>"
+    )
+    return subject, body
+
+
+def notify_deadline(context: dict[str, Any], minutes: float) -> None:
+    """Deadline callback: e-mail that a run missed its deadline through the ``interestflow_alerts``
+    connection; nothing (a log line) when that connection or its recipients are missing."""
+    conn = alert_connection()
+    subject, body = deadline_message(context, minutes)
+    if conn is None or not recipients(conn):
+        log.info("alerts are off (no Airflow Connection %r with recipients): %s", ALERT_CONN_ID, subject)
+        return
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    to = recipients(conn)
+    SmtpNotifier(to=to, subject=subject, html_content=body, smtp_conn_id=ALERT_CONN_ID).notify(context)  # type: ignore[arg-type]
+    log.info("deadline alert sent to %s: %s", ", ".join(to), subject)

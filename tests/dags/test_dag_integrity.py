@@ -70,3 +70,26 @@ def test_retrain_models_defaults_to_the_production_candidates(dagbag):
     assert {"two_tower", "ease"} <= set(names) and set(names) <= set(MODEL_NAMES)
     for c in default:
         MODELS[c["model"]](**c["params"])
+
+
+def test_publish_recommendations_has_a_deadline_alert_that_mails(dagbag):
+    from datetime import timedelta
+
+    from airflow.sdk.definitions.callback import SyncCallback
+    from airflow.sdk.definitions.deadline import DagRunQueuedAtDeadline
+
+    from ml.orchestration.alerts import deadline_message
+    from ml.settings import settings
+
+    (alert,) = dagbag.get_dag("publish_recommendations").deadline
+    assert isinstance(alert.reference, DagRunQueuedAtDeadline)
+    assert alert.interval == timedelta(minutes=settings().publish_deadline_minutes)
+    assert isinstance(alert.callback, SyncCallback)
+    assert alert.callback.path == "ml.orchestration.alerts.notify_deadline"
+    context = {
+        "dag_run": {"dag_id": "publish_recommendations", "dag_run_id": "r1", "queued_at": "t0", "state": "running"},
+        "deadline": {"deadline_time": "t1"},
+    }
+    subject, body = deadline_message(context, 120)
+    assert subject == "[interestflow] publish_recommendations missed its deadline (r1)"
+    assert "120 minutes" in body and "stay served" in body

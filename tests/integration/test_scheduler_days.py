@@ -1,4 +1,5 @@
-"""Two simulated days of the tiny shop through Airflow's real scheduler, not ``dag.test`` (issue #22).
+"""Two simulated days of the tiny shop through Airflow's real scheduler, not ``dag.test`` (issue #22),
+with publish_recommendations' deadline alert mailing a local SMTP server (issue #26).
 
 A fresh Airflow home (LocalExecutor on SQLite) on a copy of the state folder of the ``living_shop``
 fixture: the tiny shop after its set-up (every DAG once on the shop's history) and two simulated
@@ -63,6 +64,7 @@ UPSTREAM = {
 }
 PAUSED = ("backfill_tags", "finetune_tagger", "watch_serving")
 N_DAYS = 2
+DEADLINE_S = 1.0  # publish_recommendations' deadline in this test: every run outlives it
 DAY_TIMEOUT_S = 900
 ENDED = ("success", "failed")
 # The LocalExecutor forks every task process from the scheduler: importing dbt and Great
@@ -174,12 +176,25 @@ def _airflow_env(root: Path, port: int) -> dict[str, str]:
 
 
 @pytest.fixture()
-def scheduler_world(tmp_path: Path, living_shop: dict) -> Iterator[tuple[AirflowProcesses, AirflowClient]]:
+def scheduler_world(
+    tmp_path: Path, living_shop: dict, smtp_server: Any
+) -> Iterator[tuple[AirflowProcesses, AirflowClient]]:
     """A copy of the living tiny shop's state in a fresh Airflow environment, then api-server,
-    scheduler and dag-processor running on it; stopped (terminate, then kill) afterwards."""
+    scheduler and dag-processor running on it; stopped (terminate, then kill) afterwards. Alerts
+    go to the local SMTP server, and publish_recommendations' deadline is a second: each of its
+    runs outlives it, so each sends one deadline alert."""
     shutil.copytree(living_shop["shop"].wh.path.parent, tmp_path / "state")
     port = free_port()
     env = _airflow_env(tmp_path, port)
+    env["INTERESTFLOW_PUBLISH_DEADLINE_MINUTES"] = str(DEADLINE_S / 60)
+    env["AIRFLOW_CONN_INTERESTFLOW_ALERTS"] = json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": smtp_server.port,
+            "extra": {"to": "oncall@example.com", "from_email": "interestflow@example.com", "disable_tls": True},
+        }
+    )
     logs = tmp_path / "logs"
     logs.mkdir()
     af = AirflowProcesses(env, logs)
@@ -307,8 +322,28 @@ def _check_day_landed_once(wh: Any, events_file: Path) -> None:
     assert in_batch == len(expected)
 
 
+def _check_deadline_alerts(af: AirflowProcesses, smtp: Any, publish_runs: list[str], timeout_s: float = 120) -> None:
+    """One deadline alert per publish_recommendations run (the executor ran the DeadlineAlert's
+    callback), and no failure alert (nothing failed)."""
+    import email
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        subjects = [email.message_from_bytes(m.original_content)["Subject"] for m in smtp.messages]
+        missed = [s for s in subjects if "publish_recommendations missed its deadline" in s]
+        if len(missed) >= len(publish_runs) or time.monotonic() > deadline:
+            break
+        af.check_alive()
+        time.sleep(2)
+    assert sorted(missed) == sorted(
+        f"[interestflow] publish_recommendations missed its deadline ({run_id})" for run_id in publish_runs
+    ), f"{subjects}\n{af.tail('scheduler', 80)}"
+    assert len(subjects) == len(missed), subjects
+    assert all(m.rcpt_tos == ["oncall@example.com"] for m in smtp.messages)
+
+
 def test_two_days_run_through_the_real_scheduler_once_each_and_in_asset_order(
-    scheduler_world: tuple[AirflowProcesses, AirflowClient], tmp_path: Path, tiny_shop: Path, monkeypatch
+    scheduler_world: tuple[AirflowProcesses, AirflowClient], tmp_path: Path, tiny_shop: Path, monkeypatch, smtp_server
 ) -> None:
     from ml.simulate.living import LivingShop, LoopSettings
     from ml.warehouse import Warehouse
@@ -366,6 +401,7 @@ def test_two_days_run_through_the_real_scheduler_once_each_and_in_asset_order(
     assert _when(day_runs[days[1]]["ingest_events"]["start_date"]) >= _when(
         day_runs[days[0]]["publish_audiences"]["end_date"]
     )
+    _check_deadline_alerts(af, smtp_server, [day_runs[d]["publish_recommendations"]["dag_run_id"] for d in days])
     af.stop()  # nothing writes the warehouse while it is read below
 
     wh = Warehouse.from_env()

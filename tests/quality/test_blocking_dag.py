@@ -149,32 +149,6 @@ def test_a_run_with_nothing_new_is_skipped_and_emits_no_asset_event(in_served, t
 
 
 @pytest.fixture()
-def smtp_server():
-    """A local SMTP server (aiosmtpd) that keeps what it receives."""
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    class Sink:
-        def __init__(self) -> None:
-            self.messages: list = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append(envelope)
-            return "250 OK"
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    sink = Sink()
-    sink.port = port
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield sink
-    controller.stop()
-
-
-@pytest.fixture()
 def smtp_sink(smtp_server, monkeypatch):
     """The local SMTP server, with the alerts Connection pointing at it."""
     conn = {
