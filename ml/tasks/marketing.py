@@ -174,63 +174,31 @@ def generate_copy(
     (``ml.marketing.copywriting.publish``); returns the gate's pass rate and reasons, overall
     and per audience. ``model``: a local folder with a causal LM (default the ``copy_model``
     setting, else the small model trained on the catalogue with ``lm_settings``)."""
-    from ml.config import artifacts_dir
     from ml.marketing import defaults
     from ml.marketing.audiences import load_specs
     from ml.marketing.campaigns import load_campaigns
-    from ml.marketing.copywriting import lm
     from ml.marketing.copywriting import publish as cp
-    from ml.publish import publish_table
-    from ml.settings import settings
 
     wh = Warehouse.from_env(warehouse)
     specs = load_specs()
     unknown = sorted(set(names or []) - set(specs))
     if unknown:
         raise ValueError(f"unknown audiences {unknown}; defined: {sorted(specs)}")
-    specs = {n: s for n, s in specs.items() if not names or n in names}
     as_of = pd.Timestamp(wh.query("select max(event_at) as t from marts.interaction_events")["t"].iloc[0])
     lead = defaults.DEFAULT_COPY_LEAD_DAYS if lead_days is None else lead_days
-    campaigns = cp.live_campaigns(load_campaigns(), as_of, lead)
-    sizes = cp.audience_sizes(wh, list(specs))
-    report: dict[str, Any] = {"as_of": str(as_of), "campaigns": [c.name for c in campaigns], "audiences": {}}
-    report["skipped"] = {n: "audience not published, or empty" for n, size in sizes.items() if size == 0}
-    if not campaigns:
-        report["skipped"]["*"] = f"no campaign active at {as_of} or starting within {lead:g} days"
-    ready = [n for n in specs if sizes[n] > 0] if campaigns else []
-    if not ready:
-        log.info("copy: nothing to write: %s", report["skipped"])
-        return report
-    items = wh.query(cp.ITEMS_SQL)
-    folder = (
-        model
-        or settings().copy_model
-        or lm.catalogue_model(items, artifacts_dir() / "copy_lm", lm.LMSettings(**(lm_settings or {})))
+    report = cp.publish_copy(
+        wh,
+        run_id,
+        {n: [r.tag for r in s.tags] for n, s in specs.items() if not names or n in names},
+        cp.live_campaigns(load_campaigns(), as_of, lead),
+        cp.CopySettings(
+            model=model,
+            lm=lm_settings or {},
+            banned=defaults.DEFAULT_BANNED_PHRASES if banned_phrases is None else banned_phrases,
+            attempts=defaults.DEFAULT_COPY_ATTEMPTS if attempts is None else attempts,
+            keep_versions=keep_versions,
+        ),
     )
-    writer = lm.load(folder)
-    facts, tags = lm.product_facts(items), cp.item_tags(wh)
-    banned = defaults.DEFAULT_BANNED_PHRASES if banned_phrases is None else banned_phrases
-    tries = defaults.DEFAULT_COPY_ATTEMPTS if attempts is None else attempts
-    cp.ensure_candidates_table(wh)
-    every = []
-    for name in ready:
-        audience_tags = [r.tag for r in specs[name].tags]
-        copy, candidates = cp.write_audience_copy(writer, name, audience_tags, campaigns, facts, tags, banned, tries)
-        if copy.empty:
-            report["skipped"][name] = "no live campaign boosts a catalogue product"
-            continue
-        pub = publish_table(
-            copy.assign(run_id=run_id),
-            f"copy_{name}",
-            f"{run_id}|copy|{name}",
-            wh,
-            keep=keep_versions,
-            meta={"model": writer.name, "banned_phrases": banned, "attempts": tries},
-            in_transaction=cp.replace_candidates(wh, run_id, name, candidates),
-        )
-        report["audiences"][name] = {"table": pub.table, "view": pub.view, "variants": len(copy)}
-        report["audiences"][name] |= cp.gate_summary(candidates)
-        every.append(candidates)
-    report |= {"model": writer.name, **(cp.gate_summary(pd.concat(every)) if every else {})}
+    report = {"as_of": str(as_of), "lead_days": lead, **report}
     log.info("copy: %s", json.dumps(report, default=str))
     return report

@@ -137,4 +137,28 @@ def test_no_live_campaign_writes_nothing(shop, monkeypatch):
 
     monkeypatch.setattr(spec, "load_campaigns", dict)
     out = generate_copy(run_id="r4", lm_settings=CHEAP_LM)
-    assert out["campaigns"] == [] and out["audiences"] == {} and "no campaign active" in out["skipped"]["*"]
+    assert out["campaigns"] == [] and out["audiences"] == {} and "no campaign is active" in out["skipped"]["*"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"attempts": 0}, "copy attempts must be a whole number"),
+        ({"banned_phrases": "free"}, "banned phrases must be a list of strings"),
+        ({"lm_settings": {"stepz": 3}}, r"unknown copy_lm settings \['stepz'\]"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_is_written(shop, kwargs, message):
+    from ml.tasks.marketing import generate_copy
+
+    before = int(shop["wh"].query("select count(*) as n from ml.copy_candidates")["n"].iloc[0])
+    with pytest.raises(ValueError, match=message):
+        generate_copy(run_id="bad", **kwargs)
+    assert int(shop["wh"].query("select count(*) as n from ml.copy_candidates")["n"].iloc[0]) == before
+
+
+def test_a_model_folder_that_is_not_a_model_is_named(shop, tmp_path):
+    from ml.tasks.marketing import generate_copy
+
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        generate_copy(run_id="bad", model=str(tmp_path))

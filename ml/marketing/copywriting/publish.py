@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 
 from ml.marketing.campaigns import Campaign
+from ml.marketing.copywriting import lm
 from ml.marketing.copywriting.gate import Catalogue, Offer, rule
 from ml.marketing.copywriting.lm import Writer
 from ml.marketing.copywriting.variants import CANDIDATE_COLUMNS, featured, write_copy
@@ -125,3 +127,75 @@ def gate_summary(candidates: pd.DataFrame) -> dict[str, Any]:
         "template_fallbacks": len(fallback),
         "reasons": dict(sorted(reasons.items())),
     }
+
+
+@dataclass(frozen=True)
+class CopySettings:
+    """How ``publish_copy`` writes: ``model`` (a local folder; default the ``copy_model`` setting,
+    else the catalogue model trained with ``lm``, ``LMSettings`` fields), the banned phrases,
+    candidates per variant and the serving versions kept."""
+
+    model: str | None = None
+    lm: dict[str, Any] = field(default_factory=dict)
+    banned: list[str] = field(default_factory=list)
+    attempts: int = 4
+    keep_versions: int = 3
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
+            raise ValueError(f"copy attempts must be a whole number >= 1, got {self.attempts!r}")
+        if not isinstance(self.banned, list) or not all(isinstance(b, str) for b in self.banned):
+            raise ValueError(f"banned phrases must be a list of strings, got {self.banned!r}")
+        known = set(lm.LMSettings.__dataclass_fields__)
+        if set(self.lm) - known:
+            raise ValueError(f"unknown copy_lm settings {sorted(set(self.lm) - known)}; known: {sorted(known)}")
+
+    def writer(self, items: pd.DataFrame) -> Writer:
+        from ml.config import artifacts_dir
+        from ml.settings import settings
+
+        folder = self.model or settings().copy_model
+        return lm.load(folder or lm.catalogue_model(items, artifacts_dir() / "copy_lm", lm.LMSettings(**self.lm)))
+
+
+def publish_copy(
+    wh: Warehouse, run_id: str, audiences: dict[str, list[str]], campaigns: list[Campaign], how: CopySettings
+) -> dict[str, Any]:
+    """Write and publish the copy of every published audience (name -> its spec's tags) for the
+    live ``campaigns`` (module docstring); returns what was published and the gate's summary,
+    overall and per audience, and what was skipped and why."""
+    from ml.publish import publish_table
+
+    sizes = audience_sizes(wh, list(audiences))
+    report: dict[str, Any] = {"campaigns": [c.name for c in campaigns], "audiences": {}}
+    report["skipped"] = {n: "audience not published, or empty" for n, size in sizes.items() if size == 0}
+    if not campaigns:
+        report["skipped"]["*"] = "no campaign is active or starts within the lead days"
+    ready = [n for n in audiences if sizes[n] > 0] if campaigns else []
+    if not ready:
+        return report
+    items = wh.query(ITEMS_SQL)
+    writer = how.writer(items)
+    facts, tags = lm.product_facts(items), item_tags(wh)
+    ensure_candidates_table(wh)
+    every = []
+    for name in ready:
+        copy, candidates = write_audience_copy(
+            writer, name, audiences[name], campaigns, facts, tags, how.banned, how.attempts
+        )
+        if copy.empty:
+            report["skipped"][name] = "no live campaign boosts a catalogue product"
+            continue
+        pub = publish_table(
+            copy.assign(run_id=run_id),
+            f"copy_{name}",
+            f"{run_id}|copy|{name}",
+            wh,
+            keep=how.keep_versions,
+            meta={"model": writer.name, "banned_phrases": how.banned, "attempts": how.attempts},
+            in_transaction=replace_candidates(wh, run_id, name, candidates),
+        )
+        report["audiences"][name] = {"table": pub.table, "view": pub.view, "variants": len(copy)}
+        report["audiences"][name] |= gate_summary(candidates)
+        every.append(candidates)
+    return report | {"model": writer.name, **(gate_summary(pd.concat(every)) if every else {})}
