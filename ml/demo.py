@@ -144,16 +144,11 @@ def collect_summary(runs: dict[str, str], users_to_show: int = 3) -> dict[str, A
 def _copy_summary(wh: Any, con: Any) -> dict[str, Any] | None:
     """The latest marketing copy of each (audience, campaign): how many variants, the gate's
     pass rate over their candidates, and one published variant."""
-    from ml.marketing.copywriting.publish import CANDIDATES, gate_summary
+    from ml.marketing.copywriting.publish import LATEST_CANDIDATES_SQL, gate_summary
 
     if not wh.table_exists(con, "ml", "copy_candidates"):
         return None
-    df = wh.query(
-        f"select * from {CANDIDATES} c where written_at = (select max(written_at) from {CANDIDATES} l "
-        "where l.audience = c.audience and l.campaign = c.campaign) order by audience, campaign, variant, attempt",
-        None,
-        con,
-    )
+    df = wh.query(LATEST_CANDIDATES_SQL, None, con)
     published = df[df["published"].astype(bool)]
     if published.empty:
         return None

@@ -102,16 +102,22 @@ def load_campaigns(folder: Path = SPEC_DIR) -> dict[str, Campaign]:
 
 def arm(user_ids: pd.Series | np.ndarray, campaign: Campaign) -> np.ndarray:
     """'holdout' for a uniform pseudo-random ``holdout_share`` of users, else 'treatment'."""
-    u = np.array([int(hashlib.sha256(f"{campaign.name}|{x}".encode()).hexdigest()[:12], 16) / 16**12 for x in user_ids])
+    u = _user_hashes(user_ids, campaign.name) / 16**12
     return np.where(u < campaign.holdout_share, HOLDOUT, TREATMENT)
+
+
+def _user_hashes(user_ids: pd.Series | np.ndarray, salt: str) -> np.ndarray:
+    """A 48-bit hash of (salt, user) per user: the same user, the same number, on every run."""
+    return np.array(
+        [int(hashlib.sha256(f"{salt}|{x}".encode()).hexdigest()[:12], 16) for x in user_ids], dtype=np.int64
+    )
 
 
 def copy_variant(user_ids: pd.Series | np.ndarray, campaign: Campaign) -> np.ndarray:
     """The marketing copy variant (0 .. ``copy_variants`` - 1) each user is shown when in the
     treatment arm: a hash of (campaign, user) of its own, independent of the holdout draw, so the
     variants split the treatment arm evenly and each can be compared with the holdout."""
-    digest = [int(hashlib.sha256(f"{campaign.name}|copy|{x}".encode()).hexdigest()[:12], 16) for x in user_ids]
-    return np.asarray(digest, dtype=np.int64) % campaign.copy_variants
+    return _user_hashes(user_ids, f"{campaign.name}|copy") % campaign.copy_variants
 
 
 def apply_campaign(

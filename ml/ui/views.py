@@ -499,14 +499,11 @@ def campaigns(rs: ReadSession) -> dict[str, Any]:
 def _copy(rs: ReadSession) -> dict[str, list[dict[str, Any]]] | None:
     """Per campaign, each audience's latest marketing copy run (``ml.copy_candidates``): the
     gate's pass rate and reasons, and the variants it published. None when none was written."""
-    from ml.marketing.copywriting.publish import CANDIDATES, gate_summary
+    from ml.marketing.copywriting.publish import CANDIDATES, LATEST_CANDIDATES_SQL, gate_summary
 
     if not rs.has(CANDIDATES, "run_id", "audience", "campaign", "written_at", "passed", "published", "reasons"):
         return None
-    df = rs.query(
-        f"select * from {CANDIDATES} c where written_at = (select max(written_at) from {CANDIDATES} l "
-        "where l.audience = c.audience and l.campaign = c.campaign) order by campaign, audience, variant, attempt"
-    )
+    df = rs.query(LATEST_CANDIDATES_SQL)
     out: dict[str, list[dict[str, Any]]] = {}
     for (campaign, audience), rows in df.groupby(["campaign", "audience"], sort=True):
         published = rows[rows["published"].astype(bool)]

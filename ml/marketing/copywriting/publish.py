@@ -32,6 +32,11 @@ CANDIDATES = "ml.copy_candidates"
 CANDIDATES_DDL = """run_id varchar, audience varchar, campaign varchar, variant integer, attempt integer,
     item_id varchar, source varchar, text varchar, passed boolean, published boolean, reasons varchar,
     model varchar, written_at timestamp"""
+# each (audience, campaign)'s candidates of its latest run (what the page and the demo show)
+LATEST_CANDIDATES_SQL = (
+    f"select * from {CANDIDATES} c where written_at = (select max(written_at) from {CANDIDATES} l "
+    "where l.audience = c.audience and l.campaign = c.campaign) order by campaign, audience, variant, attempt"
+)
 ITEMS_SQL = (
     "select item_id, title, description, brand, price, category_path, attributes "
     "from staging.stg_shop__items order by item_id"
