@@ -144,21 +144,25 @@ class Assistant:
         except Exception:  # the engines raise their own catalog errors for a missing table
             return None
 
-    def _candidate_tags(self, user_id: str) -> set[str]:
+    def _candidate_tags(self, source: Any, user_id: str) -> set[str]:
         if not self.has_profiles:
             return set()
-        df = self.source.query(
+        df = source.query(
             f"select distinct tag from {PROFILES} where user_id = ? and status = 'candidate'", [str(user_id)]
         )
         return set(df["tag"].astype(str))
 
-    def ask(self, user_id: str, question: object, k: int = 5) -> Answer:
+    def ask(self, user_id: str, question: object, k: int = 5, source: Any = None) -> Answer:
         """Up to ``k`` items for ``question``, personalised for ``user_id``; raises
-        :class:`QuestionError` (with its HTTP status) for a question it cannot answer."""
+        :class:`QuestionError` (with its HTTP status) for a question it cannot answer.
+        ``source``: where the user's history and profile are read (default: the source the
+        assistant was loaded from; a caller that keeps the assistant across read sessions, like
+        the page's API, passes the session of the request)."""
+        source = self.source if source is None else source
         q = parse(question, self.vocabulary)
         if not 1 <= int(k) <= 50:
             raise QuestionError(f"k must be between 1 and 50, got {k}")
-        rows, weights, leaves = self._history(user_id)
+        rows, weights, leaves = self._history(source, user_id)
         mask = allowed(self.items, q)
         if not mask.any():
             return Answer(user_id, q, [], "nothing in the catalogue meets " + ", ".join(q.constraints))
@@ -169,7 +173,7 @@ class Assistant:
         rid = _recommendation_id(user_id, q.text)
         rng = np.random.default_rng(int(rid[2:], 16))
         shown, propensity, exploring = explore_last_slot(
-            ranked, scores, mask, self.item_tags, self._candidate_tags(user_id), self.explore_share, rng
+            ranked, scores, mask, self.item_tags, self._candidate_tags(source, user_id), self.explore_share, rng
         )
         items = [
             {
@@ -212,14 +216,12 @@ class Assistant:
             for it in items
         ]
 
-    def _history(self, user_id: str) -> tuple[np.ndarray, np.ndarray, set[str]]:
+    def _history(self, source: Any, user_id: str) -> tuple[np.ndarray, np.ndarray, set[str]]:
         """Item rows, decayed weights and leaf categories of the user's interactions (none
         before the marts are first built)."""
         if not self.has_history:
             return np.zeros(0, dtype=np.int64), np.zeros(0), set()
-        hist = self.source.query(
-            f"select item_id, decayed_weight from {INTERACTIONS} where user_id = ?", [str(user_id)]
-        )
+        hist = source.query(f"select item_id, decayed_weight from {INTERACTIONS} where user_id = ?", [str(user_id)])
         hist = hist[hist["item_id"].astype(str).isin(self.index)]
         rows = hist["item_id"].astype(str).map(self.index).to_numpy(np.int64)
         leaves = set(self.items["category"].to_numpy()[rows])

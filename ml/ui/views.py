@@ -838,5 +838,7 @@ def assistant(rs: ReadSession, user_id: str, question: Any, k: int = 5) -> dict[
     if key not in _ASSISTANTS:
         _ASSISTANTS.clear()
         _ASSISTANTS[key] = Assistant(rs)
-    answer = _ASSISTANTS[key].ask(user_id, question, k)
+    # the kept assistant reads the user's history through this request's session (the session
+    # it was loaded with is closed by now)
+    answer = _ASSISTANTS[key].ask(user_id, question, k, source=rs)
     return {"available": True, "source": rs.freshness.as_dict(), **answer.as_dict()}

@@ -85,6 +85,11 @@ def test_the_assistant_answers_through_airflow_and_refuses_bad_questions_with_a_
     body = res.json()
     assert 1 <= len(body["items"]) <= 3 and body["understood"] == [f"category {leaf}"]
     assert all(i["category"] == leaf and i["why"].endswith(".") for i in body["items"])
+    # the kept assistant answers the next questions too, each read through its own request
+    other = wh.query("select max(user_id) as u from marts.interactions")["u"].iloc[0]
+    for who in (user, other):
+        again = c.post("/interestflow/api/assistant", json={"user_id": who, "question": f"{leaf}", "k": 2})
+        assert again.status_code == 200 and 1 <= len(again.json()["items"]) <= 2, again.text
     bad = {
         "": 400,
         "x" * 10_000: 413,
