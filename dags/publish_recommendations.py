@@ -33,6 +33,8 @@ a slate of `k` items per active user atomically: a new version table
   side on the Celery workers (`shards` Param; default the warehouse pool's slots).
 * Randomness is seeded per (user, day): re-running the same DAG run rewrites the same rows. The
   last `keep_versions` versions are kept for rollback (`python -m ml publish rollback --to VERSION`).
+* A deadline alert mails the `interestflow_alerts` connection when a run has not finished
+  `INTERESTFLOW_PUBLISH_DEADLINE_MINUTES` (default 120) after it was queued.
 """
 
 from __future__ import annotations
