@@ -107,11 +107,14 @@ def catalogue_model(items: pd.DataFrame, root: Path, settings: LMSettings | None
     scratch = root / f".{key}.{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     train(docs, scratch, settings)
-    if (path / "config.json").exists():  # another run saved the same model meanwhile
-        shutil.rmtree(scratch, ignore_errors=True)
-    else:
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(scratch, path)
+    if not (path / "config.json").exists():
+        shutil.rmtree(path, ignore_errors=True)  # a folder without a model in it: nothing to keep
+        try:
+            os.replace(scratch, path)
+        except OSError:  # another run renamed the same model into place first
+            if not (path / "config.json").exists():
+                raise
+    shutil.rmtree(scratch, ignore_errors=True)
     return path
 
 
