@@ -192,7 +192,12 @@ def scheduler_world(
             "conn_type": "smtp",
             "host": "127.0.0.1",
             "port": smtp_server.port,
-            "extra": {"to": "oncall@example.com", "from_email": "interestflow@example.com", "disable_tls": True},
+            "extra": {
+                "to": "oncall@example.com",
+                "from_email": "interestflow@example.com",
+                "disable_tls": True,
+                "disable_ssl": True,
+            },
         }
     )
     logs = tmp_path / "logs"
