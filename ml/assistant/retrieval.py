@@ -7,7 +7,9 @@ and personalisation with the user's own history.
 * Personalisation: the user's vector is the weighted mean of the embeddings of the items in the
   user's history (weights: the decayed interaction weights), normalised; an item gains
   ``personal_weight`` x its cosine with that vector, so among the items that answer the question
-  the ones like what the user already chose come first.
+  the ones like what the user already chose come first; and the champion recommender's scores
+  for the user (:func:`champion_scores`), as each allowed item's place among the allowed items
+  (:func:`rank_share`: scores of different models are not on one scale), times ``champion_weight``.
 
 Hard constraints (``ml.assistant.query``) filter before ranking: :func:`allowed`.
 """
@@ -24,6 +26,7 @@ import scipy.sparse as sp
 from ml.assistant.query import WORD, Question
 
 DEFAULT_PERSONAL_WEIGHT = 4.0  # the weight python -m ml bench assistant chose on validation questions (default shop)
+DEFAULT_CHAMPION_WEIGHT = 6.4  # the champion's rank-share weight the same bench chose (see docs/benchmarks.md)
 
 
 class BM25:
@@ -83,6 +86,35 @@ def user_vector(embeddings: np.ndarray, rows: np.ndarray, weights: np.ndarray) -
     v = (np.asarray(weights, dtype=np.float64)[:, None] * embeddings[rows]).sum(axis=0)
     norm = float(np.linalg.norm(v))
     return (v / norm).astype(np.float32) if norm > 0 else None
+
+
+def champion_scores(model: Any, rows: np.ndarray, weights: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+    """The recommender ``model``'s score of every catalogue item for a user with this history
+    (item ``rows`` and weights); ``columns``: each catalogue item's column in the model (-1: the
+    model does not know it; None: the same order). NaN where the model has no score."""
+    n_model = int(getattr(model, "n_items_", 0)) or (len(columns) if columns is not None else 0)
+    cols = np.arange(n_model) if columns is None else np.asarray(columns)
+    hist = cols[rows] if len(rows) else np.zeros(0, np.int64)
+    keep = hist >= 0
+    X = sp.csr_matrix(
+        (np.asarray(weights, np.float64)[keep], (np.zeros(keep.sum(), np.int64), hist[keep])), shape=(1, n_model)
+    )
+    scored = np.asarray(model.scores(X, np.array([0]))[0], dtype=np.float64)
+    out = np.full(len(cols), np.nan)
+    known = cols >= 0
+    out[known] = scored[cols[known]]
+    return out
+
+
+def rank_share(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each allowed item's place among the allowed items with a finite value, as a share in
+    [0, 1] (1: the best, 0: the worst or a single one); 0 for every other item."""
+    out = np.zeros(len(values))
+    idx = np.flatnonzero(mask & np.isfinite(values))
+    if len(idx) > 1:
+        order = np.argsort(np.argsort(values[idx], kind="stable"), kind="stable")
+        out[idx] = order / (len(idx) - 1)
+    return out
 
 
 def top_k(scores: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:

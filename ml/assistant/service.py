@@ -6,6 +6,11 @@ price, category path); item embeddings from ``ml.item_embeddings`` (``ml.assista
 current by ``build_features``); the user's history from ``marts.interactions`` (decayed weights).
 Each answer item carries one sentence built from facts only: its title, price, brand and
 category, the constraints it meets and, when the user has history in its category, that interest.
+Ranking: the question's MiniLM cosine, plus ``personal_weight`` x the cosine with the user's
+history vector, plus ``champion_weight`` x the item's place among the allowed items in the
+champion recommender's scores for this user (``registry.champions``; its artifact is loaded once
+per assistant; no champion: no such term). Both weights were chosen by ``python -m ml bench
+assistant`` on validation questions.
 The last slot may explore one of the user's candidate interests (``ml.assistant.explore``); every
 answer has a ``recommendation_id``, positions and exact propensities, and is appended to the
 assistant's slate log (``ml.assistant.log``) so the shop's impressions and clicks on it reach
@@ -15,6 +20,8 @@ assistant's slate log (``ml.assistant.log``) so the shop's impressions and click
 from __future__ import annotations
 
 import json
+import logging
+import pickle
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +32,17 @@ from ml.assistant.explore import explore_last_slot
 from ml.assistant.log import RUN_ID as ASSISTANT_RUN_ID
 from ml.assistant.log import append as append_answer
 from ml.assistant.query import Question, QuestionError, Vocabulary, parse
-from ml.assistant.retrieval import DEFAULT_PERSONAL_WEIGHT, allowed, encode, personalised, top_k, user_vector
+from ml.assistant.retrieval import (
+    DEFAULT_CHAMPION_WEIGHT,
+    DEFAULT_PERSONAL_WEIGHT,
+    allowed,
+    champion_scores,
+    encode,
+    personalised,
+    rank_share,
+    top_k,
+    user_vector,
+)
 from ml.tagging.text import item_text
 
 ITEMS = "staging.stg_shop__items"
@@ -35,6 +52,12 @@ INTERACTIONS = "marts.interactions"
 ITEM_FEATURES = "marts.item_features"
 PROFILES = "ml.user_interest_profiles"
 POLICY = "assistant"
+log = logging.getLogger(__name__)
+# the recommender champion's version and artifact (what ``retrain_models``' gate promoted last)
+CHAMPION_SQL = (
+    "select c.version_id, v.artifact_path from registry.champions c join registry.model_versions v "
+    "on v.version_id = c.version_id where c.family = 'recommender' order by c.promoted_at desc limit 1"
+)
 
 
 def _colour(attributes: Any) -> str | None:
@@ -102,6 +125,7 @@ class Assistant:
         personal_weight: float = DEFAULT_PERSONAL_WEIGHT,
         explore_share: float | None = None,
         log_folder: Any = None,
+        champion_weight: float = DEFAULT_CHAMPION_WEIGHT,
     ):
         from ml.assistant.index import ITEM_EMBEDDINGS, embeddings_for
         from ml.settings import settings
@@ -110,6 +134,7 @@ class Assistant:
 
         self.source = source
         self.personal_weight = personal_weight
+        self.champion_weight = champion_weight
         self.explore_share = settings().assistant_explore_share if explore_share is None else float(explore_share)
         self.log_folder = log_folder
         raw = self._read(CATALOGUE_SQL)
@@ -136,6 +161,24 @@ class Assistant:
         )
         found = [tag_of.get(i) for i in self.items["item_id"]]
         self.item_tags = np.array([t if isinstance(t, str) else None for t in found], dtype=object)
+        self.champion_version, self.champion = self._champion()
+
+    def _champion(self) -> tuple[str | None, tuple[Any, np.ndarray] | None]:
+        """(version id, (model, each catalogue item's column in it)) of the recommender champion;
+        (None, None) before one is promoted or when its artifact cannot be read."""
+        from ml.registry import load_artifact
+
+        row = self._read(CHAMPION_SQL) if self.champion_weight else None
+        if row is None or row.empty:
+            return None, None
+        version = str(row["version_id"].iloc[0])
+        try:
+            art = load_artifact(row["artifact_path"].iloc[0])
+        except (OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:
+            log.warning("assistant: champion %s not loaded (%s); answers go without its scores", version, exc)
+            return version, None
+        columns = pd.Index([str(i) for i in art["item_ids"]]).get_indexer(self.items["item_id"].astype(str))
+        return version, (art["model"], columns)
 
     def _read(self, sql: str) -> pd.DataFrame | None:
         """The rows of ``sql``, or None when its table does not exist yet."""
@@ -169,6 +212,9 @@ class Assistant:
         cos = self.embeddings @ encode(self.encoder, [q.text])[0]
         uv = user_vector(self.embeddings, rows, weights)
         scores = personalised(cos, self.embeddings, uv, self.personal_weight)
+        if self.champion is not None:
+            champ = champion_scores(self.champion[0], rows, weights, self.champion[1])
+            scores = scores + self.champion_weight * rank_share(champ, mask)
         ranked = top_k(scores, mask, int(k))
         rid = _recommendation_id(user_id, q.text)
         rng = np.random.default_rng(int(rid[2:], 16))

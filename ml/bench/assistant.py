@@ -8,9 +8,12 @@ then viewed, carted or bought. Each question is read by ``ml.assistant.query`` (
 constraints filter the catalogue) and ranked by (a) BM25 over the item text, (b) MiniLM
 retrieval, (c) MiniLM + personalisation with the user's history before the split
 (``ml.assistant.retrieval``; its weight chosen on the validation questions, never on the test).
-Reported: recall@10 and nDCG@10 per method, the relative nDCG@10 gain of (c) over (a) (target:
->= 20 %), and the latency of answering one question with (c), parse to ranked items, p50 and p95
-(target: p95 <= 150 ms on 2 cores). ``DIR/assistant.json`` and ``DIR/assistant.png``.
+(d) adds the champion recommender's scores for the user (EASE, the production default's first
+candidate, fitted on the interactions before each split), as each allowed item's place among the
+allowed items, its weight chosen on the validation questions after (c)'s.
+Reported: recall@10 and nDCG@10 per method, the relative nDCG@10 gain of (c) and (d) over (a)
+(target: >= 20 %), and the latency of answering one question with (d), parse to ranked items,
+p50 and p95 (target: p95 <= 150 ms on 2 cores). ``DIR/assistant.json`` and ``DIR/assistant.png``.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from ml.bench import SHOP_SIZES, positive_int
 from ml.bench.measure import measure, table, write_json
 
 NAME = "assistant"
-HELP = "shopping assistant retrieval: BM25 vs MiniLM vs MiniLM + personalisation (nDCG@10, latency)"
-METHODS = ("bm25", "minilm", "minilm_personal")
+HELP = "shopping assistant retrieval: BM25 vs MiniLM vs MiniLM + personalisation (+ champion) (nDCG@10, latency)"
+METHODS = ("bm25", "minilm", "minilm_personal", "minilm_personal_champion")
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+CHAMPION_GRID = (0.0, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4)
 ANSWER_EVENTS = ("view", "add_to_cart", "purchase")
 HISTORY_EVENTS = ("view", "click", "add_to_cart", "purchase", "review")
 log = logging.getLogger(__name__)
@@ -70,7 +74,16 @@ def ranked_matrix(lists: list[np.ndarray], k: int) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     from ml.assistant.query import QuestionError, Vocabulary, parse
-    from ml.assistant.retrieval import BM25, allowed, encode, personalised, top_k, user_vector
+    from ml.assistant.retrieval import (
+        BM25,
+        allowed,
+        champion_scores,
+        encode,
+        personalised,
+        rank_share,
+        top_k,
+        user_vector,
+    )
     from ml.assistant.service import catalogue
     from ml.shop import taxonomy as tx
     from ml.shop.generate import generate
@@ -96,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             name: _histories(events, at, start, index)
             for name, start in (("validation", val_start), ("test", test_start))
         }
+        champion = {name: _champion(hist, len(items)) for name, hist in history.items()}
 
         def answer(q_text: str, user: str, split: str) -> dict[str, Any] | None:
             """One question's parts: BM25's ranking, the MiniLM cosines, the user's cosines."""
@@ -111,31 +125,40 @@ def run(args: argparse.Namespace) -> int:
                 "bm25": top_k(bm25.scores(q.text), mask, args.k),
                 "cos": cos,
                 "user": np.zeros_like(cos) if uv is None else emb @ uv,
+                "champion": rank_share(champion_scores(champion[split], rows, w), mask),
                 "mask": mask,
             }
 
         val = _answered(sets["validation"], answer, "validation", index)
         weight = _choose_weight(val, args.k)
+        champion_weight = _choose_weight(val, args.k, personal=weight)
         test = _answered(sets["test"], answer, "test", index)
-        results = _evaluate(test, weight, args.k)
+        results = _evaluate(test, weight, champion_weight, args.k)
 
         def full_answer(q_text: str, user: str) -> None:
             """What one question costs end to end: parse, filter, embed, personalise, rank."""
             q = parse(q_text, vocab)
             cos = emb @ encode(encoder, [q.text])[0]
             rows, w = _history(history["test"], user)
-            top_k(personalised(cos, emb, user_vector(emb, rows, w), weight), allowed(items, q), args.k)
+            mask = allowed(items, q)
+            scores = personalised(cos, emb, user_vector(emb, rows, w), weight)
+            champ = rank_share(champion_scores(champion["test"], rows, w), mask)
+            top_k(scores + champion_weight * champ, mask, args.k)
 
         latencies = _latencies_ms(sets["test"].head(200), full_answer)
     skipped = len(sets["test"]) - len(test)
     key = f"ndcg@{args.k}"
     gain = results["minilm_personal"][key] / max(results["bm25"][key], 1e-12) - 1.0
+    gain_champion = results["minilm_personal_champion"][key] / max(results["bm25"][key], 1e-12) - 1.0
     payload: dict[str, Any] = {
         "size": args.size,
         "questions": {"validation": len(sets["validation"]), "test": len(sets["test"]), "unanswerable": skipped},
         "personal_weight": weight,
+        "champion_weight": champion_weight,
+        "champion": "EASE (l2 500) on the interactions before each split",
         "methods": results,
         "gain_personal_over_bm25": round(gain, 4),
+        "gain_personal_champion_over_bm25": round(gain_champion, 4),
         "latency_ms": {"p50": float(np.percentile(latencies, 50)), "p95": float(np.percentile(latencies, 95))},
         "wall_seconds": round(stage.seconds, 1),
         "peak_rss_mb": round(stage.peak_rss_mb, 1),
@@ -172,8 +195,9 @@ def _print_report(payload: dict[str, Any], results: dict[str, Any], png: Path, k
     print(table([{"method": m, **r} for m, r in results.items()]))
     lat = payload["latency_ms"]
     print(
-        f"(c) over (a): {payload['gain_personal_over_bm25']:+.1%} nDCG@{k}; latency p50 {lat['p50']:.1f} ms, "
-        f"p95 {lat['p95']:.1f} ms"
+        f"(c) over (a): {payload['gain_personal_over_bm25']:+.1%} nDCG@{k}; (d) over (a): "
+        f"{payload['gain_personal_champion_over_bm25']:+.1%} (champion weight {payload['champion_weight']}); "
+        f"latency of (d) p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms"
     )
     print(f"wrote {png.parent / 'assistant.json'} and {png}")
 
@@ -206,24 +230,52 @@ def _answered(
     return out
 
 
-def _choose_weight(answered: list[tuple[dict[str, Any], set[int]]], k: int) -> float:
-    """The personalisation weight of the grid with the best validation nDCG@k."""
+def _choose_weight(answered: list[tuple[dict[str, Any], set[int]]], k: int, personal: float | None = None) -> float:
+    """The personalisation weight of ``WEIGHT_GRID`` with the best validation nDCG@k; given the
+    chosen ``personal`` weight, the champion's weight of ``CHAMPION_GRID`` instead."""
     from ml.assistant.retrieval import top_k
     from ml.evaluate.metrics import ndcg_at_k
 
     relevant = [rel for _, rel in answered]
-    best, best_score = WEIGHT_GRID[0], -1.0
-    for weight in WEIGHT_GRID:
-        ranked = [top_k(a["cos"] + weight * a["user"], a["mask"], k) for a, _ in answered]
+    grid = WEIGHT_GRID if personal is None else CHAMPION_GRID
+    best, best_score = grid[0], -1.0
+    for weight in grid:
+        ranked = [top_k(_combined(a, personal, weight), a["mask"], k) for a, _ in answered]
         score = ndcg_at_k(ranked_matrix(ranked, k), relevant, k) if answered else 0.0
-        log.info("personal weight %s: validation nDCG@%d %.4f", weight, k, score)
+        log.info(
+            "%s weight %s: validation nDCG@%d %.4f", "personal" if personal is None else "champion", weight, k, score
+        )
         if score > best_score:
             best, best_score = weight, score
     return best
 
 
-def _evaluate(answered: list[tuple[dict[str, Any], set[int]]], weight: float, k: int) -> dict[str, dict[str, float]]:
-    """Mean nDCG@k and recall@k of the three methods over the answered test questions."""
+def _combined(a: dict[str, Any], personal: float | None, weight: float) -> np.ndarray:
+    """The question's scores with the personal weight (``weight`` itself when ``personal`` is
+    None) and, with ``personal`` given, ``weight`` x the champion's rank share."""
+    if personal is None:
+        return a["cos"] + weight * a["user"]
+    return a["cos"] + personal * a["user"] + weight * a["champion"]
+
+
+def _champion(histories: dict[str, tuple[np.ndarray, np.ndarray]], n_items: int) -> Any:
+    """EASE (the production default's first candidate) fitted on the interactions before a split."""
+    import scipy.sparse as sp
+
+    from ml.recommend.linear import EASE
+
+    parts = list(histories.values())
+    rows = np.concatenate([np.full(len(r), n, np.int64) for n, (r, _) in enumerate(parts)] + [np.zeros(0, np.int64)])
+    cols = np.concatenate([r for r, _ in parts] + [np.zeros(0, np.int64)])
+    vals = np.concatenate([w for _, w in parts] + [np.zeros(0)])
+    X = sp.csr_matrix((vals, (rows, cols)), shape=(len(parts), n_items))
+    return EASE(l2=500.0).fit(X)
+
+
+def _evaluate(
+    answered: list[tuple[dict[str, Any], set[int]]], weight: float, champion_weight: float, k: int
+) -> dict[str, dict[str, float]]:
+    """Mean nDCG@k and recall@k of the four methods over the answered test questions."""
     from ml.assistant.retrieval import top_k
     from ml.evaluate.metrics import ndcg_at_k, recall_at_k
 
@@ -232,6 +284,7 @@ def _evaluate(answered: list[tuple[dict[str, Any], set[int]]], weight: float, k:
         "bm25": [a["bm25"] for a, _ in answered],
         "minilm": [top_k(a["cos"], a["mask"], k) for a, _ in answered],
         "minilm_personal": [top_k(a["cos"] + weight * a["user"], a["mask"], k) for a, _ in answered],
+        "minilm_personal_champion": [top_k(_combined(a, weight, champion_weight), a["mask"], k) for a, _ in answered],
     }
     out = {}
     for method, lists in ranked.items():

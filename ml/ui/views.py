@@ -827,14 +827,17 @@ def assistant(rs: ReadSession, user_id: str, question: Any, k: int = 5) -> dict[
     loaded assistant is kept while the catalogue's embeddings are unchanged; a question it cannot
     read raises :class:`~ml.assistant.query.QuestionError` (its status: 400, 413 or 422)."""
     from ml.assistant.index import ITEM_EMBEDDINGS
-    from ml.assistant.service import Assistant
+    from ml.assistant.service import CHAMPION_SQL, Assistant
 
     user_id = validate_user_id(user_id)
     k = bounded("k", k, 1, 50)
     if not rs.has(ITEM_EMBEDDINGS, "item_id", "embedding"):
         return unavailable(ITEM_EMBEDDINGS, "item embeddings (run build_features)")
     state = rs.query(f"select count(*) as n, max(embedded_at) as at from {ITEM_EMBEDDINGS}")
-    key = (int(state["n"].iloc[0]), str(state["at"].iloc[0]))
+    champion = rs.query(CHAMPION_SQL) if rs.has("registry.champions") else None
+    # a new catalogue embedding or a new champion loads the assistant again
+    version = None if champion is None or champion.empty else str(champion["version_id"].iloc[0])
+    key = (int(state["n"].iloc[0]), str(state["at"].iloc[0]), version)
     if key not in _ASSISTANTS:
         _ASSISTANTS.clear()
         _ASSISTANTS[key] = Assistant(rs)

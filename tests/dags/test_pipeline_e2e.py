@@ -137,3 +137,32 @@ def test_the_assistant_answers_from_the_warehouse_with_grounded_sentences(pipeli
         assert exc.status == 400
     else:
         raise AssertionError("an empty question was answered")
+
+
+def test_the_assistant_reranks_with_the_champions_scores_for_the_user(pipeline_runs):
+    import numpy as np
+
+    from ml.assistant.retrieval import champion_scores, rank_share
+    from ml.assistant.service import Assistant
+    from ml.registry import Registry
+    from ml.warehouse import Warehouse
+
+    wh = Warehouse.from_env()
+    champ = Registry(wh).champion("recommender")
+    # a champion weight that outweighs everything else: the answer is the champion's own order
+    led = Assistant(wh, champion_weight=1e6, explore_share=0.0)
+    assert led.champion_version == champ["version_id"] and led.champion is not None
+    user = wh.query("select user_id from marts.interactions order by user_id limit 1")["user_id"].iloc[0]
+    leaf = led.items["category"].value_counts().index[0]
+    hist = wh.query("select item_id, decayed_weight from marts.interactions where user_id = ?", [user])
+    hist = hist[hist["item_id"].isin(led.index)]
+    rows = hist["item_id"].map(led.index).to_numpy(np.int64)
+    model, columns = led.champion
+    mask = (led.items["category"] == leaf).to_numpy()
+    share = rank_share(champion_scores(model, rows, hist["decayed_weight"].to_numpy(), columns), mask)
+    answer = led.ask(user, leaf, k=3)
+    got = [led.index[i["item_id"]] for i in answer.items]
+    assert len(got) == 3 and min(share[got]) >= np.sort(share[mask])[-3]
+    # without a champion term the assistant still answers (weight 0 reads no champion at all)
+    plain = Assistant(wh, champion_weight=0.0, explore_share=0.0)
+    assert plain.champion is None and len(plain.ask(user, leaf, k=3).items) == 3
