@@ -65,7 +65,8 @@ def test_both_benches_run_on_the_tiny_shop_and_write_json_and_png(tmp_path):
 
     assert main(["bench", "assistant", "--size", "tiny", "--max-questions", "40", "--out", str(tmp_path / "a")]) == 0
     a = json.loads((tmp_path / "a" / "assistant.json").read_text())
-    assert set(a["methods"]) == {"bm25", "minilm", "minilm_personal"} and a["questions"]["test"] > 0
+    assert set(a["methods"]) == {"bm25", "minilm", "minilm_personal", "minilm_personal_champion"}
+    assert a["questions"]["test"] > 0 and a["champion_weight"] in (0.0, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4)
     assert all(0 <= r["ndcg@10"] <= 1 and 0 <= r["recall@10"] <= 1 for r in a["methods"].values())
     assert a["latency_ms"]["p95"] >= a["latency_ms"]["p50"] > 0 and (tmp_path / "a" / "assistant.png").exists()
     args = ["bench", "reviews", "--size", "tiny", "--epochs", "1", "--max-train", "40", "--out", str(tmp_path / "r")]
