@@ -102,9 +102,7 @@ def run(args: argparse.Namespace) -> int:
         bm25 = BM25().fit(items["text"].tolist())
         encoder = enc.load()
         emb = encode(encoder, items["text"].tolist())
-        sets = {"validation": questions(events, val_start, test_start), "test": questions(events, test_start, t1)}
-        if len(sets["test"]) > args.max_questions:
-            sets["test"] = sets["test"].sample(args.max_questions, random_state=args.seed).sort_values("at")
+        sets = _question_sets(events, (val_start, test_start, t1), args.max_questions, args.seed)
         history = {
             name: _histories(events, at, start, index)
             for name, start in (("validation", val_start), ("test", test_start))
@@ -146,27 +144,50 @@ def run(args: argparse.Namespace) -> int:
             top_k(scores + champion_weight * champ, mask, args.k)
 
         latencies = _latencies_ms(sets["test"].head(200), full_answer)
-    skipped = len(sets["test"]) - len(test)
-    key = f"ndcg@{args.k}"
-    gain = results["minilm_personal"][key] / max(results["bm25"][key], 1e-12) - 1.0
-    gain_champion = results["minilm_personal_champion"][key] / max(results["bm25"][key], 1e-12) - 1.0
-    payload: dict[str, Any] = {
-        "size": args.size,
-        "questions": {"validation": len(sets["validation"]), "test": len(sets["test"]), "unanswerable": skipped},
-        "personal_weight": weight,
-        "champion_weight": champion_weight,
-        "champion": "EASE (l2 500) on the interactions before each split",
-        "methods": results,
-        "gain_personal_over_bm25": round(gain, 4),
-        "gain_personal_champion_over_bm25": round(gain_champion, 4),
-        "latency_ms": {"p50": float(np.percentile(latencies, 50)), "p95": float(np.percentile(latencies, 95))},
-        "wall_seconds": round(stage.seconds, 1),
-        "peak_rss_mb": round(stage.peak_rss_mb, 1),
-    }
+    questions_seen = {"validation": len(sets["validation"]), "test": len(sets["test"])}
+    payload = _payload(args, questions_seen, len(test), results, (weight, champion_weight), latencies)
+    payload |= {"wall_seconds": round(stage.seconds, 1), "peak_rss_mb": round(stage.peak_rss_mb, 1)}
     write_json(args.out, "assistant.json", payload)
     png = _plot(payload, Path(args.out) / "assistant.png")
     _print_report(payload, results, png, args.k)
     return 0
+
+
+def _question_sets(
+    events: pd.DataFrame, bounds: tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp], most: int, seed: int
+) -> dict[str, pd.DataFrame]:
+    """The validation questions (between the first two ``bounds``) and at most ``most`` test
+    questions (between the last two), sampled with ``seed``."""
+    val_start, test_start, end = bounds
+    test = questions(events, test_start, end)
+    if len(test) > most:
+        test = test.sample(most, random_state=seed).sort_values("at")
+    return {"validation": questions(events, val_start, test_start), "test": test}
+
+
+def _payload(
+    args: argparse.Namespace,
+    asked: dict[str, int],
+    answered: int,
+    results: dict[str, dict[str, float]],
+    weights: tuple[float, float],
+    latencies: list[float],
+) -> dict[str, Any]:
+    """``assistant.json``'s figures: questions, the chosen weights, each method's metrics, the
+    gains over BM25 and the latency percentiles."""
+    key = f"ndcg@{args.k}"
+    bm25 = max(results["bm25"][key], 1e-12)
+    return {
+        "size": args.size,
+        "questions": {**asked, "unanswerable": asked["test"] - answered},
+        "personal_weight": weights[0],
+        "champion_weight": weights[1],
+        "champion": "EASE (l2 500) on the interactions before each split",
+        "methods": results,
+        "gain_personal_over_bm25": round(results["minilm_personal"][key] / bm25 - 1.0, 4),
+        "gain_personal_champion_over_bm25": round(results["minilm_personal_champion"][key] / bm25 - 1.0, 4),
+        "latency_ms": {"p50": float(np.percentile(latencies, 50)), "p95": float(np.percentile(latencies, 95))},
+    }
 
 
 def _history(histories: dict[str, tuple[np.ndarray, np.ndarray]], user: str) -> tuple[np.ndarray, np.ndarray]:
