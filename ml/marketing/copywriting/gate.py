@@ -113,33 +113,52 @@ def check(text: str, offer: Offer, catalogue: Catalogue, banned: list[str]) -> l
     product = offer.product
     reasons = [f"banned: '{b}'" for b in banned if b.strip() and _words(" ".join(b.split())).search(low)]
     rest = low.replace(" ".join(str(product.title).lower().split()), " ")
-    own = f"{product.category} {product.title} {product.description}".lower()
+    own = _own_text(product)
     reasons += _names(rest, own, product, catalogue)
     reasons += _amounts(low, own, offer)
     reasons += [f"repeated: '{m.group(0)}'" for m in REPEATED.finditer(low)]
     return list(dict.fromkeys(reasons))
 
 
+def _own_text(product: Any) -> str:
+    """What the catalogue itself says of the product (its category, title and description), lower case."""
+    return f"{product.category} {product.title} {product.description}".lower()
+
+
 def _names(rest: str, own: str, product: Any, catalogue: Catalogue) -> list[str]:
     """The product, brand, category and attribute rules on the text without the product's title."""
-    reasons = []
-    for title, item_id in catalogue.titles.items():
-        if item_id != product.item_id and title in rest:
-            reasons.append(f"product: names {item_id} ({title!r}), not the featured {product.item_id}")
+    reasons = [
+        f"product: names {item_id} ({title!r}), not the featured {product.item_id}"
+        for title, item_id in catalogue.titles.items()
+        if item_id != product.item_id and title in rest
+    ]
+    return reasons + [reason for _, pattern, reason in _refused(product, own, catalogue) if pattern.search(rest)]
+
+
+def _refused(product: Any, own: str, catalogue: Catalogue) -> list[tuple[str, re.Pattern[str], str]]:
+    """(word, its pattern, the reason if written) of every catalogue word a variant for
+    ``product`` may not use: other brands, words naming other categories (unless the product's
+    own text ``own`` uses them), other values of its attributes (likewise)."""
     own_brand = str(product.brand).lower()
-    for brand, pattern in catalogue.brands.items():
-        if brand != own_brand and brand not in own_brand and pattern.search(rest):
-            reasons.append(f"brand: names {brand!r}, not the product's brand {product.brand!r}")
-    for word, (leaf, pattern) in catalogue.categories.items():
-        if leaf != product.category and pattern.search(rest) and not pattern.search(own):
-            reasons.append(f"category: {word!r} names {leaf!r}, but the product is in {product.category!r}")
+    out = [
+        (brand, pattern, f"brand: names {brand!r}, not the product's brand {product.brand!r}")
+        for brand, pattern in catalogue.brands.items()
+        if brand != own_brand and brand not in own_brand
+    ]
+    out += [
+        (word, pattern, f"category: {word!r} names {leaf!r}, but the product is in {product.category!r}")
+        for word, (leaf, pattern) in catalogue.categories.items()
+        if leaf != product.category and not pattern.search(own)
+    ]
     stated = {k: str(v).lower() for k, v in product.attributes.items()}
     for key, values in catalogue.attributes.items():
-        for value, pattern in values.items():
-            if value != stated.get(key) and pattern.search(rest) and not pattern.search(own):
-                known = f"the catalogue's is {stated[key]!r}" if key in stated else "the catalogue states none"
-                reasons.append(f"attribute: says {key} {value!r}, {known}")
-    return reasons
+        known = f"the catalogue's is {stated[key]!r}" if key in stated else "the catalogue states none"
+        out += [
+            (value, pattern, f"attribute: says {key} {value!r}, {known}")
+            for value, pattern in values.items()
+            if value != stated.get(key) and not pattern.search(own)
+        ]
+    return out
 
 
 def _amounts(low: str, own: str, offer: Offer) -> list[str]:
@@ -168,20 +187,12 @@ def _amounts(low: str, own: str, offer: Offer) -> list[str]:
 
 
 def off_limits(offer: Offer, catalogue: Catalogue) -> list[str]:
-    """The catalogue words a variant for ``offer`` may not use: other brands, words naming other
-    categories, other values of the product's attributes (what the generator is kept from
-    writing; ``check`` still reads everything)."""
+    """The catalogue words a variant for ``offer`` may not use (the words behind the brand,
+    category and attribute rules): what the generator is kept from writing; ``check`` still
+    reads everything."""
     product = offer.product
-    own = f"{product.category} {product.title} {product.description}".lower()
-    own_brand = str(product.brand).lower()
-    words = [b for b in catalogue.brands if b != own_brand and b not in own_brand]
-    words += [
-        w for w, (leaf, pattern) in catalogue.categories.items() if leaf != product.category and not pattern.search(own)
-    ]
-    stated = {k: str(v).lower() for k, v in product.attributes.items()}
-    for key, values in catalogue.attributes.items():
-        words += [v for v, pattern in values.items() if v != stated.get(key) and not pattern.search(own)]
-    return sorted(set(words))
+    own = _own_text(product)
+    return sorted({word for word, _, _ in _refused(product, own, catalogue)})
 
 
 def rule(reason: str) -> str:
