@@ -3,6 +3,7 @@ so tests never touch a developer's `.interestflow/` or `.airflow/`."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -182,6 +183,20 @@ def smtp_server():
         port = s.getsockname()[1]
     sink = Sink()
     sink.port = port
+    # the `interestflow_alerts` Connection pointing at this server (plain SMTP: no TLS, no SSL)
+    sink.connection = json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": port,
+            "extra": {
+                "to": "oncall@example.com",
+                "from_email": "interestflow@example.com",
+                "disable_tls": True,
+                "disable_ssl": True,
+            },
+        }
+    )
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     yield sink

@@ -187,19 +187,7 @@ def scheduler_world(
     port = free_port()
     env = _airflow_env(tmp_path, port)
     env["INTERESTFLOW_PUBLISH_DEADLINE_MINUTES"] = str(DEADLINE_S / 60)
-    env["AIRFLOW_CONN_INTERESTFLOW_ALERTS"] = json.dumps(
-        {
-            "conn_type": "smtp",
-            "host": "127.0.0.1",
-            "port": smtp_server.port,
-            "extra": {
-                "to": "oncall@example.com",
-                "from_email": "interestflow@example.com",
-                "disable_tls": True,
-                "disable_ssl": True,
-            },
-        }
-    )
+    env["AIRFLOW_CONN_INTERESTFLOW_ALERTS"] = smtp_server.connection
     logs = tmp_path / "logs"
     logs.mkdir()
     af = AirflowProcesses(env, logs)

@@ -151,18 +151,7 @@ def test_a_run_with_nothing_new_is_skipped_and_emits_no_asset_event(in_served, t
 @pytest.fixture()
 def smtp_sink(smtp_server, monkeypatch):
     """The local SMTP server, with the alerts Connection pointing at it."""
-    conn = {
-        "conn_type": "smtp",
-        "host": "127.0.0.1",
-        "port": smtp_server.port,
-        "extra": {
-            "to": "oncall@example.com",
-            "from_email": "interestflow@example.com",
-            "disable_tls": True,
-            "disable_ssl": True,
-        },
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_INTERESTFLOW_ALERTS", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW_CONN_INTERESTFLOW_ALERTS", smtp_server.connection)
     return smtp_server
 
 
