@@ -45,6 +45,16 @@ class MarketingInputs:
     fresh: list[str]
 
 
+ITEM_TAG_COLUMNS = ["department_tag", "category_tag", "style_tag", "tier_tag"]
+
+
+def long_item_tags(feats: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
+    """item_id, tag (and the ``keep`` columns) per tag of each item of ``marts.item_features``
+    rows: its department, category, style and tier tag (missing ones left out)."""
+    long = feats.melt(id_vars=["item_id", *keep], value_vars=ITEM_TAG_COLUMNS, value_name="tag")
+    return long.dropna(subset=["tag"])[["item_id", "tag", *keep]]
+
+
 def marketing_inputs(
     wh: Warehouse,
     at: pd.Timestamp,
@@ -60,9 +70,7 @@ def marketing_inputs(
         "select item_id, age_days, n_impressions, n_clicks, department_tag, category_tag, style_tag, tier_tag "
         "from marts.item_features"
     )
-    item_tags = feats.melt(
-        id_vars="item_id", value_vars=["department_tag", "category_tag", "style_tag", "tier_tag"], value_name="tag"
-    ).dropna(subset=["tag"])[["item_id", "tag"]]
+    item_tags = long_item_tags(feats)
     live = active_campaigns(load_campaigns(), at.to_pydatetime(), holdout_share) if campaigns else []
     user_arms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if users is not None:

@@ -52,11 +52,10 @@ def live_campaigns(campaigns: dict[str, Campaign], as_of: pd.Timestamp, lead_day
 
 def item_tags(wh: Warehouse) -> pd.DataFrame:
     """item_id, tag, n_clicks: each item's department, category, style and tier tag."""
-    feats = wh.query(
-        "select item_id, n_clicks, department_tag, category_tag, style_tag, tier_tag from marts.item_features"
-    )
-    long = feats.melt(id_vars=["item_id", "n_clicks"], value_name="tag").dropna(subset=["tag"])
-    return long[["item_id", "tag", "n_clicks"]].reset_index(drop=True)
+    from ml.marketing.serving import ITEM_TAG_COLUMNS, long_item_tags
+
+    feats = wh.query(f"select item_id, n_clicks, {', '.join(ITEM_TAG_COLUMNS)} from marts.item_features")
+    return long_item_tags(feats, ("n_clicks",)).reset_index(drop=True)
 
 
 def audience_sizes(wh: Warehouse, names: list[str]) -> dict[str, int]:
@@ -97,12 +96,13 @@ def write_audience_copy(
     audience_tags: list[str],
     campaigns: list[Campaign],
     facts: pd.DataFrame,
+    catalogue: Catalogue,
     tags: pd.DataFrame,
     banned: list[str],
     attempts: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(published variants, candidates) of every campaign for one audience."""
-    catalogue = Catalogue.from_facts(facts)
+    """(published variants, candidates) of every campaign for one audience (``catalogue``: the
+    gate's view of ``facts``)."""
     copies, candidates = [], []
     for campaign in campaigns:
         products = featured(facts, tags, campaign, audience_tags, campaign.copy_variants)
@@ -182,11 +182,12 @@ def publish_copy(
     items = wh.query(ITEMS_SQL)
     writer = how.writer(items)
     facts, tags = lm.product_facts(items), item_tags(wh)
+    catalogue = Catalogue.from_facts(facts)  # once: every audience's copy is gated against it
     ensure_candidates_table(wh)
     every = []
     for name in ready:
         copy, candidates = write_audience_copy(
-            writer, name, audiences[name], campaigns, facts, tags, how.banned, how.attempts
+            writer, name, audiences[name], campaigns, facts, catalogue, tags, how.banned, how.attempts
         )
         if copy.empty:
             report["skipped"][name] = "no live campaign boosts a catalogue product"
