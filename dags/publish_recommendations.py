@@ -26,10 +26,11 @@ a slate of `k` items per active user atomically: a new version table
 * Every known user gets `k` items: users without history (in the users batch, no events yet) get
   a cold-start slate of popular interests drawn by the same policy, flagged `cold_start`.
 * Three tasks: `plan` fixes the champion, the policy and the shard count; `score_shard` (mapped,
-  one task per shard of users split by a stable hash) writes its users' slates as Parquet parts
-  under the state folder; `switch` runs the pre-publish gate over every part and publishes them as
-  one version with their slate log in one transaction. A retried shard replaces its part; a failed
-  or killed shard or switch leaves the current version served. On PostgreSQL the shards run side by
+  one task per shard of users split by a stable hash) checks its users' slates with the
+  pre-publish gate and writes them as its part (PostgreSQL: `COPY` into the version's staged
+  table; DuckDB: Parquet under the state folder); `switch` publishes every part as one version
+  with its slate log in one transaction. A retried shard replaces its part; a failed or killed
+  shard or switch leaves the current version served. On PostgreSQL the shards run side by
   side on the Celery workers (`shards` Param; default the warehouse pool's slots).
 * Randomness is seeded per (user, day): re-running the same DAG run rewrites the same rows. The
   last `keep_versions` versions are kept for rollback (`python -m ml publish rollback --to VERSION`).

@@ -230,6 +230,17 @@ def write_log(wh: Warehouse, con: Any, run_id: str, logged: pd.DataFrame, contex
     wh.append_df(con, C.SLATE_CONTEXTS, contexts)
 
 
+def move_log(wh: Warehouse, con: Any, run_id: str, logged_table: str, contexts_table: str) -> None:
+    """:func:`write_log` for rows already in the warehouse: replace run ``run_id``'s rows of
+    ``ml.logged_slates`` and ``ml.slate_contexts`` with those of ``logged_table`` and
+    ``contexts_table`` (staged by a publish run's shards; their own columns are left out)."""
+    ensure_tables(wh, con)
+    for target, source in ((C.LOGGED_SLATES, logged_table), (C.SLATE_CONTEXTS, contexts_table)):
+        wh.execute(con, f"delete from {target} where run_id = ?", [run_id])
+        cols = ", ".join(f'"{c}"' for c in wh.table_columns(con, *target.split(".")))
+        wh.execute(con, f"insert into {target} ({cols}) select {cols} from {source}")
+
+
 def _pick(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """``values[pos]``, None where ``pos`` is -1."""
     out = np.full(len(pos), None, dtype=object)

@@ -11,8 +11,11 @@ mart and OPE read, in the same transaction as the version switch.
 1. :func:`plan` fixes what every shard must agree on: the champion, the serving policy and its
    version, the settings and the number of shards.
 2. :func:`score_shard` works out the slates of one shard's users (:mod:`ml.publish.shards`) in
-   one plain single-threaded pass and writes them, with their slate-log rows, as Parquet parts.
-3. :func:`switch` checks every part with the pre-publish gate and publishes them as one version.
+   one plain single-threaded pass, checks them with the pre-publish gate and writes them, with
+   their slate-log rows, as the shard's part: Parquet on DuckDB, ``COPY`` into the version's
+   staged tables on PostgreSQL.
+3. :func:`switch` publishes every shard's part as one version, with its slate log, in one
+   transaction.
 
 :func:`publish` runs the three in one process; the ``publish_recommendations`` DAG runs them as
 tasks, the shards as a mapped task.
@@ -47,7 +50,8 @@ from ml.explore.candidates import ChampionCodes
 from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
 from ml.features.interactions import load_decayed_interactions
 from ml.marketing.serving import MarketingArgs, apply_marketing, marketing_inputs
-from ml.publish.shards import Shard, clear_parts, read_parts, run_folder, sweep_stale_parts, write_part
+from ml.publish.shards import SHARD_COLUMN, FolderParts, Shard, TableParts, run_folder
+from ml.publish.tables import PublishResult, publish_staged, publish_table, staged_table, version_for
 from ml.recommend.explain import ChampionReasons
 from ml.timing import Timings, add_timings, stage
 from ml.warehouse import Warehouse
@@ -74,6 +78,8 @@ PUBLISHED_COLUMNS = [
 ]
 # the frames each shard writes (see ml.publish.shards)
 PARTS = ("slates", "logged_slates", "slate_contexts")
+NAME = "recommendations"
+Parts = FolderParts | TableParts
 
 
 @dataclass
@@ -205,10 +211,11 @@ def plan(
         raise ValueError(f"shards must be >= 1, got {n}")
     champ = champion_row(wh)
     name, params, version = choose_policy(wh, policy, policy_params, exploration_budget, min_sessions)
-    clear_parts(parts_folder(run_id))
-    swept = sweep_stale_parts(parts_folder(run_id).parent.parent)
+    parts = parts_for(wh, run_id)
+    parts.clear()
+    swept = parts.sweep()
     if swept:
-        log.info("removed the parts of %d abandoned publish runs: %s", len(swept), [p.name for p in swept])
+        log.info("removed the parts of %d abandoned publish runs: %s", len(swept), swept)
     return PublishPlan(
         run_id, n, str(champ["version_id"]), str(champ["artifact_path"]), name, params, version, settings
     )
@@ -220,12 +227,31 @@ def parts_folder(run_id: str) -> Path:
     return run_folder(state_dir(), run_id)
 
 
+def parts_for(wh: Warehouse, run_id: str) -> Parts:
+    """Where the shards of run ``run_id`` write their parts: Parquet folders under the state
+    folder on DuckDB, the version's staged tables on PostgreSQL (:mod:`ml.publish.shards`)."""
+    if wh.kind == "duckdb":
+        return FolderParts(parts_folder(run_id))
+    from ml.explore import columns as C
+
+    staged = staged_table(NAME, run_id)
+    return TableParts(
+        wh,
+        NAME,
+        version_for(run_id),
+        tables={"slates": staged, "logged_slates": f"{staged}_log", "slate_contexts": f"{staged}_contexts"},
+        like={"logged_slates": C.LOGGED_SLATES, "slate_contexts": C.SLATE_CONTEXTS},
+    )
+
+
 def score_shard(wh: Warehouse, p: PublishPlan, index: int) -> dict[str, Any]:
-    """Shard ``index`` of plan ``p``: its users' slates and slate-log rows, written as the
-    shard's Parquet part (replacing an earlier try's). Returns what the shard wrote and its
-    stages' seconds."""
+    """Shard ``index`` of plan ``p``: its users' slates and slate-log rows, checked by the
+    pre-publish gate and written as the shard's part (replacing an earlier try's). Returns what
+    the shard wrote and its stages' seconds."""
+    from ml.explore import store
     from ml.explore.policies import make_policy
     from ml.explore.store import log_frames
+    from ml.quality.prepublish import check_recommendations
 
     shard = Shard(index, p.shards)
     timings: Timings = {}
@@ -235,40 +261,45 @@ def score_shard(wh: Warehouse, p: PublishPlan, index: int) -> dict[str, Any]:
         df = slates.rows.assign(policy_version=p.policy_version, model_version=p.champion_version, run_id=p.run_id)
         with stage("slate_log_rows", timings):
             logged, contexts = log_frames(p.run_id, df, slates.contexts, slates.as_of)
+    with stage("prepublish_gate", timings):
+        check_recommendations(df, wh, k=p.settings.k, exclude_event_types=p.settings.excluded, shard=shard)
     meta = {
         "plan": p.fingerprint,
         "shard": index,
         "users": int(df["user_id"].nunique()),
         "rows": len(df),
+        "exploration_rows": int(df["is_exploration"].sum()),
+        "propensity_sum": float(df["propensity"].sum()),
+        "campaign_rows": int(df["campaign"].notna().sum()),
+        "new_item_rows": int(df["new_item"].sum()),
         "as_of": str(slates.as_of),
         "day": slates.day,
         "marketing": slates.marketing,
         "cold_start_users": slates.cold_start_users,
-        "stages": timings,
     }
+    parts = parts_for(wh, p.run_id)
+    if wh.kind != "duckdb":
+        with wh.connect() as con:  # the staged log tables copy the log's columns
+            store.ensure_tables(wh, con)
     with stage("write_part", timings):
         frames = {"slates": df[PUBLISHED_COLUMNS], "logged_slates": logged, "slate_contexts": contexts}
-        part = write_part(parts_folder(p.run_id), shard, frames, meta)
-    return {**meta, "part": str(part), "stages": timings}
+        part = parts.write(shard, frames, {**meta, "stages": timings})
+    return {**meta, "part": part, "stages": timings}
 
 
 def switch(wh: Warehouse, p: PublishPlan) -> dict[str, Any]:
-    """Publish every shard's part of plan ``p`` as one new version, with its slate log, in one
-    transaction, once the pre-publish gate passed; then remove the parts."""
+    """Publish every shard's part of plan ``p`` (each passed the pre-publish gate) as one new
+    version, with its slate log, in one transaction; the parts go with the same commit
+    (PostgreSQL) or right after it (DuckDB)."""
     from ml.explore import store
-    from ml.publish import publish_table
-    from ml.quality.prepublish import check_recommendations
 
     timings: Timings = {}
-    folder = parts_folder(p.run_id)
+    parts = parts_for(wh, p.run_id)
     with stage("read_parts", timings):
-        frames, metas = read_parts(folder, p.shards, PARTS)
+        metas = parts.metas(p.shards)
     stale = [m["shard"] for m in metas if m["plan"] != p.fingerprint]
     if stale:
-        raise RuntimeError(f"the parts of shards {stale} in {folder} were written under another plan: rerun them")
-    df = frames["slates"]
-    with stage("prepublish_gate", timings):
-        check_recommendations(df, wh, k=p.settings.k, exclude_event_types=p.settings.excluded)
+        raise RuntimeError(f"the parts of shards {stale} of run {p.run_id} were written under another plan: rerun them")
     first = metas[0]
     meta = {
         "policy": p.policy,
@@ -278,39 +309,51 @@ def switch(wh: Warehouse, p: PublishPlan) -> dict[str, Any]:
         "day": first["day"],
         "marketing": first["marketing"],
     }
-
-    def write_log(con: Any) -> None:
-        with stage("slate_log", timings):
-            store.write_log(wh, con, p.run_id, frames["logged_slates"], frames["slate_contexts"])
-
+    versions: dict[str, Any] = {"model_version": p.champion_version, "policy_version": p.policy_version, "meta": meta}
+    keep = p.settings.keep_versions
     with stage("publish", timings):
-        res = publish_table(
-            df,
-            "recommendations",
-            p.run_id,
-            wh,
-            keep=p.settings.keep_versions,
-            model_version=p.champion_version,
-            policy_version=p.policy_version,
-            meta=meta,
+        if isinstance(parts, TableParts):
+
+            def move_log(con: Any) -> None:
+                with stage("slate_log", timings):
+                    store.move_log(wh, con, p.run_id, parts.tables["logged_slates"], parts.tables["slate_contexts"])
+                    parts.clear(con)
+
+            rows = sum(int(m["rows"]) for m in metas)
+            res = publish_staged(
+                NAME, p.run_id, rows, wh, keep, drop_columns=[SHARD_COLUMN], in_transaction=move_log, **versions
+            )
+        else:
+            frames = parts.frames(p.shards, PARTS)
+
+            def write_log(con: Any) -> None:
+                with stage("slate_log", timings):
+                    store.write_log(wh, con, p.run_id, frames["logged_slates"], frames["slate_contexts"])
+
             # the slates become current together with their log, or neither does: OPE and the
             # feedback mart never miss the impressions of a version that was served
-            in_transaction=write_log,
-        )
-    clear_parts(folder)
+            res = publish_table(frames["slates"], NAME, p.run_id, wh, keep, in_transaction=write_log, **versions)
+            parts.clear()
+    return _switch_summary(p, res, metas, timings)
+
+
+def _switch_summary(
+    p: PublishPlan, res: PublishResult, metas: list[dict[str, Any]], timings: Timings
+) -> dict[str, Any]:
+    rows = sum(int(m["rows"]) for m in metas)
     return {
         "table": res.table,
         "view": res.view,
         "version": res.version,
         "rows": res.rows,
-        "users": int(df["user_id"].nunique()),
+        "users": sum(int(m["users"]) for m in metas),
         "model_version": p.champion_version,
-        "exploration_share": round(float(df["is_exploration"].mean()), 4) if len(df) else 0.0,
-        "mean_propensity": round(float(df["propensity"].mean()), 4) if len(df) else 0.0,
+        "exploration_share": round(sum(int(m["exploration_rows"]) for m in metas) / rows, 4) if rows else 0.0,
+        "mean_propensity": round(sum(float(m["propensity_sum"]) for m in metas) / rows, 4) if rows else 0.0,
         "dropped_versions": res.dropped_versions,
-        "campaigns": first["marketing"]["campaigns"],
-        "campaign_rows": int(df["campaign"].notna().sum()),
-        "new_item_rows": int(df["new_item"].sum()),
+        "campaigns": metas[0]["marketing"]["campaigns"],
+        "campaign_rows": sum(int(m["campaign_rows"]) for m in metas),
+        "new_item_rows": sum(int(m["new_item_rows"]) for m in metas),
         "cold_start_users": sum(int(m["cold_start_users"]) for m in metas),
         "policy": p.policy,
         "policy_version": p.policy_version,

@@ -1,16 +1,25 @@
 """Users split into shards by a stable hash, and the parts the shards of a publish run write.
 
 A shard of a publish run is a plain single-threaded job over its users; the orchestrator runs
-the shards as mapped tasks, side by side on as many workers as there are. Each shard writes its
-rows as Parquet parts under the state folder (``publish/<run>/shard-<i>-of-<n>/``); the switch
-task reads every part and publishes them as one version in one transaction. A retried shard
-replaces its part whole (written beside it, then renamed), so a part is never half there and
-never doubled. Parts of runs that never reached their switch (a failed or abandoned run) are
-swept by the next plan once they are older than :data:`STALE_PARTS_HOURS`.
+the shards as mapped tasks, side by side on as many workers as there are. Where a shard's part
+goes depends on the warehouse:
+
+* **DuckDB** (one writer process per file): :class:`FolderParts`. Each shard writes its rows as
+  Parquet under the state folder (``publish/<run>/shard-<i>-of-<n>/``); the switch reads every
+  part and loads them in one statement. A retried shard replaces its part whole (written beside
+  it, then renamed), so a part is never half there and never doubled. Parts of runs that never
+  reached their switch are swept by the next plan once older than :data:`STALE_PARTS_HOURS`.
+* **PostgreSQL**: :class:`TableParts`. Each shard ``COPY``s its rows straight into the run's
+  staged tables (the version table-to-be and its slate log), tagged with its shard number, and
+  records its part in ``serving.publish_parts``, in one transaction: a killed shard leaves
+  nothing, a retried one deletes its earlier rows first. The switch then only indexes, renames
+  and points the view (:func:`ml.publish.tables.publish_staged`). Nothing is read back into
+  Python and the workers need no shared folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,9 +34,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from ml.publish.copy import copy_arrow, create_table_sql, to_arrow
+from ml.warehouse import DDL_LOCK, Warehouse
 
 # a publish run takes minutes; parts this old belong to a run that failed or was abandoned
 STALE_PARTS_HOURS = 48.0
+# the column of a staged table that names the shard a row came from (dropped by the switch)
+SHARD_COLUMN = "_shard"
+PARTS_TABLE = "serving.publish_parts"
+PARTS_DDL = """name varchar, version varchar, shard integer, shards integer, tables varchar, meta varchar,
+    written_at timestamptz"""
+
+
+class MissingPartError(RuntimeError):
+    """The switch found a shard that has written no part (its task has not run or not finished)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +115,7 @@ def read_parts(folder: Path, count: int, names: Sequence[str]) -> tuple[dict[str
     for index in range(count):
         part = folder / Shard(index, count).name
         if not (part / "meta.json").is_file():
-            raise FileNotFoundError(f"{part}: shard {index} of {count} has written no part (run its task first)")
+            raise MissingPartError(f"{part}: shard {index} of {count} has written no part (run its task first)")
         metas.append(json.loads((part / "meta.json").read_text()))
         for n in names:
             frames[n].append(pd.read_parquet(part / f"{n}.parquet"))
@@ -121,3 +143,165 @@ def sweep_stale_parts(root: Path, older_than_hours: float = STALE_PARTS_HOURS, n
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
+
+
+@dataclass(frozen=True)
+class FolderParts:
+    """A run's parts as Parquet folders under ``folder`` (DuckDB; see the module's docstring)."""
+
+    folder: Path
+
+    def write(self, shard: Shard, frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> str:
+        return str(write_part(self.folder, shard, frames, meta))
+
+    def metas(self, count: int) -> list[dict[str, Any]]:
+        return read_parts(self.folder, count, [])[1]
+
+    def frames(self, count: int, names: Sequence[str]) -> dict[str, pd.DataFrame]:
+        return read_parts(self.folder, count, names)[0]
+
+    def clear(self) -> None:
+        clear_parts(self.folder)
+
+    def sweep(self) -> list[str]:
+        return [p.name for p in sweep_stale_parts(self.folder.parent.parent)]
+
+
+@dataclass(frozen=True)
+class TableParts:
+    """A run's parts as rows of staged PostgreSQL tables (see the module's docstring).
+
+    ``tables``: frame name -> the staged table its rows are copied into; ``like``: frame name ->
+    a table whose columns a staged table copies (the others take the columns of the first
+    shard's frame); ``name``/``version``: the published table and version the run writes."""
+
+    wh: Warehouse
+    name: str
+    version: str
+    tables: dict[str, str]
+    like: dict[str, str]
+
+    def write(self, shard: Shard, frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> str:
+        """COPY ``frames`` as shard ``shard``'s rows and record ``meta``, in one transaction;
+        an earlier try's rows of the same shard are deleted first."""
+        wh, key = self.wh, [self.name, self.version, shard.index]
+        with wh.connect() as con:
+            self._create(con, frames)
+            wh.begin(con)
+            try:
+                if self._written(con, shard):
+                    for frame in frames:
+                        wh.execute(con, f"delete from {self.tables[frame]} where {SHARD_COLUMN} = ?", [shard.index])
+                for frame, df in frames.items():
+                    data = to_arrow(df)
+                    column = pa.array(np.full(data.num_rows, shard.index, dtype=np.int32))
+                    copy_arrow(con, self.tables[frame], data.append_column(SHARD_COLUMN, column))
+                wh.execute(con, f"delete from {PARTS_TABLE} where name = ? and version = ? and shard = ?", key)
+                wh.execute(
+                    con,
+                    f"insert into {PARTS_TABLE} values (?, ?, ?, ?, ?, ?, now())",
+                    [*key, shard.count, json.dumps(sorted(self.tables.values())), json.dumps(meta, default=str)],
+                )
+                wh.commit(con)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    wh.rollback(con)
+                raise
+        return f"{', '.join(self.tables[f] for f in frames)} ({SHARD_COLUMN} = {shard.index})"
+
+    def _create(self, con: Any, frames: dict[str, pd.DataFrame]) -> None:
+        """The parts table and the staged tables, when missing (own transaction; concurrent
+        shards create them one at a time)."""
+        wh = self.wh
+        wh.begin(con)
+        try:
+            wh.lock(con, DDL_LOCK)
+            wh.ensure_schemas(con)
+            wh.execute(con, f"create table if not exists {PARTS_TABLE} ({PARTS_DDL})")
+            for frame, table in self.tables.items():
+                if wh.table_exists(con, *table.split(".")):
+                    continue
+                source = self.like.get(frame)
+                ddl = (
+                    f"create table {table} (like {source})"
+                    if source
+                    else create_table_sql(table, to_arrow(frames[frame]).schema)
+                )
+                wh.execute(con, ddl)
+                wh.execute(con, f"alter table {table} add column {SHARD_COLUMN} integer")
+            wh.commit(con)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                wh.rollback(con)
+            raise
+
+    def _written(self, con: Any, shard: Shard) -> bool:
+        found = self.wh.query(
+            f"select count(*) as n from {PARTS_TABLE} where name = ? and version = ? and shard = ?",
+            [self.name, self.version, shard.index],
+            con,
+        )
+        return int(found["n"].iloc[0]) > 0
+
+    def metas(self, count: int) -> list[dict[str, Any]]:
+        """Every shard's meta, in shard order; an error naming the first shard without a part."""
+        with self.wh.connect(read_only=True) as con:
+            if not self.wh.table_exists(con, *PARTS_TABLE.split(".")):
+                found = pd.DataFrame({"shard": [], "shards": [], "meta": []})
+            else:
+                found = self.wh.query(
+                    f"select shard, shards, meta from {PARTS_TABLE} where name = ? and version = ?",
+                    [self.name, self.version],
+                    con,
+                )
+        by_shard = {int(r.shard): r for r in found.itertuples() if int(r.shards) == count}
+        for index in range(count):
+            if index not in by_shard:
+                raise MissingPartError(
+                    f"{PARTS_TABLE}: shard {index} of {count} of {self.name} {self.version} has written no part "
+                    "(run its task first)"
+                )
+        return [json.loads(by_shard[i].meta) for i in range(count)]
+
+    def frames(self, count: int, names: Sequence[str]) -> dict[str, pd.DataFrame]:
+        """The staged rows of ``names`` (without the shard column), in shard order."""
+        self.metas(count)
+        out = {}
+        for n in names:
+            df = self.wh.query(f"select * from {self.tables[n]} order by {SHARD_COLUMN}")
+            out[n] = df.drop(columns=[SHARD_COLUMN]).reset_index(drop=True)
+        return out
+
+    def clear(self, con: Any = None) -> None:
+        """Drop the staged tables and forget the parts (in ``con``'s open transaction when given)."""
+        if con is None:
+            with self.wh.connect() as c:
+                self.wh.begin(c)
+                self.clear(c)
+                self.wh.commit(c)
+            return
+        for table in self.tables.values():
+            self.wh.execute(con, f"drop table if exists {table}")
+        if self.wh.table_exists(con, *PARTS_TABLE.split(".")):
+            self.wh.execute(con, f"delete from {PARTS_TABLE} where name = ? and version = ?", [self.name, self.version])
+
+    def sweep(self, older_than_hours: float = STALE_PARTS_HOURS) -> list[str]:
+        """Drop the staged tables of runs whose newest part is older than ``older_than_hours``
+        (runs that never switched); returns their versions."""
+        wh = self.wh
+        with wh.connect() as con:
+            if not wh.table_exists(con, *PARTS_TABLE.split(".")):
+                return []
+            stale = wh.query(
+                f"select version, max(tables) as tables from {PARTS_TABLE} where name = ? group by version "
+                "having max(written_at) < now() - make_interval(secs => ?)",
+                [self.name, older_than_hours * 3600.0],
+                con,
+            )
+            for r in stale.itertuples():
+                wh.begin(con)
+                for table in json.loads(r.tables):
+                    wh.execute(con, f"drop table if exists {table}")
+                wh.execute(con, f"delete from {PARTS_TABLE} where name = ? and version = ?", [self.name, r.version])
+                wh.commit(con)
+        return [str(v) for v in stale["version"]]

@@ -11,6 +11,10 @@ A publish of ``df`` as ``<name>`` for a run id is **one transaction**:
 4. write what must appear with the version (``in_transaction``: the slate log of published
    recommendations), then commit.
 
+:func:`publish_staged` is the same switch for rows already in the scratch table (the shards of
+a PostgreSQL publish run ``COPY`` their parts there, :class:`ml.publish.shards.TableParts`):
+step 1 only drops the shard column and builds the index.
+
 Readers of the view see the old version or the new one, never a mix: until the commit nothing
 of the new version is visible, and a process killed at any point (``SIGKILL`` included) leaves
 the transaction uncommitted, which both databases roll back. On PostgreSQL the switch holds
@@ -129,43 +133,115 @@ def publish_table(
     become visible with the version and never without it (the slate log of published
     recommendations): it runs on the publishing connection after the switch, before the commit.
     Returns what was published and which old versions were dropped."""
+    data = to_arrow(df)
+    wh = wh or Warehouse.from_env()
+
+    def load(con: Any, scratch: str) -> int:
+        wh.execute(con, f"drop table if exists {scratch}")
+        _load(wh, con, scratch, data, [c for c in index_columns if c in data.column_names])
+        return data.num_rows
+
+    version = _Version(name, run_id, model_version, policy_version, meta or {})
+    return _publish(wh, version, keep, load, in_transaction)
+
+
+def staged_table(name: str, run_id: str) -> str:
+    """The table :func:`publish_staged` publishes: ``serving.<name>__<version>__load``."""
+    _check_name(name)
+    return f"serving.{name}__{version_for(run_id)}__load"
+
+
+def publish_staged(
+    name: str,
+    run_id: str,
+    rows: int,
+    wh: Warehouse,
+    keep: int = 3,
+    model_version: str = "",
+    policy_version: str = "",
+    meta: dict[str, Any] | None = None,
+    drop_columns: Sequence[str] = (),
+    index_columns: Sequence[str] = ("user_id",),
+    in_transaction: Callable[[Any], None] | None = None,
+) -> PublishResult:
+    """PostgreSQL: publish the ``rows`` rows already loaded into :func:`staged_table` (each
+    shard of a publish run COPYs its part there) as the version of ``name`` for ``run_id``, like
+    :func:`publish_table` but without loading anything: the switch drops ``drop_columns`` (a
+    catalogue change on PostgreSQL, no rewrite), indexes ``index_columns`` and renames."""
+    if wh.kind != "postgres":
+        raise ValueError(f"publish_staged needs a PostgreSQL warehouse, not {wh.kind}")
+
+    def load(con: Any, scratch: str) -> int:
+        for column in drop_columns:
+            wh.execute(con, f'alter table {scratch} drop column "{column}"')
+        if index_columns:
+            cols = ", ".join(f'"{c}"' for c in index_columns)
+            wh.execute(con, f"create index on {scratch} ({cols})")
+        return rows
+
+    version = _Version(name, run_id, model_version, policy_version, meta or {})
+    return _publish(wh, version, keep, load, in_transaction)
+
+
+@dataclass(frozen=True)
+class _Version:
+    """What the publish log records of a version besides its table and row count."""
+
+    name: str
+    run_id: str
+    model_version: str
+    policy_version: str
+    meta: dict[str, Any]
+
+
+def _check_name(name: str) -> None:
     if not _SAFE.match(name) or len(name) > MAX_NAME:
         raise ValueError(f"bad table name {name!r}: up to {MAX_NAME} lower-case letters, digits and _")
+
+
+def _publish(
+    wh: Warehouse,
+    v: _Version,
+    keep: int,
+    load: Callable[[Any, str], int],
+    in_transaction: Callable[[Any], None] | None,
+) -> PublishResult:
+    """The switch both publishes share: ``load(con, scratch)`` fills the scratch table and returns
+    its row count, inside the transaction that renames it, points the view and logs the version."""
+    _check_name(v.name)
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
-    wh = wh or Warehouse.from_env()
     t0 = time.perf_counter()
-    version = version_for(run_id)
-    base = f"{name}__{version}"
-    table, scratch, view = f"serving.{base}", f"serving.{base}__load", f"serving.{name}_current"
-    data = to_arrow(df)
+    version = version_for(v.run_id)
+    base = f"{v.name}__{version}"
+    table, scratch, view = f"serving.{base}", f"serving.{base}__load", f"serving.{v.name}_current"
     with wh.connect() as con:
         _ensure(wh, con)
         wh.begin(con)
         try:
-            with _Serialised(wh, con, name):
-                wh.execute(con, f"drop table if exists {scratch}")
-                _load(wh, con, scratch, data, [c for c in index_columns if c in data.column_names])
+            with _Serialised(wh, con, v.name):
+                rows = load(con, scratch)
                 _lock_view(wh, con, view)
                 if wh.table_exists(con, "serving", base):
                     _replace_same_version(wh, con, scratch, base, view)
                 else:
                     wh.execute(con, f"alter table {scratch} rename to {base}")
                 _point_view(wh, con, view, table)
-                wh.execute(con, "delete from serving.publish_log where name = ? and version = ?", [name, version])
+                wh.execute(con, "delete from serving.publish_log where name = ? and version = ?", [v.name, version])
+                log_meta = {**v.meta, "load_seconds": round(time.perf_counter() - t0, 3)}
                 wh.execute(
                     con,
                     "insert into serving.publish_log values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        name,
+                        v.name,
                         version,
                         table,
-                        run_id,
-                        data.num_rows,
-                        model_version,
-                        policy_version,
+                        v.run_id,
+                        rows,
+                        v.model_version,
+                        v.policy_version,
                         datetime.now(UTC),
-                        json.dumps({**(meta or {}), "load_seconds": round(time.perf_counter() - t0, 3)}, default=str),
+                        json.dumps(log_meta, default=str),
                     ],
                 )
                 if in_transaction is not None:
@@ -174,8 +250,8 @@ def publish_table(
         except BaseException:
             _rollback_quietly(wh, con)
             raise
-        dropped = _prune(wh, con, name, keep)
-    return PublishResult(name, version, table, view, data.num_rows, dropped, round(time.perf_counter() - t0, 3))
+        dropped = _prune(wh, con, v.name, keep)
+    return PublishResult(v.name, version, table, view, rows, dropped, round(time.perf_counter() - t0, 3))
 
 
 def _load(wh: Warehouse, con: Any, scratch: str, data: pa.Table, index_columns: list[str]) -> None:

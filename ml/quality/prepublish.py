@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ml.publish.shards import Shard
 from ml.quality import store
 from ml.quality.gates import enforce, gate_params
 from ml.quality.runner import GateFailure, GateResult, run_gate
@@ -22,17 +23,19 @@ GATE = "prepublish"
 
 
 def recommendation_frames(
-    df: pd.DataFrame, wh: Warehouse, exclude_event_types: tuple[str, ...] = ("purchase",)
+    df: pd.DataFrame, wh: Warehouse, exclude_event_types: tuple[str, ...] = ("purchase",), shard: Shard | None = None
 ) -> dict[str, pd.DataFrame]:
     """The suite's two frames: ``recommendations`` (one row per slot, with flags) and
     ``active_users`` (one row per known user: in ``marts.user_features`` or with interaction
-    events; has recommendations, distinct items). Users without history get cold-start slates,
-    so every known user must have k items."""
+    events; has recommendations, distinct items; only ``shard``'s users when given). Users
+    without history get cold-start slates, so every known user must have k items."""
     from ml.explore.store import read_known_users
 
     with wh.connect(read_only=True) as con:
         with_events = wh.query("select distinct user_id from marts.interaction_events", None, con)["user_id"]
         known = sorted(set(with_events.astype(str)).union(read_known_users(wh, con)))
+        if shard is not None:
+            known = [u for u, mine in zip(known, shard.members(known), strict=True) if mine]
         active = pd.DataFrame({"user_id": pd.Series(known, dtype=with_events.dtype)})
         items = set(wh.query("select item_id from marts.item_features", None, con)["item_id"])
         types = list(exclude_event_types)
@@ -66,13 +69,21 @@ def prepare() -> None:
 
 
 def check_recommendations(
-    df: pd.DataFrame, wh: Warehouse, k: int, exclude_event_types: tuple[str, ...] = ("purchase",)
+    df: pd.DataFrame,
+    wh: Warehouse,
+    k: int,
+    exclude_event_types: tuple[str, ...] = ("purchase",),
+    shard: Shard | None = None,
 ) -> GateResult:
-    """Raise :class:`GateFailure` unless every known user has k distinct known items, none
-    excluded (already bought), propensities in (0, 1] and finite scores. Records the run in
-    ``quality.gate_runs`` (run id: the frame's ``run_id`` column, else ``manual``)."""
+    """Raise :class:`GateFailure` unless every known user (of ``shard``, when given: the frame is
+    that shard's part of a publish run) has k distinct known items, none excluded (already
+    bought), propensities in (0, 1] and finite scores. Records the run in ``quality.gate_runs``
+    (run id: the frame's ``run_id`` column, else ``manual``; ``<run id>.<shard name>`` for a
+    shard of several)."""
     run_id = str(df["run_id"].iloc[0]) if "run_id" in df.columns and len(df) else "manual"
-    frames = recommendation_frames(df, wh, exclude_event_types)
+    if shard is not None and not shard.whole:
+        run_id = f"{run_id}.{shard.name}"
+    frames = recommendation_frames(df, wh, exclude_event_types, shard)
     result = run_gate(GATE, frames, run_id, gate_params(k=int(k)), reference={})
     store.record(wh, result)
     return enforce(result)

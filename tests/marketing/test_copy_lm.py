@@ -53,7 +53,8 @@ def test_the_catalogue_model_is_trained_once_and_reused(tmp_path, monkeypatch):
     items = _catalogue()
     first = lm.catalogue_model(items, tmp_path, CHEAP)
     report = json.loads((first / "training.json").read_text())
-    assert report["documents"] == 30 and report["settings"]["steps"] == 40
+    # 40 steps of 8 would pass over the 30 documents 10.7 times: max_epochs (10) stops it at 38
+    assert report["documents"] == 30 and report["settings"]["steps"] == 40 and report["steps"] == 38
     assert report["last_loss"] < report["first_loss"]
     assert {"config.json", "tokenizer.json"} <= {p.name for p in first.iterdir()}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch folder left
@@ -123,7 +124,9 @@ def test_variants_pass_the_gate_or_fall_back_to_the_template(trained):
 def test_when_no_candidate_passes_the_template_is_published(tmp_path):
     # every description says "Limited stock." first: the model learns to say it, the gate bans it
     items = _catalogue("Limited stock. Limited stock.")
-    writer = lm.load(lm.catalogue_model(items, tmp_path, lm.LMSettings(steps=60, batch_size=8, width=64)))
+    writer = lm.load(
+        lm.catalogue_model(items, tmp_path, lm.LMSettings(steps=60, batch_size=8, width=64, max_epochs=16))
+    )
     facts = lm.product_facts(items)
     catalogue = Catalogue.from_facts(facts)
     campaign = _campaign(copy_variants=2)

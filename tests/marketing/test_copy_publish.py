@@ -146,6 +146,7 @@ def test_no_live_campaign_writes_nothing(shop, monkeypatch):
         ({"attempts": 0}, "copy attempts must be a whole number"),
         ({"banned_phrases": "free"}, "banned phrases must be a list of strings"),
         ({"lm_settings": {"stepz": 3}}, r"unknown copy_lm settings \['stepz'\]"),
+        ({"lm_settings": {"max_epochs": 0}}, r"max_epochs > 0, got .*max_epochs=0"),
     ],
 )
 def test_bad_settings_are_refused_before_anything_is_written(shop, kwargs, message):

@@ -94,6 +94,7 @@ def test_a_retried_shard_replaces_its_part_and_the_version_has_no_duplicates(rea
 
 def test_a_killed_shard_leaves_the_served_version_and_the_switch_waits_for_its_part(ready, tmp_path):
     from ml.publish.recommendations import parts_folder
+    from ml.publish.shards import MissingPartError
     from ml.tasks.publishing import plan_publish, publish_recommendations, score_publish_shard, switch_version
 
     wh = ready
@@ -121,7 +122,7 @@ def test_a_killed_shard_leaves_the_served_version_and_the_switch_waits_for_its_p
     assert proc.returncode == -9, proc.stderr[-2000:]
     # the served version is untouched, and the switch names the missing shard
     pd.testing.assert_frame_equal(wh.query("select * from serving.recommendations_current"), before)
-    with pytest.raises(FileNotFoundError, match="shard 1 of 2 has written no part"):
+    with pytest.raises(MissingPartError, match="shard 1 of 2 has written no part"):
         switch_version(shards[0]["plan"])
     assert (
         wh.query("select version from serving.publish_log order by created_at desc limit 1")["version"].iloc[0]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -42,9 +43,14 @@ STOP = re.compile(r"<\|endoftext\|>|\n|Product:|Copy:|\|")
 
 @dataclass(frozen=True)
 class LMSettings:
-    """How the small catalogue model is trained (defaults: about 15 s on 2 cores)."""
+    """How the small catalogue model is trained (defaults: about 15 s on 2 cores).
+
+    ``max_epochs``: a small catalogue stops after that many passes over its documents instead of
+    ``steps`` (the tiny shop's 120 products: 75 steps; at 200 the model memorises more of the
+    catalogue and the gate passes fewer of its candidates, 0.79 vs 0.85 in ``bench copy``)."""
 
     steps: int = 200
+    max_epochs: float = 10.0
     batch_size: int = 16
     max_length: int = 96  # tokens per training document
     vocab_size: int = 2000
@@ -53,6 +59,18 @@ class LMSettings:
     heads: int = 4
     learning_rate: float = 3e-3
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.max_epochs <= 0:
+            raise ValueError(
+                f"copy model settings: steps and batch_size must be >= 1 and max_epochs > 0, got "
+                f"steps={self.steps}, batch_size={self.batch_size}, max_epochs={self.max_epochs}"
+            )
+
+    def steps_for(self, documents: int) -> int:
+        """Training steps over ``documents`` documents: ``steps``, or fewer where those would pass
+        over the documents more than ``max_epochs`` times."""
+        return max(1, min(self.steps, math.ceil(self.max_epochs * documents / self.batch_size)))
 
 
 def product_facts(items: pd.DataFrame) -> pd.DataFrame:
@@ -133,8 +151,9 @@ def _tokenizer(docs: list[str], vocab_size: int) -> Any:
 
 
 def train(docs: list[str], out: Path, settings: LMSettings) -> dict[str, Any]:
-    """Train the small model on ``docs`` for ``settings.steps`` steps of random batches and save
-    it (and its tokenizer, and ``training.json``: settings, documents, first and last loss) to ``out``."""
+    """Train the small model on ``docs`` for ``settings.steps_for(len(docs))`` steps of random
+    batches and save it (and its tokenizer, and ``training.json``: settings, documents, steps
+    run, first and last loss) to ``out``."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -156,7 +175,7 @@ def train(docs: list[str], out: Path, settings: LMSettings) -> dict[str, Any]:
     rng = np.random.default_rng(settings.seed)
     losses = []
     model.train()
-    for _ in range(settings.steps):
+    for _ in range(settings.steps_for(len(encoded))):
         batch = [encoded[i] for i in rng.choice(len(encoded), settings.batch_size)]
         width = max(len(ids) for ids in batch)
         ids = torch.full((len(batch), width), tokenizer.eos_token_id)
@@ -172,7 +191,13 @@ def train(docs: list[str], out: Path, settings: LMSettings) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    report = {"settings": asdict(settings), "documents": len(docs), "first_loss": losses[0], "last_loss": losses[-1]}
+    report = {
+        "settings": asdict(settings),
+        "documents": len(docs),
+        "steps": len(losses),
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+    }
     (out / "training.json").write_text(json.dumps(report, indent=2))
     return report
 

@@ -154,6 +154,7 @@ class CopySettings:
         known = set(lm.LMSettings.__dataclass_fields__)
         if set(self.lm) - known:
             raise ValueError(f"unknown copy_lm settings {sorted(set(self.lm) - known)}; known: {sorted(known)}")
+        lm.LMSettings(**self.lm)  # refuses bad values (steps < 1, ...) before anything is written
 
     def writer(self, items: pd.DataFrame) -> Writer:
         from ml.config import artifacts_dir
