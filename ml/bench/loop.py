@@ -14,7 +14,8 @@ on how many days the 95 % next-day interval that ``evaluate_policies`` gave for 
 next (``next_low``-``next_high``, ``ml.ope.forecast``) carried the click-through rate that policy
 then realised (``covered`` of ``days``), how often the estimate's own interval (``ci_low``-
 ``ci_high``, about the window's average, not one day) did (``covered_by_estimate_interval``),
-and the mean relative error of the estimate; ``peak_rss_mb`` and ``wall_seconds``. ``DIR/loop.png``
+and the mean relative error of the estimate (and of the forecast ``next_estimate``, the estimate
+moved by the logged trend); ``peak_rss_mb`` and ``wall_seconds``. ``DIR/loop.png``
 draws the daily CTR and the interests discovered per arm.
 """
 
@@ -113,6 +114,9 @@ def ope_calibration(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "covered": est["next_low"] <= realised <= est["next_high"],
                 "covered_by_estimate_interval": est["ci_low"] <= realised <= est["ci_high"],
                 "relative_error": abs(est["estimate"] - realised) / realised if realised else None,
+                "next_relative_error": (
+                    abs(est["next_estimate"] - realised) / realised if realised and "next_estimate" in est else None
+                ),
             }
         )
     return {**calibration_totals(checks), "checks": checks}
@@ -121,12 +125,14 @@ def ope_calibration(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def calibration_totals(checks: list[dict[str, Any]]) -> dict[str, Any]:
     """How many checks were covered, their share and the mean relative error."""
     errors = [c["relative_error"] for c in checks if c["relative_error"] is not None]
+    forecast = [c["next_relative_error"] for c in checks if c.get("next_relative_error") is not None]
     return {
         "days": len(checks),
         "covered": sum(c["covered"] for c in checks),
         "covered_share": round(sum(c["covered"] for c in checks) / len(checks), 3) if checks else None,
         "covered_by_estimate_interval": sum(c["covered_by_estimate_interval"] for c in checks),
         "mean_relative_error": round(sum(errors) / len(errors), 4) if errors else None,
+        "mean_relative_error_of_forecast": round(sum(forecast) / len(forecast), 4) if forecast else None,
     }
 
 

@@ -4,8 +4,8 @@
 last ``window_days`` of ``marts.bandit_feedback`` (each policy fitted on the feedback before that
 window), measured by ``reward`` (click, purchase or revenue per shown slot: ``ml.explore.reward``),
 writes every estimator's value to ``ml.policy_estimates`` and returns the numbers the gate needs,
-with each policy's next-day interval (``next_low``, ``next_high``: where one day's realised
-reward per slot may land, ``ml.ope.forecast``) and its click-through estimate (``ctr``,
+with each policy's next-day forecast (``next_estimate``, moved by the logged trend, and
+``next_low``, ``next_high``: where one day's realised reward per slot may land, ``ml.ope.forecast``) and its click-through estimate (``ctr``,
 ``ctr_low``, ``ctr_high``: the guard metric; the same numbers when the reward is the click).
 ``gate_policies`` applies ``ml.ope.gate.decide`` and records the decision.
 """
@@ -27,7 +27,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # what a gate decision's details keep of each evaluated policy
-ESTIMATE_KEYS = ("estimator", "estimate", "ci_low", "ci_high", "next_low", "next_high", "ctr", "ctr_low", "ctr_high")
+ESTIMATE_KEYS = (
+    "estimator",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "next_estimate",
+    "next_low",
+    "next_high",
+    "ctr",
+    "ctr_low",
+    "ctr_high",
+)
 
 
 def current_policy(wh: Warehouse) -> dict[str, Any]:
@@ -177,6 +188,7 @@ def _estimate_each(
                 "estimate": est.estimate,
                 "ci_low": est.ci_low,
                 "ci_high": est.ci_high,
+                "next_estimate": est.estimate + spread.shift,
                 "next_low": next_low,
                 "next_high": next_high,
                 "ctr": ctr.estimate,

@@ -77,3 +77,37 @@ def test_revenue_falls_back_to_its_sampling_variance_and_is_not_cut_at_one():
     lo, hi = next_day_interval(2.0, 1.8, 2.2, spread, upper=float("inf"))
     assert 0 <= lo < 1.8 and hi > 2.2
     assert next_day_interval(2.0, 1.8, 2.2, spread)[1] == 1.0  # the default bound is a rate's
+
+
+def test_a_falling_rate_moves_the_forecast_down_by_its_trend():
+    # a partial first day, then five full days whose rate falls by 0.005 a day (plus noise)
+    days = [
+        ("2026-11-01", 300, 30),
+        *[(f"2026-11-0{d}", 2000, c) for d, c in zip(range(2, 7), (200, 192, 178, 171, 160), strict=True)],
+    ]
+    shown, clicked = _log(days)
+    spread = daily_spread(shown, clicked)
+    assert spread.days == 5 and spread.day_effect
+    rates = np.array([200, 192, 178, 171, 160]) / 2000
+    t = np.arange(1.0, 6.0)  # day indices from the window's first (partial) day
+    slope, intercept = np.polyfit(t, rates, 1)
+    assert spread.trend == pytest.approx(slope) and slope < 0
+    # the estimate averages the window's rounds (centred near day 3.2); tomorrow is day 6
+    centre = (0 * 300 + t @ np.full(5, 2000)) / 10_300
+    assert spread.shift == pytest.approx(slope * (6.0 - centre))
+    residual = rates - (intercept + slope * t)
+    leverage = 1 + 1 / 5 + (6.0 - t.mean()) ** 2 / ((t - t.mean()) ** 2).sum()
+    assert spread.variance == pytest.approx(residual @ residual / 3 * leverage)
+    estimate = float(np.average(np.r_[0.1, rates], weights=[300, *[2000] * 5]))
+    lo, hi = next_day_interval(estimate, estimate - 0.004, estimate + 0.004, spread)
+    tomorrow = intercept + slope * 6.0
+    assert lo < tomorrow < hi and (lo + hi) / 2 == pytest.approx(estimate + spread.shift)
+    assert (lo + hi) / 2 < estimate  # the lagging weekly average is carried down to tomorrow
+    assert spread.as_dict()["trend_per_day"] == pytest.approx(slope, abs=1e-6)
+
+
+def test_fewer_than_four_full_days_fit_no_trend():
+    shown, clicked = _log([("2026-11-01", 1000, 100), ("2026-11-02", 1000, 90), ("2026-11-03", 1000, 80)])
+    spread = daily_spread(shown, clicked)
+    assert spread.days == 3 and spread.trend == 0.0 and spread.shift == 0.0
+    assert spread.variance == pytest.approx(np.var([0.10, 0.09, 0.08], ddof=1))
