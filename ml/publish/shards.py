@@ -263,15 +263,6 @@ class TableParts:
                 )
         return [json.loads(by_shard[i].meta) for i in range(count)]
 
-    def frames(self, count: int, names: Sequence[str]) -> dict[str, pd.DataFrame]:
-        """The staged rows of ``names`` (without the shard column), in shard order."""
-        self.metas(count)
-        out = {}
-        for n in names:
-            df = self.wh.query(f"select * from {self.tables[n]} order by {SHARD_COLUMN}")
-            out[n] = df.drop(columns=[SHARD_COLUMN]).reset_index(drop=True)
-        return out
-
     def clear(self, con: Any = None) -> None:
         """Drop the staged tables and forget the parts (in ``con``'s open transaction when given)."""
         if con is None:
