@@ -183,3 +183,44 @@ def test_parts_of_another_plan_are_refused_and_abandoned_runs_are_swept(pg_ready
     assert not _exists(wh, staged) and not _exists(wh, staged + "_log")
     left = wh.query("select distinct version from serving.publish_parts")
     assert left.empty
+
+
+def test_a_switch_killed_before_its_commit_leaves_the_served_version_and_can_run_again(pg_ready, tmp_path):
+    from ml.explore import columns as C
+    from ml.tasks.publishing import plan_publish, publish_recommendations, score_publish_shard, switch_version
+
+    wh = pg_ready
+    served = publish_recommendations(run_id="pg-served", k=K, **SERVE)
+    before = wh.query("select * from serving.recommendations_current order by user_id, rank")
+    shards = plan_publish(run_id="pg-switch-killed", k=K, shards=2, **SERVE)
+    for s in shards:
+        score_publish_shard(s["plan"], s["shard"])
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(shards[0]["plan"]))
+    # the switch in its own process, SIGKILLed after it moved the slate log, before its commit
+    script = (
+        "import json, os, signal, sys\n"
+        "import ml.explore.store as store\n"
+        "move = store.move_log\n"
+        "def move_then_die(*a, **k):\n"
+        "    move(*a, **k)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "store.move_log = move_then_die\n"
+        "from ml.tasks.publishing import switch_version\n"
+        "switch_version(json.load(open(sys.argv[1])))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(plan_file)], cwd=REPO, env=os.environ.copy(), capture_output=True, text=True
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    after = wh.query("select * from serving.recommendations_current order by user_id, rank")
+    pd.testing.assert_frame_equal(after, before)
+    assert wh.query(f"select count(*) as n from {C.LOGGED_SLATES} where run_id = 'pg-switch-killed'")["n"].iloc[0] == 0
+    staged = _staged(wh, "pg-switch-killed")
+    assert _exists(wh, staged) and "_shard" in wh.query(f"select * from {staged} limit 1").columns
+    # the retried switch publishes the staged parts once
+    out = switch_version(shards[0]["plan"])
+    recs = wh.query("select * from serving.recommendations_current")
+    assert out["version"] != served["version"] and len(recs) == out["users"] * K
+    logged = wh.query(f"select count(*) as n from {C.LOGGED_SLATES} where run_id = 'pg-switch-killed'")
+    assert logged["n"].iloc[0] == len(recs) and not _exists(wh, staged)
