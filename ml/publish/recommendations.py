@@ -205,12 +205,17 @@ def plan(
     min_sessions: int | None = None,
 ) -> PublishPlan:
     """The :class:`PublishPlan` of run ``run_id`` (``shards``: None = :func:`default_shards`).
-    Clears the parts an earlier try of the same run left, and other runs' stale parts."""
+    Creates the slate log's tables when missing (before the shards, which may run at once),
+    clears the parts an earlier try of the same run left, and other runs' stale parts."""
     n = default_shards(wh) if shards is None else int(shards)
     if n < 1:
         raise ValueError(f"shards must be >= 1, got {n}")
     champ = champion_row(wh)
     name, params, version = choose_policy(wh, policy, policy_params, exploration_budget, min_sessions)
+    from ml.explore import store
+
+    with wh.connect() as con:  # the slate log's tables, whose columns the staged log tables copy
+        store.ensure_tables(wh, con)
     parts = parts_for(wh, run_id)
     parts.clear()
     swept = parts.sweep()
@@ -248,7 +253,6 @@ def score_shard(wh: Warehouse, p: PublishPlan, index: int) -> dict[str, Any]:
     """Shard ``index`` of plan ``p``: its users' slates and slate-log rows, checked by the
     pre-publish gate and written as the shard's part (replacing an earlier try's). Returns what
     the shard wrote and its stages' seconds."""
-    from ml.explore import store
     from ml.explore.policies import make_policy
     from ml.explore.store import log_frames
     from ml.quality.prepublish import check_recommendations
@@ -278,9 +282,6 @@ def score_shard(wh: Warehouse, p: PublishPlan, index: int) -> dict[str, Any]:
         "cold_start_users": slates.cold_start_users,
     }
     parts = parts_for(wh, p.run_id)
-    if wh.kind != "duckdb":
-        with wh.connect() as con:  # the staged log tables copy the log's columns
-            store.ensure_tables(wh, con)
     with stage("write_part", timings):
         frames = {"slates": df[PUBLISHED_COLUMNS], "logged_slates": logged, "slate_contexts": contexts}
         part = parts.write(shard, frames, {**meta, "stages": timings})
