@@ -210,7 +210,8 @@ def place_new_items(
         zip(out["user_id"].to_numpy(dtype=object).tolist(), out["item_id"].to_numpy(dtype=object).tolist(), strict=True)
     )
     drawn = allocate(ut, item_tags, new_items, budget, seed, plan=plan)
-    drawn = drawn[
+    # (a boolean array, not a list: an empty list would select no columns instead of no rows)
+    unseen = np.array(
         [
             (u, i) not in shown
             for u, i in zip(
@@ -218,8 +219,10 @@ def place_new_items(
                 drawn["item_id"].to_numpy(dtype=object).tolist(),
                 strict=True,
             )
-        ]
-    ]
+        ],
+        dtype=bool,
+    )
+    drawn = drawn[unseen]
     rho = plan.groupby("user_id")["propensity"].sum()
     last = out.groupby("user_id")["rank"].transform("max") == out["rank"]
     tag_of = item_tags[isin(item_tags["item_id"], new_items)].drop_duplicates("item_id").set_index("item_id")["tag"]

@@ -18,7 +18,7 @@ from ml.marketing.campaigns import (
     campaign_slates,
     rerank_slate,
 )
-from ml.marketing.new_items import NewItemBudget, exposure_plan, place_new_items
+from ml.marketing.new_items import NewItemBudget, allocate, exposure_plan, place_new_items
 
 pytestmark = pytest.mark.unit
 
@@ -208,6 +208,22 @@ def test_no_budget_means_no_change():
     out = place_new_items(df, _user_tags(), NEW_TAGS, [], NewItemBudget(), seed=1)
     pd.testing.assert_frame_equal(out.drop(columns="new_item"), df)
     assert not out["new_item"].any()
+
+
+def test_a_day_on_which_no_user_draws_a_new_item_changes_only_the_last_slots_propensity():
+    _, df = _slates("greedy")
+    budget = NewItemBudget(slot_probability=0.001, daily_cap=20)  # 120 users: most days nobody draws one
+    plan = exposure_plan(_user_tags(), NEW_TAGS, ["new1", "new2", "new3"], budget)
+    assert not plan.empty
+    # a seed on which no user of the plan gets a slot (the draws are the budget's, not ours)
+    seed = next(s for s in range(1000) if allocate(_user_tags(), NEW_TAGS, ["new1", "new2", "new3"], budget, s).empty)
+    out = place_new_items(df, _user_tags(), NEW_TAGS, ["new1", "new2", "new3"], budget, seed=seed)
+    assert not out["new_item"].any() and list(out["item_id"]) == list(df["item_id"])
+    rho = plan.groupby("user_id")["propensity"].sum()
+    last = out[out["rank"] == K]
+    assert np.allclose(
+        last["propensity"], df.loc[last.index, "propensity"] * (1.0 - last["user_id"].map(rho).fillna(0.0))
+    )
 
 
 def test_campaign_rows_are_the_same_with_the_publish_draws_reused():

@@ -154,3 +154,21 @@ def test_bad_shard_numbers_are_refused(ready):
         plan_publish(run_id="none", shards=0)
     with pytest.raises(ValueError, match="bad shard 2 of 2"):
         Shard(2, 2)
+
+
+def test_a_shard_without_users_writes_an_empty_part_and_one_user_shards_publish(ready):
+    from ml.explore.store import read_known_users
+    from ml.publish.shards import shard_of
+    from ml.tasks.publishing import plan_publish, score_publish_shard
+
+    known = read_known_users(ready)
+    n = 400  # more shards than the tiny shop's users: most hold nobody, many one user
+    sizes = pd.Series(shard_of(known, n)).value_counts()
+    empty = min(set(range(n)) - set(sizes.index))
+    single = sorted(sizes[sizes == 1].index)[:3]
+    shards = plan_publish(run_id="sparse", k=K, shards=n, **SERVE)
+    out = score_publish_shard(shards[empty]["plan"], empty)
+    assert out["users"] == out["rows"] == 0
+    for i in single:  # on most of them no user draws a new-item slot
+        out = score_publish_shard(shards[i]["plan"], i)
+        assert out["users"] == 1 and out["rows"] == K
