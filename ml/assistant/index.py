@@ -49,7 +49,8 @@ def refresh_item_embeddings(
     items = catalogue(raw)
     sha = pd.Series([text_sha(model, t) for t in items["text"]], index=items["item_id"])
     current = set(zip(have["item_id"].astype(str), have["text_sha"].astype(str), strict=True))
-    todo = items[[(i, s) not in current for i, s in zip(items["item_id"], sha.to_numpy(), strict=True)]]
+    stale = [(i, s) not in current for i, s in zip(items["item_id"], sha.to_numpy(), strict=True)]
+    todo = items[np.array(stale, dtype=bool)]  # (an empty list would select no columns)
     if todo.empty:
         return {"embedded": 0, "items": len(items), "model": model, "run_id": run_id}
     vectors = encode(enc.load(model), todo["text"].tolist())
