@@ -58,6 +58,10 @@ class DailySpread:
     trend: float = 0.0
     shift: float = 0.0
 
+    def forecast(self, estimate: float) -> float:
+        """Tomorrow's expected value of a policy whose window estimate is ``estimate``."""
+        return estimate + self.shift
+
     def as_dict(self) -> dict[str, float | int | bool]:
         return {
             "days": self.days,
@@ -101,5 +105,5 @@ def next_day_interval(
     z = float(norm.ppf(1.0 - alpha / 2.0))
     se = (ci_high - ci_low) / (2.0 * z)
     half = z * float(np.sqrt(se**2 + spread.variance))
-    centre = estimate + spread.shift
+    centre = spread.forecast(estimate)
     return max(0.0, centre - half), min(upper, centre + half)

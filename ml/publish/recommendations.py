@@ -320,7 +320,7 @@ def switch(wh: Warehouse, p: PublishPlan) -> dict[str, Any]:
                     store.move_log(wh, con, p.run_id, parts.tables["logged_slates"], parts.tables["slate_contexts"])
                     parts.clear(con)
 
-            rows = sum(int(m["rows"]) for m in metas)
+            rows = sum(int(m["rows"]) for m in metas)  # what the shards staged
             res = publish_staged(
                 NAME, p.run_id, rows, wh, keep, drop_columns=[SHARD_COLUMN], in_transaction=move_log, **versions
             )
@@ -341,7 +341,7 @@ def switch(wh: Warehouse, p: PublishPlan) -> dict[str, Any]:
 def _switch_summary(
     p: PublishPlan, res: PublishResult, metas: list[dict[str, Any]], timings: Timings
 ) -> dict[str, Any]:
-    rows = sum(int(m["rows"]) for m in metas)
+    rows = res.rows
     return {
         "table": res.table,
         "view": res.view,

@@ -19,7 +19,6 @@ goes depends on the warehouse:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -37,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.publish.copy import copy_arrow, create_table_sql, to_arrow
+from ml.publish.tables import _rollback_quietly
 from ml.warehouse import DDL_LOCK, Warehouse
 
 # a publish run takes minutes; parts this old belong to a run that failed or was abandoned
@@ -204,8 +204,7 @@ class TableParts:
                 )
                 wh.commit(con)
             except BaseException:
-                with contextlib.suppress(Exception):
-                    wh.rollback(con)
+                _rollback_quietly(wh, con)
                 raise
         return f"{', '.join(self.tables[f] for f in frames)} ({SHARD_COLUMN} = {shard.index})"
 
@@ -231,8 +230,7 @@ class TableParts:
                 wh.execute(con, f"alter table {table} add column {SHARD_COLUMN} integer")
             wh.commit(con)
         except BaseException:
-            with contextlib.suppress(Exception):
-                wh.rollback(con)
+            _rollback_quietly(wh, con)
             raise
 
     def _written(self, con: Any, shard: Shard) -> bool:

@@ -188,7 +188,7 @@ def _estimate_each(
                 "estimate": est.estimate,
                 "ci_low": est.ci_low,
                 "ci_high": est.ci_high,
-                "next_estimate": est.estimate + spread.shift,
+                "next_estimate": spread.forecast(est.estimate),
                 "next_low": next_low,
                 "next_high": next_high,
                 "ctr": ctr.estimate,
