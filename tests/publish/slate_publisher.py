@@ -22,14 +22,14 @@ from typing import Any
 BOUNDARIES = ("before_switch", "mid_log", "after_log", "after_commit", "none")
 
 
-def _die() -> None:
+def die() -> None:
     sys.stdout.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _killing_before(fn: Callable[..., Any]) -> Callable[..., Any]:
     def inner(*args: Any, **kwargs: Any) -> Any:
-        _die()
+        die()
         return fn(*args, **kwargs)
 
     return inner
@@ -49,7 +49,7 @@ def _arm(boundary: str) -> None:
         def append_then_die(wh: Any, con: Any, table: str, df: Any) -> int:
             n = append(wh, con, table, df)
             if table.endswith("logged_slates"):
-                _die()
+                die()
             return n
 
         Warehouse.append_df = append_then_die  # type: ignore[method-assign]
@@ -58,7 +58,7 @@ def _arm(boundary: str) -> None:
 
         def write_then_die(*args: Any, **kwargs: Any) -> None:
             write_log(*args, **kwargs)
-            _die()
+            die()
 
         store.write_log = write_then_die
     elif boundary == "after_commit":

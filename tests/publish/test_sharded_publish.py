@@ -4,12 +4,6 @@ alone, and the switch publishes only complete parts of its own plan."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
@@ -17,7 +11,6 @@ pytestmark = pytest.mark.dbt
 
 K = 10
 SERVE = {"policy": "slot_allocator", "exploration_budget": {"default": 0.3}, "propensity_draws": 32}
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()
@@ -96,30 +89,15 @@ def test_a_killed_shard_leaves_the_served_version_and_the_switch_waits_for_its_p
     from ml.publish.recommendations import parts_folder
     from ml.publish.shards import MissingPartError
     from ml.tasks.publishing import plan_publish, publish_recommendations, score_publish_shard, switch_version
+    from tests.publish.dying_task import run_until_killed
 
     wh = ready
     served = publish_recommendations(run_id="before", k=K, **SERVE)
     before = wh.query("select * from serving.recommendations_current")
     shards = plan_publish(run_id="killed", k=K, shards=2, **SERVE)
     score_publish_shard(shards[0]["plan"], 0)
-    plan_file = tmp_path / "plan.json"
-    plan_file.write_text(json.dumps(shards[1]["plan"]))
     # shard 1 in its own process, SIGKILLed after writing its first Parquet file
-    script = (
-        "import json, os, signal, sys\n"
-        "import pandas as pd\n"
-        "write = pd.DataFrame.to_parquet\n"
-        "def write_then_die(self, *a, **k):\n"
-        "    write(self, *a, **k)\n"
-        "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "pd.DataFrame.to_parquet = write_then_die\n"
-        "from ml.tasks.publishing import score_publish_shard\n"
-        "score_publish_shard(json.load(open(sys.argv[1])), 1)\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(plan_file)], cwd=REPO, env=os.environ.copy(), capture_output=True, text=True
-    )
-    assert proc.returncode == -9, proc.stderr[-2000:]
+    run_until_killed("pandas:DataFrame.to_parquet", "score_publish_shard", shards[1]["plan"], tmp_path, 1)
     # the served version is untouched, and the switch names the missing shard
     pd.testing.assert_frame_equal(wh.query("select * from serving.recommendations_current"), before)
     with pytest.raises(MissingPartError, match="shard 1 of 2 has written no part"):

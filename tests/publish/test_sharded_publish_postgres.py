@@ -6,12 +6,7 @@ abandoned runs are swept."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -20,7 +15,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.dbt, pytest.mark.slow]
 
 K = 10
 SERVE = {"policy": "slot_allocator", "exploration_budget": {"default": 0.3}, "propensity_draws": 32}
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -123,30 +117,15 @@ def test_a_retried_shard_replaces_its_rows(pg_ready):
 def test_a_shard_killed_mid_copy_leaves_nothing_and_the_switch_waits_for_it(pg_ready, tmp_path):
     from ml.publish.shards import MissingPartError
     from ml.tasks.publishing import plan_publish, publish_recommendations, score_publish_shard, switch_version
+    from tests.publish.dying_task import run_until_killed
 
     wh = pg_ready
     served = publish_recommendations(run_id="pg-before", k=K, **SERVE)
     before = wh.query("select * from serving.recommendations_current order by user_id, rank")
     shards = plan_publish(run_id="pg-killed", k=K, shards=2, **SERVE)
     score_publish_shard(shards[0]["plan"], 0)
-    plan_file = tmp_path / "plan.json"
-    plan_file.write_text(json.dumps(shards[1]["plan"]))
     # shard 1 in its own process, SIGKILLed after its first COPY, before its commit
-    script = (
-        "import json, os, signal, sys\n"
-        "import ml.publish.shards as shards\n"
-        "copy = shards.copy_arrow\n"
-        "def copy_then_die(*a, **k):\n"
-        "    copy(*a, **k)\n"
-        "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "shards.copy_arrow = copy_then_die\n"
-        "from ml.tasks.publishing import score_publish_shard\n"
-        "score_publish_shard(json.load(open(sys.argv[1])), 1)\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(plan_file)], cwd=REPO, env=os.environ.copy(), capture_output=True, text=True
-    )
-    assert proc.returncode == -9, proc.stderr[-2000:]
+    run_until_killed("ml.publish.shards:copy_arrow", "score_publish_shard", shards[1]["plan"], tmp_path, 1)
     # the server rolled shard 1's transaction back: only shard 0's rows are staged
     staged = wh.query(f"select distinct _shard from {_staged(wh, 'pg-killed')}")
     assert staged["_shard"].tolist() == [0]
@@ -188,6 +167,7 @@ def test_parts_of_another_plan_are_refused_and_abandoned_runs_are_swept(pg_ready
 def test_a_switch_killed_before_its_commit_leaves_the_served_version_and_can_run_again(pg_ready, tmp_path):
     from ml.explore import columns as C
     from ml.tasks.publishing import plan_publish, publish_recommendations, score_publish_shard, switch_version
+    from tests.publish.dying_task import run_until_killed
 
     wh = pg_ready
     served = publish_recommendations(run_id="pg-served", k=K, **SERVE)
@@ -195,24 +175,8 @@ def test_a_switch_killed_before_its_commit_leaves_the_served_version_and_can_run
     shards = plan_publish(run_id="pg-switch-killed", k=K, shards=2, **SERVE)
     for s in shards:
         score_publish_shard(s["plan"], s["shard"])
-    plan_file = tmp_path / "plan.json"
-    plan_file.write_text(json.dumps(shards[0]["plan"]))
     # the switch in its own process, SIGKILLed after it moved the slate log, before its commit
-    script = (
-        "import json, os, signal, sys\n"
-        "import ml.explore.store as store\n"
-        "move = store.move_log\n"
-        "def move_then_die(*a, **k):\n"
-        "    move(*a, **k)\n"
-        "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "store.move_log = move_then_die\n"
-        "from ml.tasks.publishing import switch_version\n"
-        "switch_version(json.load(open(sys.argv[1])))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(plan_file)], cwd=REPO, env=os.environ.copy(), capture_output=True, text=True
-    )
-    assert proc.returncode == -9, proc.stderr[-2000:]
+    run_until_killed("ml.explore.store:move_log", "switch_version", shards[0]["plan"], tmp_path)
     after = wh.query("select * from serving.recommendations_current order by user_id, rank")
     pd.testing.assert_frame_equal(after, before)
     assert wh.query(f"select count(*) as n from {C.LOGGED_SLATES} where run_id = 'pg-switch-killed'")["n"].iloc[0] == 0
