@@ -208,6 +208,13 @@ class Warehouse:
     def sql(self, text: str) -> str:
         return text.replace("?", "%s") if self.kind == "postgres" else text
 
+    def hash32(self, expr: str) -> str:
+        """SQL for the first 32 bits of the MD5 of the text ``expr``, as a non-negative bigint:
+        the same number as ``int(hashlib.md5(text.encode()).hexdigest()[:8], 16)`` in Python."""
+        if self.kind == "duckdb":
+            return f"cast('0x' || left(md5({expr}), 8) as bigint)"
+        return f"cast(cast('x' || left(md5({expr}), 8) as bit(32)) as bigint)"
+
     def execute(self, con: Any, text: str, params: Sequence[Any] | None = None) -> None:
         if self.kind == "duckdb":
             con.execute(text, params or [])

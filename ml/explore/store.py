@@ -61,30 +61,36 @@ def _columns(wh: Warehouse, con: Any, qualified: str) -> set[str]:
     return set(wh.table_columns(con, schema, table))
 
 
-def read_optional(wh: Warehouse, qualified: str, needed: tuple[str, ...], con: Any = None) -> pd.DataFrame | None:
-    """``select needed from qualified`` when the table exists with those columns, else None."""
+def read_optional(
+    wh: Warehouse, qualified: str, needed: tuple[str, ...], con: Any = None, where: str | None = None
+) -> pd.DataFrame | None:
+    """``select needed from qualified [where ...]`` when the table exists with those columns,
+    else None."""
     if con is None:
         with wh.connect(read_only=True) as c:
-            return read_optional(wh, qualified, needed, c)
+            return read_optional(wh, qualified, needed, c, where)
     if not _exists(wh, con, qualified):
         return None
     missing = set(needed) - _columns(wh, con, qualified)
     if missing:
         log.warning("%s lacks columns %s; not using it", qualified, sorted(missing))
         return None
-    return wh.read_table(qualified, con, needed)
+    return wh.read_table(qualified, con, needed, where)
 
 
-def read_profiles(wh: Warehouse, con: Any = None) -> pd.DataFrame | None:
-    """The tagging engineer's ``ml.user_interest_profiles`` (latest ``as_of`` only), if present."""
+def read_profiles(wh: Warehouse, con: Any = None, users_where: str | None = None) -> pd.DataFrame | None:
+    """The tagging engineer's ``ml.user_interest_profiles`` (its latest ``as_of`` only), if
+    present; ``users_where``: only the users that match this SQL condition on ``user_id``."""
+    if con is None:
+        with wh.connect(read_only=True) as c:
+            return read_profiles(wh, c, users_where)
+    table = "ml.user_interest_profiles"
     need = ("user_id", "tag", "weight", "evidence_count", "last_seen", "uncertainty", "status")
-    df = read_optional(wh, "ml.user_interest_profiles", (*need, "as_of"), con)
-    if df is None:
-        df = read_optional(wh, "ml.user_interest_profiles", need, con)
+    latest = f"as_of = (select max(as_of) from {table})" if "as_of" in _columns(wh, con, table) else None
+    where = " and ".join(f"({c})" for c in (latest, users_where) if c) or None
+    df = read_optional(wh, table, need, con, where)
     if df is None or df.empty:
         return None
-    if "as_of" in df:
-        df = df[df["as_of"] == df["as_of"].max()].drop(columns="as_of")
     df["weight"] = df["weight"].astype(float)
     df["evidence_count"] = df["evidence_count"].fillna(0).astype(float)
     return df
@@ -110,46 +116,49 @@ def read_transitions(
     return df[["from_tag", "to_tag", "probability"]] if len(df) else None
 
 
-def read_sessions(wh: Warehouse, con: Any = None) -> dict[str, int]:
+def read_sessions(wh: Warehouse, con: Any = None, users_where: str | None = None) -> dict[str, int]:
     """Sessions per user: the feature layer's (``marts.user_features.n_sessions``, sessions
     rebuilt with the inactivity rule, one row per user), else distinct session ids in staging,
-    else distinct active days."""
+    else distinct active days; ``users_where``: only the users that match this SQL condition."""
     if con is None:
         with wh.connect(read_only=True) as c:
-            return read_sessions(wh, c)
-    df = read_optional(wh, "marts.user_features", ("user_id", "n_sessions"), con)
+            return read_sessions(wh, c, users_where)
+    df = read_optional(wh, "marts.user_features", ("user_id", "n_sessions"), con, users_where)
     if df is not None and len(df):
         return dict(zip(df["user_id"], df["n_sessions"].astype(int), strict=True))
+    mine = f" and ({users_where})" if users_where else ""
     if _exists(wh, con, "staging.stg_shop__events") and "session_id" in _columns(wh, con, "staging.stg_shop__events"):
         # (distinct pairs first, then a count: PostgreSQL hashes that, where count(distinct)
         # sorts every user's rows)
         df = wh.query(
             "select user_id, count(*) as n from (select distinct user_id, session_id "
-            "from staging.stg_shop__events where session_id is not null) s group by user_id",
+            f"from staging.stg_shop__events where session_id is not null{mine}) s group by user_id",
             None,
             con,
         )
         if len(df):
             return dict(zip(df["user_id"], df["n"].astype(int), strict=True))
     df = wh.query(
-        "select user_id, count(distinct cast(event_at as date)) as n from marts.interaction_events group by user_id",
+        "select user_id, count(distinct cast(event_at as date)) as n from marts.interaction_events "
+        f"where true{mine} group by user_id",
         None,
         con,
     )
     return dict(zip(df["user_id"], df["n"].astype(int), strict=True))
 
 
-def read_segments(wh: Warehouse, con: Any = None) -> dict[str, str]:
-    df = read_optional(wh, "ml.user_segments", ("user_id", "segment"), con)
+def read_segments(wh: Warehouse, con: Any = None, users_where: str | None = None) -> dict[str, str]:
+    df = read_optional(wh, "ml.user_segments", ("user_id", "segment"), con, users_where)
     if df is None:
         return {}
     return dict(zip(df["user_id"].astype(str), df["segment"].astype(str), strict=True))
 
 
-def read_known_users(wh: Warehouse, con: Any = None) -> list[str]:
+def read_known_users(wh: Warehouse, con: Any = None, users_where: str | None = None) -> list[str]:
     """Every user the shop has told us about (``marts.user_features``: the users batch and
-    anyone with an event), sorted; empty before the mart is built."""
-    df = read_optional(wh, "marts.user_features", ("user_id",), con)
+    anyone with an event), sorted; empty before the mart is built. ``users_where``: only the
+    users that match this SQL condition on ``user_id``."""
+    df = read_optional(wh, "marts.user_features", ("user_id",), con, users_where)
     return [] if df is None else sorted(df["user_id"].dropna().astype(str).unique().tolist())
 
 
@@ -289,7 +298,11 @@ def read_candidate_inputs(
 
 
 def read_arm_inputs(
-    wh: Warehouse, exclude_event_types: tuple[str, ...], feedback: pd.DataFrame, read_excluded: bool = True
+    wh: Warehouse,
+    exclude_event_types: tuple[str, ...],
+    feedback: pd.DataFrame,
+    read_excluded: bool = True,
+    users_where: str | None = None,
 ) -> CandidateInputs:
     """The part of :func:`read_candidate_inputs` that does not depend on the champion's
     candidates (items and their tags, profiles, purchases, transitions, sessions, segments,
@@ -297,7 +310,9 @@ def read_arm_inputs(
     while the champion scores, and adds the candidates with :func:`with_champion`.
 
     ``read_excluded=False`` leaves the excluded (purchased) pairs empty: publishing has them
-    from scoring already and hands them to :func:`with_champion`."""
+    from scoring already and hands them to :func:`with_champion`. ``users_where``: a SQL
+    condition on ``user_id`` (a publish shard's): the per-user tables are read for those users
+    only; items, transitions and the feedback are the whole shop's."""
     from ml.features.interactions import load_excluded_pairs
 
     with wh.connect(read_only=True) as con:
@@ -305,14 +320,14 @@ def read_arm_inputs(
             "select item_id, category_path, category_l1, category_l3, n_users from marts.item_features", None, con
         )
         items = item_arm_tags(feats)
-        profiles = read_profiles(wh, con)
-        excluded = load_excluded_pairs(wh, tuple(exclude_event_types) if read_excluded else (), con)[
+        profiles = read_profiles(wh, con, users_where)
+        excluded = load_excluded_pairs(wh, tuple(exclude_event_types) if read_excluded else (), con, users_where)[
             ["user_id", "item_id"]
         ]
         as_of = wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
         transitions = read_transitions(wh, items, feats, con)
-        sessions = read_sessions(wh, con)
-        segments = read_segments(wh, con)
+        sessions = read_sessions(wh, con, users_where)
+        segments = read_segments(wh, con, users_where)
     item_tags = dict(zip(items["item_id"], items["tag"], strict=True))
     return CandidateInputs(
         items=items,
@@ -333,13 +348,16 @@ def with_champion(
     users: Any = None,
     codes: ChampionCodes | None = None,
     excluded: pd.DataFrame | None = None,
+    users_where: str | None = None,
 ) -> CandidateInputs:
     """``inputs`` (from :func:`read_arm_inputs`) with the champion's candidates, and with the
     interactions of ``marts.interactions`` when some of the candidates' users have no interest
     profile. ``users``: the candidates' distinct user ids when the caller has them (spares
     finding them among millions of rows); ``codes``: the rows as positions into (user ids, item
     ids), see ``CandidateInputs.champion_codes``; ``excluded``: the excluded pairs (user_id,
-    item_id) when the caller read them (``read_arm_inputs(read_excluded=False)``)."""
+    item_id) when the caller read them (``read_arm_inputs(read_excluded=False)``);
+    ``users_where``: the interactions of only the users that match this SQL condition on
+    ``user_id`` (the candidates' users must be among them)."""
     import dataclasses
 
     if users is None:
@@ -348,7 +366,10 @@ def with_champion(
     profiled = profiles["user_id"].astype(str).unique() if profiles is not None else []
     inter = inputs.interactions
     if not bool(isin(np.asarray(users, dtype=object), profiled).all()):
-        inter = wh.query("select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions")
+        inter = wh.query(
+            "select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions"
+            + (f" where ({users_where})" if users_where else "")
+        )
     extra = {"excluded": excluded[["user_id", "item_id"]]} if excluded is not None else {}
     return dataclasses.replace(
         inputs,

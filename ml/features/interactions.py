@@ -43,7 +43,7 @@ class DecayedInteractions:
 
 
 def load_decayed_interactions(
-    wh: Warehouse, half_life_days: float, exclude_event_types: tuple[str, ...] = ()
+    wh: Warehouse, half_life_days: float, exclude_event_types: tuple[str, ...] = (), users_where: str | None = None
 ) -> DecayedInteractions:
     """:func:`decayed` of every event, computed in the warehouse: one row per user x item comes
     back instead of one per event (5.7M instead of 10.8M rows on the large shop, with no
@@ -55,18 +55,12 @@ def load_decayed_interactions(
     newest event as its horizon, with this half-life) and the excluded pairs are purchases (its
     ``n_purchases``), its rows are read as they are: no aggregation of every event at scoring
     time (on PostgreSQL, large shop: 3.4 s instead of 19.5 s here); otherwise the events are
-    aggregated here."""
+    aggregated here. ``users_where``: a SQL condition on ``user_id`` keeping only some users'
+    rows (a publish shard's, ``ml.publish.shards.Shard.where``), applied by the warehouse."""
     with wh.connect(read_only=True) as con:
-        as_of = wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
-        as_of = pd.Timestamp(as_of)
-        why_not = mart_mismatch(wh, con, half_life_days, exclude_event_types, as_of)
-        if why_not is None:
-            frame = wh.query_typed(
-                "select user_id, item_id, decayed_weight as weight, n_purchases from marts.interactions",
-                {"user_id": "text", "item_id": "text", "weight": "double", "n_purchases": "bigint"},
-                None,
-                con,
-            )
+        pairs = _decayed_pairs(wh, con, half_life_days, exclude_event_types, users_where)
+        frame = wh.query_typed(pairs.sql, pairs.columns, pairs.params, con)
+        if pairs.from_mart:
             bought = frame["n_purchases"].to_numpy() > 0 if exclude_event_types else np.zeros(len(frame), bool)
             # (column operations, not object arrays: the text columns stay Arrow-backed)
             excluded = frame.loc[bought, ["user_id", "item_id", "n_purchases"]].rename(
@@ -75,23 +69,67 @@ def load_decayed_interactions(
             excluded = excluded.reset_index(drop=True).astype({"weight": np.float64})
             frame = frame.drop(columns="n_purchases")
         else:
-            log.info("scoring aggregates marts.interaction_events: %s", why_not)
-            stamp = as_of.tz_localize(None) if as_of.tzinfo else as_of
-            if pd.isna(stamp):  # no events: nothing to age (and no timestamp to bind)
-                stamp = pd.Timestamp(0)
-            frame = wh.query_typed(
-                "select user_id, item_id, sum(weight * power(0.5, greatest(cast(extract(epoch from "
-                "(cast(? as timestamp) - event_at)) as double precision), 0) / 86400.0 / ?)) as weight "
-                "from marts.interaction_events group by user_id, item_id",
-                {"user_id": "text", "item_id": "text", "weight": "double"},
-                [stamp.to_pydatetime(), float(half_life_days)],
-                con,
-            )
-            excluded = load_excluded_pairs(wh, exclude_event_types, con)
+            excluded = load_excluded_pairs(wh, exclude_event_types, con, users_where)
     frame["weight"] = frame["weight"].astype(np.float64)
     # every user with an event has a user x item row
     users = np.sort(np.asarray(frame["user_id"].unique(), dtype=object))
-    return DecayedInteractions(frame, as_of, users, excluded)
+    return DecayedInteractions(frame, pairs.as_of, users, excluded)
+
+
+def item_popularity(wh: Warehouse, half_life_days: float, exclude_event_types: tuple[str, ...] = ()) -> pd.Series:
+    """The sum over every user of each item's :func:`decayed` weight (what ``Popularity`` fits
+    on the whole shop's decayed interaction matrix), summed by the warehouse; indexed by item_id."""
+    with wh.connect(read_only=True) as con:
+        pairs = _decayed_pairs(wh, con, half_life_days, exclude_event_types, None)
+        df = wh.query_typed(
+            f"select item_id, sum(weight) as weight from ({pairs.sql}) p group by item_id",
+            {"item_id": "text", "weight": "double"},
+            pairs.params,
+            con,
+        )
+    return pd.Series(df["weight"].to_numpy(np.float64), index=df["item_id"].astype(str), dtype=np.float64)
+
+
+@dataclass
+class _Pairs:
+    """The query of the decayed user x item weights, and where they come from."""
+
+    sql: str
+    params: list[Any]
+    columns: dict[str, str]
+    from_mart: bool
+    as_of: pd.Timestamp
+
+
+def _decayed_pairs(
+    wh: Warehouse, con: Any, half_life_days: float, exclude_event_types: tuple[str, ...], users_where: str | None
+) -> _Pairs:
+    """Read ``marts.interactions`` when it holds the weights (:func:`mart_mismatch`), else
+    aggregate ``marts.interaction_events``; only the rows that match ``users_where``."""
+    as_of = pd.Timestamp(wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0])
+    cond = f" where ({users_where})" if users_where else ""
+    why_not = mart_mismatch(wh, con, half_life_days, exclude_event_types, as_of)
+    if why_not is None:
+        return _Pairs(
+            f"select user_id, item_id, decayed_weight as weight, n_purchases from marts.interactions{cond}",
+            [],
+            {"user_id": "text", "item_id": "text", "weight": "double", "n_purchases": "bigint"},
+            True,
+            as_of,
+        )
+    log.info("scoring aggregates marts.interaction_events: %s", why_not)
+    stamp = as_of.tz_localize(None) if as_of.tzinfo else as_of
+    if pd.isna(stamp):  # no events: nothing to age (and no timestamp to bind)
+        stamp = pd.Timestamp(0)
+    return _Pairs(
+        "select user_id, item_id, sum(weight * power(0.5, greatest(cast(extract(epoch from "
+        "(cast(? as timestamp) - event_at)) as double precision), 0) / 86400.0 / ?)) as weight "
+        f"from marts.interaction_events{cond} group by user_id, item_id",
+        [stamp.to_pydatetime(), float(half_life_days)],
+        {"user_id": "text", "item_id": "text", "weight": "double"},
+        False,
+        as_of,
+    )
 
 
 MART_COLUMNS = ("user_id", "item_id", "decayed_weight", "n_purchases", "last_at", "decay_half_life_days")
@@ -126,9 +164,12 @@ def mart_mismatch(
     return None
 
 
-def load_excluded_pairs(wh: Warehouse, event_types: tuple[str, ...], con: Any = None) -> pd.DataFrame:
+def load_excluded_pairs(
+    wh: Warehouse, event_types: tuple[str, ...], con: Any = None, users_where: str | None = None
+) -> pd.DataFrame:
     """user_id, item_id, weight (their number of such events) of every pair with an event of
-    ``event_types`` (purchases: items a user must not be recommended); empty for no types."""
+    ``event_types`` (purchases: items a user must not be recommended); empty for no types.
+    ``users_where``: only the users that match this SQL condition on ``user_id``."""
     if not event_types:
         return pd.DataFrame(
             {"user_id": pd.Series(dtype=object), "item_id": pd.Series(dtype=object), "weight": pd.Series(dtype=float)}
@@ -136,7 +177,7 @@ def load_excluded_pairs(wh: Warehouse, event_types: tuple[str, ...], con: Any = 
     marks = ", ".join("?" for _ in event_types)
     df = wh.query_typed(
         "select user_id, item_id, count(*) as weight from marts.interaction_events "
-        f"where event_type in ({marks}) group by user_id, item_id",
+        f"where event_type in ({marks}){f' and ({users_where})' if users_where else ''} group by user_id, item_id",
         {"user_id": "text", "item_id": "text", "weight": "bigint"},
         list(event_types),
         con,

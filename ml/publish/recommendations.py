@@ -27,7 +27,13 @@ users' arms: with stable-hash shards a random sample of the shop, so close to th
 and each new item's daily cap (each shard spends ``daily_cap / shards`` of it, so the item's
 expected impressions stay under its cap; the propensities stay exact). The new-item draws of
 each shard come from their own seeded stream. Popularity filling the champion's gaps is the
-whole shop's in every shard.
+whole shop's in every shard (summed by the warehouse).
+
+**What a shard reads.** The per-user tables (interactions, purchases, interest profiles,
+sessions, segments, known users) only for its own users: the warehouse computes the shard hash
+(:meth:`ml.publish.shards.Shard.where`), so a shard's reads shrink with its share of the users.
+The items, the category transitions and the bandit feedback (the policy's fit is shop-wide) are
+read whole by every shard.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ import pandas as pd
 from ml.defaults import FAMILY
 from ml.explore.candidates import ChampionCodes
 from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
-from ml.features.interactions import load_decayed_interactions
+from ml.features.interactions import item_popularity, load_decayed_interactions
 from ml.marketing.serving import MarketingArgs, apply_marketing, marketing_inputs
 from ml.publish.shards import SHARD_COLUMN, FolderParts, Shard, TableParts, run_folder
 from ml.publish.tables import PublishResult, publish_staged, publish_table, staged_table, version_for
@@ -402,29 +408,27 @@ def score_users(
 ) -> ChampionScores:
     """Top-k for every active user of ``shard`` (default: all) with the champion (``champion``:
     its registry row when the caller has read it already), popularity over every user's
-    interactions filling any gaps.
+    interactions filling any gaps. Only the shard's users' interactions are read (the warehouse
+    selects them); popularity is the whole shop's, summed by the warehouse.
 
     With ``defer_reasons`` the rows' ``reason``/``reason_tag`` are left empty and the result's
     ``reasons`` is the :class:`ChampionReasons` that explains any (user, item) rows later:
     publishing explains only the ~k shown rows per user, not every candidate."""
-    from ml.frames import isin
-    from ml.recommend import InteractionData, Popularity
+    from ml.recommend import InteractionData
     from ml.registry import load_artifact
 
     champ = champion if champion is not None else champion_row(wh)
     art = load_artifact(champ["artifact_path"])
     model = art["model"]
+    half_life, excluded_types = art.get("half_life_days", 14.0), tuple(exclude_event_types)
     # decayed weights aggregated by the warehouse (the same as ``decayed`` over every event)
-    inter = load_decayed_interactions(wh, art.get("half_life_days", 14.0), tuple(exclude_event_types))
-    data = InteractionData.from_frame(inter.frame, user_ids=inter.users, item_ids=art["item_ids"])
+    inter = load_decayed_interactions(wh, half_life, excluded_types, None if shard is None else shard.where(wh))
+    X = InteractionData.from_frame(inter.frame, user_ids=inter.users, item_ids=art["item_ids"]).matrix
     excl = InteractionData.from_frame(inter.excluded, user_ids=inter.users, item_ids=art["item_ids"]).matrix
-    pop_order = np.argsort(-Popularity().fit(data.matrix).popularity_, kind="stable")
-    X, users, excluded_pairs = data.matrix, np.asarray(inter.users, dtype=object), inter.excluded
-    if shard is not None and not shard.whole:
-        mine = shard.members(users)
-        X, excl, users = X[mine], excl[mine], users[mine]
-        excluded_pairs = excluded_pairs[isin(excluded_pairs["user_id"], set(users.tolist()))]
-    del inter, data
+    popularity = item_popularity(wh, half_life, excluded_types).reindex(art["item_ids"], fill_value=0.0)
+    pop_order = np.argsort(-popularity.to_numpy(), kind="stable")
+    users, excluded_pairs = np.asarray(inter.users, dtype=object), inter.excluded
+    del inter
     idx, sc = model.recommend(X, k=k, exclude=excl)
     filled = _fill_from_popularity(idx, sc, pop_order, excl)
     items = wh.query("select item_id, title, category_l3, category_path from marts.item_features")
@@ -508,16 +512,19 @@ def policy_slates(wh: Warehouse, p: PublishPlan, pol: Any, shard: Shard, timings
         # policies: the rest is most of the bytes)
         feedback = store.load_feedback(wh, columns=(*STATS_COLUMNS, *pol.feedback_columns))
         pol.fit(feedback)
-        arm_inputs = store.read_arm_inputs(wh, s.excluded, feedback, read_excluded=False)
+        mine = shard.where(wh)  # (the shard's users, selected by the warehouse)
+        arm_inputs = store.read_arm_inputs(wh, s.excluded, feedback, read_excluded=False, users_where=mine)
         labels = store.read_labels(wh)
-        known = np.asarray(store.read_known_users(wh), dtype=object)
+        known = store.read_known_users(wh, users_where=mine)
     with stage("score", timings):
         k_cand = max(s.candidates_per_user, s.k)
         scores = score_users(wh, k_cand, s.excluded, defer_reasons=True, champion=champion, shard=shard)
     with stage("with_champion", timings):
-        inputs = store.with_champion(wh, arm_inputs, scores.rows, scores.users, scores.codes, excluded=scores.excluded)
+        inputs = store.with_champion(
+            wh, arm_inputs, scores.rows, scores.users, scores.codes, excluded=scores.excluded, users_where=mine
+        )
     at = pd.Timestamp(m.at) if m.at else pd.Timestamp(inputs.as_of)
-    cold = sorted(set(known[shard.members(known)].tolist()).difference(scores.users))
+    cold = sorted(set(known).difference(scores.users))
     users = sorted([*scores.users, *cold]) if cold else scores.users
     with stage("marketing_inputs", timings):
         prepared = marketing_inputs(wh, at, m.campaigns, m.holdout_share, m.new_item_budget, users)

@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,11 +77,23 @@ class Shard:
             return np.ones(len(user_ids), dtype=bool)
         return shard_of(user_ids, self.count) == self.index
 
+    def where(self, wh: Warehouse, column: str = "user_id") -> str | None:
+        """A SQL condition that keeps this shard's rows by their user id ``column`` (the same
+        hash as :func:`shard_of`, computed by the warehouse); None for the whole shop."""
+        if self.whole:
+            return None
+        return f"mod({wh.hash32(column)}, {self.count}) = {self.index}"  # (no % : a placeholder to psycopg)
+
+
+def user_hash(user_id: str) -> int:
+    """The first 32 bits of the MD5 of the id's UTF-8 bytes: stable in every process, on every
+    machine, and computable by the warehouse (:meth:`ml.warehouse.Warehouse.hash32`)."""
+    return int(hashlib.md5(user_id.encode(), usedforsecurity=False).hexdigest()[:8], 16)
+
 
 def shard_of(user_ids: Sequence[str] | np.ndarray, count: int) -> np.ndarray:
-    """Each user's shard: CRC-32 of the id's UTF-8 bytes modulo ``count``; the same in every
-    process, on every machine and in every run."""
-    return np.fromiter((zlib.crc32(str(u).encode()) % count for u in user_ids), dtype=np.int64, count=len(user_ids))
+    """Each user's shard: :func:`user_hash` of the id modulo ``count``."""
+    return np.fromiter((user_hash(str(u)) % count for u in user_ids), dtype=np.int64, count=len(user_ids))
 
 
 def run_folder(root: Path, run_id: str) -> Path:

@@ -31,18 +31,20 @@ def recommendation_frames(
     without history get cold-start slates, so every known user must have k items."""
     from ml.explore.store import read_known_users
 
+    mine = None if shard is None else shard.where(wh)  # (the shard's users, selected by the warehouse)
     with wh.connect(read_only=True) as con:
-        with_events = wh.query("select distinct user_id from marts.interaction_events", None, con)["user_id"]
-        known = sorted(set(with_events.astype(str)).union(read_known_users(wh, con)))
-        if shard is not None:
-            known = [u for u, mine in zip(known, shard.members(known), strict=True) if mine]
+        with_events = wh.query(
+            f"select distinct user_id from marts.interaction_events{f' where ({mine})' if mine else ''}", None, con
+        )["user_id"]
+        known = sorted(set(with_events.astype(str)).union(read_known_users(wh, con, mine)))
         active = pd.DataFrame({"user_id": pd.Series(known, dtype=with_events.dtype)})
         items = set(wh.query("select item_id from marts.item_features", None, con)["item_id"])
         types = list(exclude_event_types)
         if types:
             marks = ", ".join("?" for _ in types)
             excluded = wh.query(
-                f"select distinct user_id, item_id from marts.interaction_events where event_type in ({marks})",
+                "select distinct user_id, item_id from marts.interaction_events "
+                f"where event_type in ({marks}){f' and ({mine})' if mine else ''}",
                 types,
                 con,
             )

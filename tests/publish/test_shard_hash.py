@@ -1,0 +1,56 @@
+"""A publish shard's users are chosen twice: by Python (``shard_of``, the gate and the tests)
+and by the warehouse (``Shard.where``, the shard's reads). Both must name the same users."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+IDS = ["U000001", "U000002", "u-émile", "用户-7", "", "x" * 300, "12345", "AbC", "abc"]
+
+
+def _selected(wh, con, n: int) -> list[list[str]]:
+    from ml.publish.shards import Shard
+
+    wh.execute(con, "create table ids (user_id varchar)")
+    wh.append_df(con, "ids", pd.DataFrame({"user_id": IDS}))
+    return [
+        sorted(wh.query(f"select user_id from ids where {Shard(i, n).where(wh)}", None, con)["user_id"])
+        for i in range(n)
+    ]
+
+
+def _expected(n: int) -> list[list[str]]:
+    from ml.publish.shards import shard_of
+
+    of = shard_of(IDS, n)
+    return [sorted(u for u, s in zip(IDS, of, strict=True) if s == i) for i in range(n)]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("n", [2, 3, 7])
+def test_duckdb_selects_the_users_that_shard_of_names(tmp_path, n):
+    from ml.warehouse import Warehouse
+
+    wh = Warehouse(f"duckdb://{tmp_path / 'w.duckdb'}")
+    with wh.connect() as con:
+        assert _selected(wh, con, n) == _expected(n)
+
+
+@pytest.mark.integration
+def test_postgres_selects_the_users_that_shard_of_names(pg_warehouse):
+    wh = pg_warehouse
+    with wh.connect() as con:
+        for n in (2, 3, 7):
+            wh.execute(con, "drop table if exists ids")
+            assert _selected(wh, con, n) == _expected(n)
+
+
+@pytest.mark.unit
+def test_the_whole_shop_is_one_shard_with_no_condition():
+    from ml.publish.shards import Shard
+    from ml.warehouse import Warehouse
+
+    assert Shard().where(Warehouse("duckdb:///tmp/unused.duckdb")) is None
+    with pytest.raises(ValueError, match="bad shard"):
+        Shard(2, 2)
