@@ -43,6 +43,9 @@ STALE_PARTS_HOURS = 48.0
 # the column of a staged table that names the shard a row came from (dropped by the switch)
 SHARD_COLUMN = "_shard"
 PARTS_TABLE = "serving.publish_parts"
+# every user of the shop (the users batch and anyone with an event), one row each: a shard's
+# users are this table's ids whose hash names the shard
+USERS_TABLE = "marts.user_features"
 PARTS_DDL = """name varchar, version varchar, shard integer, shards integer, tables varchar, meta varchar,
     written_at timestamptz"""
 
@@ -77,12 +80,18 @@ class Shard:
             return np.ones(len(user_ids), dtype=bool)
         return shard_of(user_ids, self.count) == self.index
 
+    def hashed(self, wh: Warehouse, column: str = "user_id") -> str:
+        """A SQL condition true for the user ids ``column`` of this shard: :func:`shard_of`
+        computed by the warehouse, once per row (PostgreSQL: about 0.6 µs a row)."""
+        return f"mod({wh.hash32(column)}, {self.count}) = {self.index}"  # (no % : a placeholder to psycopg)
+
     def where(self, wh: Warehouse, column: str = "user_id") -> str | None:
-        """A SQL condition that keeps this shard's rows by their user id ``column`` (the same
-        hash as :func:`shard_of`, computed by the warehouse); None for the whole shop."""
+        """A SQL condition that keeps this shard's rows of a table by their user id ``column``;
+        None for the whole shop. The ids are hashed once each, in :data:`USERS_TABLE` (every
+        user of the shop), not once per row of a table of millions of interactions."""
         if self.whole:
             return None
-        return f"mod({wh.hash32(column)}, {self.count}) = {self.index}"  # (no % : a placeholder to psycopg)
+        return f"{column} in (select user_id from {USERS_TABLE} where {self.hashed(wh)})"
 
 
 def user_hash(user_id: str) -> int:

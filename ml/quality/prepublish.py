@@ -31,10 +31,16 @@ def recommendation_frames(
     without history get cold-start slates, so every known user must have k items."""
     from ml.explore.store import read_known_users
 
-    mine = None if shard is None else shard.where(wh)  # (the shard's users, selected by the warehouse)
+    shard = shard or Shard()
+    mine = shard.where(wh)  # (the shard's users, selected by the warehouse)
     with wh.connect(read_only=True) as con:
+        # users with events hashed here directly, not through the users table the shard's reads
+        # go through: a user missing from it is then a user without recommendations
         with_events = wh.query(
-            f"select distinct user_id from marts.interaction_events{f' where ({mine})' if mine else ''}", None, con
+            "select user_id from (select distinct user_id from marts.interaction_events) e"
+            + ("" if shard.whole else f" where {shard.hashed(wh)}"),
+            None,
+            con,
         )["user_id"]
         known = sorted(set(with_events.astype(str)).union(read_known_users(wh, con, mine)))
         active = pd.DataFrame({"user_id": pd.Series(known, dtype=with_events.dtype)})

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.features.interactions import decayed, load_decayed_interactions, load_interaction_events
+from ml.features.interactions import decayed, item_popularity, load_decayed_interactions, load_interaction_events
 from ml.warehouse import Warehouse
 
 HALF_LIFE = 7.0
@@ -69,6 +69,34 @@ def _check(wh: Warehouse) -> None:
     assert excl.loc[("buyer", "i1")] == 2.0
     none = load_decayed_interactions(wh, HALF_LIFE)
     assert none.excluded.empty and list(none.excluded.columns) == ["user_id", "item_id", "weight"]
+    _check_shards(wh, got)
+
+
+def _check_shards(wh: Warehouse, whole) -> None:
+    """A publish shard's read holds exactly its users' rows of the whole read; popularity is
+    the whole shop's sum per item."""
+    from ml.publish.shards import Shard, shard_of
+
+    n = 3
+    with wh.connect() as con:  # (a shard's users are those of the users table whose hash names it)
+        wh.execute(con, "create table marts.user_features as select distinct user_id from marts.interaction_events")
+    of = dict(zip(whole.users, shard_of(whole.users, n), strict=True))
+    for i in range(n):
+        part = load_decayed_interactions(wh, HALF_LIFE, ("purchase",), Shard(i, n).where(wh))
+        mine = whole.frame[whole.frame["user_id"].map(of) == i]
+        assert 0 < len(part.frame) < len(whole.frame)
+        pd.testing.assert_frame_equal(
+            part.frame.sort_values(["user_id", "item_id"]).reset_index(drop=True),
+            mine.sort_values(["user_id", "item_id"]).reset_index(drop=True),
+        )
+        assert list(part.users) == [u for u in whole.users if of[u] == i]
+        assert set(map(tuple, part.excluded[["user_id", "item_id"]].to_numpy())) == set(
+            map(tuple, whole.excluded.loc[whole.excluded["user_id"].map(of) == i, ["user_id", "item_id"]].to_numpy())
+        )
+    popularity = item_popularity(wh, HALF_LIFE, ("purchase",)).sort_index()
+    want = whole.frame.groupby("item_id")["weight"].sum().sort_index()
+    assert list(popularity.index) == list(want.index)
+    np.testing.assert_allclose(popularity.to_numpy(), want.to_numpy(), rtol=1e-12)
 
 
 @pytest.mark.unit

@@ -1,5 +1,6 @@
-"""A publish shard's users are chosen twice: by Python (``shard_of``, the gate and the tests)
-and by the warehouse (``Shard.where``, the shard's reads). Both must name the same users."""
+"""A publish shard's users are chosen by Python (``shard_of``: the tests, the new-item caps) and
+by the warehouse (``Shard.hashed`` and ``Shard.where``: the shard's reads and its gate). All
+must name the same users."""
 
 from __future__ import annotations
 
@@ -10,14 +11,22 @@ IDS = ["U000001", "U000002", "u-émile", "用户-7", "", "x" * 300, "12345", "Ab
 
 
 def _selected(wh, con, n: int) -> list[list[str]]:
-    from ml.publish.shards import Shard
+    """Each shard's ids, chosen by the warehouse twice: hashed row by row (``Shard.hashed``) and
+    through the users table (``Shard.where``); both must agree."""
+    from ml.publish.shards import USERS_TABLE, Shard
 
-    wh.execute(con, "create table ids (user_id varchar)")
-    wh.append_df(con, "ids", pd.DataFrame({"user_id": IDS}))
-    return [
-        sorted(wh.query(f"select user_id from ids where {Shard(i, n).where(wh)}", None, con)["user_id"])
-        for i in range(n)
-    ]
+    wh.execute(con, "create schema if not exists marts")
+    wh.execute(con, f"drop table if exists {USERS_TABLE}")
+    wh.execute(con, f"create table {USERS_TABLE} (user_id varchar)")
+    wh.append_df(con, USERS_TABLE, pd.DataFrame({"user_id": IDS}))
+    out = []
+    for i in range(n):
+        shard = Shard(i, n)
+        hashed = wh.query(f"select user_id from {USERS_TABLE} where {shard.hashed(wh)}", None, con)["user_id"]
+        through = wh.query(f"select user_id from {USERS_TABLE} where {shard.where(wh)}", None, con)["user_id"]
+        assert sorted(hashed) == sorted(through)
+        out.append(sorted(hashed))
+    return out
 
 
 def _expected(n: int) -> list[list[str]]:
@@ -42,7 +51,6 @@ def test_postgres_selects_the_users_that_shard_of_names(pg_warehouse):
     wh = pg_warehouse
     with wh.connect() as con:
         for n in (2, 3, 7):
-            wh.execute(con, "drop table if exists ids")
             assert _selected(wh, con, n) == _expected(n)
 
 
