@@ -34,12 +34,15 @@ class DecayedInteractions:
 
     ``frame``: user_id, item_id, weight (the :func:`decayed` weights); ``as_of``: the newest
     event; ``users``: every user with an event, sorted; ``excluded``: user_id, item_id of the
-    pairs with an event of an excluded type (purchases), ``weight`` their number of such events."""
+    pairs with an event of an excluded type (purchases), ``weight`` their number of such events;
+    ``popularity``: per item_id, the sum of every user's weight (what ``Popularity`` fits on the
+    whole shop's decayed matrix), the whole shop's even when ``frame`` holds some users only."""
 
     frame: pd.DataFrame
     as_of: pd.Timestamp
     users: np.ndarray
     excluded: pd.DataFrame
+    popularity: pd.Series
 
 
 def load_decayed_interactions(
@@ -58,8 +61,8 @@ def load_decayed_interactions(
     aggregated here. ``users_where``: a SQL condition on ``user_id`` keeping only some users'
     rows (a publish shard's, ``ml.publish.shards.Shard.where``), applied by the warehouse."""
     with wh.connect(read_only=True) as con:
-        pairs = _decayed_pairs(wh, con, half_life_days, exclude_event_types, users_where)
-        frame = wh.query_typed(pairs.sql, pairs.columns, pairs.params, con)
+        pairs = _decayed_pairs(wh, con, half_life_days, exclude_event_types)
+        frame = wh.query_typed(pairs.sql(users_where), pairs.columns, pairs.params, con)
         if pairs.from_mart:
             bought = frame["n_purchases"].to_numpy() > 0 if exclude_event_types else np.zeros(len(frame), bool)
             # (column operations, not object arrays: the text columns stay Arrow-backed)
@@ -70,48 +73,42 @@ def load_decayed_interactions(
             frame = frame.drop(columns="n_purchases")
         else:
             excluded = load_excluded_pairs(wh, exclude_event_types, con, users_where)
-    frame["weight"] = frame["weight"].astype(np.float64)
-    # every user with an event has a user x item row
-    users = np.sort(np.asarray(frame["user_id"].unique(), dtype=object))
-    return DecayedInteractions(frame, pairs.as_of, users, excluded)
-
-
-def item_popularity(wh: Warehouse, half_life_days: float, exclude_event_types: tuple[str, ...] = ()) -> pd.Series:
-    """The sum over every user of each item's :func:`decayed` weight (what ``Popularity`` fits
-    on the whole shop's decayed interaction matrix), summed by the warehouse; indexed by item_id."""
-    with wh.connect(read_only=True) as con:
-        pairs = _decayed_pairs(wh, con, half_life_days, exclude_event_types, None)
-        df = wh.query_typed(
-            f"select item_id, sum(weight) as weight from ({pairs.sql}) p group by item_id",
+        pop = wh.query_typed(
+            f"select item_id, sum(weight) as weight from ({pairs.sql(None)}) p group by item_id",
             {"item_id": "text", "weight": "double"},
             pairs.params,
             con,
         )
-    return pd.Series(df["weight"].to_numpy(np.float64), index=df["item_id"].astype(str), dtype=np.float64)
+    frame["weight"] = frame["weight"].astype(np.float64)
+    # every user with an event has a user x item row
+    users = np.sort(np.asarray(frame["user_id"].unique(), dtype=object))
+    popularity = pd.Series(pop["weight"].to_numpy(np.float64), index=pop["item_id"].astype(str), dtype=np.float64)
+    return DecayedInteractions(frame, pairs.as_of, users, excluded, popularity)
 
 
 @dataclass
 class _Pairs:
     """The query of the decayed user x item weights, and where they come from."""
 
-    sql: str
+    template: str  # (with ``{cond}`` where a condition on the users goes)
     params: list[Any]
     columns: dict[str, str]
     from_mart: bool
     as_of: pd.Timestamp
 
+    def sql(self, users_where: str | None) -> str:
+        """The query, for the users that match ``users_where`` (every user for None)."""
+        return self.template.format(cond=f" where ({users_where})" if users_where else "")
 
-def _decayed_pairs(
-    wh: Warehouse, con: Any, half_life_days: float, exclude_event_types: tuple[str, ...], users_where: str | None
-) -> _Pairs:
+
+def _decayed_pairs(wh: Warehouse, con: Any, half_life_days: float, exclude_event_types: tuple[str, ...]) -> _Pairs:
     """Read ``marts.interactions`` when it holds the weights (:func:`mart_mismatch`), else
-    aggregate ``marts.interaction_events``; only the rows that match ``users_where``."""
+    aggregate ``marts.interaction_events``."""
     as_of = pd.Timestamp(wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0])
-    cond = f" where ({users_where})" if users_where else ""
     why_not = mart_mismatch(wh, con, half_life_days, exclude_event_types, as_of)
     if why_not is None:
         return _Pairs(
-            f"select user_id, item_id, decayed_weight as weight, n_purchases from marts.interactions{cond}",
+            "select user_id, item_id, decayed_weight as weight, n_purchases from marts.interactions{cond}",
             [],
             {"user_id": "text", "item_id": "text", "weight": "double", "n_purchases": "bigint"},
             True,
@@ -124,7 +121,7 @@ def _decayed_pairs(
     return _Pairs(
         "select user_id, item_id, sum(weight * power(0.5, greatest(cast(extract(epoch from "
         "(cast(? as timestamp) - event_at)) as double precision), 0) / 86400.0 / ?)) as weight "
-        f"from marts.interaction_events{cond} group by user_id, item_id",
+        "from marts.interaction_events{cond} group by user_id, item_id",
         [stamp.to_pydatetime(), float(half_life_days)],
         {"user_id": "text", "item_id": "text", "weight": "double"},
         False,

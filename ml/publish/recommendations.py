@@ -54,7 +54,7 @@ import pandas as pd
 from ml.defaults import FAMILY
 from ml.explore.candidates import ChampionCodes
 from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
-from ml.features.interactions import item_popularity, load_decayed_interactions
+from ml.features.interactions import load_decayed_interactions
 from ml.marketing.serving import MarketingArgs, apply_marketing, marketing_inputs
 from ml.publish.shards import SHARD_COLUMN, FolderParts, Shard, TableParts, run_folder
 from ml.publish.tables import PublishResult, publish_staged, publish_table, staged_table, version_for
@@ -425,7 +425,7 @@ def score_users(
     inter = load_decayed_interactions(wh, half_life, excluded_types, None if shard is None else shard.where(wh))
     X = InteractionData.from_frame(inter.frame, user_ids=inter.users, item_ids=art["item_ids"]).matrix
     excl = InteractionData.from_frame(inter.excluded, user_ids=inter.users, item_ids=art["item_ids"]).matrix
-    popularity = item_popularity(wh, half_life, excluded_types).reindex(art["item_ids"], fill_value=0.0)
+    popularity = inter.popularity.reindex(art["item_ids"], fill_value=0.0)  # (the whole shop's)
     pop_order = np.argsort(-popularity.to_numpy(), kind="stable")
     users, excluded_pairs = np.asarray(inter.users, dtype=object), inter.excluded
     del inter

@@ -36,8 +36,9 @@ def recommendation_frames(
     with wh.connect(read_only=True) as con:
         # users with events hashed here directly, not through the users table the shard's reads
         # go through: a user missing from it is then a user without recommendations
+        # (a materialised CTE: else PostgreSQL pushes the hash below the distinct, onto every event)
         with_events = wh.query(
-            "select user_id from (select distinct user_id from marts.interaction_events) e"
+            "with e as materialized (select distinct user_id from marts.interaction_events) select user_id from e"
             + ("" if shard.whole else f" where {shard.hashed(wh)}"),
             None,
             con,
