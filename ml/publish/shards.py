@@ -74,12 +74,6 @@ class Shard:
     def name(self) -> str:
         return f"shard-{self.index:03d}-of-{self.count:03d}"
 
-    def members(self, user_ids: Sequence[str] | np.ndarray) -> np.ndarray:
-        """Boolean mask: which of ``user_ids`` belong to this shard."""
-        if self.whole:
-            return np.ones(len(user_ids), dtype=bool)
-        return shard_of(user_ids, self.count) == self.index
-
     def hashed(self, wh: Warehouse, column: str = "user_id") -> str:
         """A SQL condition true for the user ids ``column`` of this shard: :func:`shard_of`
         computed by the warehouse, once per row (PostgreSQL: about 0.6 µs a row)."""
