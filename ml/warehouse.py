@@ -274,7 +274,7 @@ class Warehouse:
             with self.connect(read_only=True) as c:
                 return self.read_table(qualified, c, columns, where, params)
         names = list(columns) if columns is not None else None
-        condition = f" where {where}" if where else ""
+        condition = where_clause(where)
         if self.kind == "postgres":
             schema, table = qualified.split(".", 1)
             found = self.query(
@@ -361,6 +361,13 @@ class Warehouse:
 
 # result types whose frame is the same through Arrow as through DuckDB's own ``df()``
 _ARROW_SAFE = {"text", "double", "bigint"}
+
+
+def where_clause(*conditions: str | None) -> str:
+    """`` where (a) and (b) ...`` of the SQL ``conditions`` given (None or empty ones left out);
+    an empty string when none is left."""
+    kept = [f"({c})" for c in conditions if c]
+    return f" where {' and '.join(kept)}" if kept else ""
 
 
 def _duckdb_arrow_frame(con: Any, text: str, params: Sequence[Any] | None, columns: dict[str, str]) -> pd.DataFrame:

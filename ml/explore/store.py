@@ -24,7 +24,7 @@ from ml.explore.candidates import CandidateInputs, ChampionCodes, item_arm_tags
 from ml.explore.context import ContextList, SlateContext
 from ml.explore.feedback import FeedbackStats
 from ml.frames import isin
-from ml.warehouse import Warehouse
+from ml.warehouse import Warehouse, where_clause
 
 log = logging.getLogger(__name__)
 
@@ -126,21 +126,20 @@ def read_sessions(wh: Warehouse, con: Any = None, users_where: str | None = None
     df = read_optional(wh, "marts.user_features", ("user_id", "n_sessions"), con, users_where)
     if df is not None and len(df):
         return dict(zip(df["user_id"], df["n_sessions"].astype(int), strict=True))
-    mine = f" and ({users_where})" if users_where else ""
     if _exists(wh, con, "staging.stg_shop__events") and "session_id" in _columns(wh, con, "staging.stg_shop__events"):
         # (distinct pairs first, then a count: PostgreSQL hashes that, where count(distinct)
         # sorts every user's rows)
         df = wh.query(
             "select user_id, count(*) as n from (select distinct user_id, session_id "
-            f"from staging.stg_shop__events where session_id is not null{mine}) s group by user_id",
+            f"from staging.stg_shop__events{where_clause('session_id is not null', users_where)}) s group by user_id",
             None,
             con,
         )
         if len(df):
             return dict(zip(df["user_id"], df["n"].astype(int), strict=True))
     df = wh.query(
-        "select user_id, count(distinct cast(event_at as date)) as n from marts.interaction_events "
-        f"where true{mine} group by user_id",
+        "select user_id, count(distinct cast(event_at as date)) as n from marts.interaction_events"
+        f"{where_clause(users_where)} group by user_id",
         None,
         con,
     )
@@ -368,7 +367,7 @@ def with_champion(
     if not bool(isin(np.asarray(users, dtype=object), profiled).all()):
         inter = wh.query(
             "select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions"
-            + (f" where ({users_where})" if users_where else "")
+            + where_clause(users_where)
         )
     extra = {"excluded": excluded[["user_id", "item_id"]]} if excluded is not None else {}
     return dataclasses.replace(

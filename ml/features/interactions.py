@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.warehouse import Warehouse
+from ml.warehouse import Warehouse, where_clause
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class _Pairs:
 
     def sql(self, users_where: str | None) -> str:
         """The query, for the users that match ``users_where`` (every user for None)."""
-        return self.template.format(cond=f" where ({users_where})" if users_where else "")
+        return self.template.format(cond=where_clause(users_where))
 
 
 def _decayed_pairs(wh: Warehouse, con: Any, half_life_days: float, exclude_event_types: tuple[str, ...]) -> _Pairs:
@@ -173,8 +173,8 @@ def load_excluded_pairs(
         )
     marks = ", ".join("?" for _ in event_types)
     df = wh.query_typed(
-        "select user_id, item_id, count(*) as weight from marts.interaction_events "
-        f"where event_type in ({marks}){f' and ({users_where})' if users_where else ''} group by user_id, item_id",
+        "select user_id, item_id, count(*) as weight from marts.interaction_events"
+        f"{where_clause(f'event_type in ({marks})', users_where)} group by user_id, item_id",
         {"user_id": "text", "item_id": "text", "weight": "bigint"},
         list(event_types),
         con,

@@ -15,7 +15,7 @@ from ml.publish.shards import Shard
 from ml.quality import store
 from ml.quality.gates import enforce, gate_params
 from ml.quality.runner import GateFailure, GateResult, run_gate
-from ml.warehouse import Warehouse
+from ml.warehouse import Warehouse, where_clause
 
 __all__ = ["GateFailure", "check_recommendations", "prepare", "recommendation_frames"]
 
@@ -39,7 +39,7 @@ def recommendation_frames(
         # (a materialised CTE: else PostgreSQL pushes the hash below the distinct, onto every event)
         with_events = wh.query(
             "with e as materialized (select distinct user_id from marts.interaction_events) select user_id from e"
-            + ("" if shard.whole else f" where {shard.hashed(wh)}"),
+            + where_clause(None if shard.whole else shard.hashed(wh)),
             None,
             con,
         )["user_id"]
@@ -50,8 +50,8 @@ def recommendation_frames(
         if types:
             marks = ", ".join("?" for _ in types)
             excluded = wh.query(
-                "select distinct user_id, item_id from marts.interaction_events "
-                f"where event_type in ({marks}){f' and ({mine})' if mine else ''}",
+                "select distinct user_id, item_id from marts.interaction_events"
+                + where_clause(f"event_type in ({marks})", mine),
                 types,
                 con,
             )
