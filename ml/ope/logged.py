@@ -24,7 +24,7 @@ from ml.explore.policies import SlatePolicy
 from ml.explore.reward import with_reward
 from ml.explore.slate import item_codes, sample_slates
 from ml.ope.estimators import RoundTerms, bootstrap_counts
-from ml.ope.reward_model import choose_c, fit_reward_model, folds
+from ml.ope.reward_model import choose_c, fit_reward_model, folds, linear_parts, sigmoid
 from ml.ope.select import choose, standard_estimators
 
 
@@ -33,12 +33,18 @@ class LoggedRounds:
     """Rounds usable for OPE: each row of ``rows`` has a logged context and a propensity.
 
     ``rows`` holds recommendation_id, position (1-based), item_id, clicked, reward, propensity;
-    ``design`` (n, d) the reward-model features of the logged (tag, item, slot)."""
+    ``design`` (n, d) the reward-model features of the logged (tag, item, slot); ``codes`` (n,)
+    each row's item as a code into its context's flattened items (:func:`item_codes`)."""
 
     rows: pd.DataFrame
     contexts: dict[str, SlateContext]
     k: int
     design: np.ndarray
+    codes: np.ndarray
+
+    def with_reward(self, reward: str) -> LoggedRounds:
+        """The same rounds with ``reward`` (``ml.explore.reward``) as their reward column."""
+        return LoggedRounds(with_reward(self.rows, reward), self.contexts, self.k, self.design, self.codes)
 
 
 def _item_features(ctx: SlateContext, code: int, offsets: np.ndarray, slot: int, k: int) -> np.ndarray:
@@ -60,7 +66,7 @@ def prepare(
     feedback = with_reward(feedback, reward)
     fb = feedback[feedback[C.HAS_PROPENSITY].astype(bool)] if len(feedback) else feedback
     skipped = {"no_propensity": int(len(feedback) - len(fb))}
-    keep, design = [], []
+    keep, design, codes = [], [], []
     no_ctx = not_in_ctx = 0
     cache: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
     for i, (rid, pos, item) in enumerate(zip(fb[C.RECOMMENDATION_ID], fb[C.POSITION], fb["item_id"], strict=True)):
@@ -77,66 +83,94 @@ def prepare(
             not_in_ctx += 1
             continue
         keep.append(i)
+        codes.append(code)
         design.append(_item_features(ctx, code, off, int(pos) - 1, k))
     skipped.update({"no_logged_context": no_ctx, "item_not_in_context": not_in_ctx})
     rows = fb.iloc[keep].reset_index(drop=True)
     d = np.asarray(design, dtype=np.float64) if design else np.zeros((0, 1))
-    return LoggedRounds(rows, contexts, k, d), skipped
+    return LoggedRounds(rows, contexts, k, d, np.asarray(codes, dtype=np.int64)), skipped
 
 
 def _seed(rid: str) -> int:
     return int.from_bytes(hashlib.sha256(f"ope|{rid}".encode()).digest()[:8], "little")
 
 
-def _all_item_design(ctx: SlateContext, k: int) -> np.ndarray:
-    """Reward-model features of every item of a context in every slot, shape (n_items, k, d)."""
-    base = np.concatenate(
-        [np.c_[np.repeat(ctx.features[t][None, :], len(s), axis=0), s] for t, s in enumerate(ctx.item_scores)]
-    )
-    pos = np.eye(k)[:, 1:] if k > 1 else np.zeros((k, 0))
-    return np.concatenate(
-        [np.repeat(base[:, None, :], k, axis=1), np.repeat(pos[None, :, :], len(base), axis=0)], axis=2
-    )
+@dataclass(frozen=True)
+class RewardModels:
+    """The cross-fitted reward models of a set of logged rounds, fitted once for every policy
+    evaluated on them (they depend on the rounds, not on the policy).
+
+    Folds are drawn per slate (recommendation_id), so rounds of one slate are always predicted by
+    a model that saw none of them. Each fold's model is kept as its linear parts: the expected
+    reward of an item in a slot is ``sigmoid(features[tag] . w_f + score * w_s + w_slot + b) * value``,
+    the same number as the fitted model's prediction on the design row :func:`prepare` builds."""
+
+    fold: np.ndarray  # (n,) fold id of each round
+    coef: np.ndarray  # (n_folds, d)
+    intercept: np.ndarray  # (n_folds,)
+    value: np.ndarray  # (n_folds,) mean positive reward of the fold model's data
+
+    @classmethod
+    def fit(cls, rounds: LoggedRounds, n_folds: int = 3, random_state: int = 0) -> RewardModels:
+        rows = rounds.rows
+        y = rows[C.REWARD].to_numpy(np.float64)
+        n, d = rounds.design.shape
+        _, slate = np.unique(rows[C.RECOMMENDATION_ID].to_numpy(), return_inverse=True)
+        fold = folds(int(slate.max()) + 1, n_folds, random_state)[slate] if n else np.zeros(0, dtype=np.int64)
+        C_reg = choose_c(rounds.design, y, random_state=random_state) if n else 1.0
+        models = [fit_reward_model(rounds.design[fold != f], y[fold != f], C_reg, random_state) for f in range(n_folds)]
+        parts = [linear_parts(m.classifier, d) for m in models]
+        return cls(
+            fold=fold,
+            coef=np.array([w for w, _ in parts]).reshape(n_folds, d),
+            intercept=np.array([b for _, b in parts]),
+            value=np.array([m.value for m in models]),
+        )
+
+    def slate_values(self, ctx: SlateContext, k: int, fold: int) -> np.ndarray:
+        """Expected reward of every item of ``ctx`` (flattened codes) in each of ``k`` slots by
+        fold ``fold``'s model, shape (n_items, k)."""
+        w = self.coef[fold]
+        f = ctx.features.shape[1]
+        per_tag = np.asarray(ctx.features, dtype=np.float64) @ w[:f]
+        lengths = [len(s) for s in ctx.item_scores]
+        per_item = np.repeat(per_tag, lengths) + np.concatenate(ctx.item_scores) * w[f]
+        per_slot = np.r_[0.0, w[f + 1 : f + k]]
+        return sigmoid(per_item[:, None] + per_slot[None, :] + self.intercept[fold]) * self.value[fold]
 
 
 def round_terms(
-    policy: SlatePolicy, rounds: LoggedRounds, n_draws: int = 128, n_folds: int = 3, random_state: int = 0
+    policy: SlatePolicy,
+    rounds: LoggedRounds,
+    n_draws: int = 128,
+    models: RewardModels | None = None,
+    random_state: int = 0,
 ) -> RoundTerms:
-    """Per-round terms of ``policy`` on the logged rounds (see module docstring).
-
-    Cross-fitting folds are drawn per slate (recommendation_id), so rounds of one slate are
-    always predicted by a model that saw none of them."""
+    """Per-round terms of ``policy`` on the logged rounds (see module docstring), with the
+    rounds' reward ``models`` (fitted here when None)."""
+    models = models or RewardModels.fit(rounds, random_state=random_state)
     rows = rounds.rows
     n = len(rows)
-    y = rows[C.REWARD].to_numpy(np.float64)
-    rids = rows[C.RECOMMENDATION_ID].to_numpy()
-    uniq, inv = np.unique(rids, return_inverse=True)
-    fid = folds(len(uniq), n_folds, random_state)[inv] if n else np.zeros(0, dtype=np.int64)
-    C_reg = choose_c(rounds.design, y, random_state=random_state) if n else 1.0
-    models = [fit_reward_model(rounds.design[fid != f], y[fid != f], C_reg, random_state) for f in range(n_folds)]
-    q_logged = np.zeros(n)
-    pi_e = np.zeros(n)
-    q_policy = np.zeros(n)
+    q_logged, pi_e, q_policy = np.zeros(n), np.zeros(n), np.zeros(n)
     slots = rows[C.POSITION].to_numpy(np.int64) - 1
-    items = rows["item_id"].astype(str).to_numpy()
-    for g in range(len(uniq)):
-        idx = np.flatnonzero(inv == g)
-        rid = str(uniq[g])
-        ctx = rounds.contexts[rid]
-        model = models[int(fid[idx[0]])]
-        draws = sample_slates(policy, ctx, rounds.k, np.random.default_rng(_seed(rid)), n_draws)
-        _, _, codes = item_codes(ctx)
-        X = _all_item_design(ctx, rounds.k)
-        n_items = X.shape[0]
-        q = model.expected(X.reshape(n_items * rounds.k, -1)).reshape(n_items, rounds.k)
-        for i in idx:
-            slot, code = int(slots[i]), codes[items[i]]
-            pi_e[i] = draws.slot_probability(slot, code)
-            q_logged[i] = q[code, slot]
-            cands, probs = draws.slot_distribution(slot)
-            q_policy[i] = float(probs @ q[cands, slot]) if len(cands) else 0.0
+    uniq, inv = np.unique(rows[C.RECOMMENDATION_ID].to_numpy(), return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
+    for g, rid in enumerate(uniq):
+        idx = order[bounds[g] : bounds[g + 1]]
+        ctx = rounds.contexts[str(rid)]
+        q = models.slate_values(ctx, rounds.k, int(models.fold[idx[0]]))
+        shown = sample_slates(policy, ctx, rounds.k, np.random.default_rng(_seed(str(rid))), n_draws).items
+        filled = shown >= 0
+        # the policy's expected reward per slot: the mean over its filled draws
+        per_slot = np.where(filled, q[np.maximum(shown, 0), np.arange(rounds.k)], 0.0).sum(0)
+        per_slot /= np.maximum(filled.sum(0), 1)
+        slot, code = slots[idx], rounds.codes[idx]
+        pi_e[idx] = (shown[:, slot] == code).mean(axis=0)
+        q_logged[idx] = q[code, slot]
+        q_policy[idx] = per_slot[slot]
     pscore = rows[C.PROPENSITY].to_numpy(np.float64)
-    return RoundTerms(y, pi_e / pscore, slots, q_logged, q_policy)
+    return RoundTerms(rows[C.REWARD].to_numpy(np.float64), pi_e / pscore, slots, q_logged, q_policy)
 
 
 @dataclass(frozen=True)
@@ -152,10 +186,16 @@ class PolicyEstimate:
 
 
 def estimate_policy(
-    policy: SlatePolicy, rounds: LoggedRounds, n_draws: int = 128, n_bootstrap: int = 200, random_state: int = 0
+    policy: SlatePolicy,
+    rounds: LoggedRounds,
+    n_draws: int = 128,
+    n_bootstrap: int = 200,
+    models: RewardModels | None = None,
+    random_state: int = 0,
 ) -> PolicyEstimate:
-    """All estimators with bootstrap CIs; ``chosen`` by the rule of ``ml.ope.select``."""
-    t = round_terms(policy, rounds, n_draws=n_draws, random_state=random_state)
+    """All estimators with bootstrap CIs; ``chosen`` by the rule of ``ml.ope.select``. Pass the
+    rounds' reward ``models`` when evaluating several policies on the same rounds."""
+    t = round_terms(policy, rounds, n_draws=n_draws, models=models, random_state=random_state)
     if t.n == 0:
         raise ValueError("no logged rounds with a propensity and a logged context to evaluate on")
     counts = bootstrap_counts(t.n, n_bootstrap, random_state)

@@ -63,10 +63,10 @@ def evaluate_policies(
     """OPE of the current policy and the candidates on the latest logged feedback, by ``reward``."""
     from ml.explore import columns as C
     from ml.explore import store
-    from ml.explore.reward import reward_column, upper_bound, with_reward
+    from ml.explore.reward import reward_column, upper_bound
     from ml.ope.forecast import daily_spread
     from ml.ope.gate import policy_label
-    from ml.ope.logged import LoggedRounds, prepare
+    from ml.ope.logged import prepare
 
     reward_column(reward)  # an unknown reward fails before any work
     wh = Warehouse.from_env(warehouse)
@@ -97,7 +97,7 @@ def evaluate_policies(
     spread = daily_spread(rounds.rows[C.SHOWN_AT], rounds.rows[C.REWARD])
     clicks = None
     if reward != "click":  # the guard metric is measured on the same rounds
-        clicks = LoggedRounds(with_reward(rounds.rows, "click"), rounds.contexts, rounds.k, rounds.design)
+        clicks = rounds.with_reward("click")
     results = _estimate_each(
         [{"policy": cur["policy"], "params": cur["params"]}, *configs],
         history,
@@ -160,12 +160,15 @@ def _estimate_each(
     window's ``rounds``: its chosen estimator's estimate, interval and next-day interval (with the
     logged daily ``spread``), and every estimator's estimate and interval; its click-through
     estimate on ``click_rounds`` (the same rounds with the click as reward; None: ``rounds`` are
-    those already); ``upper``: the reward's bound for the next-day interval."""
+    those already); ``upper``: the reward's bound for the next-day interval. The reward models
+    depend on the rounds only: fitted once, shared by every policy."""
     from ml.explore.policies import make_policy
     from ml.ope.forecast import next_day_interval
     from ml.ope.gate import policy_label
-    from ml.ope.logged import estimate_policy
+    from ml.ope.logged import RewardModels, estimate_policy
 
+    models = RewardModels.fit(rounds)
+    click_models = RewardModels.fit(click_rounds) if click_rounds is not None else None
     results: list[dict[str, Any]] = []
     seen: set[str] = set()
     for cfg in configs:
@@ -174,10 +177,10 @@ def _estimate_each(
             continue
         seen.add(label)
         pol = make_policy(cfg["policy"], **cfg["params"]).fit(history)
-        est = estimate_policy(pol, rounds, n_draws=propensity_draws, n_bootstrap=n_bootstrap)
+        est = estimate_policy(pol, rounds, propensity_draws, n_bootstrap, models)
         ctr = est
         if click_rounds is not None:
-            ctr = estimate_policy(pol, click_rounds, n_draws=propensity_draws, n_bootstrap=n_bootstrap)
+            ctr = estimate_policy(pol, click_rounds, propensity_draws, n_bootstrap, click_models)
         next_low, next_high = next_day_interval(est.estimate, est.ci_low, est.ci_high, spread, upper=upper)
         results.append(
             {
