@@ -120,40 +120,6 @@ def copy_variant(user_ids: pd.Series | np.ndarray, campaign: Campaign) -> np.nda
     return _user_hashes(user_ids, f"{campaign.name}|copy") % campaign.copy_variants
 
 
-def apply_campaign(
-    candidates: pd.DataFrame, item_tags: pd.DataFrame, campaign: Campaign, at: datetime, k: int
-) -> pd.DataFrame:
-    """Re-rank each user's candidates (user_id, item_id, score; more than k per user is best)
-    into a top-k. Outside the window nothing changes (arm 'none'); holdout users get the plain
-    ranking; treatment users get boosted items' scores raised, but boosted items take at most
-    ``floor(max_share * k)`` slots. Returns user_id, item_id, score, rank, campaign_arm,
-    campaign_boosted."""
-    c = candidates.copy()
-    tagged = set(item_tags.loc[item_tags["tag"].isin(campaign.boost_tags), "item_id"]) | set(campaign.boost_items)
-    c["campaign_boosted"] = c["item_id"].isin(tagged)
-    if not campaign.active(at):
-        c["campaign_arm"] = NONE
-        c["campaign_boosted"] = False
-        return _top(c, k, cap=None)
-    users = c["user_id"].drop_duplicates()
-    arms = pd.Series(arm(users.to_numpy(), campaign), index=users.to_numpy())
-    c["campaign_arm"] = c["user_id"].map(arms)
-    treat = c["campaign_arm"] == TREATMENT
-    c.loc[~treat, "campaign_boosted"] = False
-    c.loc[treat & c["campaign_boosted"], "score"] *= 1.0 + campaign.boost
-    return _top(c, k, cap=math.floor(campaign.max_share * k))
-
-
-def _top(c: pd.DataFrame, k: int, cap: int | None) -> pd.DataFrame:
-    c = c.sort_values(["user_id", "score", "item_id"], ascending=[True, False, True], kind="stable")
-    if cap is not None:
-        nth_boosted = c.groupby("user_id")["campaign_boosted"].cumsum()
-        c = c[~c["campaign_boosted"] | (nth_boosted <= cap)]
-    c = c.groupby("user_id", sort=False).head(k).copy()
-    c["rank"] = c.groupby("user_id").cumcount() + 1
-    return c.reset_index(drop=True)
-
-
 @dataclass
 class UpliftReport:
     campaign: str
@@ -219,42 +185,6 @@ def boosted_items(campaign: Campaign, item_tags: pd.DataFrame) -> set[str]:
     return set(tagged) | {str(i) for i in campaign.boost_items}
 
 
-def rerank_slate(
-    items: np.ndarray,
-    scores: np.ndarray,
-    fixed: np.ndarray,
-    boosted: set[int],
-    extra: dict[int, float],
-    boost: float,
-    cap: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One slate of k slots re-ranked for one campaign.
-
-    ``items`` (k,) item codes (-1 empty), ``scores`` (k,) their slot values, ``fixed`` (k,) slots
-    that keep their item (exploration slots, empty slots); ``boosted`` codes the campaign boosts;
-    ``extra`` boosted codes of the user's candidates that are not in the slate, with the value
-    they would have in it. The ``cap`` best boosted items (by boosted value) get their value x
-    (1 + boost); other boosted items keep their plain value (and those outside the slate stay
-    out). The free slots are refilled, best value first, from their own items and the promoted
-    ones. Returns (items, values, promoted) of shape (k,); ``promoted`` marks the slots holding
-    an item this campaign promoted."""
-    free = np.flatnonzero(~fixed & (items >= 0))
-    pool: dict[int, float] = {int(items[j]): float(scores[j]) for j in free}
-    in_fixed = {int(c) for c in items[fixed]}
-    cands = {c: v for c, v in pool.items() if c in boosted}
-    cands.update({c: v for c, v in extra.items() if c not in pool and c not in in_fixed})
-    ranked = sorted(cands.items(), key=lambda cv: (-cv[1], cv[0]))[: max(cap, 0)]
-    promoted = {c for c, _ in ranked}
-    for c, v in ranked:
-        pool[c] = v * (1.0 + boost)
-    order = sorted(pool.items(), key=lambda cv: (-cv[1], cv[0]))[: len(free)]
-    out_items, out_scores = items.copy(), scores.astype(float).copy()
-    touched = np.zeros(len(items), dtype=bool)
-    for j, (c, v) in zip(free, order, strict=False):
-        out_items[j], out_scores[j], touched[j] = c, v, c in promoted
-    return out_items, out_scores, touched
-
-
 def campaign_slates(
     slates: pd.DataFrame,
     policy: Any,
@@ -271,10 +201,15 @@ def campaign_slates(
     """Apply active campaigns to published slates (the rows of ``ml.explore.slate.build_slates``).
 
     Users in a campaign's holdout keep their slate. For a treatment user whose candidates hold
-    a boosted item, the user's slate draws are reproduced (same seed per user and day), every
-    draw is re-ranked as :func:`rerank_slate` defines it, all users' draws at once
-    (:func:`_rerank_users`; exploration slots stay where the policy put them,
-    so ``is_exploration`` is unchanged), and the propensity of each shown item is recomputed
+    a boosted item, the user's slate draws are reproduced (same seed per user and day) and every
+    draw is re-ranked, all users' draws at once (:func:`_rerank_users`): exploration and empty
+    slots keep their item (so ``is_exploration`` is unchanged); of the boosted items among the
+    free slots' items and the user's candidates outside the slate, the ``floor(max_share * k)``
+    best by slot value get that value x (1 + boost), the other boosted items keep their plain
+    value (those outside the slate stay out), and the free slots are refilled best value first
+    (ties by item code) from their own items and the promoted ones; ``campaign`` marks the rows
+    holding a promoted item (``tests/marketing/reference_campaigns.py`` holds the same rule
+    written one slate at a time). Then the propensity of each shown item is recomputed
     from the re-ranked draws: it stays the exact (or Monte Carlo) probability that this serving
     process shows that item at that slot. Adds the nullable column ``campaign``: the campaign
     that promoted the row's item, null on every other row. Outside every window the rows are
@@ -455,7 +390,7 @@ def _rerank_users(
     plans: list[tuple[Campaign, set[str], int]],
     k: int,
 ) -> _Reranked:
-    """:func:`rerank_slate` on every draw of the contexts ``sel`` at once.
+    """The campaigns' re-rank (:func:`campaign_slates`) of every draw of the contexts ``sel`` at once.
 
     ``draws``: the users' ``SlateDraws`` (row 0 shown); ``has``: per campaign of ``plans``,
     (boosted flag per item of ``found``, treated-with-a-boosted-item flag per context);
@@ -512,7 +447,7 @@ def _rerank_rows(
     campaign: int,
     width: int,
 ) -> None:
-    """One campaign's :func:`rerank_slate` on the slates ``rows`` of ``its``/``scs`` (in place;
+    """One campaign's re-rank on the slates ``rows`` of ``its``/``scs`` (in place;
     ``who`` marks the items it promoted). Only a row's free slots and its user's boosted items
     (``boosted_code``/``boosted_value``, (R, B)) can move, so each row is re-ranked over those."""
     slot_items, values, free = its[rows], scs[rows], ~fixed[rows] & (its[rows] >= 0)

@@ -1,6 +1,6 @@
 """The per-user campaign re-rank that ``ml.marketing.campaigns.campaign_slates`` batches: each
-treated user's draws re-ranked one by one with ``rerank_slate`` (the reference the batched
-version must reproduce row for row)."""
+treated user's draws re-ranked one by one with :func:`rerank_slate`, the rule written for one
+slate (the reference the batched version must reproduce row for row)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,44 @@ import pandas as pd
 
 from ml.explore.context import arm_features_json
 from ml.explore.slate import sample_slates, tag_label, user_seed
-from ml.marketing.campaigns import TREATMENT, Campaign, arm, boosted_items, rerank_slate
+from ml.marketing.campaigns import TREATMENT, Campaign, arm, boosted_items
 from tests.explore.oracles import flat_items
+
+
+def rerank_slate(
+    items: np.ndarray,
+    scores: np.ndarray,
+    fixed: np.ndarray,
+    boosted: set[int],
+    extra: dict[int, float],
+    boost: float,
+    cap: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One slate of k slots re-ranked for one campaign.
+
+    ``items`` (k,) item codes (-1 empty), ``scores`` (k,) their slot values, ``fixed`` (k,) slots
+    that keep their item (exploration slots, empty slots); ``boosted`` codes the campaign boosts;
+    ``extra`` boosted codes of the user's candidates that are not in the slate, with the value
+    they would have in it. The ``cap`` best boosted items (by boosted value) get their value x
+    (1 + boost); other boosted items keep their plain value (and those outside the slate stay
+    out). The free slots are refilled, best value first, from their own items and the promoted
+    ones. Returns (items, values, promoted) of shape (k,); ``promoted`` marks the slots holding
+    an item this campaign promoted."""
+    free = np.flatnonzero(~fixed & (items >= 0))
+    pool: dict[int, float] = {int(items[j]): float(scores[j]) for j in free}
+    in_fixed = {int(c) for c in items[fixed]}
+    cands = {c: v for c, v in pool.items() if c in boosted}
+    cands.update({c: v for c, v in extra.items() if c not in pool and c not in in_fixed})
+    ranked = sorted(cands.items(), key=lambda cv: (-cv[1], cv[0]))[: max(cap, 0)]
+    promoted = {c for c, _ in ranked}
+    for c, v in ranked:
+        pool[c] = v * (1.0 + boost)
+    order = sorted(pool.items(), key=lambda cv: (-cv[1], cv[0]))[: len(free)]
+    out_items, out_scores = items.copy(), scores.astype(float).copy()
+    touched = np.zeros(len(items), dtype=bool)
+    for j, (c, v) in zip(free, order, strict=False):
+        out_items[j], out_scores[j], touched[j] = c, v, c in promoted
+    return out_items, out_scores, touched
 
 
 def per_user_campaign_slates(

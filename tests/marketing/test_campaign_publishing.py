@@ -16,9 +16,9 @@ from ml.marketing.campaigns import (
     active_campaigns,
     arm,
     campaign_slates,
-    rerank_slate,
 )
 from ml.marketing.new_items import NewItemBudget, allocate, exposure_plan, place_new_items
+from tests.marketing.reference_campaigns import per_user_campaign_slates, rerank_slate
 
 pytestmark = pytest.mark.unit
 
@@ -254,7 +254,6 @@ def test_batched_rerank_equals_the_per_user_rerank(policy, params, monkeypatch):
     order, the second re-ranking the first one's result), exploration slots, Monte Carlo
     propensities and boosted items the plain slate did not show must give the very same rows,
     with the publish draws reused (one-slate policies) or drawn again."""
-    from tests.marketing.reference_campaigns import per_user_campaign_slates
 
     pol = make_policy(policy, **params)
     second = Campaign(
