@@ -23,7 +23,7 @@ from ml.explore.slate import sample_slates, tag_label, user_seed
 from ml.frames import isin
 
 SPEC_DIR = Path(__file__).parent / "campaigns"
-TREATMENT, HOLDOUT, NONE = "treatment", "holdout", "none"
+TREATMENT, HOLDOUT = "treatment", "holdout"
 ROWS_PER_CHUNK = 50_000  # re-ranked slates per batch of users in campaign_slates
 
 
