@@ -7,8 +7,10 @@ was shown is known exactly: ``s`` for an exploring item, ``1 - s`` for the ranke
 a coin. Over the last slots of the answers in ``marts.bandit_feedback`` (``policy`` =
 ``assistant``), the importance weight is that probability over the logged propensity, and the
 estimate is the self-normalised IPS of the click-through rate of the last slot, with a 95 %
-percentile-bootstrap interval over answers. Shares the log never explored with (0 < s, logged
-share 0) are not identified and are not reported.
+percentile-bootstrap interval over answers (``ml.ope.estimators``' SNIPS and bootstrap, as for the
+slate policies). Shares the log never explored with (0 < s, logged share 0) are not identified
+and are not reported. ``evaluate_policies`` writes these estimates beside the slate policies'
+(policy ``assistant(share=s)``, estimator ``snips``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import numpy as np
 import pandas as pd
 
 from ml.explore import columns as C
+from ml.ope.estimators import RoundTerms, SelfNormalizedIPS, bootstrap_counts
 
 POLICY = "assistant"
+# the exploration shares evaluate_policies and ``python -m ml assistant report`` estimate by default
+SHARES: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.5)
 
 
 def last_slots(feedback: pd.DataFrame) -> pd.DataFrame:
@@ -39,7 +44,7 @@ def target_probability(rounds: pd.DataFrame, share: float) -> np.ndarray:
 
 def exploration_estimates(
     feedback: pd.DataFrame,
-    shares: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.5),
+    shares: tuple[float, ...] = SHARES,
     n_bootstrap: int = 200,
     seed: int = 0,
 ) -> pd.DataFrame:
@@ -52,8 +57,7 @@ def exploration_estimates(
     clicked = rounds[C.CLICKED].to_numpy(np.float64)
     logged = rounds[C.PROPENSITY].to_numpy(np.float64)
     explored_ever = bool(rounds[C.IS_EXPLORATION].astype(bool).any())
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(rounds), size=(n_bootstrap, len(rounds)))
+    counts = bootstrap_counts(len(rounds), n_bootstrap, seed)
     out = []
     for share in shares:
         if share > 0 and not explored_ever:
@@ -61,13 +65,13 @@ def exploration_estimates(
         w = target_probability(rounds, share) / logged
         if w.sum() <= 0:
             continue
-        boot = (w[draws] * clicked[draws]).sum(axis=1) / np.maximum(w[draws].sum(axis=1), 1e-12)
+        iv = SelfNormalizedIPS().estimate_interval(RoundTerms(clicked, w, np.zeros(len(w), np.int64)), counts=counts)
         out.append(
             {
                 "share": share,
-                "estimate": float((w * clicked).sum() / w.sum()),
-                "ci_low": float(np.percentile(boot, 2.5)),
-                "ci_high": float(np.percentile(boot, 97.5)),
+                "estimate": iv.estimate,
+                "ci_low": iv.ci_low,
+                "ci_high": iv.ci_high,
                 "n": len(rounds),
                 "effective_n": float(w.sum() ** 2 / max((w**2).sum(), 1e-12)),
             }

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--warehouse", help="warehouse URL (default: INTERESTFLOW_WAREHOUSE)")
     ask.set_defaults(func=_ask)
     report = s.add_parser("report", help="off-policy estimates of the last slot's CTR under other exploration shares")
-    report.add_argument("--shares", default="0,0.05,0.1,0.2,0.5", help="comma-separated exploration shares")
+    report.add_argument("--shares", help="comma-separated exploration shares (default: ml.assistant.ope.SHARES)")
     report.add_argument("--warehouse", help="warehouse URL (default: INTERESTFLOW_WAREHOUSE)")
     report.set_defaults(func=_report)
     index = s.add_parser("index", help="embed the items whose text is new or changed (ml.item_embeddings)")
@@ -57,13 +57,13 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ml.assistant.ope import exploration_estimates
+    from ml.assistant.ope import SHARES, exploration_estimates
     from ml.bench.measure import table
     from ml.explore import store
     from ml.warehouse import Warehouse
 
     try:
-        shares = tuple(float(v) for v in args.shares.split(",") if v.strip())
+        shares = SHARES if args.shares is None else tuple(float(v) for v in args.shares.split(",") if v.strip())
     except ValueError:
         print(f"error: --shares must be numbers in [0, 1], got {args.shares!r}")
         return 2

@@ -7,7 +7,9 @@ writes every estimator's value to ``ml.policy_estimates`` and returns the number
 with each policy's next-day forecast (``next_estimate``, moved by the logged trend, and
 ``next_low``, ``next_high``: where one day's realised reward per slot may land, ``ml.ope.forecast``) and its click-through estimate (``ctr``,
 ``ctr_low``, ``ctr_high``: the guard metric; the same numbers when the reward is the click).
-``gate_policies`` applies ``ml.ope.gate.decide`` and records the decision.
+The assistant's answers in the window are evaluated too (its last slot's click-through under
+each exploration share, ``ml.assistant.ope``) and written beside the policies, as
+``assistant(share=s)``. ``gate_policies`` applies ``ml.ope.gate.decide`` and records the decision.
 """
 
 from __future__ import annotations
@@ -66,28 +68,20 @@ def evaluate_policies(
     from ml.explore.reward import reward_column, upper_bound
     from ml.ope.forecast import daily_spread
     from ml.ope.gate import policy_label
-    from ml.ope.logged import prepare
 
     reward_column(reward)  # an unknown reward fails before any work
     wh = Warehouse.from_env(warehouse)
-    feedback = store.load_feedback(wh)
-    logged = feedback[feedback[C.HAS_PROPENSITY].astype(bool)] if len(feedback) else feedback
-    if logged.empty:
+    window, history, (start, end) = _logged_window(store.load_feedback(wh), window_days)
+    if window.empty:
         reason = "no feedback on logged slates yet (marts.bandit_feedback has no row with a propensity)"
         log.info("evaluate_policies: %s", reason)
         return {"evaluated": False, "reason": reason, "run_id": run_id}
-    end = logged[C.SHOWN_AT].max()
-    start = end - pd.Timedelta(days=window_days)
-    window = logged[logged[C.SHOWN_AT] > start]
-    history = feedback[feedback[C.SHOWN_AT] <= start]
-    contexts = store.load_contexts(wh, window[C.RECOMMENDATION_ID].unique().tolist())
-    # the slate length of the replayable slates (the assistant's answers have no slate context)
-    replayable = window[window[C.RECOMMENDATION_ID].isin(list(contexts))]
-    k = int(replayable[C.POSITION].max()) if len(replayable) else 0
-    rounds, skipped = prepare(window, contexts, k, reward)
+    assistant = _assistant_estimates(window, n_bootstrap)
+    rounds, skipped = _slate_rounds(wh, window, reward)
     if rounds.rows.empty:
+        _write_estimates(wh, run_id, [], "", reward, assistant)
         reason = f"no logged round has its slate context in {C.SLATE_CONTEXTS}: {skipped}"
-        return {"evaluated": False, "reason": reason, "run_id": run_id}
+        return {"evaluated": False, "reason": reason, "run_id": run_id, "assistant": assistant}
     cur = current_policy(wh)
     configs = [
         {"policy": c["policy"], "params": dict(c.get("params") or {})}
@@ -108,7 +102,7 @@ def evaluate_policies(
         clicks,
         upper_bound(reward),
     )
-    _write_estimates(wh, run_id, results, cur_label, reward)
+    _write_estimates(wh, run_id, results, cur_label, reward, assistant)
     current = next(r for r in results if r["label"] == cur_label)
     out = {
         "evaluated": True,
@@ -122,9 +116,38 @@ def evaluate_policies(
         "daily_spread": spread.as_dict(),
         "current": {**current, "version": cur["version"]},
         "candidates": [r for r in results if r["label"] != cur_label],
+        "assistant": assistant,
     }
     _log_results(results, reward)
     return out
+
+
+def _logged_window(
+    feedback: pd.DataFrame, window_days: float
+) -> tuple[pd.DataFrame, pd.DataFrame, tuple[pd.Timestamp | None, pd.Timestamp | None]]:
+    """(the rows with a propensity shown in the last ``window_days`` of the log, every row shown
+    before that window, (window start, end))."""
+    from ml.explore import columns as C
+
+    logged = feedback[feedback[C.HAS_PROPENSITY].astype(bool)] if len(feedback) else feedback
+    if logged.empty:
+        return logged, feedback, (None, None)
+    end = logged[C.SHOWN_AT].max()
+    start = end - pd.Timedelta(days=window_days)
+    return logged[logged[C.SHOWN_AT] > start], feedback[feedback[C.SHOWN_AT] <= start], (start, end)
+
+
+def _slate_rounds(wh: Warehouse, window: pd.DataFrame, reward: str) -> tuple[Any, dict[str, int]]:
+    """The window's rounds that can be replayed (``ml.ope.logged.prepare``): the published slates'
+    rows whose slate context was logged (the assistant's answers have none), and the skipped counts."""
+    from ml.explore import columns as C
+    from ml.explore import store
+    from ml.ope.logged import prepare
+
+    contexts = store.load_contexts(wh, window[C.RECOMMENDATION_ID].unique().tolist())
+    replayable = window[window[C.RECOMMENDATION_ID].isin(list(contexts))]
+    k = int(replayable[C.POSITION].max()) if len(replayable) else 0
+    return prepare(window, contexts, k, reward)
 
 
 def _log_results(results: list[dict[str, Any]], reward: str) -> None:
@@ -204,9 +227,32 @@ def _estimate_each(
     return results
 
 
-def _write_estimates(wh: Warehouse, run_id: str, results: list[dict[str, Any]], cur_label: str, reward: str) -> None:
+def _assistant_estimates(window: pd.DataFrame, n_bootstrap: int) -> list[dict[str, Any]]:
+    """The assistant's answers in the window (``ml.assistant.ope``): its last slot's click-through
+    under each exploration share, ``is_current`` on the configured share; [] without answers."""
+    from ml.assistant.ope import POLICY, SHARES, exploration_estimates
+    from ml.ope.gate import policy_label
+    from ml.settings import settings
+
+    configured = settings().assistant_explore_share
+    est = exploration_estimates(window, tuple(sorted({*SHARES, configured})), n_bootstrap)
+    return [
+        {**r, "label": policy_label(POLICY, {"share": r["share"]}), "is_current": r["share"] == configured}
+        for r in est.to_dict("records")
+    ]
+
+
+def _write_estimates(
+    wh: Warehouse,
+    run_id: str,
+    results: list[dict[str, Any]],
+    cur_label: str,
+    reward: str,
+    assistant: list[dict[str, Any]],
+) -> None:
     """Replace run ``run_id``'s rows of ``ml.policy_estimates``: one per policy x estimator of the
-    ``reward`` estimates, ``is_current`` on the serving policy's."""
+    ``reward`` estimates, ``is_current`` on the serving policy's; and one per ``assistant``
+    exploration share (its last slot's click-through, SNIPS)."""
     from ml.explore import columns as C
     from ml.explore import store
 
@@ -215,6 +261,21 @@ def _write_estimates(wh: Warehouse, run_id: str, results: list[dict[str, Any]], 
         (evaluated_at, run_id, r["label"], name, e, lo, hi, r["n"], r["label"] == cur_label, reward)
         for r in results
         for name, (e, lo, hi) in r["by_estimator"].items()
+    ]
+    rows += [
+        (
+            evaluated_at,
+            run_id,
+            a["label"],
+            "snips",
+            a["estimate"],
+            a["ci_low"],
+            a["ci_high"],
+            a["n"],
+            a["is_current"],
+            "click",
+        )
+        for a in assistant
     ]
     df = pd.DataFrame(rows, columns=list(C.POLICY_ESTIMATE_COLUMNS))
     with wh.connect() as con:

@@ -222,3 +222,18 @@ def test_the_assistants_answers_reach_the_feedback_mart_with_their_propensities(
     out = capsys.readouterr().out
     assert "estimated click-through by exploration share" in out and "effective_n" in out
     assert main(["assistant", "report", "--shares", "2"]) == 2
+    # evaluate_policies estimates the assistant's exploration shares beside the slate policies
+    from ml.tasks.policies import evaluate_policies
+
+    ev = evaluate_policies(run_id="eval-assistant", candidates=CANDIDATES, n_bootstrap=50, propensity_draws=16)
+    # the answer explored its last slot with propensity 1 and that slot was not clicked: a share s
+    # weighs it s (share 0 weighs it 0 and is not estimable from this log)
+    assert {a["share"]: (a["estimate"], a["n"]) for a in ev["assistant"]} == {
+        s: (0.0, 1) for s in (0.05, 0.1, 0.2, 0.5)
+    }
+    rows = wh.query(
+        f"select policy, estimator, is_current from {C.POLICY_ESTIMATES} "
+        "where run_id = 'eval-assistant' and policy like 'assistant%' order by policy"
+    )
+    assert rows["estimator"].eq("snips").all() and len(rows) == 4
+    assert rows.loc[rows["is_current"].astype(bool), "policy"].tolist() == ["assistant(share=0.1)"]
