@@ -26,7 +26,9 @@ import scipy.sparse as sp
 from ml.assistant.query import WORD, Question
 
 DEFAULT_PERSONAL_WEIGHT = 4.0  # the weight python -m ml bench assistant chose on validation questions (default shop)
-DEFAULT_CHAMPION_WEIGHT = 6.4  # the champion's rank-share weight: see docs/benchmarks.md for why not the bench's larger pick
+DEFAULT_CHAMPION_WEIGHT = (
+    6.4  # the champion's rank-share weight: see docs/benchmarks.md for why not the bench's larger pick
+)
 
 
 class BM25:

@@ -152,59 +152,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def celery_compat() -> None:
-    """Make the pinned Celery provider importable with the pinned Celery.
-
-    ``apache-airflow-providers-celery`` 3.26 imports the ``retry`` decorator from
-    ``celery.backends.database``, which Celery 5.7 removed (its ``DatabaseBackend`` retries by
-    itself now). Where it is missing, put back an equivalent: retry a result-backend operation
-    up to ``max_retries`` (default 3) times on SQLAlchemy database errors. A no-op with
-    Celery <= 5.6, which still ships it.
-    """
-    try:
-        import celery.backends.database as db
-    except ImportError:
-        return
-    if hasattr(db, "retry"):
-        return
-    import functools
-    import logging
-
-    from sqlalchemy.exc import DatabaseError, InvalidRequestError
-    from sqlalchemy.orm.exc import StaleDataError
-
-    logger = logging.getLogger("celery.backends.database")
-
-    def retry(fun: Any) -> Any:
-        @functools.wraps(fun)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            max_retries = int(kwargs.pop("max_retries", 3))
-            for attempt in range(1, max_retries + 1):
-                try:
-                    return fun(*args, **kwargs)
-                except (DatabaseError, InvalidRequestError, StaleDataError):
-                    if attempt >= max_retries:
-                        raise
-                    logger.warning("%s failed; retrying (%d left)", fun.__name__, max_retries - attempt, exc_info=True)
-            return None
-
-        return inner
-
-    db.retry = retry  # type: ignore[attr-defined]
-
-
 def airflow_argv(*args: str) -> list[str]:
-    """Run ``airflow <args>`` through this module, which applies :func:`celery_compat` first."""
-    return [sys.executable, "-m", "ml.orchestration.scaleout", "airflow", *args]
-
-
-def _airflow_main(args: list[str]) -> int:
-    celery_compat()
-    from airflow.__main__ import main as airflow_main
-
-    sys.argv = ["airflow", *args]
-    airflow_main()
-    return 0
+    """``airflow <args>`` run by this interpreter (the environment's Airflow, whatever PATH holds)."""
+    return [sys.executable, "-m", "airflow", *args]
 
 
 def node_name() -> str:
@@ -922,7 +872,6 @@ def write_compose_secrets(path: Path) -> list[str]:
 
 def ping_worker(node: str, timeout_s: float = 10.0) -> int:
     """0 when Celery node ``node`` answers a ping through the broker, else 1."""
-    celery_compat()
     from airflow.providers.celery.executors.celery_executor import app
 
     replies = app.control.inspect(destination=[node], timeout=timeout_s).ping() or {}
@@ -931,8 +880,6 @@ def ping_worker(node: str, timeout_s: float = 10.0) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["airflow"]:
-        return _airflow_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m ml.orchestration.scaleout", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start the topology (make scale-up)")
