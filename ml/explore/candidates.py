@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.explore.context import FEATURES, ContextColumns, ContextList, SlateContext, beta_posterior
+from ml.explore.context import FEATURES, ContextColumns, ContextList, beta_posterior
 from ml.explore.feedback import FeedbackStats, shrunk_rate
 from ml.frames import isin, sorted_distinct
 from ml.shop.taxonomy import slug
@@ -932,50 +932,27 @@ class _ArmTable:
                 np.clip(np.log1p(exam) / 3.0, 0, 1),
             ]
         ).reshape(len(w), len(FEATURES))
-        bounds = self.bounds.tolist()
-        ib = self.item_bounds.tolist()
-        ids, scs = self.item_ids, self.item_scores
         n_sessions = np.array([int(inp.sessions.get(u, 0)) for u in self.users], dtype=np.int64)
         segments = [
             str(inp.segments.get(u) or ("new" if n < s.min_sessions_new else "default"))
             for u, n in zip(self.users, n_sessions.tolist(), strict=True)
         ]
-        columns = ContextColumns(
-            users=self.users,
-            arm_bounds=self.bounds,
-            tags=self.tags,
-            known=known_arr,
-            prior_mean=prior_mean,
-            prior_strength=strength,
-            impressions=exam,
-            clicks=clicks,
-            features=feats,
-            item_bounds=self.item_bounds,
-            item_ids=ids,
-            item_scores=scs,
-            reasons=self.reasons,
-            n_sessions=n_sessions,
-            segments=segments,
-        )
-        sessions_list = n_sessions.tolist()
-
-        def make(n: int) -> SlateContext:  # one user's context, when something reads it (views of the columns)
-            u = self.users[n]
-            lo, hi = bounds[n], bounds[n + 1]
-            return SlateContext(
-                user_id=u,
-                tags=self.tags[lo:hi].tolist(),
-                known=known_arr[lo:hi],
-                prior_mean=prior_mean[lo:hi],
-                prior_strength=strength[lo:hi],
-                impressions=exam[lo:hi],
-                clicks=clicks[lo:hi],
-                features=feats[lo:hi],
-                items=[ids[ib[r] : ib[r + 1]] for r in range(lo, hi)],
-                item_scores=[scs[ib[r] : ib[r + 1]] for r in range(lo, hi)],
-                n_sessions=sessions_list[n],
-                segment=segments[n],
-                reasons=self.reasons[n],
+        return ContextList(
+            ContextColumns(
+                users=self.users,
+                arm_bounds=self.bounds,
+                tags=self.tags,
+                known=known_arr,
+                prior_mean=prior_mean,
+                prior_strength=strength,
+                impressions=exam,
+                clicks=clicks,
+                features=feats,
+                item_bounds=self.item_bounds,
+                item_ids=self.item_ids,
+                item_scores=self.item_scores,
+                reasons=self.reasons,
+                n_sessions=n_sessions,
+                segments=segments,
             )
-
-        return ContextList(columns, make)
+        )

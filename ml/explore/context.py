@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, overload
@@ -162,6 +162,26 @@ class ContextColumns:
 
     _features_json: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
+    def context(self, n: int) -> SlateContext:
+        """User ``n``'s :class:`SlateContext`, its arrays views of the columns."""
+        lo, hi = int(self.arm_bounds[n]), int(self.arm_bounds[n + 1])
+        ib = self.item_bounds
+        return SlateContext(
+            user_id=self.users[n],
+            tags=self.tags[lo:hi].tolist(),
+            known=self.known[lo:hi],
+            prior_mean=self.prior_mean[lo:hi],
+            prior_strength=self.prior_strength[lo:hi],
+            impressions=self.impressions[lo:hi],
+            clicks=self.clicks[lo:hi],
+            features=self.features[lo:hi],
+            items=[self.item_ids[ib[r] : ib[r + 1]] for r in range(lo, hi)],
+            item_scores=[self.item_scores[ib[r] : ib[r + 1]] for r in range(lo, hi)],
+            n_sessions=int(self.n_sessions[n]),
+            segment=self.segments[n],
+            reasons=self.reasons[n],
+        )
+
     def posterior_mean(self) -> np.ndarray:
         """Per arm, :meth:`SlateContext.posterior_mean` (the same function, so equal values)."""
         alpha, beta = beta_posterior(self.prior_mean, self.prior_strength, self.impressions, self.clicks)
@@ -262,13 +282,13 @@ def _json_texts(values: Any) -> np.ndarray:
 class ContextList(Sequence[SlateContext]):
     """The contexts of many users as a read-only sequence of :class:`SlateContext`, and the
     same contexts as :class:`ContextColumns` (``columns``) for whole-array consumers. A context
-    object is made (by ``make(n)``) the first time it is read and kept, so code that reads only
-    the columns never makes the 100k+ objects; a slice is a plain list."""
+    object is made (:meth:`ContextColumns.context`) the first time it is read and kept, so code
+    that reads only the columns never makes the 100k+ objects; a slice is a plain list.
+    ``made``: the context objects when they exist already."""
 
-    def __init__(self, columns: ContextColumns, make: Callable[[int], SlateContext]):
+    def __init__(self, columns: ContextColumns, made: Sequence[SlateContext] | None = None):
         self.columns = columns
-        self._make = make
-        self._made: list[SlateContext | None] = [None] * len(columns.users)
+        self._made: list[SlateContext | None] = list(made) if made is not None else [None] * len(columns.users)
 
     @classmethod
     def of(cls, contexts: Sequence[SlateContext]) -> ContextList:
@@ -302,7 +322,7 @@ class ContextList(Sequence[SlateContext]):
             n_sessions=np.asarray([c.n_sessions for c in ctxs], dtype=np.int64),
             segments=[c.segment for c in ctxs],
         )
-        return cls(columns, ctxs.__getitem__)
+        return cls(columns, ctxs)
 
     def __len__(self) -> int:
         return len(self._made)
@@ -323,7 +343,7 @@ class ContextList(Sequence[SlateContext]):
             raise IndexError(f"context {i} of {len(self)}")
         ctx = self._made[n]
         if ctx is None:
-            ctx = self._made[n] = self._make(n)
+            ctx = self._made[n] = self.columns.context(n)
         return ctx
 
     def __iter__(self) -> Iterator[SlateContext]:
