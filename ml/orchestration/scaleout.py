@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import quote, urlparse, urlunparse
 
 from ml import config
 from ml.orchestration import children
@@ -840,6 +840,24 @@ def write_auth_file(path: Path) -> int:
     return 0
 
 
+AIRFLOW_DB_URL_SCHEMES = {"metadata": "postgresql+psycopg2", "result-backend": "db+postgresql"}
+
+
+def airflow_db_url(kind: str, env: dict[str, str] | None = None) -> str:
+    """Airflow's metadata database as the URL ``kind`` names (``metadata``: SQLAlchemy's,
+    ``result-backend``: Celery's ``db+`` form), from ``AIRFLOW_DB_USER``, ``AIRFLOW_DB_PASSWORD``,
+    ``AIRFLOW_DB_HOST``, ``AIRFLOW_DB_PORT`` and ``AIRFLOW_DB_NAME``. docker-compose.yml hands it
+    to Airflow through its ``..._CMD`` settings, so no file holds the password inside a URL."""
+    env = dict(os.environ) if env is None else env
+    password = env.get("AIRFLOW_DB_PASSWORD", "")
+    if not password:
+        raise ValueError("AIRFLOW_DB_PASSWORD is not set (docker-compose passes it from .env: run make secrets)")
+    user = quote(env.get("AIRFLOW_DB_USER") or "airflow", safe="")
+    where = f"{env.get('AIRFLOW_DB_HOST') or 'airflow-db'}:{env.get('AIRFLOW_DB_PORT') or '5432'}"
+    name = quote(env.get("AIRFLOW_DB_NAME") or "airflow", safe="")
+    return f"{AIRFLOW_DB_URL_SCHEMES[kind]}://{user}:{quote(password, safe='')}@{where}/{name}"
+
+
 def write_compose_secrets(path: Path) -> list[str]:
     """Give every secret ``docker-compose.yml`` requires a generated value in the env file
     ``path`` (``make secrets`` writes ``.env``); returns the variables it set.
@@ -894,6 +912,8 @@ def main(argv: list[str] | None = None) -> int:
     af.add_argument("path", help="INTERESTFLOW_AIRFLOW_ADMIN_USER (default admin) / _PASSWORD are written here")
     cs = sub.add_parser("compose-secrets", help="generate the secrets docker-compose.yml requires (make secrets)")
     cs.add_argument("path", help="env file to create or complete (mode 0600), e.g. .env")
+    du = sub.add_parser("airflow-db-url", help="print Airflow's metadata DB URL (for the _CMD settings)")
+    du.add_argument("kind", choices=sorted(AIRFLOW_DB_URL_SCHEMES), help="metadata or result-backend")
     pw = sub.add_parser("ping-worker", help="exit 0 when a Celery worker answers a ping (container health check)")
     pw.add_argument("node", help="Celery node name, e.g. celery@$HOSTNAME")
     args = p.parse_args(argv)
@@ -901,6 +921,13 @@ def main(argv: list[str] | None = None) -> int:
         return write_auth_file(Path(args.path))
     if args.cmd == "ping-worker":
         return ping_worker(args.node)
+    if args.cmd == "airflow-db-url":
+        try:
+            sys.stdout.write(airflow_db_url(args.kind))  # no newline: Airflow uses the output as it is
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.cmd == "compose-secrets":
         added = write_compose_secrets(Path(args.path))
         print(f"{args.path}: generated {', '.join(added)}" if added else f"{args.path}: every secret is set already")

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,8 @@ def test_compose_config_resolves_the_whole_topology(resolved):
     for s in airflow:
         env = services[s]["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+        assert "airflow-db-url metadata" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"]
+        assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env and "AIRFLOW__CELERY__RESULT_BACKEND" not in env
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
         assert "INTERESTFLOW_WAREHOUSE" not in env  # no password in a URL: the warehouse is a Connection
         warehouse = json.loads(env["AIRFLOW_CONN_INTERESTFLOW_WAREHOUSE"])
@@ -137,16 +139,39 @@ def test_the_example_file_alone_is_refused():
     assert proc.returncode != 0 and "run make secrets" in proc.stderr
 
 
-def test_the_secrets_given_are_the_ones_used(resolved, env_file: Path):
+def test_the_secrets_given_are_the_ones_used(resolved, env_file: Path, tmp_path: Path):
     values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if re.match(r"^[A-Z_]+=", line))
     services = resolved["services"]
     for s in ("airflow-apiserver", "airflow-scheduler", "airflow-worker"):
         env = services[s]["environment"]
         for var in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY"):
             assert env[var] == values[var]
-        assert f":{values['AIRFLOW_DB_PASSWORD']}@airflow-db:" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         assert json.loads(env["AIRFLOW_CONN_INTERESTFLOW_WAREHOUSE"])["password"] == values["WAREHOUSE_PASSWORD"]
-        assert not [v for v in env.values() if f":{values['WAREHOUSE_PASSWORD']}@" in str(v)]
+        assert env["AIRFLOW_DB_PASSWORD"] == values["AIRFLOW_DB_PASSWORD"]
+        # no URL in the file holds a password
+        for secret in (values["WAREHOUSE_PASSWORD"], values["AIRFLOW_DB_PASSWORD"]):
+            assert not [v for v in env.values() if f":{secret}@" in str(v)]
+    # Airflow builds its database URLs with the commands the file names (its _CMD settings)
+    env = services["airflow-scheduler"]["environment"]
+    for setting, section, key, scheme in (
+        ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD", "database", "sql_alchemy_conn", "postgresql+psycopg2"),
+        ("AIRFLOW__CELERY__RESULT_BACKEND_CMD", "celery", "result_backend", "db+postgresql"),
+    ):
+        argv = env[setting].split()
+        assert argv[:3] == ["python", "-m", "ml.orchestration.scaleout"]
+        plain = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}  # not the tests' own Airflow
+        run_env = {**plain, **{k: str(v) for k, v in env.items() if k.startswith("AIRFLOW_DB_")}}
+        got = subprocess.run([sys.executable, *argv[1:]], env=run_env, capture_output=True, text=True, check=False)
+        user, password = values.get("AIRFLOW_DB_USER", "airflow"), values["AIRFLOW_DB_PASSWORD"]
+        assert got.returncode == 0 and got.stdout == f"{scheme}://{user}:{password}@airflow-db:5432/airflow", got.stderr
+        read = subprocess.run(
+            [sys.executable, "-m", "airflow", "config", "get-value", section, key],
+            env={**run_env, setting: f"{sys.executable} {' '.join(argv[1:])}", "AIRFLOW_HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert read.returncode == 0 and read.stdout.strip().endswith(got.stdout), read.stderr[-2000:]
     assert services["airflow-db"]["environment"]["POSTGRES_PASSWORD"] == values["AIRFLOW_DB_PASSWORD"]
     assert services["warehouse-db"]["environment"]["POSTGRES_PASSWORD"] == values["WAREHOUSE_PASSWORD"]
     admin = services["airflow-init"]["environment"]["INTERESTFLOW_AIRFLOW_ADMIN_PASSWORD"]

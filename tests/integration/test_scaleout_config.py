@@ -7,7 +7,15 @@ import stat
 
 import pytest
 
-from ml.orchestration.scaleout import COMPOSE_SECRETS, Topology, Worker, airflow_argv, node_name, write_compose_secrets
+from ml.orchestration.scaleout import (
+    COMPOSE_SECRETS,
+    Topology,
+    Worker,
+    airflow_argv,
+    airflow_db_url,
+    node_name,
+    write_compose_secrets,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -144,3 +152,19 @@ def test_make_secrets_completes_an_env_file_privately(tmp_path):
     Fernet(values["AIRFLOW__CORE__FERNET_KEY"].encode())  # a valid key
     before = path.read_text()
     assert write_compose_secrets(path) == [] and path.read_text() == before
+
+
+def test_airflow_db_url_quotes_the_parts_and_needs_a_password():
+    env = {
+        "AIRFLOW_DB_PASSWORD": "p@ss:w/rd%",
+        "AIRFLOW_DB_USER": "air flow",
+        "AIRFLOW_DB_HOST": "db",
+        "AIRFLOW_DB_NAME": "meta",
+    }
+    assert airflow_db_url("metadata", env) == "postgresql+psycopg2://air%20flow:p%40ss%3Aw%2Frd%25@db:5432/meta"
+    assert (
+        airflow_db_url("result-backend", {"AIRFLOW_DB_PASSWORD": "x"})
+        == "db+postgresql://airflow:x@airflow-db:5432/airflow"
+    )
+    with pytest.raises(ValueError, match="AIRFLOW_DB_PASSWORD is not set"):
+        airflow_db_url("metadata", {})
