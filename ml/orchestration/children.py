@@ -13,6 +13,12 @@ A parent goes in one of two ways, and each needs its own mechanism:
   ``PR_SET_PDEATHSIG``, set in the child between fork and exec (:func:`die_with_parent`), makes
   the kernel signal the child when its parent dies. It reaches **direct children only**; they
   must stop their own children on SIGTERM, which Airflow's components and short CLI commands do.
+  A child may still hang in its own shutdown (Airflow's scheduler does when the signal lands
+  while its LocalExecutor forks its workers: a worker it has not yet counted takes one of the
+  stop messages and the scheduler waits for another worker forever), so :func:`supervise` also
+  starts a *watchdog* (:func:`watch`), a small process of its own session reading a pipe from
+  the supervisor: when the pipe closes without a stand-down message the supervisor has died,
+  and the watchdog gives the groups the grace period, then SIGKILLs what is left of them.
 
 Both ``prctl`` options are Linux-only; elsewhere these calls are no-ops and children outlive a
 killed parent. A caveat of ``PR_SET_PDEATHSIG``: the "parent" is the *thread* that forked, so a
@@ -32,7 +38,8 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
 
 # from <linux/prctl.h>
 PR_SET_PDEATHSIG = 1
@@ -147,7 +154,9 @@ def supervise(
     and hangs in its exit.) The supervisor's own messages go to ``out`` (default stdout).
     SIGTERM, SIGINT and SIGHUP all mean stop, and the children get SIGTERM, their graceful
     shutdown signal (SIGHUP would make a gunicorn api-server reload; SIGINT is not every
-    program's stop). A second signal during the grace period SIGKILLs at once.
+    program's stop). A second signal during the grace period SIGKILLs at once. Killed itself,
+    it leaves the stop to the children's ``PR_SET_PDEATHSIG`` and to its watchdog, which
+    SIGKILLs what is left of the groups after the same grace period.
     """
     out = out or sys.stdout
     become_subreaper()
@@ -158,6 +167,7 @@ def supervise(
 
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     procs: list[tuple[Child, subprocess.Popen[bytes]]] = []
+    watchdog: subprocess.Popen[bytes] | None = None
     ended: tuple[Child, int] | None = None
     try:
         for child in children:
@@ -171,6 +181,7 @@ def supervise(
                 preexec_fn=die_with_parent(),
             )
             procs.append((child, proc))
+        watchdog = _start_watchdog([p.pid for _, p in procs], grace_s) if procs and not received else None
         next_reap = time.monotonic()
         while not received and ended is None:
             ended = next(((c, p.returncode) for c, p in procs if p.poll() is not None), None)
@@ -185,6 +196,8 @@ def supervise(
             _say(out, f"{signal.Signals(received[0]).name} received: stopping {', '.join(c.name for c, _ in procs)}")
     finally:
         # also when starting failed half-way: what did start is stopped
+        if watchdog is not None:
+            _stand_down(watchdog)
         stop([p.pid for _, p in procs], grace_s, hurry=lambda: len(received) > 1, log=lambda msg: _say(out, msg))
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -192,6 +205,58 @@ def supervise(
         return 0
     assert ended is not None
     return ended[1] or 1
+
+
+STAND_DOWN = b"stand down\n"
+
+
+def _start_watchdog(groups: Sequence[int], grace_s: float) -> subprocess.Popen[bytes]:
+    """Start :func:`watch` over ``groups`` in a process of its own session (no terminal signal
+    reaches it), holding the read end of a pipe whose write end only this process has."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ml.orchestration.children", str(grace_s), *map(str, groups)],
+        cwd=Path(__file__).resolve().parents[2],  # where the ``ml`` package is
+        stdin=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def _stand_down(watchdog: subprocess.Popen[bytes]) -> None:
+    """Tell the watchdog this process is stopping the groups itself, and wait for it to exit."""
+    assert watchdog.stdin is not None
+    with contextlib.suppress(OSError):
+        watchdog.stdin.write(STAND_DOWN)
+        watchdog.stdin.close()
+    try:
+        watchdog.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        watchdog.kill()
+        watchdog.wait()
+
+
+def watch(groups: Sequence[int], grace_s: float, pipe: BinaryIO, poll_s: float = 0.2) -> bool:
+    """The watchdog: block until ``pipe`` closes. If it closed without :data:`STAND_DOWN`, the
+    supervisor died without stopping ``groups`` (their leaders got SIGTERM from
+    ``PR_SET_PDEATHSIG``): wait up to ``grace_s`` for every process of the groups to exit, then
+    SIGKILL the groups. Returns whether it had to stop them."""
+    if pipe.read() == STAND_DOWN:
+        return False
+    deadline = time.monotonic() + grace_s
+    while any(_group_exists(g) for g in groups) and time.monotonic() < deadline:
+        time.sleep(poll_s)
+    for pgid in groups:
+        _killpg(pgid, signal.SIGKILL)
+    return True
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member this process may not signal is a member all the same
+        pass
+    return True
 
 
 def stop(
@@ -274,3 +339,7 @@ def _say(out: TextIO, line: str) -> None:
     with contextlib.suppress(OSError, ValueError):
         out.write(line + "\n")
         out.flush()
+
+
+if __name__ == "__main__":  # the watchdog: python -m ml.orchestration.children GRACE_S PGID...
+    watch([int(g) for g in sys.argv[2:]], float(sys.argv[1]), sys.stdin.buffer)

@@ -157,6 +157,79 @@ def test_a_killed_supervisor_takes_its_children_with_it(tmp_path, cleanup):
     assert _gone(kids, timeout_s=10) == []
 
 
+def test_a_killed_supervisor_still_ends_a_child_that_ignores_sigterm(tmp_path, cleanup):
+    """A child that does not stop on its SIGTERM (as Airflow's scheduler can hang in its
+    shutdown) and a grandchild its dead parent did not stop: SIGKILL to the supervisor, and its
+    watchdog SIGKILLs the groups once the grace period is over, not before. Without the
+    watchdog both would run on."""
+    body = f"""
+    children.supervise(
+        [children.Child("tree", [py, "-c", {TREE!r}, d]), children.Child("stubborn", [py, "-c", {STUBBORN!r}, d])],
+        grace_s=3.0,
+    )
+    """
+    parent = _parent(tmp_path, body)
+    cleanup.append(parent.pid)
+    tree = _pids(tmp_path / "tree.pids")
+    (stubborn,) = _pids(tmp_path / "stubborn.pids")
+    cleanup += [*tree, stubborn]
+    deadline = time.monotonic() + 30
+    while not (watchdogs := [p for p in psutil.Process(parent.pid).children() if "children" in " ".join(p.cmdline())]):
+        assert time.monotonic() < deadline, "no watchdog started"
+        time.sleep(0.05)
+    cleanup.append(watchdogs[0].pid)
+    t0 = time.monotonic()
+    parent.kill()
+    parent.wait(timeout=10)
+    assert _gone([tree[0]], timeout_s=2) == []  # SIGTERM from PR_SET_PDEATHSIG
+    time.sleep(max(0.0, t0 + 1.5 - time.monotonic()))
+    assert _gone([tree[1], stubborn], timeout_s=0) == [tree[1], stubborn]  # inside the grace period
+    assert _gone([tree[1], stubborn, watchdogs[0].pid], timeout_s=10) == []
+    assert time.monotonic() - t0 >= 3.0
+
+
+def test_a_supervisor_that_stops_stands_its_watchdog_down(tmp_path, cleanup):
+    """A requested stop is the supervisor's own: its watchdog exits at once, with nothing to do."""
+    body = """
+    children.supervise([children.Child("sleeper", ["sleep", "300"])], grace_s=5.0)
+    """
+    parent = _parent(tmp_path, body)
+    cleanup.append(parent.pid)
+    me = psutil.Process(parent.pid)
+    deadline = time.monotonic() + 30
+    while len(kids := me.children()) < 2:
+        assert time.monotonic() < deadline, "the child and the watchdog did not start"
+        time.sleep(0.05)
+    cleanup += [p.pid for p in kids]
+    t0 = time.monotonic()
+    parent.terminate()
+    assert parent.wait(timeout=30) == 0
+    assert time.monotonic() - t0 < 4.0  # no wait for a grace period
+    assert _gone([p.pid for p in kids], timeout_s=1) == []
+
+
+def test_the_watchdog_stands_down_or_stops_the_groups(tmp_path, cleanup):
+    """``watch`` itself: the stand-down message returns at once; a pipe closed without it
+    SIGKILLs the group (a sleeper in its own session) after the grace period."""
+    from ml.orchestration import children
+
+    r, w = os.pipe()
+    os.write(w, children.STAND_DOWN)
+    os.close(w)
+    sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    cleanup.append(sleeper.pid)
+    with os.fdopen(r, "rb") as pipe:
+        assert children.watch([sleeper.pid], 0.5, pipe) is False
+    assert sleeper.poll() is None
+    r, w = os.pipe()
+    os.close(w)
+    t0 = time.monotonic()
+    with os.fdopen(r, "rb") as pipe:
+        assert children.watch([sleeper.pid], 0.5, pipe) is True
+    assert sleeper.wait(timeout=5) == -signal.SIGKILL
+    assert time.monotonic() - t0 >= 0.5
+
+
 def test_a_child_that_exits_stops_the_others(tmp_path, cleanup):
     """One component dying is not a running Airflow: the others are stopped and its exit code
     is the supervisor's."""
