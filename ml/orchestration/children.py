@@ -244,6 +244,8 @@ def watch(groups: Sequence[int], grace_s: float, pipe: BinaryIO, poll_s: float =
     deadline = time.monotonic() + grace_s
     while any(_group_exists(g) for g in groups) and time.monotonic() < deadline:
         time.sleep(poll_s)
+    if left := [g for g in groups if _group_exists(g)]:
+        print(f"watchdog: the supervisor died; SIGKILL to process groups {left} after {grace_s:g} s", file=sys.stderr)
     for pgid in groups:
         _killpg(pgid, signal.SIGKILL)
     return True

@@ -186,6 +186,7 @@ def test_a_killed_supervisor_still_ends_a_child_that_ignores_sigterm(tmp_path, c
     assert _gone([tree[1], stubborn], timeout_s=0) == [tree[1], stubborn]  # inside the grace period
     assert _gone([tree[1], stubborn, watchdogs[0].pid], timeout_s=10) == []
     assert time.monotonic() - t0 >= 3.0
+    assert "watchdog: the supervisor died; SIGKILL to process groups" in (tmp_path / "parent.log").read_text()
 
 
 def test_a_supervisor_that_stops_stands_its_watchdog_down(tmp_path, cleanup):
