@@ -11,6 +11,12 @@ retrieval, (c) MiniLM + personalisation with the user's history before the split
 (d) adds the champion recommender's scores for the user (EASE, the production default's first
 candidate, fitted on the interactions before each split), as each allowed item's place among the
 allowed items, its weight chosen on the validation questions after (c)'s.
+Also measured, not served: (d) plus ``w`` x the user's known-interest weight for each item's
+category tag (``ml.tagging.profiles.InterestProfiler`` over the interactions before each split,
+status ``known``), nDCG@10 per ``w`` on the validation and test questions (``known_interests``
+in the JSON). On the default shop validation nDCG@10 is flat from 0 to 0.25 and falls beyond,
+and every ``w`` > 0 lowers the test questions' nDCG@10, so the assistant does not add that term
+(the history vector and the champion already carry those interests).
 Reported: recall@10 and nDCG@10 per method, the relative nDCG@10 gain of (c) and (d) over (a)
 (target: >= 20 %), and the latency of answering one question with (d), parse to ranked items,
 p50 and p95 (target: p95 <= 150 ms on 2 cores). ``DIR/assistant.json`` and ``DIR/assistant.png``.
@@ -35,6 +41,7 @@ HELP = "shopping assistant retrieval: BM25 vs MiniLM vs MiniLM + personalisation
 METHODS = ("bm25", "minilm", "minilm_personal", "minilm_personal_champion")
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 CHAMPION_GRID = (0.0, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2)
+INTEREST_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 ANSWER_EVENTS = ("view", "add_to_cart", "purchase")
 HISTORY_EVENTS = ("view", "click", "add_to_cart", "purchase", "review")
 log = logging.getLogger(__name__)
@@ -108,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
             for name, start in (("validation", val_start), ("test", test_start))
         }
         champion = {name: _champion(hist, len(items)) for name, hist in history.items()}
+        item_tag = _category_tags(items)
+        known = {
+            name: _known_interests(events, at, start, item_tag)
+            for name, start in (("validation", val_start), ("test", test_start))
+        }
 
         def answer(q_text: str, user: str, split: str) -> dict[str, Any] | None:
             """One question's parts: BM25's ranking, the MiniLM cosines, the user's cosines."""
@@ -124,14 +136,21 @@ def run(args: argparse.Namespace) -> int:
                 "cos": cos,
                 "user": np.zeros_like(cos) if uv is None else emb @ uv,
                 "champion": rank_share(champion_scores(champion[split], rows, w), mask),
+                "known": item_tag.map(known[split].get(str(user), {})).fillna(0.0).to_numpy(np.float64),
                 "mask": mask,
             }
 
         val = _answered(sets["validation"], answer, "validation", index)
-        weight = _choose_weight(val, args.k)
-        champion_weight = _choose_weight(val, args.k, personal=weight)
+        weight, _ = _choose(val, args.k, WEIGHT_GRID, lambda a, w: a["cos"] + w * a["user"], "personal")
+        champion_weight, _ = _choose(val, args.k, CHAMPION_GRID, lambda a, w: _combined(a, weight, w), "champion")
         test = _answered(sets["test"], answer, "test", index)
         results = _evaluate(test, weight, champion_weight, args.k)
+
+        def with_interests(a: dict[str, Any], w: float) -> np.ndarray:
+            return _combined(a, weight, champion_weight) + w * a["known"]
+
+        interest_weight, on_val = _choose(val, args.k, INTEREST_GRID, with_interests, "known-interest")
+        _, on_test = _choose(test, args.k, INTEREST_GRID, with_interests, "known-interest (test)")
 
         def full_answer(q_text: str, user: str) -> None:
             """What one question costs end to end: parse, filter, embed, personalise, rank."""
@@ -146,6 +165,11 @@ def run(args: argparse.Namespace) -> int:
         latencies = _latencies_ms(sets["test"].head(200), full_answer)
     questions_seen = {"validation": len(sets["validation"]), "test": len(sets["test"])}
     payload = _payload(args, questions_seen, len(test), results, (weight, champion_weight), latencies)
+    payload["known_interests"] = {
+        "chosen_weight": interest_weight,
+        f"validation_ndcg@{args.k}": on_val,
+        f"test_ndcg@{args.k}": on_test,
+    }
     payload |= {"wall_seconds": round(stage.seconds, 1), "peak_rss_mb": round(stage.peak_rss_mb, 1)}
     write_json(args.out, "assistant.json", payload)
     png = _plot(payload, Path(args.out) / "assistant.png")
@@ -251,32 +275,67 @@ def _answered(
     return out
 
 
-def _choose_weight(answered: list[tuple[dict[str, Any], set[int]]], k: int, personal: float | None = None) -> float:
-    """The personalisation weight of ``WEIGHT_GRID`` with the best validation nDCG@k; given the
-    chosen ``personal`` weight, the champion's weight of ``CHAMPION_GRID`` instead."""
+def _choose(
+    answered: list[tuple[dict[str, Any], set[int]]],
+    k: int,
+    grid: tuple[float, ...],
+    scores: Any,
+    what: str,
+) -> tuple[float, dict[str, float]]:
+    """The weight of ``grid`` whose ranking by ``scores(answer parts, weight)`` has the best
+    nDCG@k over ``answered`` (the first of equals), and every weight's nDCG@k."""
     from ml.assistant.retrieval import top_k
     from ml.evaluate.metrics import ndcg_at_k
 
     relevant = [rel for _, rel in answered]
-    grid = WEIGHT_GRID if personal is None else CHAMPION_GRID
+    curve: dict[str, float] = {}
     best, best_score = grid[0], -1.0
     for weight in grid:
-        ranked = [top_k(_combined(a, personal, weight), a["mask"], k) for a, _ in answered]
+        ranked = [top_k(scores(a, weight), a["mask"], k) for a, _ in answered]
         score = ndcg_at_k(ranked_matrix(ranked, k), relevant, k) if answered else 0.0
-        log.info(
-            "%s weight %s: validation nDCG@%d %.4f", "personal" if personal is None else "champion", weight, k, score
-        )
+        curve[str(weight)] = round(float(score), 4)
+        log.info("%s weight %s: nDCG@%d %.4f", what, weight, k, score)
         if score > best_score:
             best, best_score = weight, score
-    return best
+    return best, curve
 
 
-def _combined(a: dict[str, Any], personal: float | None, weight: float) -> np.ndarray:
-    """The question's scores with the personal weight (``weight`` itself when ``personal`` is
-    None) and, with ``personal`` given, ``weight`` x the champion's rank share."""
-    if personal is None:
-        return a["cos"] + weight * a["user"]
-    return a["cos"] + personal * a["user"] + weight * a["champion"]
+def _combined(a: dict[str, Any], personal: float, champion: float) -> np.ndarray:
+    """The question's scores with the personal weight and the champion's rank share."""
+    return a["cos"] + personal * a["user"] + champion * a["champion"]
+
+
+def _category_tags(items: pd.DataFrame) -> pd.Series:
+    """Each item's category tag (``cat:<department>_<leaf>``, as the assistant's exploration
+    slot and the interest profiles name it), indexed by item id in ``items``' order."""
+    from ml.explore.candidates import category_tag
+
+    path = items["category_path"].str.split(" > ")
+    return pd.Series([category_tag(p[0], p[-1]) for p in path], index=items["item_id"].to_numpy())
+
+
+def _known_interests(
+    events: pd.DataFrame, at: pd.Series, before: pd.Timestamp, item_tag: pd.Series
+) -> dict[str, dict[str, float]]:
+    """Per user, the known interests (tag -> weight) that ``InterestProfiler`` finds in the
+    interactions before ``before``, with each item's category tag as its one tag."""
+    from ml.columns import DEFAULT_EVENT_WEIGHTS
+    from ml.tagging.profiles import InterestProfiler
+    from ml.tagging.vocabulary import Vocabulary
+
+    h = events[(at < before) & events["event_type"].isin(HISTORY_EVENTS) & events["item_id"].notna()]
+    interactions = pd.DataFrame(
+        {
+            "user_id": h["user_id"].astype(str),
+            "item_id": h["item_id"].astype(str),
+            "event_at": at[h.index],
+            "weight": h["event_type"].map(DEFAULT_EVENT_WEIGHTS),
+        }
+    )
+    tags = pd.DataFrame({"item_id": item_tag.index, "tag": item_tag.to_numpy(), "score": 1.0}).dropna()
+    p = InterestProfiler().profile(interactions, tags, Vocabulary.from_taxonomy(), as_of=before)
+    p = p[p["status"] == "known"]
+    return {str(u): dict(zip(g["tag"], g["weight"], strict=True)) for u, g in p.groupby("user_id")}
 
 
 def _champion(histories: dict[str, tuple[np.ndarray, np.ndarray]], n_items: int) -> Any:

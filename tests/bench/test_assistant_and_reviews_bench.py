@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.bench.assistant import questions, ranked_matrix
+from ml.bench.assistant import CHAMPION_GRID, INTEREST_GRID, questions, ranked_matrix
 from ml.bench.reviews import split_reviews
 from ml.evaluate.metrics import ndcg_at_k, recall_at_k
 
@@ -66,7 +66,14 @@ def test_both_benches_run_on_the_tiny_shop_and_write_json_and_png(tmp_path):
     assert main(["bench", "assistant", "--size", "tiny", "--max-questions", "40", "--out", str(tmp_path / "a")]) == 0
     a = json.loads((tmp_path / "a" / "assistant.json").read_text())
     assert set(a["methods"]) == {"bm25", "minilm", "minilm_personal", "minilm_personal_champion"}
-    assert a["questions"]["test"] > 0 and a["champion_weight"] in (0.0, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4)
+    assert a["questions"]["test"] > 0 and a["champion_weight"] in CHAMPION_GRID
+    known = a["known_interests"]
+    assert known["chosen_weight"] in INTEREST_GRID
+    for split in ("validation", "test"):
+        curve = known[f"{split}_ndcg@10"]
+        assert list(curve) == [str(w) for w in INTEREST_GRID] and all(0 <= v <= 1 for v in curve.values())
+    # weight 0 adds nothing: the test curve starts at (d)'s own nDCG
+    assert known["test_ndcg@10"]["0.0"] == round(a["methods"]["minilm_personal_champion"]["ndcg@10"], 4)
     assert all(0 <= r["ndcg@10"] <= 1 and 0 <= r["recall@10"] <= 1 for r in a["methods"].values())
     assert a["latency_ms"]["p95"] >= a["latency_ms"]["p50"] > 0 and (tmp_path / "a" / "assistant.png").exists()
     args = ["bench", "reviews", "--size", "tiny", "--epochs", "1", "--max-train", "40", "--out", str(tmp_path / "r")]
