@@ -244,6 +244,9 @@ def _print_report(payload: dict[str, Any], results: dict[str, Any], png: Path, k
         f"{payload['gain_personal_champion_over_bm25']:+.1%} (champion weight {payload['champion_weight']}); "
         f"latency of (d) p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms"
     )
+    known = payload["known_interests"]
+    curve = ", ".join(f"{w} {v:.4f}" for w, v in known[f"test_ndcg@{k}"].items())
+    print(f"(d) + w x known interests, test nDCG@{k} by w: {curve} (validation picks {known['chosen_weight']})")
     print(f"wrote {png.parent / 'assistant.json'} and {png}")
 
 
