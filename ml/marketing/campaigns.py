@@ -120,48 +120,6 @@ def copy_variant(user_ids: pd.Series | np.ndarray, campaign: Campaign) -> np.nda
     return _user_hashes(user_ids, f"{campaign.name}|copy") % campaign.copy_variants
 
 
-@dataclass
-class UpliftReport:
-    campaign: str
-    metric: str
-    treatment_users: int
-    holdout_users: int
-    treatment_mean: float
-    holdout_mean: float
-    uplift: float
-    ci_low: float
-    ci_high: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def uplift(per_user: pd.DataFrame, campaign: Campaign, metric: str, n_boot: int = 2000, seed: int = 0) -> UpliftReport:
-    """Difference in mean ``metric`` per user (treatment - holdout) with a 95% bootstrap CI.
-    ``per_user`` has one row per exposed user: user_id and the metric columns (0 when none)."""
-    arms = arm(per_user["user_id"].to_numpy(), campaign)
-    t = per_user.loc[arms == TREATMENT, metric].to_numpy(float)
-    h = per_user.loc[arms == HOLDOUT, metric].to_numpy(float)
-    if len(t) == 0 or len(h) == 0:
-        raise ValueError(f"campaign {campaign.name!r}: need users in both arms (treatment {len(t)}, holdout {len(h)})")
-    rng = np.random.default_rng(seed)
-    bt = rng.choice(t, (n_boot, len(t))).mean(axis=1)
-    bh = rng.choice(h, (n_boot, len(h))).mean(axis=1)
-    diff = bt - bh
-    lo, hi = np.quantile(diff, [0.025, 0.975])
-    return UpliftReport(
-        campaign.name,
-        metric,
-        len(t),
-        len(h),
-        float(t.mean()),
-        float(h.mean()),
-        float(t.mean() - h.mean()),
-        float(lo),
-        float(hi),
-    )
-
-
 # ---- campaigns in the publish step ------------------------------------------------------------
 
 

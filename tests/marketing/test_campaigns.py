@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.marketing.campaigns import HOLDOUT, TREATMENT, Campaign, arm, load_campaigns, uplift
+from ml.marketing.campaigns import HOLDOUT, TREATMENT, Campaign, arm, load_campaigns
+from ml.marketing.report import uplift
 
 pytestmark = pytest.mark.unit
 
