@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,22 +103,15 @@ def run(args: argparse.Namespace) -> int:
         index = {str(i): n for n, i in enumerate(items["item_id"])}
         events = tables["events"]
         at = pd.to_datetime(events["event_time"], utc=True)
-        t0, t1 = at.min(), at.max()
-        test_start = t1 - (t1 - t0) * args.test_share
-        val_start = test_start - (t1 - t0) * args.test_share / 2
+        val_start, test_start, t1 = _split_bounds(at, args.test_share)
         vocab = Vocabulary.from_items(items, items["text"].tolist(), tuple(tx.STYLES))
         bm25 = BM25().fit(items["text"].tolist())
         encoder = enc.load()
         emb = encode(encoder, items["text"].tolist())
         sets = _question_sets(events, (val_start, test_start, t1), args.max_questions, args.seed)
-        history = {
-            name: _histories(events, at, start, index)
-            for name, start in (("validation", val_start), ("test", test_start))
-        }
-        champion = {name: _champion(hist, len(items)) for name, hist in history.items()}
         item_tag = _category_tags(items)
-        known = {
-            name: _known_interests(events, at, start, item_tag)
+        before = {
+            name: _Before.of(events, at, start, index, item_tag)
             for name, start in (("validation", val_start), ("test", test_start))
         }
 
@@ -129,14 +123,14 @@ def run(args: argparse.Namespace) -> int:
                 return None
             mask = allowed(items, q)
             cos = emb @ encode(encoder, [q.text])[0]
-            rows, w = _history(history[split], user)
+            rows, w = _history(before[split].history, user)
             uv = user_vector(emb, rows, w)
             return {
                 "bm25": top_k(bm25.scores(q.text), mask, args.k),
                 "cos": cos,
                 "user": np.zeros_like(cos) if uv is None else emb @ uv,
-                "champion": rank_share(champion_scores(champion[split], rows, w), mask),
-                "known": item_tag.map(known[split].get(str(user), {})).fillna(0.0).to_numpy(np.float64),
+                "champion": rank_share(champion_scores(before[split].champion, rows, w), mask),
+                "known": item_tag.map(before[split].known.get(str(user), {})).fillna(0.0).to_numpy(np.float64),
                 "mask": mask,
             }
 
@@ -145,36 +139,70 @@ def run(args: argparse.Namespace) -> int:
         champion_weight, _ = _choose(val, args.k, CHAMPION_GRID, lambda a, w: _combined(a, weight, w), "champion")
         test = _answered(sets["test"], answer, "test", index)
         results = _evaluate(test, weight, champion_weight, args.k)
-
-        def with_interests(a: dict[str, Any], w: float) -> np.ndarray:
-            return _combined(a, weight, champion_weight) + w * a["known"]
-
-        interest_weight, on_val = _choose(val, args.k, INTEREST_GRID, with_interests, "known-interest")
-        _, on_test = _choose(test, args.k, INTEREST_GRID, with_interests, "known-interest (test)")
+        known_interests = _known_interest_curves(val, test, args.k, weight, champion_weight)
 
         def full_answer(q_text: str, user: str) -> None:
             """What one question costs end to end: parse, filter, embed, personalise, rank."""
             q = parse(q_text, vocab)
             cos = emb @ encode(encoder, [q.text])[0]
-            rows, w = _history(history["test"], user)
+            rows, w = _history(before["test"].history, user)
             mask = allowed(items, q)
             scores = personalised(cos, emb, user_vector(emb, rows, w), weight)
-            champ = rank_share(champion_scores(champion["test"], rows, w), mask)
+            champ = rank_share(champion_scores(before["test"].champion, rows, w), mask)
             top_k(scores + champion_weight * champ, mask, args.k)
 
         latencies = _latencies_ms(sets["test"].head(200), full_answer)
     questions_seen = {"validation": len(sets["validation"]), "test": len(sets["test"])}
     payload = _payload(args, questions_seen, len(test), results, (weight, champion_weight), latencies)
-    payload["known_interests"] = {
-        "chosen_weight": interest_weight,
-        f"validation_ndcg@{args.k}": on_val,
-        f"test_ndcg@{args.k}": on_test,
-    }
-    payload |= {"wall_seconds": round(stage.seconds, 1), "peak_rss_mb": round(stage.peak_rss_mb, 1)}
+    payload |= {"known_interests": known_interests, "wall_seconds": round(stage.seconds, 1)}
+    payload["peak_rss_mb"] = round(stage.peak_rss_mb, 1)
     write_json(args.out, "assistant.json", payload)
     png = _plot(payload, Path(args.out) / "assistant.png")
     _print_report(payload, results, png, args.k)
     return 0
+
+
+@dataclass(frozen=True)
+class _Before:
+    """What is known of the users before a split: their histories (item rows, weights), the
+    champion fitted on them and their known interests (tag -> weight)."""
+
+    history: dict[str, tuple[np.ndarray, np.ndarray]]
+    champion: Any
+    known: dict[str, dict[str, float]]
+
+    @classmethod
+    def of(
+        cls, events: pd.DataFrame, at: pd.Series, start: pd.Timestamp, index: dict[str, int], item_tag: pd.Series
+    ) -> _Before:
+        history = _histories(events, at, start, index)
+        return cls(history, _champion(history, len(index)), _known_interests(events, at, start, item_tag))
+
+
+def _known_interest_curves(
+    val: list[tuple[dict[str, Any], set[int]]],
+    test: list[tuple[dict[str, Any], set[int]]],
+    k: int,
+    personal: float,
+    champion: float,
+) -> dict[str, Any]:
+    """(d) plus ``w`` x the user's known-interest weight for each item's category: the ``w`` of
+    ``INTEREST_GRID`` validation picks, and nDCG@k per ``w`` on the validation and test questions."""
+
+    def with_interests(a: dict[str, Any], w: float) -> np.ndarray:
+        return _combined(a, personal, champion) + w * a["known"]
+
+    chosen, on_val = _choose(val, k, INTEREST_GRID, with_interests, "known-interest")
+    _, on_test = _choose(test, k, INTEREST_GRID, with_interests, "known-interest (test)")
+    return {"chosen_weight": chosen, f"validation_ndcg@{k}": on_val, f"test_ndcg@{k}": on_test}
+
+
+def _split_bounds(at: pd.Series, test_share: float) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
+    """(validation start, test start, end): the newest ``test_share`` of the time span is the
+    test split, the half as long before it the validation split."""
+    t0, t1 = at.min(), at.max()
+    test_start = t1 - (t1 - t0) * test_share
+    return test_start - (t1 - t0) * test_share / 2, test_start, t1
 
 
 def _question_sets(
