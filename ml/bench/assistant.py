@@ -251,12 +251,26 @@ def _histories(
     events: pd.DataFrame, at: pd.Series, before: pd.Timestamp, index: dict[str, int]
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per user, (item rows, weights) of the interactions before ``before`` (the split)."""
+    h = _interactions_before(events, at, before)
+    h = h.assign(row=h["item_id"].map(index)).dropna(subset=["row"])
+    h = h.groupby(["user_id", "row"], as_index=False)["weight"].sum()
+    return {u: (g["row"].to_numpy(np.int64), g["weight"].to_numpy(np.float64)) for u, g in h.groupby("user_id")}
+
+
+def _interactions_before(events: pd.DataFrame, at: pd.Series, before: pd.Timestamp) -> pd.DataFrame:
+    """user_id, item_id, event_at and weight (the implicit-feedback weight of its event type) of
+    every item interaction before ``before``."""
     from ml.columns import DEFAULT_EVENT_WEIGHTS
 
     h = events[(at < before) & events["event_type"].isin(HISTORY_EVENTS) & events["item_id"].notna()]
-    h = h.assign(row=h["item_id"].astype(str).map(index), w=h["event_type"].map(DEFAULT_EVENT_WEIGHTS))
-    h = h.dropna(subset=["row"]).groupby(["user_id", "row"], as_index=False)["w"].sum()
-    return {str(u): (g["row"].to_numpy(np.int64), g["w"].to_numpy(np.float64)) for u, g in h.groupby("user_id")}
+    return pd.DataFrame(
+        {
+            "user_id": h["user_id"].astype(str),
+            "item_id": h["item_id"].astype(str),
+            "event_at": at[h.index],
+            "weight": h["event_type"].map(DEFAULT_EVENT_WEIGHTS),
+        }
+    )
 
 
 def _print_report(payload: dict[str, Any], results: dict[str, Any], png: Path, k: int) -> None:
@@ -350,21 +364,11 @@ def _known_interests(
 ) -> dict[str, dict[str, float]]:
     """Per user, the known interests (tag -> weight) that ``InterestProfiler`` finds in the
     interactions before ``before``, with each item's category tag as its one tag."""
-    from ml.columns import DEFAULT_EVENT_WEIGHTS
     from ml.tagging.profiles import InterestProfiler
     from ml.tagging.vocabulary import Vocabulary
 
-    h = events[(at < before) & events["event_type"].isin(HISTORY_EVENTS) & events["item_id"].notna()]
-    interactions = pd.DataFrame(
-        {
-            "user_id": h["user_id"].astype(str),
-            "item_id": h["item_id"].astype(str),
-            "event_at": at[h.index],
-            "weight": h["event_type"].map(DEFAULT_EVENT_WEIGHTS),
-        }
-    )
     tags = pd.DataFrame({"item_id": item_tag.index, "tag": item_tag.to_numpy(), "score": 1.0}).dropna()
-    p = InterestProfiler().profile(interactions, tags, Vocabulary.from_taxonomy(), as_of=before)
+    p = InterestProfiler().profile(_interactions_before(events, at, before), tags, Vocabulary.from_taxonomy(), before)
     p = p[p["status"] == "known"]
     return {str(u): dict(zip(g["tag"], g["weight"], strict=True)) for u, g in p.groupby("user_id")}
 
