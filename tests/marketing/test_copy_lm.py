@@ -87,6 +87,9 @@ def test_sampling_is_seeded_and_cut_at_prompt_syntax(trained):
     a = lm.write(writer, text, 3, seed=5, max_new_tokens=20)
     assert a == lm.write(writer, text, 3, seed=5, max_new_tokens=20)
     assert len(a) == 3 and all("\n" not in t and "Product:" not in t and "|" not in t for t in a)
+    # a continuation the token limit cuts keeps its whole sentences only (none: all of it)
+    cut = lm.write(writer, text, 8, seed=2, max_new_tokens=12)
+    assert all(t.endswith((".", "!", "?")) or not re.search(r"[.!?](\s|$)", t) for t in cut), cut
 
 
 def test_avoided_words_are_never_written(trained):

@@ -16,7 +16,11 @@
   campaign offers none;
 - ``number``: any other number that neither the product's catalogue text (title, description)
   nor the campaign states (a size, a count, a date the model made up);
-- ``repeated``: a word written twice in a row ("for for"), the commonest way a small model stalls.
+- ``repeated``: a word written twice in a row ("for for"), the commonest way a small model stalls;
+- ``form``: a sentence whose first word is in lower case ("… 369.89. this one for work.") or that
+  starts with punctuation (": This one"), a word ending in a hanging hyphen ("Embroidered-"),
+  or text that stops mid-sentence (no full stop, question or exclamation mark at its end): the
+  fragments a small model leaves, which read as broken copy however true they are.
 
 The featured product's own title is a catalogue fact: it is taken out of the text before the
 product, brand and category rules read it (titles name nouns of neighbouring categories).
@@ -37,6 +41,14 @@ PRICE = re.compile(
     re.IGNORECASE,
 )
 REPEATED = re.compile(r"\b([a-z]+) \1\b")
+# the end of a sentence: a full stop, question or exclamation mark before a space or the end
+# (not the point of a price), closing quotes or brackets included
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
+# a sentence's first word (from its first letter or digit), what may come before it (quotes,
+# brackets), and a hyphen left hanging at a word's end ("everyday- sophistication")
+FIRST_WORD = re.compile(r"[^\W_]\S*")
+OPENING = re.compile(r"^[\"'(\[]*[^\W_]")
+HANGING_HYPHEN = re.compile(r"\b[a-z]+-(?=\s|$)", re.IGNORECASE)
 NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 PERCENT = re.compile(r"(?<![\d.,])(\d+(?:[.,]\d+)?)\s*(?:%|percent\b|per cent\b)", re.IGNORECASE)
 # a title this short is a common phrase ("Tent") rather than the name of one product
@@ -117,7 +129,34 @@ def check(text: str, offer: Offer, catalogue: Catalogue, banned: list[str]) -> l
     reasons += _names(rest, own, product, catalogue)
     reasons += _amounts(low, own, offer)
     reasons += [f"repeated: '{m.group(0)}'" for m in REPEATED.finditer(low)]
+    reasons += _form(" ".join(text.split()))
     return list(dict.fromkeys(reasons))
+
+
+def _form(text: str) -> list[str]:
+    """The form rule: each sentence starts with a capital letter or a digit (or a name written
+    in mixed case, "iPhone"; quotes and brackets may open it), no word ends in a hanging
+    hyphen, and the text ends a sentence."""
+    ends = [m.end() for m in SENTENCE_END.finditer(text)]
+    reasons = []
+    for begin, end in zip([0, *ends], [*ends, len(text)], strict=True):
+        sentence = text[begin:end].strip()
+        first = FIRST_WORD.search(sentence)
+        if first and first.group(0)[0].islower() and first.group(0).islower():
+            reasons.append(f"form: a sentence starts in lower case ({sentence!r})")
+        elif sentence and not OPENING.match(sentence):
+            reasons.append(f"form: a sentence starts with punctuation ({sentence!r})")
+    reasons += [f"form: a word ends in a hanging hyphen ('{m.group(0)}')" for m in HANGING_HYPHEN.finditer(text)]
+    if text and (not ends or ends[-1] != len(text)):
+        reasons.append(f"form: stops mid-sentence ('…{text[-30:]}')")
+    return reasons
+
+
+def whole_sentences(text: str) -> str:
+    """``text`` up to the end of its last whole sentence (all of it when it has none): what a
+    generator keeps of a continuation the token limit cut mid-sentence."""
+    ends = [m.end() for m in SENTENCE_END.finditer(text)]
+    return text[: ends[-1]] if ends else text
 
 
 def _own_text(product: Any) -> str:

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.marketing.copywriting.gate import whole_sentences
+
 PROMPT = "Product: {title} | Brand: {brand} | Category: {category} | Price: {price:.2f}{attributes}\nCopy:"
 END = "<|endoftext|>"
 # where a continuation stops: the end token, a new line, or prompt syntax (another product's facts)
@@ -243,7 +245,7 @@ def write(
     top_k: int = 40,
 ) -> list[str]:
     """``n`` sampled continuations of the prompt ``text`` (each cut at the end token, a new line
-    or prompt syntax), the same for the same seed; ``avoid``: words never written (constrained
+    or prompt syntax, then after its last whole sentence), the same for the same seed; ``avoid``: words never written (constrained
     decoding: their tokens are masked out where they would complete the word)."""
     import torch
 
@@ -261,4 +263,4 @@ def write(
         bad_words_ids=bad,
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     )
-    return [" ".join(STOP.split(o["generated_text"], maxsplit=1)[0].split()) for o in outputs]
+    return [whole_sentences(" ".join(STOP.split(o["generated_text"], maxsplit=1)[0].split())) for o in outputs]
