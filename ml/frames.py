@@ -1,4 +1,5 @@
-"""Small helpers for whole-column work on pandas frames."""
+"""Small helpers for whole-column work on pandas frames and numpy arrays: membership, lookups
+and ranks by sorting and integer codes, each written once."""
 
 from __future__ import annotations
 
@@ -48,3 +49,45 @@ def distinct_codes(keys: Any) -> tuple[np.ndarray, np.ndarray]:
     code = np.empty(len(k), dtype=np.int64)
     code[order] = np.cumsum(first) - 1
     return order[first], code
+
+
+def codes_in(values: Any, index: pd.Index) -> np.ndarray:
+    """Position of each of ``values`` in ``index`` (-1 when absent), each distinct value looked
+    up once."""
+    if not isinstance(values, pd.Series | np.ndarray):
+        values = np.asarray(values, dtype=object)
+    codes, uniques = pd.factorize(values)
+    found = np.append(index.get_indexer(uniques), -1) if len(uniques) else np.array([-1])
+    return found[codes].astype(np.int64)
+
+
+def member(keys: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(found, position) of each key in the sorted array ``sorted_keys`` (position 0 where the
+    array is empty)."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=bool), np.zeros(len(keys), dtype=np.int64)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys, pos
+
+
+def lookup(keys: np.ndarray, sorted_keys: np.ndarray, values: np.ndarray, default: Any = 0) -> np.ndarray:
+    """``values`` at each key's place in ``sorted_keys``, ``default`` where a key is absent."""
+    found, pos = member(keys, sorted_keys)
+    out = np.full(len(keys), default, dtype=np.result_type(values, np.asarray(default)))
+    out[found] = values[pos[found]]
+    return out
+
+
+def ranks(sizes: np.ndarray) -> np.ndarray:
+    """0, 1, ..., size - 1 for each of consecutive groups of ``sizes`` (``[2, 3]``:
+    ``[0, 1, 0, 1, 2]``): each row's place within its group."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    return np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+
+
+def group_rank(groups: np.ndarray) -> np.ndarray:
+    """0, 1, 2... within each run of equal values of ``groups`` (rows already grouped)."""
+    if len(groups) == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    return ranks(np.diff(np.r_[first, len(groups)]))

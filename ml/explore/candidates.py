@@ -14,32 +14,27 @@ The same function serves the publish task (frames read from the warehouse by
   the champion's score), then the tag's popular items (0.1-0.5; 0.5-1 in a tag the champion does
   not reach), never an excluded (bought) item, each score discounted by the user's earlier
   impressions of it without a click: score * min(1, (2 + clicks) / (2 + impressions)). The
-  sampler multiplies a tag's value by its next item's score, so stale items lower their tag. Only category tags are arms: every item has exactly
-  one, so a slate never repeats an item.
-* **Priors**: Beta with mean = base rate x (0.5 + relative weight); the base rates (clicks per
-  examined impression of known and of candidate tags) are learned from feedback and shrunk to
-  defaults. Strengths (15 known, 5 candidate) match the spread of a mixture prior: a candidate tag
-  is a true interest (CTR ~0.3) for roughly one user in eight, else it is noise (CTR ~0.02), so its
-  prior is wide and it gets tried; a known tag is usually a real interest, so its prior is tight.
+  sampler multiplies a tag's value by its next item's score, so stale items lower their tag.
+  Only category tags are arms: every item has exactly one, so a slate never repeats an item.
+* **Priors and features**: :meth:`ml.explore.context.ArmTable.contexts`, from base rates (clicks
+  per examined impression of known and of candidate tags) learned from feedback here and shrunk
+  to the defaults.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ml.explore.context import FEATURES, ContextColumns, ContextList, beta_posterior
+from ml.explore.context import ArmTable, ContextList
 from ml.explore.feedback import FeedbackStats, shrunk_rate
-from ml.frames import isin, sorted_distinct
+from ml.frames import codes_in, group_rank, isin, lookup, member, sorted_distinct
 from ml.shop.taxonomy import slug
 
 DEFAULT_KNOWN_RATE = 0.15
 DEFAULT_CANDIDATE_RATE = 0.05
-KNOWN_STRENGTH = 15.0
-CANDIDATE_STRENGTH = 5.0
 
 
 def category_tag(department: str | None, leaf: str | None) -> str | None:
@@ -156,14 +151,14 @@ def build_contexts(
     users = [str(u) for u in users]
     user_index = pd.Index(users)
     shop = _Catalogue.of(inp.items)
-    keys = _side_keys(inp.excluded, inp.feedback, user_index, shop.item_index, shop.tag_index, shop.item_tag)
+    keys = _side_keys(inp.excluded, inp.feedback, user_index, shop)
     champ = _champion_rows(inp, user_index, shop)
     arms = _user_arms(inp, user_index, shop, champ, s)
-    offered = champ.without(_member(champ.user * shop.n_items + champ.item, keys.ex_key)[0])
+    offered = champ.without(member(champ.user * shop.n_items + champ.item, keys.ex_key)[0])
     table = _arm_table(users, arms, offered, keys, shop, s)
     rate_known = shrunk_rate(*table.known_feedback, s.default_known_rate)
     rate_cand = shrunk_rate(*table.cand_feedback, s.default_candidate_rate)
-    return table.contexts(inp, s, rate_known, rate_cand)
+    return table.contexts(inp.as_of, inp.sessions, inp.segments, s.min_sessions_new, rate_known, rate_cand)
 
 
 @dataclass
@@ -275,12 +270,12 @@ def _champion_rows(inp: CandidateInputs, user_index: pd.Index, shop: _Catalogue)
         raise ValueError(f"champion codes hold {len(codes.row_user)} rows, the champion frame {len(inp.champion)}")
     if codes is not None:
         user_pos = np.append(user_index.get_indexer(np.asarray([str(u) for u in codes.user_ids], dtype=object)), -1)
-        item_pos = np.append(_codes(np.asarray(codes.item_ids, dtype=object), shop.item_index), -1)
+        item_pos = np.append(codes_in(np.asarray(codes.item_ids, dtype=object), shop.item_index), -1)
         user = user_pos[np.asarray(codes.row_user, dtype=np.int64)]  # (code -1: the appended -1)
         item = item_pos[np.asarray(codes.row_item, dtype=np.int64)]
     else:
-        user = _codes(inp.champion["user_id"].astype(str), user_index)
-        item = _codes(inp.champion["item_id"], shop.item_index)
+        user = codes_in(inp.champion["user_id"].astype(str), user_index)
+        item = codes_in(inp.champion["item_id"], shop.item_index)
     score = inp.champion["score"].to_numpy(np.float64)
     tag = shop.item_tag[item]
     rows = np.flatnonzero((user >= 0) & (tag >= 0) & np.isfinite(score))
@@ -327,16 +322,16 @@ def _user_arms(
     has a profile (known) and usable candidate rows (candidates), else derived."""
     profile, has_profile = _profile_rows(inp.profiles, user_index, shop)
     derived = _known_from_interactions(inp, set(user_index[~has_profile]))
-    derived = derived.assign(_u=_codes(derived["user_id"].astype(str), user_index))
+    derived = derived.assign(_u=codes_in(derived["user_id"].astype(str), user_index))
     derived = derived.assign(_t=shop.tag_index.get_indexer(derived["tag"]))
     derived = derived[(derived["_u"] >= 0) & (derived["_t"] >= 0)]
     derived = derived.sort_values(["_u", "weight"], ascending=[True, False], kind="stable")
     known = _Arms.concat([_known_arms(profile[profile["status"] == "known"]), _known_arms(derived)]).by_user()
-    known = known.take(np.flatnonzero(_group_rank(known.user) < s.max_known))
+    known = known.take(np.flatnonzero(group_rank(known.user) < s.max_known))
     cand_rows = profile[profile["status"] == "candidate"]
-    taken, _ = _member(_arm_keys(cand_rows, shop), np.sort(known.user * shop.n_tags + known.tag))
+    taken, _ = member(_arm_keys(cand_rows, shop), np.sort(known.user * shop.n_tags + known.tag))
     cand_rows = cand_rows[~taken]
-    cand_rows = cand_rows[_group_rank(cand_rows["_u"].to_numpy(np.int64)) < s.max_candidates]
+    cand_rows = cand_rows[group_rank(cand_rows["_u"].to_numpy(np.int64)) < s.max_candidates]
     from_profile = _candidate_arms(
         cand_rows["_u"].to_numpy(np.int64), cand_rows["_t"].to_numpy(np.int64), cand_rows["weight"].to_numpy(np.float64)
     )
@@ -360,7 +355,7 @@ def _profile_rows(
     columns = ["user_id", "tag", "weight", "evidence_count", "last_seen", "uncertainty", "status"]
     if profiles is None or not len(profiles):
         return pd.DataFrame({c: [] for c in [*columns, "_u", "_t"]}), has_profile
-    user = _codes(profiles["user_id"].astype(str), user_index)
+    user = codes_in(profiles["user_id"].astype(str), user_index)
     has_profile[user[user >= 0]] = True
     rows = profiles.assign(_u=user, _t=shop.tag_index.get_indexer(profiles["tag"]))
     rows = rows[(rows["_u"] >= 0) & (rows["_t"] >= 0)]
@@ -421,7 +416,7 @@ def _derived_candidates(
     (0.01 / (1 + rank)) when worth more; never a known tag; the ``max_candidates`` best."""
     mine = derive[known.user]
     known = known.take(np.flatnonzero(mine))
-    known_rank = _group_rank(known.user)
+    known_rank = group_rank(known.user)
     offers = [
         _champion_offers(derive, champ),
         _transition_offers(known, known_rank, transitions, shop),
@@ -431,7 +426,7 @@ def _derived_candidates(
     user = np.concatenate([o.user for o in offers])
     tag = np.concatenate([o.tag for o in offers])
     key = user * shop.n_tags + tag
-    taken, _ = _member(key, np.sort(known.user * shop.n_tags + known.tag))
+    taken, _ = member(key, np.sort(known.user * shop.n_tags + known.tag))
     keep = np.flatnonzero(~taken)
     source = np.concatenate([np.full(len(o.user), o.source) for o in offers])[keep]
     first = np.concatenate([o.first for o in offers])[keep]
@@ -445,7 +440,7 @@ def _derived_candidates(
     worth = _candidate_values(group, source, value, len(starts))
     g_user, g_tag = key[starts] // shop.n_tags, key[starts] % shop.n_tags
     best = np.lexsort((second[starts], first[starts], source[starts], -worth, g_user))
-    best = best[_group_rank(g_user[best]) < s.max_candidates]
+    best = best[group_rank(g_user[best]) < s.max_candidates]
     return _candidate_arms(g_user[best], g_tag[best], worth[best])
 
 
@@ -457,7 +452,7 @@ def _candidate_values(group: np.ndarray, source: np.ndarray, value: np.ndarray, 
     champion = source == 0
     np.maximum.at(worth, group[champion], value[champion])
     moves = np.flatnonzero(source == 1)
-    step = _group_rank(group[moves])
+    step = group_rank(group[moves])
     for k in range(int(step.max(initial=-1)) + 1):
         at = moves[step == k]
         worth[group[at]] = worth[group[at]] + 1.0 + value[at]
@@ -490,7 +485,7 @@ def _transition_offers(
     start = np.cumsum(count) - count
     n = count[known.tag]
     arm = np.repeat(np.arange(len(known.tag)), n)
-    pick = rows[np.repeat(start[known.tag], n) + _group_rank(arm)]
+    pick = rows[np.repeat(start[known.tag], n) + group_rank(arm)]
     probability = transitions["probability"].to_numpy(np.float64)[pick]
     return _Offers(known.user[arm], target[pick], known.weight[arm] * probability, 1, known_rank[arm], pick)
 
@@ -506,7 +501,7 @@ def _department_offers(known: _Arms, known_rank: np.ndarray, shop: _Catalogue) -
     group = np.cumsum(new) - 1
     n_groups = int(new.sum())
     weight = np.zeros(n_groups)
-    step = _group_rank(group)
+    step = group_rank(group)
     for k in range(int(step.max(initial=-1)) + 1):
         at = step == k
         weight[group[at]] = weight[group[at]] + known.weight[order][at] + 0.01
@@ -514,10 +509,10 @@ def _department_offers(known: _Arms, known_rank: np.ndarray, shop: _Catalogue) -
     user, dept_of, seen = known.user[order][first], dept[order][first], known_rank[order][first]
     by_weight = np.lexsort((seen, -weight, user))
     user, dept_of, weight = user[by_weight], dept_of[by_weight], weight[by_weight]
-    place = _group_rank(user)
+    place = group_rank(user)
     size = np.diff(shop.dept_bounds)[dept_of]
     row = np.repeat(np.arange(len(user)), size)
-    rank = _group_rank(row)
+    rank = group_rank(row)
     tag = shop.dept_tags[shop.dept_bounds[dept_of][row] + rank]
     return _Offers(user[row], tag, 0.5 * weight[row] / (1.0 + rank), 2, place[row], rank)
 
@@ -531,8 +526,8 @@ def _popular_offers(derive: np.ndarray, shop: _Catalogue, s: CandidateSettings) 
 
 def _arm_table(
     users: list[str], arms: _Arms, offered: _Champion, keys: _SideKeys, shop: _Catalogue, s: CandidateSettings
-) -> _ArmTable:
-    """The :class:`_ArmTable` of ``arms``, each with its items, the arms without items left out,
+) -> ArmTable:
+    """The :class:`ArmTable` of ``arms``, each with its items, the arms without items left out,
     and popular tags added to a user's arms until its slate is full."""
     own = _arm_items(arms.user, arms.tag, offered, keys, shop, s)
     extra, extra_items = _filler_arms(len(users), arms, own, offered, keys, shop, s)
@@ -542,12 +537,12 @@ def _arm_table(
     per_arm = np.bincount(items.arm, minlength=len(order))
     kept = np.flatnonzero(per_arm > 0)
     arm_key = all_arms.user * shop.n_tags + all_arms.tag
-    exam = _lookup(arm_key, keys.tag_key, keys.tag_val[:, 0], 0.0)
-    clicks = _lookup(arm_key, keys.tag_key, keys.tag_val[:, 1], 0.0)
+    exam = lookup(arm_key, keys.tag_key, keys.tag_val[:, 0], 0.0)
+    clicks = lookup(arm_key, keys.tag_key, keys.tag_val[:, 1], 0.0)
     own_key = arms.user * shop.n_tags + arms.tag
-    own_exam = _lookup(own_key, keys.tag_key, keys.tag_val[:, 0], 0.0)
-    own_clicks = _lookup(own_key, keys.tag_key, keys.tag_val[:, 1], 0.0)
-    return _ArmTable(
+    own_exam = lookup(own_key, keys.tag_key, keys.tag_val[:, 0], 0.0)
+    own_clicks = lookup(own_key, keys.tag_key, keys.tag_val[:, 1], 0.0)
+    return ArmTable(
         users=users,
         bounds=np.r_[0, np.cumsum(np.bincount(all_arms.user[kept], minlength=len(users)))].astype(np.int64),
         tags=np.asarray(shop.tag_index, dtype=object)[all_arms.tag[kept]],
@@ -603,14 +598,14 @@ def _filler_arms(
             break
         span = np.minimum(s.slate_size - have[short] + n_own[short], n_tags - start[short])
         user = np.repeat(short, span)
-        tag = shop.popular[np.repeat(start[short], span) + _group_rank(user)]
+        tag = shop.popular[np.repeat(start[short], span) + group_rank(user)]
         start[short] += span
-        mine, _ = _member(user * shop.n_tags + tag, own_key)
+        mine, _ = member(user * shop.n_tags + tag, own_key)
         user, tag = user[~mine], tag[~mine]
         found = _arm_items(user, tag, offered, keys, shop, s)
         count = np.bincount(found.arm, minlength=len(user))
         before = np.cumsum(count) - count
-        before = have[user] + before - before[_first_of(user)]
+        before = have[user] + before - before[np.arange(len(user)) - group_rank(user)]  # from the user's first row
         take = np.flatnonzero((before < s.slate_size) & (count > 0))
         np.add.at(have, user[take], count[take])
         added.append(_candidate_arms(user[take], tag[take], np.zeros(len(take))))
@@ -620,11 +615,6 @@ def _filler_arms(
     filler, filler_items = _Arms.concat(added), _ArmItems.chain(items)
     order = np.argsort(filler.user, kind="stable")
     return filler.take(order), filler_items.reorder(order)
-
-
-def _first_of(groups: np.ndarray) -> np.ndarray:
-    """For each row of ``groups`` (rows grouped), the position of its group's first row."""
-    return np.arange(len(groups)) - _group_rank(groups)
 
 
 @dataclass
@@ -673,7 +663,7 @@ def _arm_items(
     without a click, best first, at most ``items_per_tag``."""
     ipt = s.items_per_tag
     key = user * shop.n_tags + tag
-    shown = _lookup(key, *keys.shown_per_tag)
+    shown = lookup(key, *keys.shown_per_tag)
     champion = _champion_items(key, offered, shop)
     led = np.bincount(champion.arm, minlength=len(key))
     # only items the user was shown can be discounted, so popular items beyond the first
@@ -683,7 +673,7 @@ def _arm_items(
     plain = (shown == 0) & _never_rising(champion)
     need = np.where(plain, np.minimum(need, np.maximum(ipt - led, 0)), need)
     popular = _popular_items(user, tag, need, led, champion, keys, shop)
-    champion = champion.subset(~plain[champion.arm] | (_group_rank(champion.arm) < ipt))
+    champion = champion.subset(~plain[champion.arm] | (group_rank(champion.arm) < ipt))
     rows = _champion_then_popular(champion, popular)
     _discount_shown(rows, user, shown, keys, shop)
     return _best_first(rows, ipt)
@@ -693,7 +683,7 @@ def _champion_items(key: np.ndarray, offered: _Champion, shop: _Catalogue) -> _A
     """The offered champion rows of each arm (``key``: user x tags + tag), in the champion's
     order, scored 0.5-1."""
     order = np.argsort(key, kind="stable")
-    found, pos = _member(offered.user * shop.n_tags + offered.tag, key[order])
+    found, pos = member(offered.user * shop.n_tags + offered.tag, key[order])
     rows, arm = np.flatnonzero(found), order[pos[found]]
     by_arm = np.argsort(arm, kind="stable")
     rows, arm = rows[by_arm], arm[by_arm]
@@ -720,15 +710,15 @@ def _popular_items(
     """Per arm, its tag's first ``need`` popular items that the user did not buy and the
     champion does not propose (score: popularity relative to the tag's top item); enough of
     each tag's list is read to cover the skipped ones."""
-    bought = _lookup(user * shop.n_tags + tag, *keys.bought_per_tag)
+    bought = lookup(user * shop.n_tags + tag, *keys.bought_per_tag)
     n_read = np.where(need > 0, np.minimum(shop.tag_len[tag], need + led + bought), 0)
     arm = np.repeat(np.arange(len(user)), n_read)
-    flat = shop.tag_start[tag[arm]] + _group_rank(arm)
+    flat = shop.tag_start[tag[arm]] + group_rank(arm)
     item = shop.pop_item[flat]
     pair = user[arm] * shop.n_items + item
-    skip = _member(pair, keys.ex_key)[0] | _member(pair, np.sort(user[champion.arm] * shop.n_items + champion.item))[0]
+    skip = member(pair, keys.ex_key)[0] | member(pair, np.sort(user[champion.arm] * shop.n_items + champion.item))[0]
     rows = np.flatnonzero(~skip)
-    rows = rows[_group_rank(arm[rows]) < need[arm[rows]]]
+    rows = rows[group_rank(arm[rows]) < need[arm[rows]]]
     return _ArmItems(arm[rows], item[rows], shop.pop_rel[flat[rows]], len(user))
 
 
@@ -741,8 +731,8 @@ def _champion_then_popular(champion: _ArmItems, popular: _ArmItems) -> _ArmItems
     popular_score = np.where(led, 0.1 + 0.4 * popular.score, 0.5 + 0.5 * popular.score)
     n_rows = n_champion + np.bincount(popular.arm, minlength=n)
     base = np.cumsum(n_rows) - n_rows
-    champion_at = base[champion.arm] + _group_rank(champion.arm)
-    popular_at = base[popular.arm] + n_champion[popular.arm] + _group_rank(popular.arm)
+    champion_at = base[champion.arm] + group_rank(champion.arm)
+    popular_at = base[popular.arm] + n_champion[popular.arm] + group_rank(popular.arm)
     item = np.empty(int(n_rows.sum()), dtype=np.int64)
     score = np.empty(len(item), dtype=np.float64)
     item[champion_at], item[popular_at] = champion.item, popular.item
@@ -754,7 +744,7 @@ def _discount_shown(rows: _ArmItems, user: np.ndarray, shown: np.ndarray, keys: 
     """Scores of items shown to the user times min(1, (2 + clicks) / (2 + impressions)), in
     place (only arms whose tag has shown items are looked at)."""
     maybe = np.flatnonzero(shown[rows.arm] > 0)
-    found, pos = _member(user[rows.arm[maybe]] * shop.n_items + rows.item[maybe], keys.fb_key)
+    found, pos = member(user[rows.arm[maybe]] * shop.n_items + rows.item[maybe], keys.fb_key)
     hit = maybe[found]
     n_shown, n_click = keys.fb_val[pos[found], 0], keys.fb_val[pos[found], 1]
     rows.score[hit] = rows.score[hit] * np.minimum(1.0, (2.0 + n_click) / (2.0 + n_shown))
@@ -771,45 +761,12 @@ def _best_first(rows: _ArmItems, limit: int) -> _ArmItems:
     if len(moved):
         sub = moved[np.lexsort((moved, -score[moved], arm[moved]))]
         rows.item[moved], rows.score[moved] = rows.item[sub], rows.score[sub]
-    return rows.subset(np.flatnonzero(_group_rank(arm) < limit))
-
-
-def _codes(values: Any, index: pd.Index) -> np.ndarray:
-    """Position of each of ``values`` in ``index`` (-1 when absent), each distinct value looked
-    up once."""
-    codes, uniques = pd.factorize(values if isinstance(values, pd.Series | np.ndarray) else np.asarray(values, object))
-    found = np.append(index.get_indexer(uniques), -1) if len(uniques) else np.array([-1])
-    return found[codes].astype(np.int64)
-
-
-def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(found, position) of each key in the sorted array ``sorted_keys``."""
-    if len(sorted_keys) == 0:
-        return np.zeros(len(keys), dtype=bool), np.zeros(len(keys), dtype=np.int64)
-    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return sorted_keys[pos] == keys, pos
-
-
-def _lookup(keys: np.ndarray, sorted_keys: np.ndarray, values: np.ndarray, default: Any = 0) -> np.ndarray:
-    """``values`` at each key's place in ``sorted_keys``, ``default`` where a key is absent."""
-    found, pos = _member(keys, sorted_keys)
-    out = np.full(len(keys), default, dtype=np.result_type(values, np.asarray(default)))
-    out[found] = values[pos[found]]
-    return out
-
-
-def _group_rank(groups: np.ndarray) -> np.ndarray:
-    """0, 1, 2... within each run of equal values of ``groups`` (rows already grouped)."""
-    if len(groups) == 0:
-        return np.zeros(0, dtype=np.int64)
-    start = np.r_[True, groups[1:] != groups[:-1]]
-    first = np.flatnonzero(start)
-    return np.arange(len(groups)) - np.repeat(first, np.diff(np.r_[first, len(groups)]))
+    return rows.subset(np.flatnonzero(group_rank(arm) < limit))
 
 
 @dataclass
 class _SideKeys:
-    """The integer keys :func:`_profiled_arms` looks up, computed apart from the arms:
+    """The integer keys the arms' items and statistics are looked up by:
     ``ex_key`` the excluded (user, item) pairs (user x n_items + item, sorted, once each);
     ``fb_key``/``fb_val`` the shown (user, item) pairs sorted, with (impressions, clicks);
     ``shown_per_tag``/``bought_per_tag`` (sorted user x T + tag keys, counts) of the user's
@@ -825,20 +782,11 @@ class _SideKeys:
     tag_val: np.ndarray
 
 
-def _side_keys(
-    ex: pd.DataFrame,
-    fb: FeedbackStats,
-    U: pd.Index,
-    item_index: pd.Index,
-    tag_index: pd.Index,
-    item_tag: np.ndarray,
-) -> _SideKeys:
-    """The :class:`_SideKeys` of the excluded pairs ``ex`` and the feedback ``fb``, for the
-    users ``U``, items ``item_index`` and tags ``tag_index`` (``item_tag``: each item's tag
-    code, -1 for none, with one extra -1 at the end)."""
-    n_items, T = max(len(item_index), 1), max(len(tag_index), 1)
+def _side_keys(ex: pd.DataFrame, fb: FeedbackStats, users: pd.Index, shop: _Catalogue) -> _SideKeys:
+    """The :class:`_SideKeys` of the excluded pairs ``ex`` and the feedback ``fb`` of ``users``."""
+    n_items, T, item_tag = shop.n_items, shop.n_tags, shop.item_tag
     # excluded (bought) pairs, once each
-    eu, ei = _codes(ex["user_id"].astype(str), U), _codes(ex["item_id"].astype(str), item_index)
+    eu, ei = codes_in(ex["user_id"].astype(str), users), codes_in(ex["item_id"].astype(str), shop.item_index)
     ok = (eu >= 0) & (ei >= 0)
     ex_key, _ = sorted_distinct(eu[ok] * n_items + ei[ok])
     ex_u, ex_i = ex_key // n_items, ex_key % n_items
@@ -846,7 +794,7 @@ def _side_keys(
     bought_per_tag = sorted_distinct(ex_u[tagged] * T + item_tag[ex_i][tagged])
     # feedback: per (user, item) impressions and clicks, per (user, tag) the user's shown items
     ui_users, ui_items, fv = fb.columns("user_item")
-    fu, fi = _codes(ui_users, U), _codes(ui_items, item_index)
+    fu, fi = codes_in(ui_users, users), codes_in(ui_items, shop.item_index)
     ok = (fu >= 0) & (fi >= 0)
     fb_key = fu[ok] * n_items + fi[ok]
     fb_order = np.argsort(fb_key, kind="stable")
@@ -855,104 +803,8 @@ def _side_keys(
     shown_per_tag = sorted_distinct((fb_key // n_items * T + fb_tag)[fb_tag >= 0])
     # per (user, tag): examined impressions and clicks
     ut_users, ut_tags, tv = fb.columns("user_tag")
-    tu, tt = _codes(ut_users, U), _codes(ut_tags, tag_index)
+    tu, tt = codes_in(ut_users, users), codes_in(ut_tags, shop.tag_index)
     ok = (tu >= 0) & (tt >= 0)
     t_key = tu[ok] * T + tt[ok]
     t_order = np.argsort(t_key, kind="stable")
     return _SideKeys(ex_key, fb_key, fb_val, shown_per_tag, bought_per_tag, t_key[t_order], tv[ok][t_order])
-
-
-@dataclass
-class _ArmTable:
-    """Every user's arms as flat columns, one row per user x tag, rows grouped by user in the
-    order of ``users`` (user ``n`` owns rows ``bounds[n]:bounds[n + 1]``), so the per-tag
-    statistics and features of all contexts are computed in whole-array operations; each
-    context then holds its rows' slice. ``item_ids``/``item_scores``: every row's ranked items,
-    row ``r`` owning ``item_bounds[r]:item_bounds[r + 1]``;
-    ``reasons``: per user, the champion's reason by item; ``known_feedback``/``cand_feedback``:
-    (examined impressions, clicks) of every (user, tag) pair chosen as a known / candidate tag
-    (also those left without items), for the base rates."""
-
-    users: list[str]
-    bounds: np.ndarray
-    tags: np.ndarray
-    item_bounds: np.ndarray
-    item_ids: np.ndarray
-    item_scores: np.ndarray
-    reasons: list[dict[str, str]]
-    known: np.ndarray
-    weight: np.ndarray
-    unc: np.ndarray
-    evidence: np.ndarray
-    last_seen: np.ndarray  # datetime64, NaT where the row is not a known tag or has no date
-    exam: np.ndarray
-    clicks: np.ndarray
-    known_feedback: tuple[np.ndarray, np.ndarray]
-    cand_feedback: tuple[np.ndarray, np.ndarray]
-
-    def _recency(self, as_of: pd.Timestamp) -> np.ndarray:
-        """exp(-days since the known tag was last seen / 30), 0 where there is no date."""
-        out = np.zeros(len(self.last_seen))
-        rows = np.flatnonzero(~np.isnat(self.last_seen))
-        if len(rows):
-            seen = pd.DatetimeIndex(self.last_seen[rows])
-            days = np.asarray((as_of - seen).total_seconds(), dtype=np.float64) / 86400.0
-            out[rows] = np.exp(-np.maximum(days, 0.0) / 30.0)
-        return out
-
-    def contexts(self, inp: CandidateInputs, s: CandidateSettings, rate_known: float, rate_cand: float) -> ContextList:
-        known_arr = self.known
-        w = self.weight
-        n_users = len(self.users)
-        user_of = np.repeat(np.arange(n_users), np.diff(self.bounds))
-        # weight relative to the strongest known (resp. other) arm of the same user
-        group = 2 * user_of + (~known_arr).astype(np.int64)
-        top = np.full(2 * n_users, -np.inf)
-        np.maximum.at(top, group, w)
-        top_row = top[group]
-        rel = np.zeros_like(w)
-        has = top_row > 0
-        rel[has] = w[has] / top_row[has]
-        prior_mean = np.clip(np.where(known_arr, rate_known, rate_cand) * (0.5 + rel), 1e-3, 0.95)
-        unc = self.unc
-        strength = np.where(known_arr, KNOWN_STRENGTH, CANDIDATE_STRENGTH) * (1.0 - 0.5 * np.clip(unc, 0, 1))
-        exam, clicks, evidence = self.exam, self.clicks, self.evidence
-        as_of = inp.as_of if isinstance(inp.as_of, pd.Timestamp) else pd.Timestamp(inp.as_of)
-        recency = self._recency(as_of)
-        alpha, beta = beta_posterior(prior_mean, strength, exam, clicks)
-        feats = np.column_stack(
-            [
-                np.ones(len(w)),
-                known_arr.astype(float),
-                rel,
-                np.clip(np.log1p(evidence) / 5.0, 0, 1),
-                recency,
-                np.clip(unc, 0, 1),
-                alpha / (alpha + beta),
-                np.clip(np.log1p(exam) / 3.0, 0, 1),
-            ]
-        ).reshape(len(w), len(FEATURES))
-        n_sessions = np.array([int(inp.sessions.get(u, 0)) for u in self.users], dtype=np.int64)
-        segments = [
-            str(inp.segments.get(u) or ("new" if n < s.min_sessions_new else "default"))
-            for u, n in zip(self.users, n_sessions.tolist(), strict=True)
-        ]
-        return ContextList(
-            ContextColumns(
-                users=self.users,
-                arm_bounds=self.bounds,
-                tags=self.tags,
-                known=known_arr,
-                prior_mean=prior_mean,
-                prior_strength=strength,
-                impressions=exam,
-                clicks=clicks,
-                features=feats,
-                item_bounds=self.item_bounds,
-                item_ids=self.item_ids,
-                item_scores=self.item_scores,
-                reasons=self.reasons,
-                n_sessions=n_sessions,
-                segments=segments,
-            )
-        )

@@ -34,6 +34,11 @@ FEATURES: tuple[str, ...] = (
     "log_impressions",
 )
 POSTERIOR_MEAN_FEATURE = FEATURES.index("posterior_mean")
+# prior strengths (pseudo-impressions): a candidate tag is a true interest (CTR ~0.3) for
+# roughly one user in eight, else noise (CTR ~0.02), so its prior is wide and it gets tried; a
+# known tag is usually a real interest, so its prior is tight
+KNOWN_STRENGTH = 15.0
+CANDIDATE_STRENGTH = 5.0
 
 
 def beta_posterior(
@@ -349,3 +354,111 @@ class ContextList(Sequence[SlateContext]):
     def __iter__(self) -> Iterator[SlateContext]:
         for n in range(len(self)):
             yield self[n]
+
+
+@dataclass
+class ArmTable:
+    """Every user's arms as flat columns, one row per user x tag, rows grouped by user in the
+    order of ``users`` (user ``n`` owns rows ``bounds[n]:bounds[n + 1]``), so the per-tag
+    statistics and features of all contexts are computed in whole-array operations; each
+    context then holds its rows' slice. ``item_ids``/``item_scores``: every row's ranked items,
+    row ``r`` owning ``item_bounds[r]:item_bounds[r + 1]``;
+    ``reasons``: per user, the champion's reason by item; ``known_feedback``/``cand_feedback``:
+    (examined impressions, clicks) of every (user, tag) pair chosen as a known / candidate tag
+    (also those left without items), for the base rates."""
+
+    users: list[str]
+    bounds: np.ndarray
+    tags: np.ndarray
+    item_bounds: np.ndarray
+    item_ids: np.ndarray
+    item_scores: np.ndarray
+    reasons: list[dict[str, str]]
+    known: np.ndarray
+    weight: np.ndarray
+    unc: np.ndarray
+    evidence: np.ndarray
+    last_seen: np.ndarray  # datetime64, NaT where the row is not a known tag or has no date
+    exam: np.ndarray
+    clicks: np.ndarray
+    known_feedback: tuple[np.ndarray, np.ndarray]
+    cand_feedback: tuple[np.ndarray, np.ndarray]
+
+    def _recency(self, as_of: pd.Timestamp) -> np.ndarray:
+        """exp(-days since the known tag was last seen / 30), 0 where there is no date."""
+        out = np.zeros(len(self.last_seen))
+        rows = np.flatnonzero(~np.isnat(self.last_seen))
+        if len(rows):
+            seen = pd.DatetimeIndex(self.last_seen[rows])
+            days = np.asarray((as_of - seen).total_seconds(), dtype=np.float64) / 86400.0
+            out[rows] = np.exp(-np.maximum(days, 0.0) / 30.0)
+        return out
+
+    def contexts(
+        self,
+        as_of: pd.Timestamp,
+        sessions: dict[str, int],
+        segments: dict[str, str],
+        min_sessions_new: int,
+        rate_known: float,
+        rate_cand: float,
+    ) -> ContextList:
+        """The users' contexts. Each arm's prior is Beta with mean = its kind's base rate
+        (``rate_known``/``rate_cand``: clicks per examined impression) x (0.5 + its weight
+        relative to the user's strongest arm of the same kind) and strength ``KNOWN_STRENGTH`` or
+        ``CANDIDATE_STRENGTH`` x (1 - uncertainty / 2); the features follow :data:`FEATURES`. A
+        user's segment is ``segments``' or else "new" below ``min_sessions_new`` sessions."""
+        known_arr = self.known
+        w = self.weight
+        n_users = len(self.users)
+        user_of = np.repeat(np.arange(n_users), np.diff(self.bounds))
+        # weight relative to the strongest known (resp. other) arm of the same user
+        group = 2 * user_of + (~known_arr).astype(np.int64)
+        top = np.full(2 * n_users, -np.inf)
+        np.maximum.at(top, group, w)
+        top_row = top[group]
+        rel = np.zeros_like(w)
+        has = top_row > 0
+        rel[has] = w[has] / top_row[has]
+        prior_mean = np.clip(np.where(known_arr, rate_known, rate_cand) * (0.5 + rel), 1e-3, 0.95)
+        unc = self.unc
+        strength = np.where(known_arr, KNOWN_STRENGTH, CANDIDATE_STRENGTH) * (1.0 - 0.5 * np.clip(unc, 0, 1))
+        exam, clicks, evidence = self.exam, self.clicks, self.evidence
+        recency = self._recency(pd.Timestamp(as_of))
+        alpha, beta = beta_posterior(prior_mean, strength, exam, clicks)
+        feats = np.column_stack(
+            [
+                np.ones(len(w)),
+                known_arr.astype(float),
+                rel,
+                np.clip(np.log1p(evidence) / 5.0, 0, 1),
+                recency,
+                np.clip(unc, 0, 1),
+                alpha / (alpha + beta),
+                np.clip(np.log1p(exam) / 3.0, 0, 1),
+            ]
+        ).reshape(len(w), len(FEATURES))
+        n_sessions = np.array([int(sessions.get(u, 0)) for u in self.users], dtype=np.int64)
+        segments = [
+            str(segments.get(u) or ("new" if n < min_sessions_new else "default"))
+            for u, n in zip(self.users, n_sessions.tolist(), strict=True)
+        ]
+        return ContextList(
+            ContextColumns(
+                users=self.users,
+                arm_bounds=self.bounds,
+                tags=self.tags,
+                known=known_arr,
+                prior_mean=prior_mean,
+                prior_strength=strength,
+                impressions=exam,
+                clicks=clicks,
+                features=feats,
+                item_bounds=self.item_bounds,
+                item_ids=self.item_ids,
+                item_scores=self.item_scores,
+                reasons=self.reasons,
+                n_sessions=n_sessions,
+                segments=segments,
+            )
+        )

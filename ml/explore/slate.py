@@ -13,7 +13,7 @@ is what off-policy evaluation of this policy needs (``slot_probability``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +22,7 @@ import pandas as pd
 from ml.explore import columns as C
 from ml.explore.context import ContextColumns, ContextList, SlateContext
 from ml.explore.policies import SlatePolicy
-from ml.frames import isin
+from ml.frames import isin, ranks
 
 
 @dataclass
@@ -86,32 +86,54 @@ def sample_slates(
     R = 1 if policy.deterministic else max(int(n_draws), 1)
     T = ctx.n_tags
     counts = np.array([len(i) for i in ctx.items], dtype=np.int64)
-    offsets = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
     # item value of each tag's m-th item, padded with 0 after its last item: shape (T, max + 1)
     item_value = np.zeros((T, int(counts.max(initial=0)) + 1))
     for t, sc in enumerate(ctx.item_scores):
         item_value[t, : len(sc)] = sc
     values = np.asarray(policy.draw_values(ctx, rng, R), dtype=np.float64)
     exploit = np.asarray(policy.exploit_values(ctx), dtype=np.float64)
-    used = np.zeros((R, T), dtype=np.int64)
-    tags = np.full((R, k), -1, dtype=np.int64)
-    items = np.full((R, k), -1, dtype=np.int64)
-    explore = np.zeros((R, k), dtype=bool)
-    scores = np.full((R, k), np.nan)
-    rows = np.arange(R)
-    cols = np.arange(T)[None, :]
+
+    def choose(slot: int, avail: np.ndarray, factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return policy.choose(ctx, slot, k, values, exploit, avail, factor, rng)
+
+    offsets = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+    per_draw = [np.broadcast_to(a, (R, *a.shape)) for a in (counts, offsets, item_value, exploit)]
+    return _fill_slots(k, *per_draw, policy.diversity, choose)
+
+
+def _fill_slots(
+    k: int,
+    counts: np.ndarray,
+    offsets: np.ndarray,
+    item_value: np.ndarray,
+    exploit: np.ndarray,
+    diversity: float,
+    choose: Callable[[int, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+) -> SlateDraws:
+    """The k slots of N rows at once (the draws of one user, or one slate of each of N users):
+    ``counts`` (N, T) items per tag, ``offsets`` (N, T) the code of each tag's first item,
+    ``item_value`` (N, T, M + 1) each tag's item scores (0 after its last), ``exploit`` (N, T)
+    the greedy values. Slot by slot, ``choose(slot, avail, factor)`` picks each row's tag among
+    those with items left (``avail``) and says whether it explores; ``factor`` is diversity **
+    (the tag's earlier uses) x the score of the tag's next item, which that item takes."""
+    N, T = counts.shape
+    M = item_value.shape[2] - 1
+    used = np.zeros((N, T), dtype=np.int64)
+    tags, items = np.full((N, k), -1, dtype=np.int64), np.full((N, k), -1, dtype=np.int64)
+    explore, scores = np.zeros((N, k), dtype=bool), np.full((N, k), np.nan)
+    rows, cols = np.arange(N)[:, None], np.arange(T)[None, :]
     for j in range(k):
-        avail = used < counts[None, :]
+        avail = used < counts
         ok = avail.any(axis=1)
         if not ok.any():
             break
-        factor = policy.diversity**used * item_value[cols, np.minimum(used, item_value.shape[1] - 1)]
-        chosen, expl = policy.choose(ctx, j, k, values, exploit, avail, factor, rng)
-        r, c = rows[ok], chosen[ok]
+        factor = diversity**used * item_value[rows, cols, np.minimum(used, M)]
+        chosen, expl = choose(j, avail, factor)
+        r, c = np.flatnonzero(ok), chosen[ok]
         tags[r, j] = c
-        items[r, j] = offsets[c] + used[r, c]
+        items[r, j] = offsets[r, c] + used[r, c]
         explore[r, j] = expl[ok]
-        scores[r, j] = exploit[c] * factor[r, c]
+        scores[r, j] = exploit[r, c] * factor[r, c]
         used[r, c] += 1
     return SlateDraws(tags, items, explore, scores)
 
@@ -142,37 +164,17 @@ def flag_cold_start(
 
 def _fill_deterministic(
     policy: SlatePolicy, counts: np.ndarray, item_value: np.ndarray, values: np.ndarray, exploit: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The k slots of B users at once from padded arrays: ``counts`` (B, T) items per tag,
-    ``item_value`` (B, T, M + 1) each tag's item scores (0 after its last), ``values`` /
-    ``exploit`` (B, T) the draw and greedy values. Returns (tags, item codes, explore, scores),
-    each (B, k); an item code indexes the user's items flattened tag by tag."""
-    B, T = counts.shape
-    M = item_value.shape[2] - 1
-    offsets = np.zeros((B, T), dtype=np.int64)
+) -> SlateDraws:
+    """The one slate of each of B users: :func:`_fill_slots` picking the best draw value
+    (``values``, (B, T)) on the padded arrays of :func:`_padded`."""
+    offsets = np.zeros_like(counts)
     offsets[:, 1:] = np.cumsum(counts, axis=1)[:, :-1]
-    used = np.zeros((B, T), dtype=np.int64)
-    tags = np.full((B, k), -1, dtype=np.int64)
-    items = np.full((B, k), -1, dtype=np.int64)
-    explore = np.zeros((B, k), dtype=bool)
-    scores = np.full((B, k), np.nan)
-    rows = np.arange(B)
-    bi, ti = np.arange(B)[:, None], np.arange(T)[None, :]
-    for j in range(k):
-        avail = used < counts
-        ok = avail.any(axis=1)
-        if not ok.any():
-            break
-        factor = policy.diversity**used * item_value[bi, ti, np.minimum(used, M)]
+
+    def choose(slot: int, avail: np.ndarray, factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         chosen = np.argmax(np.where(avail, values * factor, -np.inf), axis=1)
-        greedy = np.argmax(np.where(avail, exploit * factor, -np.inf), axis=1)
-        r, c = rows[ok], chosen[ok]
-        tags[r, j] = c
-        items[r, j] = offsets[r, c] + used[r, c]
-        explore[r, j] = (chosen != greedy)[ok]
-        scores[r, j] = exploit[r, c] * factor[r, c]
-        used[r, c] += 1
-    return tags, items, explore, scores
+        return chosen, chosen != np.argmax(np.where(avail, exploit * factor, -np.inf), axis=1)
+
+    return _fill_slots(k, counts, offsets, item_value, exploit, policy.diversity, choose)
 
 
 def build_slates(
@@ -254,13 +256,13 @@ def _deterministic_slates(
     cols = contexts.columns
     draw_v, exploit_v = _arm_values(policy, contexts)
     n_users = len(cols.users)
-    parts = []
-    for u0 in range(0, n_users, batch):
-        u1 = min(u0 + batch, n_users)
-        counts, item_value, values, exploit = _padded(cols, u0, u1, draw_v, exploit_v)
-        parts.append(_fill_deterministic(policy, counts, item_value, values, exploit, k))
+    parts = [
+        _fill_deterministic(policy, *_padded(cols, u0, min(u0 + batch, n_users), draw_v, exploit_v), k)
+        for u0 in range(0, n_users, batch)
+    ]
     tags, items, explore, scores = (
-        np.concatenate([p[n] for p in parts]) if parts else np.zeros((0, k)) for n in range(4)
+        np.concatenate([getattr(p, n) for p in parts]) if parts else np.zeros((0, k))
+        for n in ("tags", "items", "explore", "scores")
     )
     if draws_cache is not None:
         for u, user in enumerate(cols.users):
@@ -293,13 +295,13 @@ def _padded(
     n_arms = np.diff(ab[u0 : u1 + 1])
     width = max(int(n_arms.max(initial=0)), 1)
     row_user = np.repeat(np.arange(n_users), n_arms)
-    row_arm = np.arange(r1 - r0) - np.repeat(ab[u0:u1] - r0, n_arms)
+    row_arm = ranks(n_arms)
     per_arm = np.diff(ib[r0 : r1 + 1])
     counts = np.zeros((n_users, width), dtype=np.int64)
     counts[row_user, row_arm] = per_arm
     i0, i1 = int(ib[r0]), int(ib[r1])
     item_arm = np.repeat(np.arange(r1 - r0), per_arm)
-    rank = np.arange(i1 - i0) - np.repeat(ib[r0:r1] - i0, per_arm)
+    rank = ranks(per_arm)
     item_value = np.zeros((n_users, width, int(per_arm.max(initial=0)) + 1))
     item_value[row_user[item_arm], row_arm[item_arm], rank] = cols.item_scores[i0:i1]
     values, exploit = np.full((n_users, width), np.nan), np.full((n_users, width), np.nan)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ml.explore.context import ContextColumns, ContextList
 from ml.explore.slate import sample_slates, tag_label, user_seed
-from ml.frames import isin
+from ml.frames import isin, ranks
 
 SPEC_DIR = Path(__file__).parent / "campaigns"
 TREATMENT, HOLDOUT = "treatment", "holdout"
@@ -285,7 +285,7 @@ class _FlatItems:
         is_str = len(ids) == 0 or pd.api.types.infer_dtype(ids, skipna=False) == "string"
         self.flat = ids if is_str else np.array([str(x) for x in ids.tolist()], dtype=object)
         self.owner = np.repeat(np.arange(len(cols.users)), np.diff(ib[ab]))
-        local_arm = np.arange(len(ib) - 1) - np.repeat(ab[:-1], np.diff(ab))
+        local_arm = ranks(np.diff(ab))
         self.tag = np.repeat(local_arm, np.diff(ib)).astype(np.int64)
         self.scores = np.asarray(cols.item_scores, dtype=np.float64)
 
@@ -316,7 +316,7 @@ def _boosted_items(
     flat, w = flat[w >= 0], w[w >= 0]  # (in item order, so by row and code)
     per_row = np.bincount(w, minlength=len(sel))
     width = max(int(per_row.max(initial=0)), 1)
-    slot = np.arange(len(w)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    slot = ranks(per_row)
     code = np.full((len(sel), width), -1, dtype=np.int64)
     value = np.full((len(sel), width), -np.inf)
     code[w, slot] = flat - found.bounds[sel][w]

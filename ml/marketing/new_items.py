@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml.frames import isin, sorted_distinct
+from ml.frames import isin, ranks, sorted_distinct
 
 
 @dataclass
@@ -97,7 +97,7 @@ def exposure_plan(
     rows = np.flatnonzero((ut_t >= 0) & (u_code >= 0))
     cnt = per_tag[ut_t[rows]]
     rep = np.repeat(rows, cnt)
-    offset = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    offset = ranks(cnt)
     m_items = it_i[by_tag][tag_start[ut_t[rep]] + offset]
     match_keys, _ = sorted_distinct(u_code[rep].astype(np.int64) * n_items + m_items)
     if budget.targeted:

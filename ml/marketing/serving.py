@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ml.explore.context import FEATURES, ContextList
+from ml.frames import member
 from ml.marketing.campaigns import active_campaigns, arm, campaign_slates, load_campaigns
 from ml.marketing.defaults import DEFAULT_NEW_ITEM_BUDGET
 from ml.marketing.new_items import NewItemBudget, new_item_candidates, place_new_items
@@ -166,8 +167,8 @@ def _arm_lookup(cols: Any, weight: int) -> tuple[pd.DataFrame, Callable[[np.ndar
             return out
         u, t = user_index.get_indexer(users_), tag_index.get_indexer(tags_)
         key = u.astype(np.int64) * n_tags + t
-        pos = np.minimum(np.searchsorted(sorted_keys, key), len(sorted_keys) - 1)
-        hit = (u >= 0) & (t >= 0) & (sorted_keys[pos] == key)
+        found, pos = member(key, sorted_keys)
+        hit = (u >= 0) & (t >= 0) & found
         if hit.any():
             out[hit] = cols.features_json(order[pos[hit]])
         return out

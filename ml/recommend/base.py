@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ml.frames import member, ranks
+
 
 @dataclass
 class InteractionData:
@@ -120,8 +122,7 @@ def lookup_rows(keys_at_fit: np.ndarray, X: sp.csr_matrix, rows: np.ndarray) -> 
     order = np.argsort(keys_at_fit, kind="stable")
     sorted_keys = keys_at_fit[order]
     q = row_keys(X[rows])
-    pos = np.clip(np.searchsorted(sorted_keys, q), 0, len(sorted_keys) - 1)
-    found = sorted_keys[pos] == q
+    found, pos = member(q, sorted_keys)
     return np.where(found, order[pos], -1).astype(np.int64)
 
 
@@ -302,11 +303,10 @@ def explain_sources(
             return
         starts = np.cumsum(lens) - lens  # each pair's first entry (entries are grouped by pair)
         pair = np.repeat(np.arange(len(col)), lens)
-        pos = np.arange(int(lens.sum())) - np.repeat(starts, lens) + np.repeat(lo, lens)
+        pos = ranks(lens) + np.repeat(lo, lens)
         h = WT.indices[pos]
         key = u_loc[pair] * n_items + h
-        at = np.minimum(np.searchsorted(hist_keys, key), len(hist_keys) - 1)
-        found = hist_keys[at] == key
+        found, at = member(key, hist_keys)
         contrib = np.where(found, Xc.data[at], 0.0) * WT.data[pos]
         first_pair, first = _strongest(contrib, pair, starts, lens)
         best[start + u_loc[first_pair], slot[first_pair]] = h[first]
@@ -354,7 +354,7 @@ def explain_dense_sources(
             continue
         starts = np.cumsum(lens) - lens
         pair = np.repeat(np.arange(len(col)), lens)
-        pos = np.arange(int(lens.sum())) - np.repeat(starts, lens) + np.repeat(Xc.indptr[u_loc], lens)
+        pos = ranks(lens) + np.repeat(Xc.indptr[u_loc], lens)
         h = Xc.indices[pos]
         wh, wi = (h, col[pair]) if index is None else (index[h], index[col[pair]])
         inside = (wh >= 0) & (wi >= 0)

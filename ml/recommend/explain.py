@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ml.explore import columns as C
+from ml.frames import member
 
 
 class ChampionReasons:
@@ -77,7 +78,7 @@ class ChampionReasons:
         ck = self._candidate_keys
         if len(ck) == 0 or len(slates) == 0:
             return slates
-        is_candidate = known_user & (i >= 0) & (ck[np.minimum(np.searchsorted(ck, key), len(ck) - 1)] == key)
+        is_candidate = known_user & (i >= 0) & member(key, ck)[0]
         mask = is_candidate & ~slates[C.IS_EXPLORATION].to_numpy(dtype=bool)
         if not mask.any():
             return slates

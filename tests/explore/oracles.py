@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ml.explore import columns as C
-from ml.explore.candidates import CandidateInputs, CandidateSettings, _ArmTable, _known_from_interactions
-from ml.explore.context import ContextList, SlateContext, arm_features_json
+from ml.explore.candidates import CandidateInputs, CandidateSettings, _known_from_interactions
+from ml.explore.context import ArmTable, ContextList, SlateContext, arm_features_json
 from ml.explore.feedback import FeedbackStats, shrunk_rate
 from ml.explore.policies import SlatePolicy
 from ml.explore.slate import recommendation_id, sample_slates, tag_label, user_seed
@@ -144,7 +144,7 @@ def per_user_contexts(
     table = arms.table()
     rate_known = shrunk_rate(*table.known_feedback, s.default_known_rate)
     rate_cand = shrunk_rate(*table.cand_feedback, s.default_candidate_rate)
-    return table.contexts(inp, s, rate_known, rate_cand)
+    return table.contexts(inp.as_of, inp.sessions, inp.segments, s.min_sessions_new, rate_known, rate_cand)
 
 
 def _per_user_arms(
@@ -462,7 +462,7 @@ def _stats(pairs: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
 
 class _ArmColumns:
     """Arms of users added one at a time (the per-user path); :meth:`table` turns them into an
-    :class:`_ArmTable`."""
+    :class:`ArmTable`."""
 
     def __init__(self) -> None:
         self.users: list[str] = []
@@ -518,12 +518,12 @@ class _ArmColumns:
             self.exam.append(e)
             self.clicks.append(c)
 
-    def table(self) -> _ArmTable:
+    def table(self) -> ArmTable:
         rows = [j for j, ls in enumerate(self.last_seen) if ls is not None and pd.notna(ls)]
         seen = pd.to_datetime(pd.Index([self.last_seen[j] for j in rows], dtype=object)).to_numpy()
         last_seen = np.full(len(self.last_seen), np.datetime64("NaT"), dtype=seen.dtype if rows else "M8[us]")
         last_seen[rows] = seen
-        return _ArmTable(
+        return ArmTable(
             users=self.users,
             bounds=np.asarray(self.bounds, dtype=np.int64),
             tags=np.asarray(self.tags, dtype=object),
