@@ -439,7 +439,7 @@ class ArmTable:
             ]
         ).reshape(len(w), len(FEATURES))
         n_sessions = np.array([int(sessions.get(u, 0)) for u in self.users], dtype=np.int64)
-        segments = [
+        user_segments = [
             str(segments.get(u) or ("new" if n < min_sessions_new else "default"))
             for u, n in zip(self.users, n_sessions.tolist(), strict=True)
         ]
@@ -459,6 +459,6 @@ class ArmTable:
                 item_scores=self.item_scores,
                 reasons=self.reasons,
                 n_sessions=n_sessions,
-                segments=segments,
+                segments=user_segments,
             )
         )

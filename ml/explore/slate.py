@@ -97,8 +97,10 @@ def sample_slates(
         return policy.choose(ctx, slot, k, values, exploit, avail, factor, rng)
 
     offsets = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
-    per_draw = [np.broadcast_to(a, (R, *a.shape)) for a in (counts, offsets, item_value, exploit)]
-    return _fill_slots(k, *per_draw, policy.diversity, choose)
+    counts_r, offsets_r, value_r, exploit_r = (
+        np.broadcast_to(a, (R, *a.shape)) for a in (counts, offsets, item_value, exploit)
+    )  # the same for every draw
+    return _fill_slots(k, counts_r, offsets_r, value_r, exploit_r, policy.diversity, choose)
 
 
 def _fill_slots(
