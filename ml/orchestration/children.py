@@ -36,7 +36,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -155,8 +155,8 @@ def supervise(
     SIGTERM, SIGINT and SIGHUP all mean stop, and the children get SIGTERM, their graceful
     shutdown signal (SIGHUP would make a gunicorn api-server reload; SIGINT is not every
     program's stop). A second signal during the grace period SIGKILLs at once. Killed itself,
-    it leaves the stop to the children's ``PR_SET_PDEATHSIG`` and to its watchdog, which
-    SIGKILLs what is left of the groups after the same grace period.
+    also during its own stop, it leaves the stop to the children's ``PR_SET_PDEATHSIG`` and to
+    its watchdog, which SIGKILLs what is left of the groups after the same grace period.
     """
     out = out or sys.stdout
     become_subreaper()
@@ -195,10 +195,14 @@ def supervise(
         else:
             _say(out, f"{signal.Signals(received[0]).name} received: stopping {', '.join(c.name for c, _ in procs)}")
     finally:
-        # also when starting failed half-way: what did start is stopped
-        if watchdog is not None:
-            _stand_down(watchdog)
-        stop([p.pid for _, p in procs], grace_s, hurry=lambda: len(received) > 1, log=lambda msg: _say(out, msg))
+        # also when starting failed half-way: what did start is stopped. The watchdog stands
+        # down only once it is: a supervisor killed during its own stop leaves the groups to it
+        spare = {watchdog.pid} if watchdog is not None else set()
+        try:
+            stop([p.pid for _, p in procs], grace_s, lambda: len(received) > 1, lambda msg: _say(out, msg), spare)
+        finally:
+            if watchdog is not None:
+                _stand_down(watchdog)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if received:
@@ -266,12 +270,13 @@ def stop(
     grace_s: float,
     hurry: Callable[[], bool] = lambda: False,
     log: Callable[[str], None] = lambda _msg: None,
+    spare: Collection[int] = (),
 ) -> None:
     """Stop the process groups ``groups`` (each made by a child started with
     ``start_new_session``, so its id is that child's pid) and **every descendant of this
-    process**: SIGTERM to each group, up to ``grace_s`` seconds (less once ``hurry()`` is true)
-    for all of them to exit, then SIGKILL to the groups and to every one still running; reaps
-    exited children."""
+    process** but the ``spare`` pids (the watchdog): SIGTERM to each group, up to ``grace_s``
+    seconds (less once ``hurry()`` is true) for all of them to exit, then SIGKILL to the groups
+    and to every one still running; reaps exited children."""
     import psutil
 
     me = psutil.Process()
@@ -280,7 +285,8 @@ def stop(
     def running() -> list[psutil.Process]:
         # descendants now (orphans re-parented to a subreaper included) and every one seen before
         for p in me.children(recursive=True):
-            known.setdefault(p.pid, p)
+            if p.pid not in spare:
+                known.setdefault(p.pid, p)
         return [p for p in known.values() if _running(p)]
 
     for pid in groups:

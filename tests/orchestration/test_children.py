@@ -91,6 +91,19 @@ def _gone(pids: list[int], timeout_s: float) -> list[int]:
         time.sleep(0.1)
 
 
+def _watchdog(pid: int, cleanup: list[int]) -> int:
+    """The pid of the supervisor ``pid``'s watchdog once it has started (on the cleanup list)."""
+    deadline = time.monotonic() + 30
+    while True:
+        for p in psutil.Process(pid).children():
+            with contextlib.suppress(psutil.Error):  # a short-lived helper may be gone already
+                if "ml.orchestration.children" in " ".join(p.cmdline()):
+                    cleanup.append(p.pid)
+                    return p.pid
+        assert time.monotonic() < deadline, "no watchdog started"
+        time.sleep(0.05)
+
+
 @pytest.fixture()
 def cleanup():
     """SIGKILL whatever a failing test left behind: the pids it registered and their
@@ -173,19 +186,41 @@ def test_a_killed_supervisor_still_ends_a_child_that_ignores_sigterm(tmp_path, c
     tree = _pids(tmp_path / "tree.pids")
     (stubborn,) = _pids(tmp_path / "stubborn.pids")
     cleanup += [*tree, stubborn]
-    deadline = time.monotonic() + 30
-    while not (watchdogs := [p for p in psutil.Process(parent.pid).children() if "children" in " ".join(p.cmdline())]):
-        assert time.monotonic() < deadline, "no watchdog started"
-        time.sleep(0.05)
-    cleanup.append(watchdogs[0].pid)
+    watchdog = _watchdog(parent.pid, cleanup)
     t0 = time.monotonic()
     parent.kill()
     parent.wait(timeout=10)
     assert _gone([tree[0]], timeout_s=2) == []  # SIGTERM from PR_SET_PDEATHSIG
     time.sleep(max(0.0, t0 + 1.5 - time.monotonic()))
     assert _gone([tree[1], stubborn], timeout_s=0) == [tree[1], stubborn]  # inside the grace period
-    assert _gone([tree[1], stubborn, watchdogs[0].pid], timeout_s=10) == []
+    assert _gone([tree[1], stubborn, watchdog], timeout_s=10) == []
     assert time.monotonic() - t0 >= 3.0
+    assert "watchdog: the supervisor died; SIGKILL to process groups" in (tmp_path / "parent.log").read_text()
+
+
+def test_a_supervisor_killed_during_its_own_stop_still_ends_a_stubborn_child(tmp_path, cleanup):
+    """SIGTERM starts the supervisor's stop; a child ignores it, so the stop waits its grace
+    period; SIGKILL to the supervisor then: its watchdog, not yet stood down, SIGKILLs the child
+    after the grace period (before, the watchdog stood down first and the child ran on)."""
+    body = f"""
+    children.supervise([children.Child("stubborn", [py, "-c", {STUBBORN!r}, d])], grace_s=3.0)
+    """
+    parent = _parent(tmp_path, body)
+    cleanup.append(parent.pid)
+    (stubborn,) = _pids(tmp_path / "stubborn.pids")
+    cleanup.append(stubborn)
+    watchdog = _watchdog(parent.pid, cleanup)
+    parent.terminate()
+    deadline = time.monotonic() + 10
+    while "SIGTERM received: stopping stubborn" not in (tmp_path / "parent.log").read_text():
+        assert time.monotonic() < deadline, "the supervisor did not start its stop"
+        time.sleep(0.05)
+    parent.kill()
+    parent.wait(timeout=10)
+    t0 = time.monotonic()
+    assert _gone([watchdog], timeout_s=0) == [watchdog]  # still watching
+    assert _gone([stubborn, watchdog], timeout_s=15) == []
+    assert time.monotonic() - t0 >= 2.0  # the watchdog's own grace period (3 s) ran first
     assert "watchdog: the supervisor died; SIGKILL to process groups" in (tmp_path / "parent.log").read_text()
 
 
@@ -250,16 +285,23 @@ def test_a_child_that_exits_stops_the_others(tmp_path, cleanup):
 
 
 def _first_child(pid: int, cleanup: list[int]) -> int:
-    """The pid of ``pid``'s first child once it has started (both go on the cleanup list)."""
+    """The pid of ``pid``'s ``sleep`` child once it has started (both go on the cleanup list):
+    not a short-lived helper the parent runs on the way there (ctypes' lookup of libc runs
+    ``ldconfig``), which may be its first child for a moment."""
     cleanup.append(pid)
     me = psutil.Process(pid)
     deadline = time.monotonic() + 30
-    while not me.children():
+    while True:
+        sleepers = []
+        for p in me.children():
+            with contextlib.suppress(psutil.Error):
+                if p.cmdline()[:1] == ["sleep"]:
+                    sleepers.append(p.pid)
+        if sleepers:
+            cleanup.append(sleepers[0])
+            return sleepers[0]
         assert time.monotonic() < deadline, "the child did not start"
         time.sleep(0.05)
-    child = me.children()[0].pid
-    cleanup.append(child)
-    return child
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
