@@ -134,6 +134,28 @@ def test_form_reads_sentences_not_prices_or_names(catalogue):
     assert _rules(check(f"{lead} (red) boots.", offer, cat, [])) == {"form"}
 
 
+def test_form_takes_the_products_own_title_and_phrasing_as_written():
+    # a title with a point inside and a description with an abbreviation: catalogue facts, so
+    # neither they nor the headline that quotes the title fail the form rule
+    items = _items()
+    items.loc[len(items)] = [
+        "I7",
+        "St. john's wort capsules",
+        "Herbal capsules, approx. one a day. A low- and high-dose pack.",
+        "Herbo",
+        9.5,
+        "Health > Remedies > Herbs",
+        json.dumps({"color": "green", "material": "gelatin"}),
+    ]
+    facts = product_facts(items)
+    cat, offer = Catalogue.from_facts(facts), _offer(facts, "I7")
+    lead = "Spring sale: St. john's wort capsules, 9.50."
+    assert check(f"{lead} Take approx. one a day. A low- and high-dose pack.", offer, cat, []) == []
+    assert _rules(check(f"{lead} Take it. one a day.", offer, cat, [])) == {"form"}  # not the catalogue's
+    assert _rules(check(f"{lead} A low- price.", offer, cat, [])) == set()  # "low-" as the catalogue writes it
+    assert _rules(check(f"{lead} A cheap- price.", offer, cat, [])) == {"form"}
+
+
 def test_the_shops_own_descriptions_pass_the_form_rule():
     # the generator writes catalogue prose the copy model learns from: the rule must not refuse it
     from ml.marketing.copywriting.gate import _form

@@ -20,7 +20,8 @@
 - ``form``: a sentence whose first word is in lower case ("… 369.89. this one for work.") or that
   starts with punctuation (": This one"), a word ending in a hanging hyphen ("Embroidered-"),
   or text that stops mid-sentence (no full stop, question or exclamation mark at its end): the
-  fragments a small model leaves, which read as broken copy however true they are.
+  fragments a small model leaves, which read as broken copy however true they are (the
+  product's title and the catalogue's own phrasing of the product excepted: "St. john's wort").
 
 The featured product's own title is a catalogue fact: it is taken out of the text before the
 product, brand and category rules read it (titles name nouns of neighbouring categories).
@@ -129,24 +130,31 @@ def check(text: str, offer: Offer, catalogue: Catalogue, banned: list[str]) -> l
     reasons += _names(rest, own, product, catalogue)
     reasons += _amounts(low, own, offer)
     reasons += [f"repeated: '{m.group(0)}'" for m in REPEATED.finditer(low)]
-    reasons += _form(" ".join(text.split()))
+    reasons += _form(" ".join(text.split()), str(product.title), own)
     return list(dict.fromkeys(reasons))
 
 
-def _form(text: str) -> list[str]:
+def _form(text: str, title: str = "", own: str = "") -> list[str]:
     """The form rule: each sentence starts with a capital letter or a digit (or a name written
     in mixed case, "iPhone"; quotes and brackets may open it), no word ends in a hanging
-    hyphen, and the text ends a sentence."""
+    hyphen, and the text ends a sentence. The product's ``title`` is a catalogue fact, read as
+    one capitalised word ("St. john's wort"), and what the product's own text ``own`` (lower
+    case) writes may be written as it is ("approx. one a day", "low- and high-rise")."""
+    if title.strip():
+        text = text.replace(" ".join(title.split()), "Title")
     ends = [m.end() for m in SENTENCE_END.finditer(text)]
     reasons = []
     for begin, end in zip([0, *ends], [*ends, len(text)], strict=True):
         sentence = text[begin:end].strip()
         first = FIRST_WORD.search(sentence)
         if first and first.group(0)[0].islower() and first.group(0).islower():
-            reasons.append(f"form: a sentence starts in lower case ({sentence!r})")
+            before = text[:begin].split()[-1:]  # the word the previous sentence ended with
+            if not before or f"{before[0]} {first.group(0)}".lower() not in own:
+                reasons.append(f"form: a sentence starts in lower case ({sentence!r})")
         elif sentence and not OPENING.match(sentence):
             reasons.append(f"form: a sentence starts with punctuation ({sentence!r})")
-    reasons += [f"form: a word ends in a hanging hyphen ('{m.group(0)}')" for m in HANGING_HYPHEN.finditer(text)]
+    hanging = [m.group(0) for m in HANGING_HYPHEN.finditer(text) if f"{m.group(0).lower()} " not in f"{own} "]
+    reasons += [f"form: a word ends in a hanging hyphen ('{word}')" for word in hanging]
     if text and (not ends or ends[-1] != len(text)):
         reasons.append(f"form: stops mid-sentence ('…{text[-30:]}')")
     return reasons
