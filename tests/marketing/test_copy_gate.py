@@ -154,6 +154,11 @@ def test_form_takes_the_products_own_title_and_phrasing_as_written():
     assert _rules(check(f"{lead} Take it. one a day.", offer, cat, [])) == {"form"}  # not the catalogue's
     assert _rules(check(f"{lead} A low- price.", offer, cat, [])) == set()  # "low-" as the catalogue writes it
     assert _rules(check(f"{lead} A cheap- price.", offer, cat, [])) == {"form"}
+    # a brand written with points is a name too
+    items.loc[len(items) - 1, "brand"] = "e.l.f. labs"
+    facts = product_facts(items)
+    offer = _offer(facts, "I7")
+    assert check(f"{lead[:-1]} by e.l.f. labs, 9.50. Herbal capsules.", offer, Catalogue.from_facts(facts), []) == []
 
 
 def test_the_shops_own_descriptions_pass_the_form_rule():

@@ -21,7 +21,8 @@
   starts with punctuation (": This one"), a word ending in a hanging hyphen ("Embroidered-"),
   or text that stops mid-sentence (no full stop, question or exclamation mark at its end): the
   fragments a small model leaves, which read as broken copy however true they are (the
-  product's title and the catalogue's own phrasing of the product excepted: "St. john's wort").
+  product's title and brand and the catalogue's own phrasing of the product excepted: "St.
+  john's wort").
 
 The featured product's own title is a catalogue fact: it is taken out of the text before the
 product, brand and category rules read it (titles name nouns of neighbouring categories).
@@ -130,18 +131,19 @@ def check(text: str, offer: Offer, catalogue: Catalogue, banned: list[str]) -> l
     reasons += _names(rest, own, product, catalogue)
     reasons += _amounts(low, own, offer)
     reasons += [f"repeated: '{m.group(0)}'" for m in REPEATED.finditer(low)]
-    reasons += _form(" ".join(text.split()), str(product.title), own)
+    reasons += _form(" ".join(text.split()), (str(product.title), str(product.brand)), own)
     return list(dict.fromkeys(reasons))
 
 
-def _form(text: str, title: str = "", own: str = "") -> list[str]:
+def _form(text: str, names: tuple[str, ...] = (), own: str = "") -> list[str]:
     """The form rule: each sentence starts with a capital letter or a digit (or a name written
     in mixed case, "iPhone"; quotes and brackets may open it), no word ends in a hanging
-    hyphen, and the text ends a sentence. The product's ``title`` is a catalogue fact, read as
-    one capitalised word ("St. john's wort"), and what the product's own text ``own`` (lower
-    case) writes may be written as it is ("approx. one a day", "low- and high-rise")."""
-    if title.strip():
-        text = text.replace(" ".join(title.split()), "Title")
+    hyphen, and the text ends a sentence. The product's ``names`` (title, brand) are catalogue
+    facts, each read as one capitalised word ("St. john's wort", "e.l.f. cosmetics"), and what
+    the product's own text ``own`` (lower case) writes may be written as it is ("approx. one a
+    day", "low- and high-rise")."""
+    for name in sorted((" ".join(n.split()) for n in names), key=len, reverse=True):
+        text = text.replace(name, "Name") if name else text
     ends = [m.end() for m in SENTENCE_END.finditer(text)]
     reasons = []
     for begin, end in zip([0, *ends], [*ends, len(text)], strict=True):
