@@ -365,7 +365,8 @@ class ArmTable:
     row ``r`` owning ``item_bounds[r]:item_bounds[r + 1]``;
     ``reasons``: per user, the champion's reason by item; ``known_feedback``/``cand_feedback``:
     (examined impressions, clicks) of every (user, tag) pair chosen as a known / candidate tag
-    (also those left without items), for the base rates."""
+    (also those left without items), for the base rates. ``ml.explore.candidates.build_contexts``
+    builds it for all users at once; the tests' per-user oracle builds it one user at a time."""
 
     users: list[str]
     bounds: np.ndarray
