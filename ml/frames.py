@@ -33,10 +33,8 @@ def sorted_distinct(keys: Any) -> tuple[np.ndarray, np.ndarray]:
     ``np.unique`` hashes when no inverse is asked for, several times slower than a sort on
     millions of int64 keys (2.9 s against 0.04 s for 2M here)."""
     a = np.sort(np.asarray(keys))
-    if len(a) == 0:
-        return a, np.zeros(0, dtype=np.int64)
-    first = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])
-    return a[first], np.diff(np.r_[first, len(a)])
+    first = np.flatnonzero(run_starts(a))
+    return a[first], np.diff(np.r_[first, len(a)]).astype(np.int64)
 
 
 def distinct_codes(keys: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +43,7 @@ def distinct_codes(keys: Any) -> tuple[np.ndarray, np.ndarray]:
     k = np.asarray(keys)
     order = np.argsort(k, kind="stable")
     sk = k[order]
-    first = np.r_[True, sk[1:] != sk[:-1]] if len(k) else np.zeros(0, dtype=bool)
+    first = run_starts(sk)
     code = np.empty(len(k), dtype=np.int64)
     code[order] = np.cumsum(first) - 1
     return order[first], code
@@ -71,9 +69,10 @@ def member(keys: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def lookup(keys: np.ndarray, sorted_keys: np.ndarray, values: np.ndarray, default: Any = 0) -> np.ndarray:
-    """``values`` at each key's place in ``sorted_keys``, ``default`` where a key is absent."""
+    """``values`` at each key's place in ``sorted_keys`` (rows of ``values`` when it has more
+    than one dimension), ``default`` where a key is absent."""
     found, pos = member(keys, sorted_keys)
-    out = np.full(len(keys), default, dtype=np.result_type(values, np.asarray(default)))
+    out = np.full((len(keys), *np.shape(values)[1:]), default, dtype=np.result_type(values, np.asarray(default)))
     out[found] = values[pos[found]]
     return out
 
@@ -85,9 +84,14 @@ def ranks(sizes: np.ndarray) -> np.ndarray:
     return np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
 
 
+def run_starts(values: np.ndarray) -> np.ndarray:
+    """Whether each row of ``values`` starts a run of equal values (rows already grouped)."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    return np.r_[True, values[1:] != values[:-1]]
+
+
 def group_rank(groups: np.ndarray) -> np.ndarray:
     """0, 1, 2... within each run of equal values of ``groups`` (rows already grouped)."""
-    if len(groups) == 0:
-        return np.zeros(0, dtype=np.int64)
-    first = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    first = np.flatnonzero(run_starts(groups))
     return ranks(np.diff(np.r_[first, len(groups)]))

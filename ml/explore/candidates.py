@@ -30,7 +30,7 @@ import pandas as pd
 
 from ml.explore.context import ArmTable, ContextList
 from ml.explore.feedback import FeedbackStats, shrunk_rate
-from ml.frames import codes_in, group_rank, isin, lookup, member, sorted_distinct
+from ml.frames import codes_in, group_rank, isin, lookup, member, run_starts, sorted_distinct
 from ml.shop.taxonomy import slug
 
 DEFAULT_KNOWN_RATE = 0.15
@@ -435,8 +435,8 @@ def _derived_candidates(
     key = key[keep]
     order = np.lexsort((second, first, source, key))
     key, source, first, second, value = key[order], source[order], first[order], second[order], value[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
-    group = np.cumsum(np.r_[True, key[1:] != key[:-1]]) - 1 if len(key) else np.zeros(0, dtype=np.int64)
+    new = run_starts(key)
+    starts, group = np.flatnonzero(new), np.cumsum(new) - 1
     worth = _candidate_values(group, source, value, len(starts))
     g_user, g_tag = key[starts] // shop.n_tags, key[starts] % shop.n_tags
     best = np.lexsort((second[starts], first[starts], source[starts], -worth, g_user))
@@ -497,7 +497,7 @@ def _department_offers(known: _Arms, known_rank: np.ndarray, shop: _Catalogue) -
     key = known.user * (int(shop.tag_dept.max(initial=0)) + 1) + dept
     order = np.lexsort((known_rank, key))
     key_sorted = key[order]
-    new = np.r_[True, key_sorted[1:] != key_sorted[:-1]] if len(key) else np.zeros(0, dtype=bool)
+    new = run_starts(key_sorted)
     group = np.cumsum(new) - 1
     n_groups = int(new.sum())
     weight = np.zeros(n_groups)
@@ -531,17 +531,15 @@ def _arm_table(
     and popular tags added to a user's arms until its slate is full."""
     own = _arm_items(arms.user, arms.tag, offered, keys, shop, s)
     extra, extra_items = _filler_arms(len(users), arms, own, offered, keys, shop, s)
-    order = np.argsort(np.r_[arms.user, extra.user], kind="stable")
-    all_arms = _Arms.concat([arms, extra]).take(order)
+    all_arms = _Arms.concat([arms, extra])
+    # (examined impressions, clicks) of each arm, the user's own arms first
+    feedback = lookup(all_arms.user * shop.n_tags + all_arms.tag, keys.tag_key, keys.tag_val, 0.0)
+    own_feedback = feedback[: len(arms.user)]
+    order = np.argsort(all_arms.user, kind="stable")
+    all_arms, feedback = all_arms.take(order), feedback[order]
     items = _ArmItems.chain([own, extra_items]).reorder(order)
     per_arm = np.bincount(items.arm, minlength=len(order))
     kept = np.flatnonzero(per_arm > 0)
-    arm_key = all_arms.user * shop.n_tags + all_arms.tag
-    exam = lookup(arm_key, keys.tag_key, keys.tag_val[:, 0], 0.0)
-    clicks = lookup(arm_key, keys.tag_key, keys.tag_val[:, 1], 0.0)
-    own_key = arms.user * shop.n_tags + arms.tag
-    own_exam = lookup(own_key, keys.tag_key, keys.tag_val[:, 0], 0.0)
-    own_clicks = lookup(own_key, keys.tag_key, keys.tag_val[:, 1], 0.0)
     return ArmTable(
         users=users,
         bounds=np.r_[0, np.cumsum(np.bincount(all_arms.user[kept], minlength=len(users)))].astype(np.int64),
@@ -555,10 +553,10 @@ def _arm_table(
         unc=all_arms.uncertainty[kept],
         evidence=all_arms.evidence[kept],
         last_seen=all_arms.last_seen[kept],
-        exam=exam[kept],
-        clicks=clicks[kept],
-        known_feedback=(own_exam[arms.known], own_clicks[arms.known]),
-        cand_feedback=(own_exam[~arms.known], own_clicks[~arms.known]),
+        exam=feedback[kept, 0],
+        clicks=feedback[kept, 1],
+        known_feedback=(own_feedback[arms.known, 0], own_feedback[arms.known, 1]),
+        cand_feedback=(own_feedback[~arms.known, 0], own_feedback[~arms.known, 1]),
     )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml.frames import isin, ranks, sorted_distinct
+from ml.frames import isin, ranks, run_starts, sorted_distinct
 
 
 @dataclass
@@ -158,7 +158,7 @@ def allocate(
     rank[np.argsort(np.asarray(uniq, dtype=object), kind="stable")] = np.arange(len(uniq))
     order = np.lexsort((u, rank[code[rows]]))
     by_user = rank[code[rows]][order]
-    first = order[np.r_[True, by_user[1:] != by_user[:-1]]] if len(order) else order
+    first = order[run_starts(by_user)]
     chosen = pairs.iloc[rows[first]]
     kept = chosen[rng.random(len(chosen)) < chosen["accept"].to_numpy()]
     return kept[["user_id", "item_id", "propensity", "matched"]].reset_index(drop=True)

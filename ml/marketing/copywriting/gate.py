@@ -142,8 +142,8 @@ def _form(text: str, names: tuple[str, ...] = (), own: str = "") -> list[str]:
     facts, each read as one capitalised word ("St. john's wort", "e.l.f. cosmetics"), and what
     the product's own text ``own`` (lower case) writes may be written as it is ("approx. one a
     day", "low- and high-rise")."""
-    for name in sorted((" ".join(n.split()) for n in names), key=len, reverse=True):
-        text = text.replace(name, "Name") if name else text
+    for name in sorted(filter(None, (" ".join(n.split()) for n in names)), key=len, reverse=True):
+        text = text.replace(name, "Name")
     ends = [m.end() for m in SENTENCE_END.finditer(text)]
     reasons = []
     for begin, end in zip([0, *ends], [*ends, len(text)], strict=True):

@@ -245,8 +245,9 @@ def write(
     top_k: int = 40,
 ) -> list[str]:
     """``n`` sampled continuations of the prompt ``text`` (each cut at the end token, a new line
-    or prompt syntax, then after its last whole sentence), the same for the same seed; ``avoid``: words never written (constrained
-    decoding: their tokens are masked out where they would complete the word)."""
+    or prompt syntax, then after its last whole sentence), the same for the same seed;
+    ``avoid``: words never written (constrained decoding: their tokens are masked out where
+    they would complete the word)."""
     import torch
 
     torch.manual_seed(seed)
