@@ -54,6 +54,9 @@ from ml.marketing.defaults import DEFAULT_BANNED_PHRASES, DEFAULT_COPY_ATTEMPTS,
         "copy_attempts": Param(DEFAULT_COPY_ATTEMPTS, type="integer", minimum=1, description="Candidates per variant."),
         "copy_lead_days": Param(DEFAULT_COPY_LEAD_DAYS, type="number", minimum=0),
         "copy_lm": Param({}, type="object", description="Training settings of the catalogue model (e.g. steps)."),
+        "allowed_words": Param(
+            [], type="array", description="Words copy may use beyond the catalogue's text and the dictionary."
+        ),
     },
 )
 def publish_audiences():
@@ -87,6 +90,7 @@ def publish_audiences():
             lead_days=params["copy_lead_days"],
             keep_versions=params["keep_versions"],
             lm_settings=params["copy_lm"],
+            allowed_words=params["allowed_words"],
         )
 
     build_and_publish() >> [report_campaigns(), generate_copy()]

@@ -59,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
             facts = lm.product_facts(items)
             catalogue = Catalogue.from_facts(facts)
             picked = np.random.default_rng(args.seed).choice(len(facts), min(args.products, len(facts)), replace=False)
-            offers = [Offer(p, args.discount) for p in facts.iloc[np.sort(picked)].itertuples(index=False)]
             campaign = Campaign(
                 name="bench_sale", start=datetime(2026, 1, 1), end=datetime(2026, 1, 8), boost_items=["-"]
             )
+            rows = facts.iloc[np.sort(picked)].itertuples(index=False)
+            offers = [Offer(p, args.discount, campaign.title) for p in rows]
             arms = {
                 arm: _arm(writer, campaign, offers, catalogue, args.attempts, arm) for arm in ("free", "constrained")
             }

@@ -168,12 +168,15 @@ def generate_copy(
     lead_days: float | None = None,
     keep_versions: int = 3,
     lm_settings: dict[str, Any] | None = None,
+    allowed_words: list[str] | None = None,
     warehouse: str | None = None,
 ) -> dict[str, Any]:
     """Copy variants per published audience x live campaign into ``serving.copy_<audience>``
     (``ml.marketing.copywriting.publish``); returns the gate's pass rate and reasons, overall
     and per audience. ``model``: a local folder with a causal LM (default the ``copy_model``
-    setting, else the small model trained on the catalogue with ``lm_settings``)."""
+    setting, else the small model trained on the catalogue with ``lm_settings``);
+    ``allowed_words``: words the gate's word rule accepts beyond the catalogue's and the
+    dictionary's (a larger model's wider vocabulary)."""
     from ml.marketing import defaults
     from ml.marketing.audiences import load_specs
     from ml.marketing.campaigns import load_campaigns
@@ -197,6 +200,7 @@ def generate_copy(
             banned=defaults.DEFAULT_BANNED_PHRASES if banned_phrases is None else banned_phrases,
             attempts=defaults.DEFAULT_COPY_ATTEMPTS if attempts is None else attempts,
             keep_versions=keep_versions,
+            words=allowed_words or [],
         ),
     )
     report = {"as_of": str(as_of), "lead_days": lead, **report}

@@ -130,7 +130,10 @@ def test_form_reads_sentences_not_prices_or_names(catalogue):
     # the point of a price ends no sentence; a digit or a name in mixed case may start one
     for body in ("Red boots for the weekend!", "15% off red boots? Yes.", 'Red boots. "Boots" (and more.)'):
         assert check(f"{lead} {body}", offer, cat, []) == [], body
-    assert check(f"{lead} eBay's favourite red boots.", offer, cat, []) == []
+    # "eBay" is no word of this catalogue: the word rule refuses it unless the team allows it
+    assert _rules(check(f"{lead} eBay's favourite red boots.", offer, cat, [])) == {"word"}
+    allowing = Catalogue.from_facts(facts, ["eBay"])
+    assert check(f"{lead} eBay's favourite red boots.", offer, allowing, []) == []
     assert _rules(check(f"{lead} (red) boots.", offer, cat, [])) == {"form"}
 
 
@@ -169,6 +172,33 @@ def test_the_shops_own_descriptions_pass_the_form_rule():
     items = generate("tiny", seed=3)["items"]
     failing = [d for d in items["description"] if _form(d)]
     assert len(items) > 100 and not failing, failing[:5]
+
+
+def test_the_word_rule_refuses_made_up_and_glued_words(catalogue):
+    facts, cat = catalogue
+    offer = _offer(facts, "I1")
+    lead = "Bramble Chelsea boots, red, 200.00."
+    # what the small model wrote on the default shop: made-up words, two words glued into one
+    for body, word in (("Forpely finished: this one for the gym.", "forpely"), ("Warm andimpact boots.", "andimpact")):
+        assert check(f"{lead} {body}", offer, cat, []) == [
+            f"word: '{word}' is no word of the catalogue, the campaign or the dictionary"
+        ]
+    assert _rules(check(f"{lead} Retro finish: g out.", offer, cat, [])) == {"word"}  # no one-letter word but a, i
+    # dictionary words, the catalogue's own words (names included), plurals and possessives pass
+    body = "A warm pair for rainy days: Bramble's favourites, and I love the leather."
+    assert check(f"{lead} {body}", offer, cat, []) == []
+    # the campaign's title is the spec's own wording
+    assert _rules(check(f"Snowfest sale: {lead}", offer, cat, [])) == {"word"}
+    titled = Offer(offer.product, None, "Snowfest sale")
+    assert check(f"Snowfest sale: {lead}", titled, cat, []) == []
+
+
+def test_the_dictionary_is_minilms_whole_words():
+    from ml.marketing.copywriting.gate import dictionary
+
+    words = dictionary()
+    assert len(words) > 20_000 and {"weekend", "leather", "rainy", "a", "i"} <= words
+    assert not {"g", "b", "forpely", "##ing"} & words
 
 
 def test_whole_sentences_drops_a_cut_off_tail():

@@ -79,7 +79,9 @@ def test_published_copy_passes_the_gate_again_and_names_only_boosted_products(sh
             campaign = campaigns[row.campaign]
             boosted = set(tags.loc[tags["tag"].isin(campaign.boost_tags), "item_id"])
             assert row.item_id in boosted
-            offer = Offer(next(facts.loc[[row.item_id]].itertuples(index=False)), campaign.discount_percent)
+            offer = Offer(
+                next(facts.loc[[row.item_id]].itertuples(index=False)), campaign.discount_percent, campaign.title
+            )
             assert check(row.text, offer, catalogue, DEFAULT_BANNED_PHRASES) == [], row.text
 
 
@@ -131,6 +133,27 @@ def test_lead_days_model_folder_and_audience_selection(shop, tmp_path):
         generate_copy(run_id="r3", names=["nobody"])
 
 
+def _reasons(wh, run_id: str) -> list[str]:
+    texts = wh.query(f"select reasons from ml.copy_candidates where run_id = '{run_id}' and source = 'model'")
+    return sorted(r for text in texts["reasons"] for r in json.loads(text))
+
+
+def test_allowed_words_pass_the_word_rule(shop):
+    from ml.tasks.marketing import generate_copy
+
+    wh = shop["wh"]
+    # a model trained for 3 steps glues byte pieces into words no dictionary knows
+    raw = {"steps": 3, "batch_size": 8}
+    generate_copy(run_id="r5", lm_settings=raw)
+    reasons = _reasons(wh, "r5")
+    refused = sorted({r.split("'")[1] for r in reasons if r.startswith("word: ")})
+    assert refused, reasons
+    # the same seeds write the same candidates; allowing those words lifts exactly their refusals
+    out = generate_copy(run_id="r6", lm_settings=raw, allowed_words=refused)
+    assert _reasons(wh, "r6") == [r for r in reasons if not r.startswith("word: ")]
+    assert "word" not in out["reasons"]
+
+
 def test_no_live_campaign_writes_nothing(shop, monkeypatch):
     from ml.marketing import campaigns as spec
     from ml.tasks.marketing import generate_copy
@@ -145,6 +168,7 @@ def test_no_live_campaign_writes_nothing(shop, monkeypatch):
     [
         ({"attempts": 0}, "copy attempts must be a whole number"),
         ({"banned_phrases": "free"}, "banned phrases must be a list of strings"),
+        ({"allowed_words": "cosy"}, "allowed words must be a list of strings"),
         ({"lm_settings": {"stepz": 3}}, r"unknown copy_lm settings \['stepz'\]"),
         ({"lm_settings": {"max_epochs": 0}}, r"max_epochs > 0, got .*max_epochs=0"),
     ],

@@ -22,7 +22,10 @@
   or text that stops mid-sentence (no full stop, question or exclamation mark at its end): the
   fragments a small model leaves, which read as broken copy however true they are (the
   product's title and brand and the catalogue's own phrasing of the product excepted: "St.
-  john's wort").
+  john's wort");
+- ``word``: a word that neither the catalogue's text, the campaign's title nor the dictionary
+  (the whole words of MiniLM's vocabulary, ``ml.tagging.encoder``) knows, an ``s`` or ``'s``
+  ending allowed: the made-up or glued words a small model writes ("forpely", "andimpact").
 
 The featured product's own title is a catalogue fact: it is taken out of the text before the
 product, brand and category rules read it (titles name nouns of neighbouring categories).
@@ -32,6 +35,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -59,6 +64,8 @@ MIN_TITLE_CHARS = 12
 TITLE_WORD = re.compile(r"[a-z]{3,}(?:-[a-z]+)*")
 MIN_WORD_ITEMS = 3
 MIN_WORD_SHARE = 0.9
+# a word of the word rule: letters, joined by apostrophes ("co's"); hyphens and digits split words
+WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 
 
 def _words(phrase: str) -> re.Pattern[str]:
@@ -72,6 +79,7 @@ class Offer:
 
     product: Any
     discount_percent: float | None = None
+    campaign_title: str = ""
 
     @property
     def sale_price(self) -> float | None:
@@ -88,10 +96,12 @@ class Catalogue:
     categories: dict[str, tuple[str, re.Pattern[str]]]  # word -> (the leaf it names, pattern)
     attributes: dict[str, dict[str, re.Pattern[str]]]  # attribute -> lower-case value -> pattern
     titles: dict[str, str]  # lower-case title -> item_id
+    words: frozenset[str] = frozenset()  # every word the catalogue's text and the dictionary know
 
     @classmethod
-    def from_facts(cls, facts: pd.DataFrame) -> Catalogue:
-        """From ``lm.product_facts`` rows. Category words are each leaf's name (singular and
+    def from_facts(cls, facts: pd.DataFrame, allowed: list[str] | tuple[str, ...] = ()) -> Catalogue:
+        """From ``lm.product_facts`` rows (and ``allowed``: words the word rule accepts beyond
+        the catalogue's and the dictionary's). Category words are each leaf's name (singular and
         plural) and every title word of at least 3 letters that at least ``MIN_WORD_ITEMS`` items
         use in their title or description, ``MIN_WORD_SHARE`` of them in one leaf ("knife" names
         Knives; "day", in many descriptions, names nothing)."""
@@ -118,7 +128,20 @@ class Catalogue:
             t.lower(): i for i, t in zip(facts["item_id"], facts["title"], strict=True) if len(t) >= MIN_TITLE_CHARS
         }
         categories = {w: (leaf, _words(w)) for w, leaf in words.items()}
-        return cls(brands, categories, attributes, titles)
+        text = facts[["title", "brand", "category", "description"]].astype(str).agg(" ".join, axis=1)
+        text = pd.concat([text, facts["attributes"].map(lambda a: " ".join(map(str, a.values())))])
+        known = set(WORD.findall(" ".join([*text, *allowed]).lower())) | dictionary()
+        return cls(brands, categories, attributes, titles, frozenset(known))
+
+
+@cache
+def dictionary() -> frozenset[str]:
+    """The whole words of MiniLM's vocabulary (``vocab.txt`` of the packaged encoder): about
+    21,700 English words; single letters only "a" and "i"."""
+    from ml.tagging.encoder import resolve_model_path
+
+    lines = (Path(resolve_model_path()) / "vocab.txt").read_text(encoding="utf-8").split()
+    return frozenset(w for w in lines if w.isascii() and w.isalpha() and (len(w) > 1 or w in "ai"))
 
 
 def check(text: str, offer: Offer, catalogue: Catalogue, banned: list[str]) -> list[str]:
@@ -132,7 +155,23 @@ def check(text: str, offer: Offer, catalogue: Catalogue, banned: list[str]) -> l
     reasons += _amounts(low, own, offer)
     reasons += [f"repeated: '{m.group(0)}'" for m in REPEATED.finditer(low)]
     reasons += _form(" ".join(text.split()), (str(product.title), str(product.brand)), own)
+    reasons += _unknown(low, catalogue.words, set(WORD.findall(offer.campaign_title.lower())))
     return list(dict.fromkeys(reasons))
+
+
+def _unknown(low: str, known: frozenset[str], campaign: set[str]) -> list[str]:
+    """The word rule: the words of ``low`` that neither ``known`` (the catalogue's and the
+    dictionary's words) nor ``campaign`` holds, as written or without an ``'s``, ``s`` or ``es``
+    ending."""
+    return [
+        f"word: '{w}' is no word of the catalogue, the campaign or the dictionary"
+        for w in dict.fromkeys(WORD.findall(low))
+        if not any(
+            w.removesuffix(end) in known or w.removesuffix(end) in campaign
+            for end in ("", "'s", "s", "es")
+            if w.endswith(end)
+        )
+    ]
 
 
 def _form(text: str, names: tuple[str, ...] = (), own: str = "") -> list[str]:

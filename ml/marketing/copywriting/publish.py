@@ -109,7 +109,7 @@ def write_audience_copy(
         if products.empty:
             log.info("copy: campaign %s boosts no catalogue product; no copy for %s", campaign.name, audience)
             continue
-        offers = [Offer(p, campaign.discount_percent) for p in products.itertuples(index=False)]
+        offers = [Offer(p, campaign.discount_percent, campaign.title) for p in products.itertuples(index=False)]
         written = write_copy(writer, campaign, audience, offers, catalogue, banned, attempts)
         copies.append(written.copy)
         candidates.append(written.candidates)
@@ -138,19 +138,23 @@ def gate_summary(candidates: pd.DataFrame) -> dict[str, Any]:
 class CopySettings:
     """How ``publish_copy`` writes: ``model`` (a local folder; default the ``copy_model`` setting,
     else the catalogue model trained with ``lm``, ``LMSettings`` fields), the banned phrases,
-    candidates per variant and the serving versions kept."""
+    candidates per variant, the serving versions kept and the words the gate accepts beyond the
+    catalogue's and the dictionary's."""
 
     model: str | None = None
     lm: dict[str, Any] = field(default_factory=dict)
     banned: list[str] = field(default_factory=list)
     attempts: int = 4
     keep_versions: int = 3
+    words: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
             raise ValueError(f"copy attempts must be a whole number >= 1, got {self.attempts!r}")
         if not isinstance(self.banned, list) or not all(isinstance(b, str) for b in self.banned):
             raise ValueError(f"banned phrases must be a list of strings, got {self.banned!r}")
+        if not isinstance(self.words, list) or not all(isinstance(w, str) for w in self.words):
+            raise ValueError(f"allowed words must be a list of strings, got {self.words!r}")
         known = set(lm.LMSettings.__dataclass_fields__)
         if set(self.lm) - known:
             raise ValueError(f"unknown copy_lm settings {sorted(set(self.lm) - known)}; known: {sorted(known)}")
@@ -183,7 +187,7 @@ def publish_copy(
     items = wh.query(ITEMS_SQL)
     writer = how.writer(items)
     facts, tags = lm.product_facts(items), item_tags(wh)
-    catalogue = Catalogue.from_facts(facts)  # once: every audience's copy is gated against it
+    catalogue = Catalogue.from_facts(facts, how.words)  # once: every audience's copy is gated against it
     ensure_candidates_table(wh)
     every = []
     for name in ready:
@@ -199,7 +203,12 @@ def publish_copy(
             f"{run_id}|copy|{name}",
             wh,
             keep=how.keep_versions,
-            meta={"model": writer.name, "banned_phrases": how.banned, "attempts": how.attempts},
+            meta={
+                "model": writer.name,
+                "banned_phrases": how.banned,
+                "attempts": how.attempts,
+                "allowed_words": how.words,
+            },
             in_transaction=replace_candidates(wh, run_id, name, candidates),
         )
         report["audiences"][name] = {"table": pub.table, "view": pub.view, "variants": len(copy)}
