@@ -8,8 +8,10 @@ holds the newest answers): once a day for a shop that exports daily.
    logged in the last `window_days` days (`marts.bandit_feedback` joined to the logged contexts),
    with DM, IPS, SNIPS, DR, SNDR, switch-DR and DRos and their bootstrap intervals, measured by
    `reward`: `click`, `purchase` or `revenue` (price x quantity of the purchases attributed to a
-   shown slot, see the mart); writes them to `ml.policy_estimates`. Whatever the reward, each
-   policy's click-through is estimated too (the guard).
+   shown slot, see the mart; empty: the `policy_reward` setting, what the serving policy learns
+   from); each candidate learns from the same reward on the feedback before the window. Writes
+   the estimates to `ml.policy_estimates`. Whatever the reward, each policy's click-through is
+   estimated too (the guard).
 2. `gate`: a candidate replaces the serving policy only if the lower bound of its DR-family
    estimate (chosen by the rule in `ml/ope/select.py`) beats the serving policy's estimate plus
    `margin`, and its click-through interval reaches the serving policy's click-through minus
@@ -25,7 +27,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from interestflow_defaults import DEFAULT_ARGS, FEATURE_MARTS, POLICY_CHAMPION, START, WAREHOUSE_POOL
-from ml.explore.defaults import DEFAULT_POLICY_CANDIDATES, DEFAULT_REWARD, POLICY_REWARDS
+from ml.explore.defaults import DEFAULT_POLICY_CANDIDATES, POLICY_REWARDS
 
 
 @dag(
@@ -43,10 +45,11 @@ from ml.explore.defaults import DEFAULT_POLICY_CANDIDATES, DEFAULT_REWARD, POLIC
         "n_bootstrap": Param(200, type="integer", minimum=20, description="Bootstrap resamples per interval."),
         "propensity_draws": Param(128, type="integer", minimum=1, description="Monte Carlo slates per context."),
         "reward": Param(
-            DEFAULT_REWARD,
+            "",
             type="string",
-            enum=list(POLICY_REWARDS),
-            description="What a policy is measured by: clicks, attributed purchases or their revenue per slot.",
+            enum=["", *POLICY_REWARDS],
+            description="What a policy is measured by and the candidates learn from: clicks, attributed purchases or "
+            "their revenue per slot; empty = the policy_reward setting (click unless set), what the serving policy learns from.",
         ),
         "margin": Param(0.0, type="number", description="Required gain (reward per slot) over the serving policy."),
         "ctr_guard": Param(
@@ -68,7 +71,7 @@ def evaluate_policies():
             window_days=params["window_days"],
             n_bootstrap=params["n_bootstrap"],
             propensity_draws=params["propensity_draws"],
-            reward=params["reward"],
+            reward=params["reward"] or None,
         )
 
     @task(outlets=[POLICY_CHAMPION], pool=WAREHOUSE_POOL)

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     publish_deadline_minutes: float = Field(
         120.0, gt=0, description="publish_recommendations' deadline alert: minutes after a run is queued"
     )
+    policy_reward: Literal["click", "purchase", "revenue"] = Field(
+        "click",
+        description="what the explore/exploit policies learn from, and evaluate_policies measures them by unless its "
+        "reward Param says otherwise",
+    )
     assistant_explore_share: float = Field(
         0.1, ge=0, le=1, description="how often the assistant's last slot shows a candidate interest instead"
     )

@@ -2,8 +2,9 @@
 
 Runs each policy day by day on the synthetic shop's ground truth (``ml/simulate``) through the
 same publish -> feedback -> update functions the DAGs use, then writes ``DIR/simulate.json``
-(``{"policies": {name: {cumulative_clicks, cumulative_purchases, cumulative_revenue, regret,
-interests_discovered, coverage, ctr_first_3_days}}, "chosen": {reward: name}}``: the policy each
+(``{"reward": what the policies learned from (``--reward``), "policies": {name:
+{cumulative_clicks, cumulative_purchases, cumulative_revenue, regret, interests_discovered,
+coverage, ctr_first_3_days}}, "chosen": {reward: name}}``: the policy each
 reward would choose, the one with the most realised clicks, purchases or revenue), the daily curves (``DIR/simulate_daily.csv``), a plot
 (``DIR/simulate.png``) and prints a summary table. ``--size``/``--users`` keep it to minutes.
 """
@@ -32,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policies", type=policy_names, default=",".join(POLICY_ORDER), help="comma-separated policy names")
     p.add_argument("--n-draws", type=int, default=16, help="Monte Carlo slates per user for propensities")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--reward", choices=["click", "purchase", "revenue"], default="click", help="what the policies learn from"
+    )
     p.add_argument("--out", type=Path, default=Path("bench-out/simulate"))
 
 
@@ -44,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from ml.simulate.runner import SimulationSettings, build_world, run_policy
 
     settings = SimulationSettings(
-        size=args.size, seed=args.seed, users=args.users or None, days=args.days, k=args.k, n_draws=args.n_draws
+        size=args.size,
+        seed=args.seed,
+        users=args.users or None,
+        days=args.days,
+        k=args.k,
+        n_draws=args.n_draws,
+        reward=args.reward,
     )
     params = {c["policy"]: c.get("params", {}) for c in DEFAULT_POLICY_CANDIDATES}
     names = args.policies
@@ -55,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             runs.append(run_policy(world, n, params.get(n, {})))
             print(f"  {n}: {runs[-1].summary} ({runs[-1].seconds:.0f}s)", flush=True)
     chosen = chosen_by_reward(runs)
-    payload: dict[str, Any] = {"policies": {r.name: r.summary for r in runs}, "chosen": chosen}
+    payload: dict[str, Any] = {"reward": args.reward, "policies": {r.name: r.summary for r in runs}, "chosen": chosen}
     write_json(args.out, "simulate.json", payload)
     daily = pd.concat([r.daily.assign(policy=r.name) for r in runs], ignore_index=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -63,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     png = plot_curves(daily, Path(args.out) / "simulate.png")
     rows = [{"policy": r.name, **r.summary, "seconds": round(r.seconds, 1)} for r in runs]
     print(
-        f"simulated {len(world.users)} users of the {args.size} shop for {args.days} days, k={args.k} "
+        f"simulated {len(world.users)} users of the {args.size} shop for {args.days} days, k={args.k}, "
+        f"the policies learning from the {args.reward} reward "
         f"({stage.seconds:.0f}s, peak RSS {stage.peak_rss_mb:.0f} MiB)"
     )
     print(table(rows, floatfmt="{:.4f}"))

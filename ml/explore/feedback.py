@@ -20,9 +20,10 @@ import pandas as pd
 
 from ml.explore import columns as C
 from ml.explore.policies import examination_weights
+from ml.explore.reward import Learning, reward_column
 
 ATTRIBUTION_HOURS = 72.0
-# the feedback columns ``FeedbackStats.from_feedback`` reads
+# the feedback columns ``FeedbackStats.from_feedback`` reads (and the reward's own column)
 STATS_COLUMNS = (C.POSITION, "user_id", "item_id", C.TAG, C.CLICKED)
 
 
@@ -108,9 +109,10 @@ Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
 class FeedbackStats:
     """Sufficient statistics of feedback for building contexts (all position-debiased).
 
-    ``user_tag``: (user_id, tag) -> (examined impressions, clicks); ``user_item``: (user_id,
-    item_id) -> (impressions, clicks); ``examination``: weight per slot (1-based index - 1);
-    ``tag_ctr``: clicks per examined impression per tag over all users.
+    ``user_tag``: (user_id, tag) -> (examined impressions, successes: clicks, or the policies'
+    reward, ``ml.explore.reward``); ``user_item``: (user_id, item_id) -> (impressions, clicks);
+    ``examination``: weight per slot (1-based index - 1); ``tag_ctr``: successes per examined
+    impression per tag over all users.
 
     Built by :meth:`from_feedback`, the pairs are kept as columns (:meth:`columns`, what
     whole-array code reads); the dicts are made from them the first time they are asked for."""
@@ -155,12 +157,16 @@ class FeedbackStats:
         return self._pairs_dict("user_item")
 
     @classmethod
-    def from_feedback(cls, feedback: pd.DataFrame, item_tags: dict[str, str] | None = None) -> FeedbackStats:
+    def from_feedback(
+        cls, feedback: pd.DataFrame, item_tags: dict[str, str] | None = None, learning: Learning = Learning()
+    ) -> FeedbackStats:
         """Aggregate feedback rows; rows without a logged tag take the item's tag from ``item_tags``
-        (e.g. the shop's own earlier recommendation slates), rows with neither are not used."""
+        (e.g. the shop's own earlier recommendation slates), rows with neither are not used.
+        The (user, tag) and per-tag successes are ``learning``'s reward (clicks by default); the
+        slots' examination and the (user, item) counts are clicks."""
         if feedback is None or feedback.empty:
             return cls()
-        fb = feedback[list(STATS_COLUMNS)].copy()
+        fb = learning.apply(feedback[list(dict.fromkeys([*STATS_COLUMNS, reward_column(learning.reward)]))])
         if item_tags:
             missing = fb[C.TAG].isna()
             if missing.all():
@@ -172,9 +178,9 @@ class FeedbackStats:
         fb[C.CLICKED] = fb[C.CLICKED].astype(np.float64)
         ui = fb.groupby(["user_id", "item_id"])[C.CLICKED].agg(["size", "sum"])
         tagged = fb[fb[C.TAG].notna()]
-        ut = tagged.groupby(["user_id", C.TAG]).agg(exam=("_exam", "sum"), clicks=(C.CLICKED, "sum"))
-        tg = tagged.groupby(C.TAG).agg(exam=("_exam", "sum"), clicks=(C.CLICKED, "sum"))
-        overall = float((fb[C.CLICKED].sum() + 1.0) / (fb["_exam"].sum() + 2.0))
+        ut = tagged.groupby(["user_id", C.TAG]).agg(exam=("_exam", "sum"), clicks=(C.REWARD, "sum"))
+        tg = tagged.groupby(C.TAG).agg(exam=("_exam", "sum"), clicks=(C.REWARD, "sum"))
+        overall = float((fb[C.REWARD].sum() + 1.0) / (fb["_exam"].sum() + 2.0))
         return cls(
             examination=e,
             tag_ctr={

@@ -27,6 +27,7 @@ import pandas as pd
 from ml.explore import columns as C
 from ml.explore.context import FEATURES, POSTERIOR_MEAN_FEATURE, ContextColumns, SlateContext
 from ml.explore.defaults import DEFAULT_EXPLORATION_BUDGET, DEFAULT_MIN_SESSIONS
+from ml.explore.reward import Learning
 
 NEG = -np.inf
 
@@ -45,8 +46,9 @@ class SlatePolicy(ABC):
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
-    def fit(self, feedback: pd.DataFrame) -> SlatePolicy:
-        """Batch update from feedback rows (one per shown slot, with ``clicked``); returns self."""
+    def fit(self, feedback: pd.DataFrame, learning: Learning = Learning()) -> SlatePolicy:
+        """Batch update from feedback rows (one per shown slot, with ``clicked`` and the column of
+        ``learning``'s reward, what the policy learns from); returns self."""
         self.n_feedback_ = len(feedback)
         return self
 
@@ -173,7 +175,7 @@ class _Linear(SlatePolicy):
 
     feedback_columns: ClassVar[tuple[str, ...]] = (C.ARM_FEATURES, C.POSITION, C.CLICKED)
 
-    def fit(self, feedback: pd.DataFrame) -> _Linear:
+    def fit(self, feedback: pd.DataFrame, learning: Learning = Learning()) -> _Linear:
         d = len(FEATURES)
         theta0 = np.zeros(d)
         theta0[POSTERIOR_MEAN_FEATURE] = 1.0
@@ -187,7 +189,7 @@ class _Linear(SlatePolicy):
                 w = e[np.clip(rows[C.POSITION].to_numpy(np.int64), 1, len(e)) - 1]
                 Xw = X * w[:, None]
                 A = A + Xw.T @ Xw
-                b = b + Xw.T @ rows[C.CLICKED].to_numpy(np.float64)
+                b = b + Xw.T @ learning.apply(rows)[C.REWARD].to_numpy(np.float64)
         self.A_inv_ = np.linalg.inv(A)
         self.theta_ = self.A_inv_ @ b
         self.n_feedback_ = len(rows)

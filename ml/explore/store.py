@@ -23,6 +23,7 @@ from ml.explore import columns as C
 from ml.explore.candidates import CandidateInputs, ChampionCodes, item_arm_tags
 from ml.explore.context import ContextList, SlateContext
 from ml.explore.feedback import FeedbackStats
+from ml.explore.reward import Learning
 from ml.frames import isin
 from ml.warehouse import Warehouse, where_clause
 
@@ -302,6 +303,7 @@ def read_arm_inputs(
     feedback: pd.DataFrame,
     read_excluded: bool = True,
     users_where: str | None = None,
+    learning: Learning = Learning(),
 ) -> CandidateInputs:
     """The part of :func:`read_candidate_inputs` that does not depend on the champion's
     candidates (items and their tags, profiles, purchases, transitions, sessions, segments,
@@ -311,7 +313,8 @@ def read_arm_inputs(
     ``read_excluded=False`` leaves the excluded (purchased) pairs empty: publishing has them
     from scoring already and hands them to :func:`with_champion`. ``users_where``: a SQL
     condition on ``user_id`` (a publish shard's): the per-user tables are read for those users
-    only; items, transitions and the feedback are the whole shop's."""
+    only; items, transitions and the feedback are the whole shop's. ``learning``: the reward
+    the feedback statistics count as successes (``ml.explore.reward``)."""
     from ml.features.interactions import load_excluded_pairs
 
     with wh.connect(read_only=True) as con:
@@ -336,8 +339,15 @@ def read_arm_inputs(
         transitions=transitions,
         sessions=sessions,
         segments=segments,
-        feedback=FeedbackStats.from_feedback(feedback, item_tags),
+        feedback=FeedbackStats.from_feedback(feedback, item_tags, learning),
     )
+
+
+def revenue_scale(wh: Warehouse) -> float:
+    """:func:`ml.explore.reward.revenue_scale` of the catalogue's prices (``marts.item_features``)."""
+    from ml.explore.reward import revenue_scale as of_prices
+
+    return of_prices(wh.query("select price from marts.item_features")["price"])
 
 
 def with_champion(

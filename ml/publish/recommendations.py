@@ -9,7 +9,8 @@ policy saw are also appended to ``ml.logged_slates`` / ``ml.slate_contexts``, wh
 mart and OPE read, in the same transaction as the version switch.
 
 1. :func:`plan` fixes what every shard must agree on: the champion, the serving policy and its
-   version, the settings and the number of shards.
+   version, what the policy learns from (the ``policy_reward`` setting, ``ml.explore.reward``),
+   the settings and the number of shards.
 2. :func:`score_shard` works out the slates of one shard's users (:mod:`ml.publish.shards`) in
    one plain single-threaded pass, checks them with the pre-publish gate and writes them, with
    their slate-log rows, as the shard's part: Parquet on DuckDB, ``COPY`` into the version's
@@ -53,7 +54,8 @@ import pandas as pd
 
 from ml.defaults import FAMILY
 from ml.explore.candidates import ChampionCodes
-from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, POLICY_FAMILY
+from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, DEFAULT_REWARD, POLICY_FAMILY
+from ml.explore.reward import Learning, reward_column
 from ml.features.interactions import load_decayed_interactions
 from ml.marketing.serving import MarketingArgs, apply_marketing, marketing_inputs
 from ml.publish.shards import SHARD_COLUMN, FolderParts, Shard, TableParts, run_folder
@@ -116,6 +118,13 @@ class PublishPlan:
     policy_params: dict[str, Any]
     policy_version: str
     settings: PublishSettings
+    reward: str = DEFAULT_REWARD
+    reward_scale: float = 1.0
+
+    @property
+    def learning(self) -> Learning:
+        """What the policy learns from (``ml.explore.reward``), the same in every shard."""
+        return Learning(self.reward, self.reward_scale)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,13 +218,19 @@ def plan(
     policy_params: dict[str, Any] | None = None,
     exploration_budget: dict[str, float] | None = None,
     min_sessions: int | None = None,
+    reward: str | None = None,
 ) -> PublishPlan:
-    """The :class:`PublishPlan` of run ``run_id`` (``shards``: None = :func:`default_shards`).
+    """The :class:`PublishPlan` of run ``run_id`` (``shards``: None = :func:`default_shards`;
+    ``reward``: what the policy learns from, None = the ``policy_reward`` setting).
     Creates the slate log's tables when missing (before the shards, which may run at once),
     clears the parts an earlier try of the same run left, and other runs' stale parts."""
     n = default_shards(wh) if shards is None else int(shards)
     if n < 1:
         raise ValueError(f"shards must be >= 1, got {n}")
+    from ml.settings import settings as current_settings
+
+    reward = reward or current_settings().policy_reward
+    reward_column(reward)  # an unknown reward fails before any work
     champ = champion_row(wh)
     name, params, version = choose_policy(wh, policy, policy_params, exploration_budget, min_sessions)
     from ml.explore import store
@@ -227,8 +242,9 @@ def plan(
     swept = parts.sweep()
     if swept:
         log.info("removed the parts of %d abandoned publish runs: %s", len(swept), swept)
+    scale = store.revenue_scale(wh) if reward == "revenue" else 1.0
     return PublishPlan(
-        run_id, n, str(champ["version_id"]), str(champ["artifact_path"]), name, params, version, settings
+        run_id, n, str(champ["version_id"]), str(champ["artifact_path"]), name, params, version, settings, reward, scale
     )
 
 
@@ -311,6 +327,8 @@ def switch(wh: Warehouse, p: PublishPlan) -> dict[str, Any]:
     meta = {
         "policy": p.policy,
         "params": p.policy_params,
+        "reward": p.reward,
+        "reward_scale": p.reward_scale,
         "propensity_draws": p.settings.propensity_draws,
         "shards": p.shards,
         "day": first["day"],
@@ -364,6 +382,7 @@ def _switch_summary(
         "cold_start_users": sum(int(m["cold_start_users"]) for m in metas),
         "policy": p.policy,
         "policy_version": p.policy_version,
+        "reward": p.reward,
         "shards": p.shards,
         "stages": timings,
     }
@@ -510,10 +529,14 @@ def policy_slates(wh: Warehouse, p: PublishPlan, pol: Any, shard: Shard, timings
     with stage("serving_inputs", timings):
         # only the columns the policy's fit and the feedback statistics read (5 of 18 for most
         # policies: the rest is most of the bytes)
-        feedback = store.load_feedback(wh, columns=(*STATS_COLUMNS, *pol.feedback_columns))
-        pol.fit(feedback)
+        learning = p.learning
+        columns = (*STATS_COLUMNS, reward_column(learning.reward), *pol.feedback_columns)
+        feedback = store.load_feedback(wh, columns=columns)
+        pol.fit(feedback, learning)
         mine = shard.where(wh)  # (the shard's users, selected by the warehouse)
-        arm_inputs = store.read_arm_inputs(wh, s.excluded, feedback, read_excluded=False, users_where=mine)
+        arm_inputs = store.read_arm_inputs(
+            wh, s.excluded, feedback, read_excluded=False, users_where=mine, learning=learning
+        )
         labels = store.read_labels(wh)
         known = store.read_known_users(wh, users_where=mine)
     with stage("score", timings):

@@ -8,7 +8,8 @@ Each simulated day, for every policy separately (same users, same shop, same see
 2. **feedback**: the environment answers with impression, click and purchase events, joined to
    the logged slates by ``ml.explore.feedback.feedback_from_events`` (the mart's twin);
 3. **update**: the policy's batch ``fit`` and the context statistics (``FeedbackStats``) are
-   recomputed from all feedback so far; clicks and purchases join the user's history.
+   recomputed from all feedback so far, counting ``SimulationSettings.reward`` (click, purchase
+   or revenue: what the policies learn from); clicks and purchases join the user's history.
 
 Reported per policy: cumulative clicks, purchases and revenue (catalogue price of each purchase), regret against the oracle (expected clicks
 lost), share of each user's true interest tags that received a click ("discovered"), catalogue
@@ -29,6 +30,7 @@ from ml.explore import columns as C
 from ml.explore.candidates import CandidateInputs, CandidateSettings, build_contexts, item_arm_tags
 from ml.explore.feedback import FeedbackStats, feedback_from_events
 from ml.explore.policies import make_policy
+from ml.explore.reward import Learning, revenue_scale
 from ml.explore.slate import build_slates
 from ml.simulate.environment import ShopEnvironment
 
@@ -43,6 +45,7 @@ class SimulationSettings:
     n_draws: int = 16
     candidates_per_user: int = 50
     half_life_days: float = 14.0
+    reward: str = "click"  # what the policies learn from (ml.explore.reward)
 
 
 @dataclass
@@ -171,12 +174,13 @@ def run_policy(world: World, name: str, params: dict[str, Any] | None = None) ->
     truth_by_user = {u: env.interest_tags(env.user_index[u]) for u in world.users}
     dormant_by_user = {u: env.interest_tags(env.user_index[u], dormant_only=True) for u in world.users}
     truth_pairs = {(u, t) for u, ts in truth_by_user.items() for t in ts}
+    learning = Learning(s.reward, revenue_scale(env.prices) if s.reward == "revenue" else 1.0)
     rows = []
     t0 = time.perf_counter()
     for day in range(s.days):
         as_of = world.start + pd.Timedelta(days=day)
-        inputs = _day_inputs(world, events, feedback, item_tags, as_of)
-        policy.fit(feedback)
+        inputs = _day_inputs(world, events, feedback, item_tags, as_of, learning)
+        policy.fit(feedback, learning)
         contexts = build_contexts(inputs, world.users, settings)
         run_id = f"sim-{name}-{day}"
         slates = build_slates(policy, contexts, s.k, as_of.strftime("%Y-%m-%d"), run_id, n_draws=s.n_draws)
@@ -215,9 +219,15 @@ def run_policy(world: World, name: str, params: dict[str, Any] | None = None) ->
 
 
 def _day_inputs(
-    world: World, events: pd.DataFrame, feedback: pd.DataFrame, item_tags: dict[str, str], as_of: pd.Timestamp
+    world: World,
+    events: pd.DataFrame,
+    feedback: pd.DataFrame,
+    item_tags: dict[str, str],
+    as_of: pd.Timestamp,
+    learning: Learning,
 ) -> CandidateInputs:
-    """The candidate inputs of one simulated day from the events and feedback so far."""
+    """The candidate inputs of one simulated day from the events and feedback so far (the
+    feedback statistics count ``learning``'s reward)."""
     bought = events.loc[events["event_type"] == "purchase", ["user_id", "item_id"]].drop_duplicates()
     agg = (
         events.assign(n=1)
@@ -232,7 +242,7 @@ def _day_inputs(
         excluded=bought,
         as_of=as_of,
         sessions=world.sessions,
-        feedback=FeedbackStats.from_feedback(feedback, item_tags),
+        feedback=FeedbackStats.from_feedback(feedback, item_tags, learning),
     )
 
 

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_POLICY_CANDIDATES, DEFAULT_REWARD, POLICY_FAMILY
+from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_POLICY_CANDIDATES, POLICY_FAMILY
+from ml.explore.reward import Learning
 from ml.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -59,16 +60,20 @@ def evaluate_policies(
     window_days: float = 7.0,
     n_bootstrap: int = 200,
     propensity_draws: int = 128,
-    reward: str = DEFAULT_REWARD,
+    reward: str | None = None,
     warehouse: str | None = None,
 ) -> dict[str, Any]:
-    """OPE of the current policy and the candidates on the latest logged feedback, by ``reward``."""
+    """OPE of the current policy and the candidates on the latest logged feedback, by ``reward``
+    (None: the ``policy_reward`` setting, what the policies learn from); each candidate learns
+    from the same reward on the feedback before the window."""
     from ml.explore import columns as C
     from ml.explore import store
     from ml.explore.reward import reward_column, upper_bound
     from ml.ope.forecast import daily_spread
     from ml.ope.gate import policy_label
+    from ml.settings import settings
 
+    reward = reward or settings().policy_reward
     reward_column(reward)  # an unknown reward fails before any work
     wh = Warehouse.from_env(warehouse)
     window, history, (start, end) = _logged_window(store.load_feedback(wh), window_days)
@@ -92,6 +97,7 @@ def evaluate_policies(
     clicks = None
     if reward != "click":  # the guard metric is measured on the same rounds
         clicks = rounds.with_reward("click")
+    learning = Learning(reward, store.revenue_scale(wh) if reward == "revenue" else 1.0)
     results = _estimate_each(
         [{"policy": cur["policy"], "params": cur["params"]}, *configs],
         history,
@@ -101,6 +107,7 @@ def evaluate_policies(
         spread,
         clicks,
         upper_bound(reward),
+        learning,
     )
     _write_estimates(wh, run_id, results, cur_label, reward, assistant)
     current = next(r for r in results if r["label"] == cur_label)
@@ -178,13 +185,15 @@ def _estimate_each(
     spread: DailySpread,
     click_rounds: Any = None,
     upper: float = 1.0,
+    learning: Learning = Learning(),
 ) -> list[dict[str, Any]]:
     """OPE of each distinct policy config (by label, first wins), fitted on ``history``, on the
     window's ``rounds``: its chosen estimator's estimate, interval and next-day interval (with the
     logged daily ``spread``), and every estimator's estimate and interval; its click-through
     estimate on ``click_rounds`` (the same rounds with the click as reward; None: ``rounds`` are
-    those already); ``upper``: the reward's bound for the next-day interval. The reward models
-    depend on the rounds only: fitted once, shared by every policy."""
+    those already); ``upper``: the reward's bound for the next-day interval; ``learning``: what
+    the policies learn from on ``history``. The reward models depend on the rounds only: fitted
+    once, shared by every policy."""
     from ml.explore.policies import make_policy
     from ml.ope.forecast import next_day_interval
     from ml.ope.gate import policy_label
@@ -199,7 +208,7 @@ def _estimate_each(
         if label in seen:
             continue
         seen.add(label)
-        pol = make_policy(cfg["policy"], **cfg["params"]).fit(history)
+        pol = make_policy(cfg["policy"], **cfg["params"]).fit(history, learning)
         est = estimate_policy(pol, rounds, propensity_draws, n_bootstrap, models)
         ctr = est
         if click_rounds is not None:

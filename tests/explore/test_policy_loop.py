@@ -237,3 +237,33 @@ def test_the_assistants_answers_reach_the_feedback_mart_with_their_propensities(
     )
     assert rows["estimator"].eq("snips").all() and len(rows) == 4
     assert rows.loc[rows["is_current"].astype(bool), "policy"].tolist() == ["assistant(share=0.1)"]
+
+
+def test_the_policy_learns_from_the_policy_reward_setting(loop, monkeypatch):
+    from ml.explore.feedback import FeedbackStats
+    from ml.explore.reward import Learning
+    from ml.tasks.publishing import publish_recommendations
+
+    wh = loop["wh"]
+    mart = wh.query(f"select * from {C.BANDIT_FEEDBACK}")
+    assert mart[C.PURCHASED].sum() > 0 and (mart[C.PURCHASED] < mart[C.CLICKED]).any()
+    monkeypatch.setenv("INTERESTFLOW_POLICY_REWARD", "purchase")
+    out = publish_recommendations(run_id="pub-purchase", policy="thompson", propensity_draws=16)
+    assert out["reward"] == "purchase"
+    contexts = wh.query(f"select context from {C.SLATE_CONTEXTS} where run_id = 'pub-purchase'")["context"]
+    item_tags = dict(zip(loop["recs"]["item_id"], loop["recs"]["reason_tag"], strict=True))
+    by_purchase = FeedbackStats.from_feedback(mart, item_tags, Learning("purchase")).user_tag
+    by_click = FeedbackStats.from_feedback(mart, item_tags).user_tag
+    compared = differ = 0
+    for ctx in map(json.loads, contexts):
+        for tag, exam, successes in zip(ctx["tags"], ctx["impressions"], ctx["clicks"], strict=True):
+            if (ctx["user_id"], tag) in by_purchase:
+                want = by_purchase[(ctx["user_id"], tag)]
+                assert (exam, successes) == pytest.approx(want, abs=1e-5)
+                compared += 1
+                differ += want[1] != by_click[(ctx["user_id"], tag)][1]
+    assert compared and differ  # the arms counted purchases, not clicks
+    # an unknown reward is refused before anything is written
+    monkeypatch.setenv("INTERESTFLOW_POLICY_REWARD", "sales")
+    with pytest.raises(Exception, match="INTERESTFLOW_POLICY_REWARD"):
+        publish_recommendations(run_id="pub-bad", policy="thompson")

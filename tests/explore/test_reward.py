@@ -47,3 +47,76 @@ def test_the_reward_model_is_the_logistic_model_for_clicks_and_scales_it_for_rev
     # it predicts the mean revenue per round, and ranks rounds by purchase probability
     assert revenue.expected(X).mean() == pytest.approx(amount.mean(), rel=0.05)
     assert np.corrcoef(revenue.expected(X), p)[0, 1] > 0.95
+
+
+def test_what_policies_learn_from_stays_in_zero_one():
+    from ml.explore.reward import Learning, revenue_scale
+
+    fb = pd.DataFrame({C.CLICKED: [1, 0, 1], C.PURCHASED: [1, 1, 0], C.REVENUE: [50.0, 400.0, 0.0]})
+    # revenue per sale over the catalogue's 99th price percentile, capped at 1
+    assert Learning("revenue", 100.0).apply(fb)[C.REWARD].tolist() == [0.5, 1.0, 0.0]
+    assert Learning("purchase", 100.0).apply(fb)[C.REWARD].tolist() == [1.0, 1.0, 0.0]  # the scale is revenue's
+    assert Learning().apply(fb)[C.REWARD].tolist() == [1.0, 0.0, 1.0]
+    prices = np.r_[np.arange(1.0, 101.0), [np.nan, -5.0, 0.0]]
+    assert revenue_scale(prices) == pytest.approx(np.quantile(np.arange(1.0, 101.0), 0.99))
+    assert revenue_scale([]) == 1.0
+    with pytest.raises(ValueError, match="unknown reward 'sales'"):
+        Learning("sales")
+    with pytest.raises(ValueError, match="revenue scale must be > 0"):
+        Learning("revenue", 0.0)
+
+
+def test_the_arms_count_the_reward_the_policies_learn_from():
+    from ml.explore.feedback import FeedbackStats
+    from ml.explore.reward import Learning
+
+    fb = pd.DataFrame(
+        {
+            C.POSITION: [1, 1, 1, 1],
+            "user_id": ["u1", "u1", "u1", "u2"],
+            "item_id": ["a", "b", "c", "a"],
+            C.TAG: ["t1", "t1", "t2", "t1"],
+            C.CLICKED: [1, 1, 1, 0],
+            C.PURCHASED: [0, 1, 0, 0],
+            C.REVENUE: [0.0, 80.0, 0.0, 0.0],
+        }
+    )
+    clicks = FeedbackStats.from_feedback(fb)
+    purchases = FeedbackStats.from_feedback(fb, learning=Learning("purchase"))
+    revenue = FeedbackStats.from_feedback(fb, learning=Learning("revenue", 160.0))
+    assert clicks.user_tag[("u1", "t1")] == (2.0, 2.0) and clicks.user_tag[("u1", "t2")] == (1.0, 1.0)
+    assert purchases.user_tag[("u1", "t1")] == (2.0, 1.0) and purchases.user_tag[("u1", "t2")] == (1.0, 0.0)
+    assert revenue.user_tag[("u1", "t1")] == (2.0, 0.5)
+    assert purchases.overall_ctr == pytest.approx((1 + 1) / (4 + 2))
+    # which items the user clicked stays clicks whatever the reward
+    assert purchases.user_item == clicks.user_item
+
+
+def test_a_linear_policy_fits_the_reward_it_learns_from():
+    import json
+
+    from ml.explore.context import FEATURES
+    from ml.explore.policies import make_policy
+    from ml.explore.reward import Learning
+
+    rng = np.random.default_rng(3)
+    n = 400
+    X = rng.uniform(size=(n, len(FEATURES)))
+    clicked = (rng.random(n) < 0.5).astype(int)
+    purchased = clicked * (X[:, 1] > 0.5)  # only arms with a high second feature sell
+    fb = pd.DataFrame(
+        {
+            C.ARM_FEATURES: [json.dumps(r.tolist()) for r in X],
+            C.POSITION: 1,
+            C.CLICKED: clicked,
+            C.PURCHASED: purchased,
+            C.REVENUE: purchased * 30.0,
+        }
+    )
+    on_clicks = make_policy("linucb").fit(fb)
+    on_purchases = make_policy("linucb").fit(fb, Learning("purchase"))
+    on_revenue = make_policy("linucb").fit(fb, Learning("revenue", 60.0))
+    assert not np.allclose(on_clicks.theta_, on_purchases.theta_)
+    assert on_purchases.theta_[1] > on_clicks.theta_[1]  # the feature that sells gains weight
+    # revenue of 30 at a scale of 60 is half a purchase: between no signal and the purchases' fit
+    assert on_clicks.theta_[1] < on_revenue.theta_[1] < on_purchases.theta_[1]

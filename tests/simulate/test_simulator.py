@@ -92,3 +92,41 @@ def test_runs_are_reproducible(world):
     a = run_policy(world, "thompson")
     b = run_policy(world, "thompson")
     assert a.summary == b.summary
+
+
+def test_the_policies_learn_from_the_chosen_reward(world):
+    import dataclasses
+
+    from ml.explore.feedback import FeedbackStats
+    from ml.explore.reward import Learning, revenue_scale
+
+    runs = {}
+    for reward in ("click", "purchase", "revenue"):
+        w = dataclasses.replace(world, settings=dataclasses.replace(world.settings, reward=reward))
+        runs[reward] = run_policy(w, "thompson")
+    # the same users and seeds: what differs is what the arms counted as a success, so the slates
+    shown = {r: run.feedback[run.feedback["logged_run_id"].notna()] for r, run in runs.items()}
+    assert not shown["click"]["item_id"].equals(shown["purchase"]["item_id"].reset_index(drop=True))
+    assert (
+        not shown["purchase"]["item_id"]
+        .reset_index(drop=True)
+        .equals(shown["revenue"]["item_id"].reset_index(drop=True))
+    )
+    # and those successes are the reward's: purchases for purchase, scaled revenue for revenue
+    fb = runs["revenue"].feedback
+    stats = FeedbackStats.from_feedback(
+        fb,
+        dict(zip(world.items["item_id"], world.items["tag"], strict=True)),
+        Learning("revenue", revenue_scale(world.env.prices)),
+    )
+    successes = sum(v[1] for v in stats.user_tag.values())
+    assert (
+        0
+        < successes
+        < sum(
+            v[1]
+            for v in FeedbackStats.from_feedback(
+                fb, dict(zip(world.items["item_id"], world.items["tag"], strict=True))
+            ).user_tag.values()
+        )
+    )
