@@ -8,6 +8,10 @@ positive) and scored by macro F1 against the test reviews' rating labels. Whethe
 carries what it should: per item with at least ``--min-reviews`` test reviews, the Spearman
 correlation of the mean predicted sentiment (P(positive) - P(negative)) with the item's hidden
 quality (``_ground_truth``; for this measurement only), next to that of the mean rating.
+Aspects (``ml.reviews.aspects``): each generated sentence is one of the generator's phrasings,
+which say what it is about and whether it praises (for this measurement only); reported are
+the share of aspect sentences given their aspect, of the other sentences ("Love it.") given
+none, and per model the share of correctly placed sentences whose tone sign is right.
 ``DIR/reviews.json`` and ``DIR/reviews.png`` (macro F1 per model).
 """
 
@@ -90,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 "quality_spearman": _item_correlation(test, sentiment_score(proba), quality, args.min_reviews),
                 "fit_seconds": round(fit_s, 1),
                 "params": model.get_params(),
+                "aspect_tone_agreement": _aspect_tone(test, model),
             }
             log.info("%s: macro F1 %.4f (%.0f s)", name, results[name]["macro_f1"], fit_s)
         rating_corr = _item_correlation(test, test["rating"].to_numpy(np.float64), quality, args.min_reviews)
@@ -100,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         "test_labels": dict(zip(LABELS, np.bincount(y_test, minlength=3).tolist(), strict=True)),
         "models": results,
         "mean_rating_quality_spearman": rating_corr,
+        "aspects": aspect_detection(test["review_text"]),
         "wall_seconds": round(stage.seconds, 1),
         "peak_rss_mb": round(stage.peak_rss_mb, 1),
     }
@@ -111,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             "macro F1": r["macro_f1"],
             "accuracy": r["accuracy"],
             "quality rho": r["quality_spearman"],
+            "aspect tone": r["aspect_tone_agreement"],
             "fit s": r["fit_seconds"],
         }
         for n, r in results.items()
@@ -118,8 +125,60 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(train):,} training and {len(test):,} test reviews of the {args.size} shop")
     print(table(rows))
     print(f"mean rating vs hidden quality: rho {rating_corr:.4f}")
+    a = payload["aspects"]
+    print(
+        f"aspects: {a['aspect_sentences']:,} aspect sentences, {a['aspect_recall']:.3f} given their aspect; "
+        f"{a['other_sentences']:,} others, {a['others_without_aspect']:.3f} given none"
+    )
     print(f"wrote {Path(args.out) / 'reviews.json'} and {png}")
     return 0
+
+
+def _truth() -> dict[str, tuple[str, bool]]:
+    """The generator's phrasings (lower case, no end mark) -> (aspect, praises)."""
+    from ml.shop.reviews import ASPECTS
+
+    return {
+        s.lower(): (aspect, good)
+        for aspect, (praise, criticism) in ASPECTS.items()
+        for good, said in ((True, praise), (False, criticism))
+        for s in said
+    }
+
+
+def aspect_detection(texts: pd.Series) -> dict[str, Any]:
+    """How ``ml.reviews.aspects`` places the generated sentences (see the module docstring)."""
+    from ml.reviews.aspects import aspect_of, sentences
+
+    truth = _truth()
+    hit = n_aspect = none = n_other = 0
+    for text in texts:
+        for s in sentences(text):
+            true = truth.get(s.rstrip(".!?").lower())
+            if true is None:
+                n_other += 1
+                none += aspect_of(s) is None
+            else:
+                n_aspect += 1
+                hit += aspect_of(s) == true[0]
+    return {
+        "aspect_sentences": n_aspect,
+        "aspect_recall": round(hit / n_aspect, 4) if n_aspect else float("nan"),
+        "other_sentences": n_other,
+        "others_without_aspect": round(none / n_other, 4) if n_other else float("nan"),
+    }
+
+
+def _aspect_tone(test: pd.DataFrame, model: Any) -> float:
+    """Share of the test sentences placed on their true aspect whose tone sign is right."""
+    from ml.reviews.aspects import aspect_rows, tone_agreement
+
+    truth = _truth()
+    rows = aspect_rows(test.assign(event_id=test["event_id"].astype(str)), model)
+    true = [truth.get(s.rstrip(".!?").lower()) for s in rows["sentence"]]
+    placed = [t is not None and t[0] == a for t, a in zip(true, rows["aspect"], strict=True)]
+    praised = [t[1] for t, ok in zip(true, placed, strict=True) if ok and t is not None]
+    return round(tone_agreement(rows["sentiment"].to_numpy()[placed], praised), 4)
 
 
 def _item_correlation(test: pd.DataFrame, values: np.ndarray, quality: pd.Series, min_reviews: int) -> float:

@@ -7,6 +7,10 @@ rating still gets a sentiment. Rows are keyed by ``event_id``, so a rerun adds n
 review is scored when it is staged; ``rescore=True`` scores every review again with the new fit
 (after changing the model). The marts aggregate the table per item (``int_items_review_sentiment``
 -> ``marts.item_features``); audiences read each user's latest review from it.
+
+The same fit reads each scored review's sentences about an aspect (quality, fit, delivery,
+value, looks: ``ml.reviews.aspects``) into ``ml.review_aspects``, written in the same
+transaction; ``marts.item_review_aspects`` aggregates them per item and aspect.
 """
 
 from __future__ import annotations
@@ -18,16 +22,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.reviews.aspects import aspect_rows
 from ml.reviews.labels import LABELS, rating_labels, sentiment_score
 from ml.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
 REVIEW_SENTIMENT = "ml.review_sentiment"
+REVIEW_ASPECTS = "ml.review_aspects"
 STAGED_EVENTS = "staging.stg_shop__events"
 DDL = """event_id varchar, user_id varchar, item_id varchar, reviewed_at timestamp, rating integer,
     label varchar, p_negative double precision, p_neutral double precision, p_positive double precision,
     sentiment double precision, model varchar, run_id varchar, scored_at timestamptz"""
+ASPECTS_DDL = """event_id varchar, item_id varchar, sentence varchar, aspect varchar,
+    sentiment double precision, run_id varchar"""
 # a model needs this many rated reviews of each label it learns from
 MIN_PER_LABEL = 5
 
@@ -48,6 +56,7 @@ def score_reviews(
     with wh.connect() as con:
         wh.ensure_schemas(con)
         wh.execute(con, f"create table if not exists {REVIEW_SENTIMENT} ({DDL})")
+        wh.execute(con, f"create table if not exists {REVIEW_ASPECTS} ({ASPECTS_DDL})")
         con.commit()
     reviews = _staged_reviews(wh)
     rated = reviews[reviews["rating"].notna()]
@@ -64,15 +73,26 @@ def score_reviews(
     reviewer.fit(rated["review_text"].tolist(), y)
     proba = reviewer.predict_proba(todo["review_text"].tolist())
     rows = _rows(todo, proba, f"{name}:{len(rated)}", run_id)
+    aspects = aspect_rows(todo, reviewer).assign(run_id=run_id)
     with wh.connect() as con:
         wh.begin(con)
-        if rescore:  # every staged review is in ``rows``: the table is replaced
+        if rescore:  # every staged review is in ``rows``: the tables are replaced
             wh.execute(con, f"delete from {REVIEW_SENTIMENT}")
+            wh.execute(con, f"delete from {REVIEW_ASPECTS}")
         wh.append_df(con, REVIEW_SENTIMENT, rows)
+        if len(aspects):
+            wh.append_df(con, REVIEW_ASPECTS, aspects)
         wh.commit(con)
     share = rows["label"].value_counts(normalize=True).round(3).to_dict()
     log.info("score_reviews: %d reviews scored with %s fitted on %d rated (%s)", len(rows), name, len(rated), share)
-    return {"scored": len(rows), "fitted_on": len(rated), "model": name, "labels": share, "run_id": run_id}
+    return {
+        "scored": len(rows),
+        "fitted_on": len(rated),
+        "model": name,
+        "labels": share,
+        "aspect_sentences": {str(a): int(n) for a, n in sorted(aspects["aspect"].value_counts().items())},
+        "run_id": run_id,
+    }
 
 
 def _staged_reviews(wh: Warehouse) -> pd.DataFrame:

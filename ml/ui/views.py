@@ -47,6 +47,7 @@ INTERACTION_EVENTS = "marts.interaction_events"
 ITEM_FEATURES = "marts.item_features"
 STAGING_EVENTS = "staging.stg_shop__events"
 REVIEW_SENTIMENT = "ml.review_sentiment"
+REVIEW_ASPECTS = "ml.review_aspects"
 CONTRACT_TABLES = (
     MODEL_VERSIONS,
     CHAMPIONS,
@@ -708,7 +709,8 @@ def user(rs: ReadSession, user_id: str, k: int = 10, recent: int = 20) -> dict[s
 
 
 def _reviews(rs: ReadSession, user_id: str, recent: int) -> dict[str, Any]:
-    """The user's latest reviews with the review model's reading (``ml.review_sentiment``)."""
+    """The user's latest reviews with the review model's reading (``ml.review_sentiment``) and,
+    per review, its sentences' aspects and their tone (``ml.review_aspects``)."""
     if not rs.has(REVIEW_SENTIMENT, USER_ID, "item_id", "reviewed_at", "label", "sentiment"):
         return unavailable(REVIEW_SENTIMENT, "review sentiment")
     cols = _selected(rs, REVIEW_SENTIMENT, ("reviewed_at", "item_id", "rating", "label", "sentiment"), "r.")
@@ -720,11 +722,24 @@ def _reviews(rs: ReadSession, user_id: str, recent: int) -> dict[str, Any]:
         joins.append(f"left join {STAGING_EVENTS} as e on e.event_id = r.event_id")
         extra.append("e.review_text")
     df = rs.query(
-        f"select {', '.join(cols + extra)} from {REVIEW_SENTIMENT} as r {' '.join(joins)} "
+        f"select r.event_id, {', '.join(cols + extra)} from {REVIEW_SENTIMENT} as r {' '.join(joins)} "
         f"where r.{USER_ID} = ? order by r.reviewed_at desc limit ?",
         [user_id, recent],
     )
-    return {"available": True, "items": records(df)}
+    items = records(df)
+    if items and rs.has(REVIEW_ASPECTS, "event_id", "aspect", "sentiment"):
+        ids = [r["event_id"] for r in items]
+        aspects = rs.query(
+            f"select event_id, aspect, sentiment from {REVIEW_ASPECTS} "
+            f"where event_id in ({', '.join('?' * len(ids))}) order by event_id, aspect",
+            ids,
+        )
+        by_review: dict[str, list[dict[str, Any]]] = {}
+        for a in records(aspects):
+            by_review.setdefault(a["event_id"], []).append({"aspect": a["aspect"], "sentiment": a["sentiment"]})
+        for r in items:
+            r["aspects"] = by_review.get(r["event_id"], [])
+    return {"available": True, "items": items}
 
 
 def _profile(rs: ReadSession, user_id: str) -> dict[str, Any]:

@@ -109,3 +109,17 @@ def test_the_assistant_answers_through_airflow_and_refuses_bad_questions_with_a_
     reviewer = wh.query("select min(user_id) as u from ml.review_sentiment")["u"].iloc[0]
     reviews = c.get(f"/interestflow/api/users/{reviewer}").json()["reviews"]
     assert reviews["available"] and reviews["items"][0]["label"] in {"negative", "neutral", "positive"}
+    # with each review's sentences about an aspect and their tone, which the marts sum up per item
+    aspects = wh.query(
+        "select r.user_id, a.* from ml.review_aspects as a join ml.review_sentiment as r using (event_id)"
+    )
+    assert len(aspects) and set(aspects["aspect"]) <= {"quality", "fit", "delivery", "value", "looks"}
+    user = aspects["user_id"].min()
+    shown = c.get(f"/interestflow/api/users/{user}").json()["reviews"]["items"]
+    mine = aspects[aspects["user_id"] == user]
+    listed = {(r["event_id"], a["aspect"]) for r in shown for a in r["aspects"]}
+    assert listed and listed <= set(zip(mine["event_id"], mine["aspect"], strict=True))
+    mart = wh.query("select * from marts.item_review_aspects").set_index(["item_id", "aspect"]).sort_index()
+    per_item = aspects.groupby(["item_id", "aspect"])["sentiment"].agg(["size", "mean"])
+    assert mart["n_mentions"].tolist() == per_item["size"].tolist()
+    assert mart["aspect_sentiment"].to_numpy() == pytest.approx(per_item["mean"].to_numpy())

@@ -65,7 +65,7 @@ def any_warehouse(request, tmp_path):
 @pytest.mark.dbt
 @pytest.mark.integration
 def test_score_reviews_scores_each_review_once_rated_or_not(any_warehouse):
-    from ml.reviews.score import REVIEW_SENTIMENT, score_reviews
+    from ml.reviews.score import REVIEW_ASPECTS, REVIEW_SENTIMENT, score_reviews
 
     wh = any_warehouse
     texts, ratings = _reviews(300, 2)
@@ -102,9 +102,15 @@ def test_score_reviews_scores_each_review_once_rated_or_not(any_warehouse):
     late = score_reviews(run_id="r2", model="tfidf_logreg", warehouse=wh.url)
     assert late["scored"] == 1
     assert wh.query(f"select label from {REVIEW_SENTIMENT} where event_id = 'late'")["label"].tolist() == ["negative"]
+    # its sentences about an aspect, read one by one, in the same transaction
+    aspects = wh.query(f"select * from {REVIEW_ASPECTS} where event_id = 'late' order by aspect")
+    assert aspects["aspect"].tolist() == ["quality", "value"] and (aspects["sentiment"] < 0).all()
+    n_aspects = len(wh.query(f"select * from {REVIEW_ASPECTS}"))
+    assert n_aspects == sum(first["aspect_sentences"].values()) + 2
     again = score_reviews(run_id="r3", model="tfidf_logreg", rescore=True, warehouse=wh.url)
     assert again["scored"] == 301
     assert len(wh.query(f"select * from {REVIEW_SENTIMENT}")) == 301
+    assert len(wh.query(f"select * from {REVIEW_ASPECTS}")) == n_aspects  # replaced, not added
 
 
 @pytest.mark.dbt

@@ -446,6 +446,12 @@
         { label: "stars", key: "rating", num: true },
         { label: "read as", render: function (r) { return h("span", { class: "badge" + (r.label === "negative" ? " warn" : ""), text: r.label }); } },
         { label: "sentiment", render: function (r) { return fmt.num(r.sentiment, 2); }, num: true },
+        { label: "aspects", render: function (r) {
+          if (!r.aspects || !r.aspects.length) { return "–"; }
+          return h("span", {}, r.aspects.map(function (a) {
+            return h("span", { class: "badge" + (a.sentiment < 0 ? " warn" : ""), text: a.aspect + " " + fmt.num(a.sentiment, 2) });
+          }));
+        } },
         { label: "text", key: "review_text" },
       ], rev.items, { id: "reviews" }));
     }
