@@ -81,3 +81,17 @@ def test_both_benches_run_on_the_tiny_shop_and_write_json_and_png(tmp_path):
     r = json.loads((tmp_path / "r" / "reviews.json").read_text())
     assert set(r["models"]) == {"tfidf_logreg", "minilm"}
     assert all(0 <= m["macro_f1"] <= 1 for m in r["models"].values()) and (tmp_path / "r" / "reviews.png").exists()
+    # the aspects: every generated sentence counted once, placed and read within [0, 1]
+    aspects = r["aspects"]
+    assert aspects["aspect_sentences"] > 0 and aspects["other_sentences"] >= 0
+    assert 0.8 <= aspects["aspect_recall"] <= 1 and aspects["others_without_aspect"] == 1.0
+    assert all(0 <= m["aspect_tone_agreement"] <= 1 for m in r["models"].values())
+
+
+@pytest.mark.unit
+def test_aspect_detection_counts_the_generators_sentences():
+    from ml.bench.reviews import aspect_detection
+
+    got = aspect_detection(pd.Series(["Love it. Fits perfectly. Shipping took forever.", "Not a single flaw."]))
+    # "Not a single flaw" is a looks phrasing with no cue word: an aspect sentence placed on none
+    assert got == {"aspect_sentences": 3, "aspect_recall": 0.6667, "other_sentences": 1, "others_without_aspect": 1.0}
