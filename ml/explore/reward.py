@@ -17,6 +17,7 @@ earns more per sale. Slot examination (position bias) is always estimated from c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,12 @@ class Learning:
         reward_column(self.reward)
         if not self.scale > 0:
             raise ValueError(f"the revenue scale must be > 0, got {self.scale}")
+
+    @classmethod
+    def of(cls, reward: str, prices: Callable[[], Any]) -> Learning:
+        """Learning from ``reward``; ``prices()`` gives the catalogue's prices, asked for only
+        when the reward is revenue (:func:`revenue_scale`)."""
+        return cls(reward, revenue_scale(prices()) if reward_column(reward) == C.REVENUE else 1.0)
 
     def apply(self, feedback: pd.DataFrame) -> pd.DataFrame:
         """``feedback`` with the ``reward`` column the policies learn from (in [0, 1])."""

@@ -343,11 +343,9 @@ def read_arm_inputs(
     )
 
 
-def revenue_scale(wh: Warehouse) -> float:
-    """:func:`ml.explore.reward.revenue_scale` of the catalogue's prices (``marts.item_features``)."""
-    from ml.explore.reward import revenue_scale as of_prices
-
-    return of_prices(wh.query("select price from marts.item_features")["price"])
+def item_prices(wh: Warehouse) -> pd.Series:
+    """The catalogue's prices (``marts.item_features``), for the revenue reward's scale."""
+    return wh.query("select price from marts.item_features")["price"]
 
 
 def with_champion(

@@ -230,7 +230,7 @@ def plan(
     from ml.settings import settings as current_settings
 
     reward = reward or current_settings().policy_reward
-    reward_column(reward)  # an unknown reward fails before any work
+    Learning(reward)  # an unknown reward fails before any work
     champ = champion_row(wh)
     name, params, version = choose_policy(wh, policy, policy_params, exploration_budget, min_sessions)
     from ml.explore import store
@@ -242,9 +242,18 @@ def plan(
     swept = parts.sweep()
     if swept:
         log.info("removed the parts of %d abandoned publish runs: %s", len(swept), swept)
-    scale = store.revenue_scale(wh) if reward == "revenue" else 1.0
+    learning = Learning.of(reward, lambda: store.item_prices(wh))
     return PublishPlan(
-        run_id, n, str(champ["version_id"]), str(champ["artifact_path"]), name, params, version, settings, reward, scale
+        run_id,
+        n,
+        str(champ["version_id"]),
+        str(champ["artifact_path"]),
+        name,
+        params,
+        version,
+        settings,
+        learning.reward,
+        learning.scale,
     )
 
 

@@ -30,7 +30,7 @@ from ml.explore import columns as C
 from ml.explore.candidates import CandidateInputs, CandidateSettings, build_contexts, item_arm_tags
 from ml.explore.feedback import FeedbackStats, feedback_from_events
 from ml.explore.policies import make_policy
-from ml.explore.reward import Learning, revenue_scale
+from ml.explore.reward import Learning
 from ml.explore.slate import build_slates
 from ml.simulate.environment import ShopEnvironment
 
@@ -174,7 +174,7 @@ def run_policy(world: World, name: str, params: dict[str, Any] | None = None) ->
     truth_by_user = {u: env.interest_tags(env.user_index[u]) for u in world.users}
     dormant_by_user = {u: env.interest_tags(env.user_index[u], dormant_only=True) for u in world.users}
     truth_pairs = {(u, t) for u, ts in truth_by_user.items() for t in ts}
-    learning = Learning(s.reward, revenue_scale(env.prices) if s.reward == "revenue" else 1.0)
+    learning = Learning.of(s.reward, lambda: env.prices)
     rows = []
     t0 = time.perf_counter()
     for day in range(s.days):

@@ -97,7 +97,7 @@ def evaluate_policies(
     clicks = None
     if reward != "click":  # the guard metric is measured on the same rounds
         clicks = rounds.with_reward("click")
-    learning = Learning(reward, store.revenue_scale(wh) if reward == "revenue" else 1.0)
+    learning = Learning.of(reward, lambda: store.item_prices(wh))
     results = _estimate_each(
         [{"policy": cur["policy"], "params": cur["params"]}, *configs],
         history,

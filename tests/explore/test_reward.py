@@ -120,3 +120,18 @@ def test_a_linear_policy_fits_the_reward_it_learns_from():
     assert on_purchases.theta_[1] > on_clicks.theta_[1]  # the feature that sells gains weight
     # revenue of 30 at a scale of 60 is half a purchase: between no signal and the purchases' fit
     assert on_clicks.theta_[1] < on_revenue.theta_[1] < on_purchases.theta_[1]
+
+
+def test_the_catalogues_prices_are_read_only_for_the_revenue_reward():
+    from ml.explore.reward import Learning
+
+    def prices():
+        asked.append(1)
+        return np.arange(1.0, 101.0)
+
+    asked: list[int] = []
+    assert Learning.of("click", prices) == Learning("click", 1.0)
+    assert Learning.of("purchase", prices) == Learning("purchase", 1.0)
+    assert not asked
+    assert Learning.of("revenue", prices).scale == pytest.approx(np.quantile(np.arange(1.0, 101.0), 0.99))
+    assert asked == [1]
