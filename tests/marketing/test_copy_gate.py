@@ -187,6 +187,11 @@ def test_the_word_rule_refuses_made_up_and_glued_words(catalogue):
     # dictionary words, the catalogue's own words (names included), plurals and possessives pass
     body = "A warm pair for rainy days: Bramble's favourites, and I love the leather."
     assert check(f"{lead} {body}", offer, cat, []) == []
+    # a word with accents is one word: known when the catalogue writes it, refused whole when not
+    assert check(f"{lead} Crème boots.", offer, Catalogue.from_facts(facts, ["crème"]), []) == []
+    assert check(f"{lead} Crème boots.", offer, cat, []) == [
+        "word: 'crème' is no word of the catalogue, the campaign or the dictionary"
+    ]
     # the campaign's title is the spec's own wording
     assert _rules(check(f"Snowfest sale: {lead}", offer, cat, [])) == {"word"}
     titled = Offer(offer.product, None, "Snowfest sale")

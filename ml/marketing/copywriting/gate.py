@@ -64,8 +64,9 @@ MIN_TITLE_CHARS = 12
 TITLE_WORD = re.compile(r"[a-z]{3,}(?:-[a-z]+)*")
 MIN_WORD_ITEMS = 3
 MIN_WORD_SHARE = 0.9
-# a word of the word rule: letters, joined by apostrophes ("co's"); hyphens and digits split words
-WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
+# a word of the word rule: letters (accented ones too: "crème"), joined by apostrophes ("co's");
+# hyphens and digits split words
+WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
 
 def _words(phrase: str) -> re.Pattern[str]:
