@@ -16,10 +16,7 @@
     ml.ope.logged and the policies read this mart; ml.explore.feedback.feedback_from_events is
     its in-memory twin (same rules). -#}
 
-{%- set slates = none -%}
-{%- if execute -%}
-    {%- set slates = adapter.get_relation(database=target.database, schema='ml', identifier='logged_slates') -%}
-{%- endif %}
+{%- set slates = platform_table('logged_slates') %}
 
 with events as (
     select event_id, recommendation_id, slot_position, event_type, user_id, item_id, event_at, price, quantity

@@ -3,10 +3,7 @@
     reads with the review model (ml/reviews/aspects.py). That table is the platform's own
     output, read when it exists; before the first scoring the mart is empty. -#}
 
-{%- set read = none -%}
-{%- if execute -%}
-    {%- set read = adapter.get_relation(database=target.database, schema='ml', identifier='review_aspects') -%}
-{%- endif %}
+{%- set read = platform_table('review_aspects') %}
 
 {%- if read is not none %}
 select

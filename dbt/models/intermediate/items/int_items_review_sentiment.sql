@@ -3,10 +3,7 @@
     run (ml/reviews/score.py). That table is the platform's own output, not a landing source, so
     it is read when it exists; before the first scoring no item has a scored review. -#}
 
-{%- set scored = none -%}
-{%- if execute -%}
-    {%- set scored = adapter.get_relation(database=target.database, schema='ml', identifier='review_sentiment') -%}
-{%- endif %}
+{%- set scored = platform_table('review_sentiment') %}
 
 {%- if scored is not none %}
 select
