@@ -18,6 +18,7 @@ none, and per model the share of correctly placed sentences whose tone sign is r
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import time
 from pathlib import Path
@@ -134,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _truth() -> dict[str, tuple[str, bool]]:
+@functools.cache
+def _phrasings() -> dict[str, tuple[str, bool]]:
     """The generator's phrasings (lower case, no end mark) -> (aspect, praises)."""
     from ml.shop.reviews import ASPECTS
 
@@ -146,15 +148,19 @@ def _truth() -> dict[str, tuple[str, bool]]:
     }
 
 
+def _said(sentence: str) -> tuple[str, bool] | None:
+    """(aspect, praises) of a generated sentence; None for an opener ("Love it.")."""
+    return _phrasings().get(sentence.rstrip(".!?").lower())
+
+
 def aspect_detection(texts: pd.Series) -> dict[str, Any]:
     """How ``ml.reviews.aspects`` places the generated sentences (see the module docstring)."""
     from ml.reviews.aspects import aspect_of, sentences
 
-    truth = _truth()
     hit = n_aspect = none = n_other = 0
     for text in texts:
         for s in sentences(text):
-            true = truth.get(s.rstrip(".!?").lower())
+            true = _said(s)
             if true is None:
                 n_other += 1
                 none += aspect_of(s) is None
@@ -173,9 +179,8 @@ def _aspect_tone(test: pd.DataFrame, model: Any) -> float:
     """Share of the test sentences placed on their true aspect whose tone sign is right."""
     from ml.reviews.aspects import aspect_rows, tone_agreement
 
-    truth = _truth()
     rows = aspect_rows(test.assign(event_id=test["event_id"].astype(str)), model)
-    true = [truth.get(s.rstrip(".!?").lower()) for s in rows["sentence"]]
+    true = [_said(s) for s in rows["sentence"]]
     placed = [t is not None and t[0] == a for t, a in zip(true, rows["aspect"], strict=True)]
     praised = [t[1] for t, ok in zip(true, placed, strict=True) if ok and t is not None]
     return round(tone_agreement(rows["sentiment"].to_numpy()[placed], praised), 4)

@@ -227,14 +227,13 @@ def plan(
     n = default_shards(wh) if shards is None else int(shards)
     if n < 1:
         raise ValueError(f"shards must be >= 1, got {n}")
+    from ml.explore import store
     from ml.settings import settings as current_settings
 
-    reward = reward or current_settings().policy_reward
-    Learning(reward)  # an unknown reward fails before any work
+    # an unknown reward fails before any work
+    learning = Learning.of(reward or current_settings().policy_reward, lambda: store.item_prices(wh))
     champ = champion_row(wh)
     name, params, version = choose_policy(wh, policy, policy_params, exploration_budget, min_sessions)
-    from ml.explore import store
-
     with wh.connect() as con:  # the slate log's tables, whose columns the staged log tables copy
         store.ensure_tables(wh, con)
     parts = parts_for(wh, run_id)
@@ -242,7 +241,6 @@ def plan(
     swept = parts.sweep()
     if swept:
         log.info("removed the parts of %d abandoned publish runs: %s", len(swept), swept)
-    learning = Learning.of(reward, lambda: store.item_prices(wh))
     return PublishPlan(
         run_id,
         n,
