@@ -15,6 +15,8 @@ Recomputes item tags (`ml.item_tags`) and user interest profiles
 * **Resumable**: completed partitions are recorded in `ml.tag_backfill_ledger` and skipped by
   the next run (`force` recomputes them).
 * **Dry run**: reports rows per partition and the tag-distribution shift; writes nothing.
+* **Incremental**: only items whose text, labels or vocabulary changed are tagged again (the
+  others keep their tags from `ml.item_tag_cache`); `force` also tags every item again.
 
 Rows carry `tagger_version`; `ml.item_tags_current` and `ml.user_interest_profiles_current`
 expose one version at a time and switch only after a successful, non-dry run.
@@ -44,7 +46,9 @@ INTEREST_PROFILES = Asset(name="interest_profiles", uri="interestflow://warehous
         "tagger_version": Param("", type="string", description="Registered tagger version; empty = champion."),
         "batch_size": Param(256, type="integer", minimum=1, description="Items per inference batch."),
         "dry_run": Param(False, type="boolean", description="Report rows and tag shift; write nothing."),
-        "force": Param(False, type="boolean", description="Recompute partitions the ledger marks complete."),
+        "force": Param(
+            False, type="boolean", description="Recompute partitions the ledger marks complete; tag every item again."
+        ),
         "make_current": Param(True, type="boolean", description="Point the *_current views at this version."),
     },
 )

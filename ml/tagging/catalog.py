@@ -3,6 +3,7 @@ model's tags elsewhere, and zero-shot tags for vocabulary tags the model never l
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,7 @@ import pandas as pd
 from ml.tagging.base import Tagger
 from ml.tagging.defaults import DEFAULT_ENCODER
 from ml.tagging.text import ITEM_ID, item_texts
+from ml.tagging.vocabulary import COLUMNS as VOCABULARY_COLUMNS
 from ml.tagging.vocabulary import TAG, Vocabulary
 
 SOURCES = ("label", "model", "zero_shot")
@@ -89,3 +91,22 @@ def tag_items(
     out["score"] = out["score"].astype(np.float64)
     out[TAG] = out[TAG].astype(str)
     return out.sort_values([ITEM_ID, TAG]).reset_index(drop=True)
+
+
+def item_fingerprints(
+    items: pd.DataFrame, labels: pd.DataFrame | None, tagger_version: str, vocabulary: Vocabulary
+) -> pd.Series:
+    """item_id -> a hash of everything :func:`tag_items` reads for the item: its tagger text,
+    its labels, the tagger version and the vocabulary (the zero-shot tags read its descriptions).
+    An item whose fingerprint is unchanged gets the same tags again."""
+    vocab = vocabulary.frame[[c for c in VOCABULARY_COLUMNS if c in vocabulary.frame]].sort_values(TAG)
+    basis = f"{tagger_version}\x1f{hashlib.sha1(vocab.to_csv(index=False).encode()).hexdigest()}"
+    per_item: dict[str, str] = {}
+    if labels is not None and len(labels):
+        per_item = labels.groupby(ITEM_ID)[TAG].agg(lambda s: "|".join(sorted(set(map(str, s))))).to_dict()
+    ids = items[ITEM_ID].astype(str).tolist()
+    digests = [
+        hashlib.sha1(f"{basis}\x1f{text}\x1f{per_item.get(i, '')}".encode()).hexdigest()[:20]
+        for i, text in zip(ids, item_texts(items), strict=True)
+    ]
+    return pd.Series(digests, index=pd.Index(ids, name=ITEM_ID), name="fingerprint")

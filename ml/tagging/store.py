@@ -6,6 +6,9 @@
 * ``ml.tag_labels`` — merchandiser labels used for training and as ``source='label'`` tags.
 * ``ml.tag_backfill_ledger`` — partitions completed per tagger version (resumable backfills).
 * ``ml.tagger_current_log`` — which tagger version the ``*_current`` views expose (last row).
+* ``ml.item_tag_cache`` — per tagger version, the tags it gave each item and the item's
+  fingerprint then (its text, labels and the vocabulary): a backfill tags only the items whose
+  fingerprint changed. An item given no tag has one row without a tag.
 
 A partition is written in one transaction together with its ledger row, so a killed run
 leaves either the whole partition or nothing. The views ``ml.item_tags_current`` and
@@ -27,6 +30,7 @@ PROFILES = "ml.user_interest_profiles"
 LABELS = "ml.tag_labels"
 LEDGER = "ml.tag_backfill_ledger"
 CURRENT_LOG = "ml.tagger_current_log"
+TAG_CACHE = "ml.item_tag_cache"
 ITEM_TAGS_CURRENT = "ml.item_tags_current"
 PROFILES_CURRENT = "ml.user_interest_profiles_current"
 
@@ -53,7 +57,10 @@ DDL = {
     LEDGER: """tagger_version varchar, partition_date date, item_tag_rows bigint, profile_rows bigint,
         completed_at timestamptz, run_id varchar""",
     CURRENT_LOG: "tagger_version varchar, switched_at timestamptz, run_id varchar",
+    TAG_CACHE: """tagger_version varchar, item_id varchar, fingerprint varchar, tag varchar,
+        score double precision, source varchar""",
 }
+TAG_CACHE_COLUMNS = ("item_id", "fingerprint", "tag", "score", "source")
 _VERSION = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
@@ -135,6 +142,38 @@ def partition_rows(wh: Warehouse, version: str, day: date) -> tuple[pd.DataFrame
             f"select count(*) as n from {PROFILES} where tagger_version = ? and as_of = ?", [version, day], con
         )["n"].iloc[0]
     return tags, int(n)
+
+
+def cached_tags(wh: Warehouse, version: str) -> pd.DataFrame:
+    """``ml.item_tag_cache``'s rows of ``version``: item_id, fingerprint, tag, score, source
+    (tag, score and source missing on the row of an item given no tag)."""
+    with wh.connect(read_only=True) as con:
+        if not wh.table_exists(con, "ml", "item_tag_cache"):
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in TAG_CACHE_COLUMNS})
+        return wh.query(
+            f"select {', '.join(TAG_CACHE_COLUMNS)} from {TAG_CACHE} where tagger_version = ?", [version], con
+        )
+
+
+def remember_tags(wh: Warehouse, version: str, fingerprints: pd.Series, tags: pd.DataFrame) -> int:
+    """Replace the cached tags of the items of ``fingerprints`` (item_id -> fingerprint) with
+    their ``tags`` (item_id, tag, score, source), in one transaction. Returns the rows written."""
+    check_version(version)
+    fp = pd.DataFrame({"item_id": fingerprints.index.astype(str), "fingerprint": fingerprints.to_numpy()})
+    rows = fp.merge(tags[["item_id", "tag", "score", "source"]], on="item_id", how="left")
+    rows = rows.assign(tagger_version=version)[["tagger_version", *TAG_CACHE_COLUMNS]]
+    with wh.connect() as con:
+        ensure_tables(wh, con)
+        wh.begin(con)
+        try:
+            ids = fp["item_id"].tolist()
+            wh.execute(con, f"delete from {TAG_CACHE} where tagger_version = ? and item_id = any(?)", [version, ids])
+            wh.append_df(con, TAG_CACHE, rows)
+            wh.commit(con)
+        except BaseException:
+            wh.rollback(con)
+            raise
+    return len(rows)
 
 
 def current_version(wh: Warehouse) -> str | None:

@@ -52,6 +52,15 @@ def _rows(wh, version):
     return it, pr
 
 
+def _partition(wh, version, day):
+    """One partition's item tag rows (item_id, tag, score, source), in order."""
+    return wh.query(
+        "select item_id, tag, score, source from ml.item_tags where tagger_version = ? and partition_date = ? "
+        "order by item_id, tag",
+        [version, day],
+    )
+
+
 def test_partition_of_a_run_is_its_data_interval_day():
     s, e = pd.Timestamp("2026-10-01", tz="UTC"), pd.Timestamp("2026-10-02", tz="UTC")
     assert partition_for_run(s, e, s) == date(2026, 10, 1)
@@ -107,6 +116,43 @@ def test_backfill_writes_consistent_partitions_and_reruns_are_idempotent(tagged)
     it2, pr2 = _rows(wh, version)
     pd.testing.assert_frame_equal(it1, it2)
     pd.testing.assert_frame_equal(pr1, pr2)
+
+
+def test_a_backfill_tags_only_items_whose_text_or_labels_changed(tagged, monkeypatch):
+    wh, version = tagged
+    first = TagBackfill(wh, version).run([DAYS[0]])
+    n_items = first["items_tagged"]
+    assert n_items > 0 and first["items_reused"] == 0
+    cache = store.cached_tags(wh, version)
+    assert cache["item_id"].nunique() == n_items and not cache.duplicated(["item_id", "tag"]).any()
+    # nothing changed: every item's tags come from the cache, and the tagger is never loaded
+    original_load = TagBackfill.load_artifact
+    monkeypatch.setattr(TagBackfill, "load_artifact", lambda self: pytest.fail("the tagger was loaded"))
+    second = TagBackfill(wh, version).run([DAYS[1]])
+    assert (second["items_tagged"], second["items_reused"]) == (0, n_items)
+    # a merchandiser edits one item's text and labels another: exactly those two are tagged again
+    monkeypatch.setattr(TagBackfill, "load_artifact", original_load)
+    edited, relabelled = wh.query(
+        "select item_id from staging.stg_shop__items where created_at < '2026-10-26' order by item_id limit 2"
+    )["item_id"]
+    had = set(wh.query("select tag from ml.tag_labels where item_id = ?", [relabelled])["tag"])
+    label = next(t for t in ("cat:men_watches", "cat:men_suits") if t not in had)
+    with wh.connect() as con:
+        wh.execute(con, "update raw.items set title = 'Waterproof hiking boots' where item_id = ?", [edited])
+        wh.execute(con, "insert into ml.tag_labels values (?, ?, 'edit.csv', now())", [relabelled, label])
+    third = TagBackfill(wh, version).run(["2026-10-26"])
+    assert (third["items_tagged"], third["items_reused"]) == (2, n_items - 2)
+    # and the partition equals one where every item was tagged from scratch
+    incremental = _partition(wh, version, "2026-10-26")
+    TagBackfill(wh, version, force=True).run(["2026-10-26"])
+    scratch = _partition(wh, version, "2026-10-26")
+    assert len(scratch) > n_items
+    pd.testing.assert_frame_equal(incremental, scratch)
+    assert label in set(scratch.loc[scratch["item_id"] == relabelled, "tag"])
+    # a dry run caches nothing; another tagger version does not reuse this version's tags
+    v2 = _train("logistic_regression", {"C": 5.0})
+    assert TagBackfill(wh, v2, dry_run=True).run([DAYS[0]])["items_tagged"] == n_items
+    assert store.cached_tags(wh, v2).empty
 
 
 def test_a_failing_partition_write_leaves_nothing_behind(tagged, monkeypatch):
