@@ -87,6 +87,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--shards", type=int, default=None, help="publish shards, run one after the other (default: the warehouse's)"
     )
     p.add_argument("--keep", action="store_true", help="keep the bench warehouses afterwards")
+    p.add_argument(
+        "--candidates",
+        type=Path,
+        default=None,
+        help="a JSON file with a list of {model, params} for retrain_models, in both runs (default: the "
+        "production DEFAULT_CANDIDATES)",
+    )
 
 
 # --------------------------------------------------------------------------- stages
@@ -134,9 +141,16 @@ class Recorder:
 
 
 def run_direct(
-    shop: Path, url: str, rec: Recorder, run_id: str, tagging: bool = True, shards: int | None = None
+    shop: Path,
+    url: str,
+    rec: Recorder,
+    run_id: str,
+    tagging: bool = True,
+    shards: int | None = None,
+    candidates: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The pipeline's task functions, in DAG order, on the warehouse at ``url``."""
+    """The pipeline's task functions, in DAG order, on the warehouse at ``url`` (``candidates``:
+    retrain_models' configs, default the production ``DEFAULT_CANDIDATES``)."""
     import ml.tasks.features as features
     from ml.defaults import DEFAULT_CANDIDATES
     from ml.publish.recommendations import PUBLISHED_COLUMNS
@@ -160,7 +174,7 @@ def run_direct(
     with rec.stage("features:check_marts"):
         facts["marts"] = features.check_marts(warehouse=url)
     results = []
-    for cand in DEFAULT_CANDIDATES:
+    for cand in candidates or DEFAULT_CANDIDATES:
         with rec.stage(f"fit:{cand['model']}"):
             results.append(train_candidate(cand["model"], cand.get("params"), run_id=run_id, warehouse=url))
     with rec.stage("gate"):
@@ -330,15 +344,19 @@ def _publish_bound_once(url: str, frame: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- Airflow
 
 
-def run_airflow_embedded(shop: Path, url: str, state: Path) -> dict[str, Any]:
-    """The four pipeline DAGs with ``dag.test`` in a fresh process (own Airflow home)."""
+def run_airflow_embedded(
+    shop: Path, url: str, state: Path, candidates: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The four pipeline DAGs with ``dag.test`` in a fresh process (own Airflow home);
+    ``candidates`` go to retrain_models' ``candidates`` Param (default: the Param's own)."""
     code = (
         "import json, sys, time\n"
         "from ml.orchestration import local\n"
         "local.prepare()\n"
         "out = {}\n"
+        "confs = {'ingest_events': {'paths': [sys.argv[1]]}, 'retrain_models': json.loads(sys.argv[2])}\n"
         "for dag_id in ('ingest_events', 'build_features', 'retrain_models', 'publish_recommendations'):\n"
-        "    conf = {'paths': [sys.argv[1]]} if dag_id == 'ingest_events' else {}\n"
+        "    conf = confs.get(dag_id, {})\n"
         "    t = time.perf_counter()\n"
         "    local.run_dag(dag_id, conf)\n"
         "    out[dag_id] = round(time.perf_counter() - t, 3)\n"
@@ -353,7 +371,8 @@ def run_airflow_embedded(shop: Path, url: str, state: Path) -> dict[str, Any]:
     }
     env = {k: v for k, v in env.items() if not k.startswith("AIRFLOW__")}
     with measure("airflow") as st:
-        proc = subprocess.run([sys.executable, "-c", code, str(shop)], env=env, capture_output=True, text=True)
+        retrain = json.dumps({"candidates": candidates} if candidates else {})
+        proc = subprocess.run([sys.executable, "-c", code, str(shop), retrain], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"mode": "embedded", "error": (proc.stdout + proc.stderr)[-3000:]}
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
@@ -460,6 +479,12 @@ def run(args: argparse.Namespace) -> int:
             write_shop(shop, size=args.size, seed=args.seed)
         setup["generate_seconds"] = round(g.seconds, 1)
     rec = Recorder(out / "profiles" if args.profile else None)
+    if args.candidates and args.airflow == "celery":
+        raise SystemExit(
+            "--candidates reaches the direct and embedded runs only: the Celery run triggers the DAGs by asset"
+        )
+    candidates = json.loads(args.candidates.read_text()) if args.candidates else None
+    setup["candidates"] = candidates or "DEFAULT_CANDIDATES"
     run_id = f"bench__{args.size}__{args.warehouse}"
     url = fresh_warehouse(args.warehouse, out, args.pg_server, "direct")
     state = out / f"state-{args.warehouse}"
@@ -471,7 +496,7 @@ def run(args: argparse.Namespace) -> int:
             INTERESTFLOW_HOME=str(state / "direct"),
             INTERESTFLOW_ARTIFACTS=str(state / "direct" / "artifacts"),
         ):
-            facts = run_direct(shop, url, rec, run_id, tagging=not args.no_tagging, shards=args.shards)
+            facts = run_direct(shop, url, rec, run_id, not args.no_tagging, args.shards, candidates)
             frame = facts.pop("frame")
             print("bounds on the same data:", flush=True)
             bounds = {"scoring_bare": scoring_bound(url), "publish_copy": publish_bound(url, frame)}
@@ -489,7 +514,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             af_url = fresh_warehouse(args.warehouse, out, args.pg_server, "airflow")
             try:
-                airflow = run_airflow_embedded(shop, af_url, state / "airflow")
+                airflow = run_airflow_embedded(shop, af_url, state / "airflow", candidates)
             finally:
                 if not args.keep:
                     drop_warehouse(af_url, args.pg_server)

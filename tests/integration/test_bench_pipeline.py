@@ -19,8 +19,11 @@ def tiny_bench(tmp_path_factory: pytest.TempPathFactory, tiny_shop) -> dict:
 
     out = tmp_path_factory.mktemp("bench")
     shutil.copytree(tiny_shop, out / "shop-tiny-seed7")  # reuse the session's shop
+    # a cheaper candidate set than production's, as CI passes it (both runs would take it)
+    cands = out / "candidates.json"
+    cands.write_text(json.dumps([{"model": "popularity"}, {"model": "item_knn", "params": {"neighbours": 20}}]))
     args = ["bench", "pipeline", "--size", "tiny", "--warehouse", "duckdb", "--out", str(out)]
-    assert main([*args, "--airflow", "skip", "--no-tagging"]) == 0
+    assert main([*args, "--airflow", "skip", "--no-tagging", "--candidates", str(cands)]) == 0
     return json.loads((out / "pipeline.json").read_text())
 
 
@@ -33,7 +36,8 @@ def test_pipeline_json_has_the_issue_shape(tiny_bench):
         assert stage["seconds"] >= 0 and stage["peak_rss_mb"] > 0
     for required in ("ingest", "dbt_build", "gate", "score_with_exploration", "publish"):
         assert required in p["stages"]
-    assert any(n.startswith("fit:") for n in p["stages"])
+    assert sorted(n for n in p["stages"] if n.startswith("fit:")) == ["fit:item_knn", "fit:popularity"]
+    assert p["setup"]["candidates"][1] == {"model": "item_knn", "params": {"neighbours": 20}}
     assert p["total_seconds"] == pytest.approx(sum(s["seconds"] for s in p["stages"].values()), abs=0.01)
     assert p["peak_rss_mb"] == max(s["peak_rss_mb"] for s in p["stages"].values())
 
