@@ -276,7 +276,7 @@ class TagBackfill:
         then = cached.drop_duplicates(ITEM_ID).set_index(ITEM_ID)["fingerprint"]
         same = (then.reindex(fingerprints.index) == fingerprints).to_numpy(dtype=bool)
         kept = cached[cached[ITEM_ID].isin(set(fingerprints.index[same])) & cached[TAG].notna()]
-        parts = [kept[[ITEM_ID, TAG, "score", "source"]]]
+        parts = [kept[[ITEM_ID, TAG, "score", "source"]].drop_duplicates([ITEM_ID, TAG])]
         todo = catalog[~same]
         if len(todo):
             fresh = tag_items(todo, self.load_artifact(), vocabulary, labels, self.batch_size, self.threads)

@@ -165,7 +165,8 @@ def remember_tags(wh: Warehouse, version: str, fingerprints: pd.Series, tags: pd
     with wh.connect() as con:
         ensure_tables(wh, con)
         wh.begin(con)
-        try:
+        try:  # (two backfills of one version at once: the second deletes what the first wrote)
+            wh.lock(con, f"interestflow.item_tag_cache:{version}")
             ids = fp["item_id"].tolist()
             wh.execute(con, f"delete from {TAG_CACHE} where tagger_version = ? and item_id = any(?)", [version, ids])
             wh.append_df(con, TAG_CACHE, rows)
