@@ -164,13 +164,20 @@ def run_direct(
         lines = ingest_landing([str(shop)], warehouse=url)
     facts["events_ingested"] = sum(int(x["accepted"]) for x in lines if x.get("table") == "events")
     facts["rows_ingested"] = sum(int(x["accepted"]) for x in lines)
+    # the build_features DAG's tasks, in its order: dbt's staging layer, the staged-events gate,
+    # the reviews, assistant log and item embeddings, dbt's feature layer, the marts' gate, the
+    # pattern tasks (dbt builds each layer in one call here, with its threads)
     with rec.stage("dbt_build"):
-        features.build_features(warehouse=url)
-    # the build_features DAG's checks and pattern tasks, whichever this checkout has
-    for fn in ("gate_staged_events", "gate_marts", "segment_users", "mine_category_rules", "fit_category_transitions"):
-        if hasattr(features, fn):
-            with rec.stage(f"features:{fn}"):
-                getattr(features, fn)(run_id=run_id, warehouse=url)
+        features.build_features(warehouse=url, select="tag:staging")
+    for fn in (features.gate_staged_events, features.score_reviews, features.load_assistant_log, features.embed_items):
+        with rec.stage(f"features:{fn.__name__}"):
+            fn(run_id=run_id, warehouse=url)
+    with rec.stage("dbt_build_features"):
+        features.build_features(warehouse=url, select="tag:features")
+    patterns = (features.segment_users, features.mine_category_rules, features.fit_category_transitions)
+    for fn in (features.gate_marts, *patterns):
+        with rec.stage(f"features:{fn.__name__}"):
+            fn(run_id=run_id, warehouse=url)
     with rec.stage("features:check_marts"):
         facts["marts"] = features.check_marts(warehouse=url)
     results = []
