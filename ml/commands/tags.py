@@ -36,7 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     bf.add_argument("--version", default="", help="tagger version (default: the champion)")
     bf.add_argument("--batch-size", type=int, default=256)
     bf.add_argument("--dry-run", action="store_true", help="report rows and tag shift, write nothing")
-    bf.add_argument("--force", action="store_true", help="recompute partitions already completed")
+    bf.add_argument(
+        "--force", action="store_true", help="recompute partitions already completed, tagging every item again"
+    )
     bf.add_argument("--no-current", action="store_true", help="do not switch the *_current views")
     bf.add_argument("--threads", type=int, help="torch threads for transformer inference")
     bf.add_argument("--pause-seconds", type=float, default=0.0, help="pause after each partition (throttle)")
