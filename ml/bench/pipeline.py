@@ -3,7 +3,8 @@
 The direct run calls the same ``ml.tasks`` functions the DAG tasks call, in the order the
 asset chain runs them (ingest → build_features' tasks → one fit per candidate, the production
 ``DEFAULT_CANDIDATES`` or ``--candidates FILE`` → gate → tagging unless ``--no-tagging`` →
-scoring with exploration → pre-publish gate → publish), on a fresh warehouse. Per stage it records wall seconds and peak RSS (this process plus children, MB).
+scoring with exploration → pre-publish gate → publish), on a fresh warehouse. Per stage it
+records wall seconds and peak RSS (this process plus children, MB).
 
 Alongside, on the same data:
 
