@@ -61,6 +61,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-gate", action="store_true", help="leave out evaluate_and_gate")
 
 
+def read_candidate_file(path: Path) -> list[dict[str, Any]]:
+    """The configs of a ``--candidates`` file: a JSON list of ``{model, params}``, as the
+    ``retrain_models`` DAG's ``candidates`` Param takes. A file that is missing, not that, or
+    names an unknown model is a :class:`UsageError` that names the file."""
+    from ml.defaults import MODEL_NAMES
+
+    try:
+        configs = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UsageError(f"--candidates {path}: {err}") from None
+    if not (isinstance(configs, list) and configs and all(isinstance(c, dict) for c in configs)):
+        raise UsageError(f'--candidates {path}: expected a non-empty JSON list of {{"model": ..., "params": {{...}}}}')
+    unknown = sorted({str(c.get("model")) for c in configs} - set(MODEL_NAMES))
+    if unknown:
+        raise UsageError(f"--candidates {path}: unknown models {unknown}; known: {', '.join(MODEL_NAMES)}")
+    return configs
+
+
 @dataclass
 class TaskRun:
     """One function run in a fresh process: its return value or the error that stopped it,
@@ -197,9 +215,9 @@ def run(args: argparse.Namespace) -> int:
 
     # a SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the running task process is ended too
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    configs = json.loads(args.candidates.read_text()) if args.candidates else ALL_CANDIDATES
+    configs = read_candidate_file(args.candidates) if args.candidates else ALL_CANDIDATES
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = sorted({*wanted, *(c["model"] for c in configs)} - set(MODEL_NAMES))
+    unknown = sorted(set(wanted) - set(MODEL_NAMES))
     if unknown:
         raise UsageError(f"unknown models {unknown}; known: {', '.join(MODEL_NAMES)}")
     out = Path(args.out).resolve()

@@ -46,7 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from ml.bench import SHOP_SIZES
+from ml.bench.candidates import read_candidate_file
 from ml.bench.measure import measure, release_freed_memory, table, write_json
+from ml.errors import UsageError
 
 NAME = "pipeline"
 HELP = "whole pipeline per stage (seconds, peak RSS, throughput) with bare lower bounds and Airflow overhead"
@@ -471,6 +473,11 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def run(args: argparse.Namespace) -> int:
     # a SIGTERM unwinds like Ctrl-C, so the bench databases are still dropped
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if args.candidates and args.airflow == "celery":
+        raise UsageError(
+            "--candidates reaches the direct and embedded runs only: the Celery run triggers the DAGs by asset"
+        )
+    candidates = read_candidate_file(args.candidates) if args.candidates else None
     if args.pg_server is None:
         from ml.settings import settings
 
@@ -487,11 +494,6 @@ def run(args: argparse.Namespace) -> int:
             write_shop(shop, size=args.size, seed=args.seed)
         setup["generate_seconds"] = round(g.seconds, 1)
     rec = Recorder(out / "profiles" if args.profile else None)
-    if args.candidates and args.airflow == "celery":
-        raise SystemExit(
-            "--candidates reaches the direct and embedded runs only: the Celery run triggers the DAGs by asset"
-        )
-    candidates = json.loads(args.candidates.read_text()) if args.candidates else None
     setup["candidates"] = candidates or "DEFAULT_CANDIDATES"
     run_id = f"bench__{args.size}__{args.warehouse}"
     url = fresh_warehouse(args.warehouse, out, args.pg_server, "direct")
