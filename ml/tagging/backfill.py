@@ -227,7 +227,8 @@ class TagBackfill:
         vocabulary = Vocabulary.from_warehouse(wh)
         catalog = load_catalog(wh)
         labels = load_labels(wh) if self.use_labels else None
-        tags, tagged = self._tags(catalog, vocabulary, labels)
+        texts = item_texts(catalog)
+        tags, tagged = self._tags(catalog, texts, vocabulary, labels)
         end = day_end(last_day).to_pydatetime()
         with wh.connect(read_only=True) as con:
             events = wh.query(
@@ -249,7 +250,6 @@ class TagBackfill:
         for df in (events, searches):
             df["event_at"] = pd.to_datetime(df["event_at"])
         per_item = tags.groupby(ITEM_ID)[TAG].apply(list)
-        texts = item_texts(catalog)
         q = QueryTagger().fit(texts, [per_item.get(i, []) for i in catalog[ITEM_ID]])
         return {
             "vocabulary": vocabulary,
@@ -264,15 +264,14 @@ class TagBackfill:
         }
 
     def _tags(
-        self, catalog: pd.DataFrame, vocabulary: Vocabulary, labels: pd.DataFrame | None
+        self, catalog: pd.DataFrame, texts: list[str], vocabulary: Vocabulary, labels: pd.DataFrame | None
     ) -> tuple[pd.DataFrame, int]:
-        """Every item's tag rows and how many items were tagged now: items whose fingerprint is
-        the one cached keep their cached tags (none with ``force``); the rest are tagged, and
-        (unless a dry run) cached."""
-        fingerprints = item_fingerprints(catalog, labels, self.tagger_version, vocabulary)
-        cached = store.cached_tags(self.wh, self.tagger_version)
-        if self.force:
-            cached = cached.iloc[:0]
+        """Every item's tag rows and how many items were tagged now (``texts``: the catalogue's
+        tagger inputs): items whose fingerprint is the one cached keep their cached tags (none
+        with ``force``, which does not read the cache); the rest are tagged, and (unless a dry
+        run) cached."""
+        fingerprints = item_fingerprints(catalog[ITEM_ID], texts, labels, self.tagger_version, vocabulary)
+        cached = store.no_cached_tags() if self.force else store.cached_tags(self.wh, self.tagger_version)
         then = cached.drop_duplicates(ITEM_ID).set_index(ITEM_ID)["fingerprint"]
         same = (then.reindex(fingerprints.index) == fingerprints).to_numpy(dtype=bool)
         kept = cached[cached[ITEM_ID].isin(set(fingerprints.index[same])) & cached[TAG].notna()]

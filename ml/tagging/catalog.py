@@ -94,19 +94,20 @@ def tag_items(
 
 
 def item_fingerprints(
-    items: pd.DataFrame, labels: pd.DataFrame | None, tagger_version: str, vocabulary: Vocabulary
+    item_ids: pd.Series, texts: Sequence[str], labels: pd.DataFrame | None, tagger_version: str, vocabulary: Vocabulary
 ) -> pd.Series:
-    """item_id -> a hash of everything :func:`tag_items` reads for the item: its tagger text,
-    its labels, the tagger version and the vocabulary (the zero-shot tags read its descriptions).
-    An item whose fingerprint is unchanged gets the same tags again."""
+    """item_id -> a hash of everything :func:`tag_items` reads for the item: its tagger text
+    (``texts``, in the order of ``item_ids``: :func:`ml.tagging.text.item_texts`), its labels,
+    the tagger version and the vocabulary (the zero-shot tags read its descriptions). An item
+    whose fingerprint is unchanged gets the same tags again."""
     vocab = vocabulary.frame[[c for c in VOCABULARY_COLUMNS if c in vocabulary.frame]].sort_values(TAG)
     basis = f"{tagger_version}\x1f{hashlib.sha1(vocab.to_csv(index=False).encode()).hexdigest()}"
     per_item: dict[str, str] = {}
     if labels is not None and len(labels):
         per_item = labels.groupby(ITEM_ID)[TAG].agg(lambda s: "|".join(sorted(set(map(str, s))))).to_dict()
-    ids = items[ITEM_ID].astype(str).tolist()
+    ids = item_ids.astype(str).tolist()
     digests = [
         hashlib.sha1(f"{basis}\x1f{text}\x1f{per_item.get(i, '')}".encode()).hexdigest()[:20]
-        for i, text in zip(ids, item_texts(items), strict=True)
+        for i, text in zip(ids, texts, strict=True)
     ]
     return pd.Series(digests, index=pd.Index(ids, name=ITEM_ID), name="fingerprint")

@@ -149,10 +149,15 @@ def cached_tags(wh: Warehouse, version: str) -> pd.DataFrame:
     (tag, score and source missing on the row of an item given no tag)."""
     with wh.connect(read_only=True) as con:
         if not wh.table_exists(con, "ml", "item_tag_cache"):
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in TAG_CACHE_COLUMNS})
+            return no_cached_tags()
         return wh.query(
             f"select {', '.join(TAG_CACHE_COLUMNS)} from {TAG_CACHE} where tagger_version = ?", [version], con
         )
+
+
+def no_cached_tags() -> pd.DataFrame:
+    """An empty frame with :func:`cached_tags`' columns."""
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in TAG_CACHE_COLUMNS})
 
 
 def remember_tags(wh: Warehouse, version: str, fingerprints: pd.Series, tags: pd.DataFrame) -> int:

@@ -7,6 +7,7 @@ import pytest
 
 from ml.tagging import store
 from ml.tagging.catalog import item_fingerprints
+from ml.tagging.text import item_texts
 from ml.tagging.vocabulary import Vocabulary
 
 WAREHOUSES = [
@@ -40,6 +41,10 @@ def test_remembering_replaces_only_the_items_given(fixture, request):
         store.remember_tags(wh, "v1'; drop table ml.item_tags; --", fp, _tags())
 
 
+def _fingerprints(items, labels, version, vocabulary):
+    return item_fingerprints(items["item_id"], item_texts(items), labels, version, vocabulary)
+
+
 @pytest.mark.unit
 def test_a_fingerprint_follows_text_labels_version_and_vocabulary():
     vocabulary = Vocabulary.from_taxonomy()
@@ -52,15 +57,15 @@ def test_a_fingerprint_follows_text_labels_version_and_vocabulary():
         }
     )
     labels = pd.DataFrame({"item_id": ["i2"], "tag": ["cat:men_hiking_boots"]})
-    base = item_fingerprints(items, labels, "v1", vocabulary)
+    base = _fingerprints(items, labels, "v1", vocabulary)
     assert base.index.tolist() == ["i1", "i2"] and base.nunique() == 2
-    assert item_fingerprints(items, labels, "v1", vocabulary).equals(base)  # stable
+    assert _fingerprints(items, labels, "v1", vocabulary).equals(base)  # stable
     edited = items.assign(title=["Wool scarf", "Trail boots, waterproof"])
-    assert (item_fingerprints(edited, labels, "v1", vocabulary) != base).tolist() == [False, True]
+    assert (_fingerprints(edited, labels, "v1", vocabulary) != base).tolist() == [False, True]
     relabelled = pd.concat([labels, pd.DataFrame({"item_id": ["i1"], "tag": ["cat:women_scarves"]})])
-    assert (item_fingerprints(items, relabelled, "v1", vocabulary) != base).tolist() == [True, False]
-    assert (item_fingerprints(items, None, "v1", vocabulary) != base).tolist() == [False, True]
-    assert (item_fingerprints(items, labels, "v2", vocabulary) != base).all()
+    assert (_fingerprints(items, relabelled, "v1", vocabulary) != base).tolist() == [True, False]
+    assert (_fingerprints(items, None, "v1", vocabulary) != base).tolist() == [False, True]
+    assert (_fingerprints(items, labels, "v2", vocabulary) != base).all()
     frame = vocabulary.frame.copy()
     frame.loc[0, "description"] = "something else"
-    assert (item_fingerprints(items, labels, "v1", Vocabulary(frame)) != base).all()
+    assert (_fingerprints(items, labels, "v1", Vocabulary(frame)) != base).all()
