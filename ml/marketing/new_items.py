@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ml.frames import isin, ranks, run_starts, sorted_distinct
+from ml.frames import isin, member, ranks, run_starts, sorted_distinct
 
 
 @dataclass
@@ -65,6 +66,160 @@ def graduated(clicks: np.ndarray, impressions: np.ndarray, budget: NewItemBudget
     return (np.asarray(impressions) > 0) & (width < budget.ci_width)
 
 
+@dataclass
+class ExposurePlan:
+    """Every (user, new item) pair that may be shown, kept per user and per item instead of
+    pair by pair: on a large shop the pairs are tens of millions (120k users x 720 new items:
+    24.5M), and only the users who get a slot need theirs listed (:meth:`pairs`).
+
+    ``users``: the sorted ids of the users with at least one pair, with ``p_pick`` = q / |M_u|
+    and ``rho``, the user's total propensity (sum over M_u of p_pick x a_i); ``items``: the
+    sorted new item ids, with ``accept`` (a_i). A user's pairs are the new items of its tags
+    (``user_tags`` rows: user and tag positions, by user; ``tag_items``: the item positions of
+    tag ``t`` from ``tag_start[t]``; ``item_tag``: each item's tag, -1 for none), or every new
+    item when untargeted, less the ``excluded`` keys (user x len(items) + item, sorted)."""
+
+    users: Any
+    items: Any
+    p_pick: np.ndarray
+    accept: np.ndarray
+    rho: np.ndarray
+    targeted: bool
+    user_tags: tuple[np.ndarray, np.ndarray]
+    tag_items: np.ndarray
+    tag_start: np.ndarray
+    item_tag: np.ndarray
+    excluded: np.ndarray
+
+    @property
+    def empty(self) -> bool:
+        return len(self.users) == 0
+
+    def pairs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user, item, matched) positions of every pair of the users at the ascending
+        positions ``users``, sorted by user and item; matched: the item has one of the user's
+        tags (always, when targeted)."""
+        n_items = max(len(self.items), 1)
+        users = np.asarray(users, dtype=np.int64)
+        ut_user, ut_tag = self.user_tags
+        if self.targeted:
+            wanted = np.zeros(len(self.users), dtype=bool)
+            wanted[users] = True
+            rows = np.flatnonzero(wanted[ut_user])
+            count = np.diff(np.r_[self.tag_start, len(self.tag_items)])[ut_tag[rows]]
+            rep = np.repeat(rows, count)
+            keys = np.sort(ut_user[rep] * n_items + self.tag_items[self.tag_start[ut_tag[rep]] + ranks(count)])
+        else:
+            keys = (users[:, None] * n_items + np.arange(len(self.items))).ravel()
+        keys = keys[~member(keys, self.excluded)[0]]
+        pu, pi = keys // n_items, keys % n_items
+        if self.targeted:
+            return pu, pi, np.ones(len(keys), dtype=bool)
+        n_tags = len(self.tag_start) + 1
+        matched = member(pu * n_tags + self.item_tag[pi], np.sort(ut_user * n_tags + ut_tag))[0]
+        return pu, pi, matched
+
+    def frame(self) -> pd.DataFrame:
+        """Every pair as a row (sorted by user and item): user_id, item_id, p_pick, accept,
+        propensity, matched."""
+        pu, pi, matched = self.pairs(np.arange(len(self.users)))
+        return pd.DataFrame(
+            {
+                "user_id": self.users.take(pu),
+                "item_id": self.items.take(pi),
+                "p_pick": self.p_pick[pu],
+                "accept": self.accept[pi],
+                "propensity": self.p_pick[pu] * self.accept[pi],
+                "matched": matched,
+            }
+        )
+
+
+def plan_exposure(
+    user_tags: pd.DataFrame,
+    item_tags: pd.DataFrame,
+    new_items: list[str],
+    budget: NewItemBudget,
+    excluded: pd.DataFrame | None = None,
+    cap_share: float = 1.0,
+) -> ExposurePlan:
+    """The :class:`ExposurePlan` of the users of ``user_tags`` (user_id, tag) for the
+    ``new_items`` (their tags in ``item_tags``: item_id, tag; an item listed twice keeps its
+    first tag), each pair with its exact propensity ``q / |M_u| * a_i`` (module docstring).
+    ``excluded``: (user_id, item_id) pairs never to show (items the user bought); they are not
+    in ``M_u``, so the propensities stay exact. ``cap_share``: the share of each item's daily
+    cap these users may spend (a publish shard's, when the users are split into shards).
+    Everything is counted per (user, tag) row and per item; no pair is listed."""
+    u_code, users = pd.factorize(user_tags["user_id"], sort=True)
+    items = pd.array(sorted(set(new_items)), dtype=item_tags["item_id"].dtype)
+    it = item_tags[isin(item_tags["item_id"], new_items)].drop_duplicates("item_id")
+    tag_index = pd.Index(pd.unique(it["tag"]))
+    n_items, n_tags = max(len(items), 1), len(tag_index) + 1
+    item_tag = np.full(len(items), -1, dtype=np.int64)
+    item_tag[pd.Index(items).get_indexer(it["item_id"])] = tag_index.get_indexer(it["tag"])
+    tag_items = np.argsort(item_tag, kind="stable")[np.sum(item_tag < 0) :]  # by tag, then item
+    per_tag = np.bincount(item_tag[item_tag >= 0], minlength=len(tag_index))
+    # each user's distinct tags with new items, by user (a code key, so input order is irrelevant)
+    ut_t = tag_index.get_indexer(user_tags["tag"]) if len(tag_index) else np.full(len(user_tags), -1)
+    ok = (ut_t >= 0) & (u_code >= 0)
+    ut_keys, _ = sorted_distinct(u_code[ok].astype(np.int64) * n_tags + ut_t[ok])
+    ex_u, ex_i = _excluded_pairs(excluded, users, items)
+    if budget.targeted:  # an excluded pair counts only when its item has one of the user's tags
+        candidate = member(ex_u * n_tags + item_tag[ex_i], ut_keys)[0] & (item_tag[ex_i] >= 0)
+        ex_u, ex_i = ex_u[candidate], ex_i[candidate]
+    if budget.targeted:
+        size = np.bincount(ut_keys // n_tags, weights=per_tag[ut_keys % n_tags], minlength=len(users))
+    else:
+        size = np.full(len(users), float(len(items)))
+    size = size - np.bincount(ex_u, minlength=len(users))
+    keep = size > 0
+    position = np.cumsum(keep) - 1  # a kept user's position among the plan's users
+    p_pick = budget.slot_probability / size[keep]
+    ut_user, ut_tag = position[ut_keys // n_tags], ut_keys % n_tags
+    on = keep[ut_keys // n_tags]
+    ut_user, ut_tag = ut_user[on], ut_tag[on]
+    ex_u = position[ex_u]
+    # per item: the expected picks, summed by user as the rows come (by tag when targeted)
+    if budget.targeted:
+        by_tag = np.bincount(ut_tag, weights=p_pick[ut_user], minlength=n_tags)
+        expected = np.where(item_tag >= 0, by_tag[item_tag], 0.0)
+    else:
+        expected = np.full(len(items), float(p_pick.sum()))
+    expected = expected - np.bincount(ex_i, weights=p_pick[ex_u], minlength=len(items))
+    # (an item nobody may be shown expects 0, or a rounding residue of it: nothing to thin)
+    accept = np.minimum(1.0, budget.daily_cap * cap_share / np.maximum(expected, 1e-300))
+    if budget.targeted:
+        tag_accept = np.bincount(item_tag[item_tag >= 0], weights=accept[item_tag >= 0], minlength=n_tags)
+        total = np.bincount(ut_user, weights=tag_accept[ut_tag], minlength=len(p_pick))
+    else:
+        total = np.full(len(p_pick), float(accept.sum()))
+    total = total - np.bincount(ex_u, weights=accept[ex_i], minlength=len(p_pick))
+    return ExposurePlan(
+        users=users[keep],
+        items=items,
+        p_pick=p_pick,
+        accept=accept,
+        rho=p_pick * total,
+        targeted=budget.targeted,
+        user_tags=(ut_user, ut_tag),
+        tag_items=tag_items,
+        tag_start=np.cumsum(per_tag) - per_tag,
+        item_tag=item_tag,
+        excluded=np.sort(ex_u * n_items + ex_i),
+    )
+
+
+def _excluded_pairs(excluded: pd.DataFrame | None, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(user, item) positions of the distinct ``excluded`` pairs among ``users`` x ``items``."""
+    if excluded is None or not len(excluded) or not len(users) or not len(items):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    u = pd.Index(users).get_indexer(excluded["user_id"])
+    i = pd.Index(items).get_indexer(excluded["item_id"])
+    ok = (u >= 0) & (i >= 0)
+    keys, _ = sorted_distinct(u[ok].astype(np.int64) * len(items) + i[ok])
+    return keys // len(items), keys % len(items)
+
+
 def exposure_plan(
     user_tags: pd.DataFrame,
     item_tags: pd.DataFrame,
@@ -73,60 +228,10 @@ def exposure_plan(
     excluded: pd.DataFrame | None = None,
     cap_share: float = 1.0,
 ) -> pd.DataFrame:
-    """Every (user, new item) pair that may be shown, with its exact propensity
-    ``q / |M_u| * a_i`` (see the module docstring), sorted by user and item. Returns user_id,
-    item_id, p_pick, accept, propensity, matched. Users and items are handled as integer codes
-    (sorted like their ids), so the pairs come out sorted without sorting strings.
-    ``excluded``: (user_id, item_id) pairs never to show (items the user bought); they are not
-    in ``M_u``, so the propensities stay exact. ``cap_share``: the share of each item's daily
-    cap these users may spend (a publish shard's, when the users are split into shards)."""
-    empty = pd.DataFrame(columns=["user_id", "item_id", "propensity", "matched"])
-    u_code, users = pd.factorize(user_tags["user_id"], sort=True)
-    it = item_tags[isin(item_tags["item_id"], new_items)]
-    item_names = np.asarray(sorted(set(new_items)), dtype=object)
-    n_items = max(len(item_names), 1)
-    # every (user, new item) pair sharing a tag, once each: a user's tagged rows repeated by
-    # the number of new items of that tag
-    tag_index = pd.Index(pd.unique(it["tag"]))
-    it_t = tag_index.get_indexer(it["tag"])
-    it_i = pd.Index(item_names).get_indexer(it["item_id"])
-    by_tag = np.argsort(it_t, kind="stable")
-    per_tag = np.bincount(it_t, minlength=len(tag_index))
-    tag_start = np.cumsum(per_tag) - per_tag
-    ut_t = tag_index.get_indexer(user_tags["tag"]) if len(tag_index) else np.full(len(user_tags), -1)
-    rows = np.flatnonzero((ut_t >= 0) & (u_code >= 0))
-    cnt = per_tag[ut_t[rows]]
-    rep = np.repeat(rows, cnt)
-    offset = ranks(cnt)
-    m_items = it_i[by_tag][tag_start[ut_t[rep]] + offset]
-    match_keys, _ = sorted_distinct(u_code[rep].astype(np.int64) * n_items + m_items)
-    if budget.targeted:
-        keys = match_keys
-    else:
-        keys = (np.arange(len(users), dtype=np.int64)[:, None] * n_items + np.arange(len(item_names))).ravel()
-    if excluded is not None and len(excluded) and len(keys):
-        ex_u = pd.Index(users).get_indexer(excluded["user_id"])
-        ex_i = pd.Index(item_names).get_indexer(excluded["item_id"])
-        known = (ex_u >= 0) & (ex_i >= 0)
-        keys = keys[~np.isin(keys, ex_u[known].astype(np.int64) * n_items + ex_i[known])]
-    if len(keys) == 0:
-        return empty
-    pu, pi = keys // n_items, keys % n_items
-    p_pick = budget.slot_probability / np.bincount(pu)[pu]
-    expected = np.bincount(pi, weights=p_pick, minlength=n_items)
-    accept = np.minimum(1.0, budget.daily_cap * cap_share / expected[pi])
-    # the id columns taken from arrays of the inputs' dtypes (no Python string per pair)
-    item_array = pd.array(item_names, dtype=item_tags["item_id"].dtype)
-    return pd.DataFrame(
-        {
-            "user_id": pd.Index(users).array.take(pu),
-            "item_id": item_array.take(pi),
-            "p_pick": p_pick,
-            "accept": accept,
-            "propensity": p_pick * accept,
-            "matched": np.ones(len(keys), dtype=bool) if budget.targeted else np.isin(keys, match_keys),
-        }
-    )
+    """Every (user, new item) pair that may be shown, as rows sorted by user and item:
+    user_id, item_id, p_pick, accept, propensity, matched (:func:`plan_exposure`'s plan,
+    listed; for reports and small audiences)."""
+    return plan_exposure(user_tags, item_tags, new_items, budget, excluded, cap_share).frame()
 
 
 def allocate(
@@ -135,33 +240,41 @@ def allocate(
     new_items: list[str],
     budget: NewItemBudget,
     seed: int,
-    plan: pd.DataFrame | None = None,
+    plan: ExposurePlan | None = None,
 ) -> pd.DataFrame:
     """One day's new-item slots. ``user_tags``: user_id, tag (the user's known+candidate tags);
-    ``item_tags``: item_id, tag; ``plan``: their :func:`exposure_plan` when already computed.
+    ``item_tags``: item_id, tag; ``plan``: their :func:`plan_exposure` when already made.
     Returns user_id, item_id, propensity, matched (bool).
 
-    The draws, in this order from one generator seeded with ``seed``: per user of the plan (in
-    the plan's order) whether it gets a slot; per plan row of those users a uniform number, the
-    smallest of a user's picking its item; per picked user (sorted by id) whether the item is
-    kept (probability ``accept``)."""
+    The draws, in this order from one generator seeded with ``seed``: per user of the plan (by
+    id) whether it gets a slot; per pair of those users (by user and item) a uniform number,
+    the smallest of a user's picking its item; per picked user (by id) whether the item is kept
+    (probability ``accept``). Only the pairs of the users who get a slot are listed."""
     rng = np.random.default_rng(seed)
-    pairs = exposure_plan(user_tags, item_tags, new_items, budget) if plan is None else plan
-    if pairs.empty:
-        return pairs
-    code, uniq = pd.factorize(pairs["user_id"])  # users in order of first appearance
-    gets = rng.random(len(uniq)) < budget.slot_probability
-    rows = np.flatnonzero(gets[code])
-    u = rng.random(len(rows))
-    # each user's rank by id, then per user the row with the smallest draw
-    rank = np.empty(len(uniq), dtype=np.int64)
-    rank[np.argsort(np.asarray(uniq, dtype=object), kind="stable")] = np.arange(len(uniq))
-    order = np.lexsort((u, rank[code[rows]]))
-    by_user = rank[code[rows]][order]
-    first = order[run_starts(by_user)]
-    chosen = pairs.iloc[rows[first]]
-    kept = chosen[rng.random(len(chosen)) < chosen["accept"].to_numpy()]
-    return kept[["user_id", "item_id", "propensity", "matched"]].reset_index(drop=True)
+    plan = plan_exposure(user_tags, item_tags, new_items, budget) if plan is None else plan
+    gets = np.flatnonzero(rng.random(len(plan.users)) < budget.slot_probability)
+    pu, pi, matched = plan.pairs(gets)
+    first = _smallest_per_run(rng.random(len(pu)), pu)
+    kept = first[rng.random(len(first)) < plan.accept[pi[first]]]
+    return pd.DataFrame(
+        {
+            "user_id": plan.users.take(pu[kept]),
+            "item_id": plan.items.take(pi[kept]),
+            "propensity": plan.p_pick[pu[kept]] * plan.accept[pi[kept]],
+            "matched": matched[kept],
+        }
+    )
+
+
+def _smallest_per_run(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Position of the smallest of ``values`` in each run of equal ``groups`` (rows grouped),
+    the first one on a tie."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(run_starts(groups))
+    smallest = np.minimum.reduceat(values, starts)
+    hit = np.flatnonzero(values == np.repeat(smallest, np.diff(np.r_[starts, len(values)])))
+    return hit[run_starts(groups[hit])]
 
 
 def new_item_candidates(item_features: pd.DataFrame, budget: NewItemBudget, max_age_days: float) -> pd.DataFrame:
@@ -189,7 +302,7 @@ def place_new_items(
 ) -> pd.DataFrame:
     """Spend the new-item budget in the published slates (rows of ``build_slates``).
 
-    Every user with matching new items gets, with the exact probability of :func:`exposure_plan`,
+    Every user with matching new items gets, with the exact probability of :func:`plan_exposure`,
     one new item in the last slot of the slate, flagged ``is_exploration`` with its propensity
     ``q / |M_u| * a_i``. The item the policy put in that slot is shown only when no new item
     is drawn, so its propensity is scaled by ``1 - rho_u`` (rho_u: the user's total new-item
@@ -198,11 +311,11 @@ def place_new_items(
     ``arm_features(users, tags)``: the ``arm_features`` text of each placed row's (user, tag)
     arm, None where the user has no such arm (the row keeps its text). ``excluded``: (user_id,
     item_id) pairs never placed and ``cap_share`` the share of each item's cap these users may
-    spend (see :func:`exposure_plan`)."""
+    spend (see :func:`plan_exposure`)."""
     out = slates.assign(new_item=False)
     # the user tags of users with published rows (each distinct user id looked up once)
     ut = user_tags[isin(user_tags["user_id"], out["user_id"].unique())]
-    plan = exposure_plan(ut, item_tags, new_items, budget, excluded, cap_share)
+    plan = plan_exposure(ut, item_tags, new_items, budget, excluded, cap_share)
     if plan.empty or out.empty:
         return out
     # a new item already in the user's slate cannot be drawn for it
@@ -223,7 +336,7 @@ def place_new_items(
         dtype=bool,
     )
     drawn = drawn[unseen]
-    rho = plan.groupby("user_id")["propensity"].sum()
+    rho = pd.Series(plan.rho, index=plan.users)
     last = out.groupby("user_id")["rank"].transform("max") == out["rank"]
     tag_of = item_tags[isin(item_tags["item_id"], new_items)].drop_duplicates("item_id").set_index("item_id")["tag"]
     idx_last = out.index[last]

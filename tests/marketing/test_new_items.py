@@ -141,3 +141,52 @@ def test_a_bought_new_item_is_never_placed_and_the_rest_keep_exact_propensities(
         out = place_new_items(slates, user_tags, item_tags, ["n1", "n2"], budget, seed, excluded=bought)
         placed = set(zip(out.loc[out["new_item"], "user_id"], out.loc[out["new_item"], "item_id"], strict=True))
         assert placed and not any((u, "n1") in placed for u in bought["user_id"])
+
+
+def _pairs_one_by_one(user_tags, item_tags, new_items, budget, excluded, cap_share):
+    """The plan's pairs and numbers written out pair by pair (the reference the counting
+    per user and per item is checked against)."""
+    tag_of = item_tags[item_tags["item_id"].isin(new_items)].drop_duplicates("item_id").set_index("item_id")["tag"]
+    bought = set(zip(excluded["user_id"], excluded["item_id"], strict=True))
+    rows = []
+    for user, tags in user_tags.groupby("user_id")["tag"]:
+        for item in sorted(set(new_items)):
+            matched = tag_of.get(item) in set(tags)
+            if (matched or not budget.targeted) and (user, item) not in bought:
+                rows.append((user, item, matched))
+    pairs = pd.DataFrame(rows, columns=["user_id", "item_id", "matched"])
+    pairs["p_pick"] = budget.slot_probability / pairs.groupby("user_id")["item_id"].transform("size")
+    expected = pairs.groupby("item_id")["p_pick"].sum()
+    pairs["accept"] = np.minimum(1.0, budget.daily_cap * cap_share / pairs["item_id"].map(expected))
+    pairs["propensity"] = pairs["p_pick"] * pairs["accept"]
+    return pairs
+
+
+@pytest.mark.parametrize("targeted", [True, False])
+def test_the_plan_counted_per_user_and_item_equals_its_pairs_listed_one_by_one(targeted):
+    from ml.marketing.new_items import plan_exposure
+
+    rng = np.random.default_rng(5)
+    tags = ["cat:a", "cat:b", "cat:c", "cat:d"]
+    users = [f"u{i:03d}" for i in range(200)]
+    user_tags = pd.DataFrame({"user_id": rng.choice(users, 500), "tag": rng.choice(tags, 500)})  # repeats too
+    items = [f"n{i}" for i in range(12)]
+    item_tags = pd.DataFrame({"item_id": [*items, "n0"], "tag": [*rng.choice(tags[:3], 12), "cat:d"]})  # n0 twice
+    new = [*items[:10], "n_untagged"]
+    excluded = pd.DataFrame({"user_id": rng.choice(users, 80), "item_id": rng.choice(items, 80)})
+    budget = NewItemBudget(slot_probability=0.5, daily_cap=15, targeted=targeted)
+
+    plan = plan_exposure(user_tags.sample(frac=1.0, random_state=3), item_tags, new, budget, excluded, 0.5)
+    want = _pairs_one_by_one(user_tags, item_tags, new, budget, excluded, 0.5)
+    got = plan.frame()
+    assert len(got) == len(want) > 0
+    pd.testing.assert_frame_equal(
+        got[["user_id", "item_id", "matched"]], want[["user_id", "item_id", "matched"]], check_dtype=False
+    )
+    for column in ("p_pick", "accept", "propensity"):
+        assert np.allclose(got[column], want[column], rtol=1e-12), column
+    assert (want["accept"] < 1).any()  # the cap binds for some item
+    rho = want.groupby("user_id")["propensity"].sum()
+    assert np.allclose(pd.Series(plan.rho, index=plan.users).reindex(rho.index), rho, rtol=1e-12)
+    # the users of the plan are exactly those with a pair left
+    assert sorted(map(str, plan.users)) == sorted(rho.index)
