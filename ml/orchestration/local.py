@@ -60,8 +60,16 @@ def prepare(home: Path | None = None) -> dict[str, str]:
 
         run_dbt(["parse"])
     _run([airflow_bin(), "db", "migrate"])
-    _run([airflow_bin(), "pools", "set", "warehouse", "1", "DuckDB allows one writer process"])
+    _warehouse_pool()
     return env
+
+
+def _warehouse_pool() -> None:
+    """Create (or reset) the ``warehouse`` pool with one slot, in this process: the migrated
+    metadata DB is ready, and an ``airflow pools set`` would start another interpreter (~2 s)."""
+    from airflow.models.pool import Pool
+
+    Pool.create_or_update_pool("warehouse", 1, "DuckDB allows one writer process", include_deferred=False)
 
 
 def load_dag(dag_id: str) -> Any:
