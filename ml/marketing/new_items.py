@@ -157,7 +157,7 @@ def plan_exposure(
     n_items, n_tags = max(len(items), 1), len(tag_index) + 1
     item_tag = np.full(len(items), -1, dtype=np.int64)
     item_tag[pd.Index(items).get_indexer(it["item_id"])] = tag_index.get_indexer(it["tag"])
-    tag_items = np.argsort(item_tag, kind="stable")[np.sum(item_tag < 0) :]  # by tag, then item
+    tag_items = np.argsort(item_tag, kind="stable")[int(np.sum(item_tag < 0)) :]  # by tag, then item
     per_tag = np.bincount(item_tag[item_tag >= 0], minlength=len(tag_index))
     # each user's distinct tags with new items, by user (a code key, so input order is irrelevant)
     ut_t = tag_index.get_indexer(user_tags["tag"]) if len(tag_index) else np.full(len(user_tags), -1)
