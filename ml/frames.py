@@ -37,18 +37,6 @@ def sorted_distinct(keys: Any) -> tuple[np.ndarray, np.ndarray]:
     return a[first], np.diff(np.r_[first, len(a)]).astype(np.int64)
 
 
-def distinct_codes(keys: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(position in ``keys`` of one occurrence of each distinct value, in sorted order; each
-    key's number among the distinct values), by sorting (see :func:`sorted_distinct`)."""
-    k = np.asarray(keys)
-    order = np.argsort(k, kind="stable")
-    sk = k[order]
-    first = run_starts(sk)
-    code = np.empty(len(k), dtype=np.int64)
-    code[order] = np.cumsum(first) - 1
-    return order[first], code
-
-
 def codes_in(values: Any, index: pd.Index) -> np.ndarray:
     """Position of each of ``values`` in ``index`` (-1 when absent), each distinct value looked
     up once."""

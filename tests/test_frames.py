@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.frames import codes_in, distinct_codes, group_rank, isin, lookup, member, ranks, run_starts, sorted_distinct
+from ml.frames import codes_in, group_rank, isin, lookup, member, ranks, run_starts, sorted_distinct
 
 pytestmark = pytest.mark.unit
 
@@ -24,16 +24,6 @@ def test_sorted_distinct_equals_np_unique_with_counts():
     np.testing.assert_array_equal(counts, ref_counts)
     empty, none = sorted_distinct(np.zeros(0, dtype=np.int64))
     assert len(empty) == len(none) == 0
-
-
-def test_distinct_codes_number_each_key_by_its_sorted_distinct_value():
-    keys = np.array([7, 3, 7, 9, 3, 3, -1])
-    where, code = distinct_codes(keys)
-    np.testing.assert_array_equal(keys[where], [-1, 3, 7, 9])
-    np.testing.assert_array_equal(keys[where][code], keys)
-    np.testing.assert_array_equal(code, [2, 1, 2, 3, 1, 1, 0])
-    w, c = distinct_codes(np.zeros(0, dtype=np.int64))
-    assert len(w) == len(c) == 0
 
 
 def test_ranks_and_runs_number_rows_within_their_group():

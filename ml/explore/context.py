@@ -20,7 +20,7 @@ from typing import Any, overload
 import numpy as np
 import pandas as pd
 
-from ml.frames import distinct_codes, sorted_distinct
+from ml.frames import sorted_distinct
 
 # user x tag features of the linear policies, in this order (values roughly in [0, 1])
 FEATURES: tuple[str, ...] = (
@@ -264,8 +264,9 @@ def _json_numbers(values: Any) -> np.ndarray:
     v = np.ascontiguousarray(np.asarray(values, dtype=np.float64).ravel())
     if len(v) == 0:
         return np.zeros(0, dtype=object)
-    where, code = distinct_codes(v.view(np.int64))
-    distinct = v[where]
+    # (hashing the bits finds the distinct values several times faster than sorting them)
+    code, bits = pd.factorize(v.view(np.int64))
+    distinct = np.asarray(bits, dtype=np.int64).view(np.float64)
     # float.__repr__ is what json writes for a finite float; the others are named
     text = np.array(list(map(repr, map(round, distinct.tolist(), repeat(6)))), dtype=object)
     odd = ~np.isfinite(distinct)
