@@ -390,15 +390,14 @@ def _candidate_arms(user: np.ndarray, tag: np.ndarray, weight: np.ndarray) -> _A
 @dataclass
 class _Offers:
     """Candidate tags proposed for users by one rule, in the rule's order: user and tag codes,
-    value; ``source``, ``first``, ``second``: the order the rules propose them in (a tag's rank
-    among a user's equally valued candidates is the order it was first proposed in)."""
+    value; ``source``: the rule's number. Each rule makes a user's offers in the order it reads
+    them, and the rules come in their numbers' order, so a tag's rank among a user's equally
+    valued candidates is its first offer's place in the offers of all rules, concatenated."""
 
     user: np.ndarray
     tag: np.ndarray
     value: np.ndarray
     source: int
-    first: np.ndarray
-    second: np.ndarray
 
 
 def _derived_candidates(
@@ -419,7 +418,7 @@ def _derived_candidates(
     known_rank = group_rank(known.user)
     offers = [
         _champion_offers(derive, champ),
-        _transition_offers(known, known_rank, transitions, shop),
+        _transition_offers(known, transitions, shop),
         _department_offers(known, known_rank, shop),
         _popular_offers(derive, shop, s),
     ]
@@ -429,17 +428,16 @@ def _derived_candidates(
     taken, _ = member(key, np.sort(known.user * shop.n_tags + known.tag))
     keep = np.flatnonzero(~taken)
     source = np.concatenate([np.full(len(o.user), o.source) for o in offers])[keep]
-    first = np.concatenate([o.first for o in offers])[keep]
-    second = np.concatenate([o.second for o in offers])[keep]
     value = np.concatenate([o.value for o in offers])[keep]
     key = key[keep]
-    order = np.lexsort((second, first, source, key))
-    key, source, first, second, value = key[order], source[order], first[order], second[order], value[order]
+    # a stable sort by (user, tag) keeps each pair's offers in the order they were made (_Offers)
+    order = np.argsort(key, kind="stable")
+    key, source, value = key[order], source[order], value[order]
     new = run_starts(key)
     starts, group = np.flatnonzero(new), np.cumsum(new) - 1
     worth = _candidate_values(group, source, value, len(starts))
     g_user, g_tag = key[starts] // shop.n_tags, key[starts] % shop.n_tags
-    best = np.lexsort((second[starts], first[starts], source[starts], -worth, g_user))
+    best = np.lexsort((order[starts], -worth, g_user))  # ties: the pair offered first
     best = best[group_rank(g_user[best]) < s.max_candidates]
     return _candidate_arms(g_user[best], g_tag[best], worth[best])
 
@@ -464,19 +462,15 @@ def _candidate_values(group: np.ndarray, source: np.ndarray, value: np.ndarray, 
 
 def _champion_offers(derive: np.ndarray, champ: _Champion) -> _Offers:
     rows = np.flatnonzero(derive[champ.user])
-    return _Offers(
-        champ.user[rows], champ.tag[rows], 1.0 + champ.relative(rows), 0, rows, np.zeros(len(rows), np.int64)
-    )
+    return _Offers(champ.user[rows], champ.tag[rows], 1.0 + champ.relative(rows), 0)
 
 
-def _transition_offers(
-    known: _Arms, known_rank: np.ndarray, transitions: pd.DataFrame | None, shop: _Catalogue
-) -> _Offers:
+def _transition_offers(known: _Arms, transitions: pd.DataFrame | None, shop: _Catalogue) -> _Offers:
     """weight x probability of every transition from a known tag to an arm tag (the value
     :func:`_candidate_values` adds to 1 + the running value)."""
     if transitions is None or not len(transitions):
         empty = np.zeros(0, dtype=np.int64)
-        return _Offers(empty, empty, np.zeros(0), 1, empty, empty)
+        return _Offers(empty, empty, np.zeros(0), 1)
     origin = shop.tag_index.get_indexer(transitions["from_tag"].astype(str))
     target = shop.tag_index.get_indexer(transitions["to_tag"].astype(str))
     rows = np.flatnonzero((origin >= 0) & (target >= 0))
@@ -487,7 +481,7 @@ def _transition_offers(
     arm = np.repeat(np.arange(len(known.tag)), n)
     pick = rows[np.repeat(start[known.tag], n) + group_rank(arm)]
     probability = transitions["probability"].to_numpy(np.float64)[pick]
-    return _Offers(known.user[arm], target[pick], known.weight[arm] * probability, 1, known_rank[arm], pick)
+    return _Offers(known.user[arm], target[pick], known.weight[arm] * probability, 1)
 
 
 def _department_offers(known: _Arms, known_rank: np.ndarray, shop: _Catalogue) -> _Offers:
@@ -509,19 +503,18 @@ def _department_offers(known: _Arms, known_rank: np.ndarray, shop: _Catalogue) -
     user, dept_of, seen = known.user[order][first], dept[order][first], known_rank[order][first]
     by_weight = np.lexsort((seen, -weight, user))
     user, dept_of, weight = user[by_weight], dept_of[by_weight], weight[by_weight]
-    place = group_rank(user)
     size = np.diff(shop.dept_bounds)[dept_of]
     row = np.repeat(np.arange(len(user)), size)
     rank = group_rank(row)
     tag = shop.dept_tags[shop.dept_bounds[dept_of][row] + rank]
-    return _Offers(user[row], tag, 0.5 * weight[row] / (1.0 + rank), 2, place[row], rank)
+    return _Offers(user[row], tag, 0.5 * weight[row] / (1.0 + rank), 2)
 
 
 def _popular_offers(derive: np.ndarray, shop: _Catalogue, s: CandidateSettings) -> _Offers:
     n = min(s.max_candidates, len(shop.popular))
     users = np.flatnonzero(derive)
     rank = np.tile(np.arange(n), len(users))
-    return _Offers(np.repeat(users, n), shop.popular[rank], 0.01 / (1.0 + rank), 3, rank, np.zeros(len(rank), np.int64))
+    return _Offers(np.repeat(users, n), shop.popular[rank], 0.01 / (1.0 + rank), 3)
 
 
 def _arm_table(
