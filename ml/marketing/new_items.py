@@ -220,20 +220,6 @@ def _excluded_pairs(excluded: pd.DataFrame | None, users: Any, items: Any) -> tu
     return keys // len(items), keys % len(items)
 
 
-def exposure_plan(
-    user_tags: pd.DataFrame,
-    item_tags: pd.DataFrame,
-    new_items: list[str],
-    budget: NewItemBudget,
-    excluded: pd.DataFrame | None = None,
-    cap_share: float = 1.0,
-) -> pd.DataFrame:
-    """Every (user, new item) pair that may be shown, as rows sorted by user and item:
-    user_id, item_id, p_pick, accept, propensity, matched (:func:`plan_exposure`'s plan,
-    listed; for reports and small audiences)."""
-    return plan_exposure(user_tags, item_tags, new_items, budget, excluded, cap_share).frame()
-
-
 def allocate(
     user_tags: pd.DataFrame,
     item_tags: pd.DataFrame,

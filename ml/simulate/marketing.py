@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ml.marketing.campaigns import Campaign
-from ml.marketing.new_items import NewItemBudget, exposure_plan, graduated
+from ml.marketing.new_items import NewItemBudget, graduated, plan_exposure
 from ml.simulate.runner import World
 
 
@@ -44,9 +44,9 @@ def new_item_impressions(
     items = world.items[~world.items["item_id"].isin(seen) & world.items["item_id"].isin(env.item_index)]
     user_tags = observed_user_tags(world)
     everyone = pd.concat([user_tags, pd.DataFrame({"user_id": world.users, "tag": ""})], ignore_index=True)
-    plan = exposure_plan(
+    plan = plan_exposure(
         everyone, items[["item_id", "tag"]], items["item_id"].tolist(), replace(budget, targeted=targeted)
-    )
+    ).frame()
     daily = plan.groupby("item_id")["propensity"].sum()
     p_slot = env.base_probability(0) * env.pos_bias[env.k - 1]
     all_users = np.array([env.user_index[u] for u in world.users])
@@ -79,7 +79,7 @@ def new_item_impressions(
 def summarise_new_items(per_item: pd.DataFrame) -> dict[str, Any]:
     """Median (and quartiles of) impressions to judgement, the share of items judged, and the
     days that takes at the budget (each item's expected daily impressions from
-    :func:`ml.marketing.new_items.exposure_plan`)."""
+    :func:`ml.marketing.new_items.plan_exposure`)."""
     judged = per_item["impressions"].dropna()
     n_items = max(len(per_item), 1)
     days = (per_item["impressions"] / per_item["daily_impressions"].replace(0, np.nan)).dropna()

@@ -17,7 +17,7 @@ from ml.marketing.campaigns import (
     arm,
     campaign_slates,
 )
-from ml.marketing.new_items import NewItemBudget, allocate, exposure_plan, place_new_items
+from ml.marketing.new_items import NewItemBudget, allocate, place_new_items, plan_exposure
 from tests.marketing.reference_campaigns import per_user_campaign_slates, rerank_slate
 
 pytestmark = pytest.mark.unit
@@ -184,7 +184,7 @@ def test_new_items_take_the_last_slot_within_the_budget_with_exact_propensities(
     _, df = _slates("greedy")
     budget = NewItemBudget(slot_probability=0.5, daily_cap=20)
     days = [place_new_items(df, _user_tags(), NEW_TAGS, ["new1", "new2", "new3"], budget, seed=s) for s in range(40)]
-    plan = exposure_plan(_user_tags(), NEW_TAGS, ["new1", "new2", "new3"], budget)
+    plan = plan_exposure(_user_tags(), NEW_TAGS, ["new1", "new2", "new3"], budget).frame()
     for out in days[:3]:
         new = out[out["new_item"]]
         assert (new["rank"] == K).all() and new["is_exploration"].all()
@@ -213,7 +213,7 @@ def test_no_budget_means_no_change():
 def test_a_day_on_which_no_user_draws_a_new_item_changes_only_the_last_slots_propensity():
     _, df = _slates("greedy")
     budget = NewItemBudget(slot_probability=0.001, daily_cap=20)  # 120 users: most days nobody draws one
-    plan = exposure_plan(_user_tags(), NEW_TAGS, ["new1", "new2", "new3"], budget)
+    plan = plan_exposure(_user_tags(), NEW_TAGS, ["new1", "new2", "new3"], budget).frame()
     assert not plan.empty
     # a seed on which no user of the plan gets a slot (the draws are the budget's, not ours)
     seed = next(s for s in range(1000) if allocate(_user_tags(), NEW_TAGS, ["new1", "new2", "new3"], budget, s).empty)

@@ -5,9 +5,9 @@ import pytest
 from ml.marketing.new_items import (
     NewItemBudget,
     allocate,
-    exposure_plan,
     graduated,
     impressions_to_judge,
+    plan_exposure,
     wilson_interval,
 )
 
@@ -42,10 +42,10 @@ def test_shards_each_spend_their_share_of_an_items_cap():
     # ~2,000 users like cat:a (two new items: ~250 expected each), ~1,000 cat:b (one: ~500)
     budget = NewItemBudget(slot_probability=0.5, daily_cap=300)
     new = ["n1", "n2", "n3"]
-    whole = exposure_plan(user_tags, item_tags, new, budget).groupby("item_id")["propensity"].sum()
+    whole = plan_exposure(user_tags, item_tags, new, budget).frame().groupby("item_id")["propensity"].sum()
     assert whole["n3"] == pytest.approx(300) and whole["n1"] < 300  # n3 is thinned to its cap
     shard = shard_of(user_tags["user_id"], 3)
-    parts = [exposure_plan(user_tags[shard == i], item_tags, new, budget, cap_share=1 / 3) for i in range(3)]
+    parts = [plan_exposure(user_tags[shard == i], item_tags, new, budget, cap_share=1 / 3).frame() for i in range(3)]
     # every shard stays under a third of each item's cap, so the shards together stay under it
     for part in parts:
         assert part.groupby("item_id")["propensity"].sum().max() <= 100 + 1e-9
@@ -109,13 +109,13 @@ def test_the_draw_does_not_depend_on_the_order_the_inputs_arrive_in():
 
 
 def test_a_bought_new_item_is_never_placed_and_the_rest_keep_exact_propensities():
-    from ml.marketing.new_items import exposure_plan, place_new_items
+    from ml.marketing.new_items import place_new_items
 
     user_tags, item_tags = _data(400)
     budget = NewItemBudget(slot_probability=1.0, daily_cap=10_000)
     a_users = user_tags.loc[user_tags["tag"] == "cat:a", "user_id"]
     bought = pd.DataFrame({"user_id": a_users.iloc[:50], "item_id": "n1"})
-    plan = exposure_plan(user_tags, item_tags, ["n1", "n2"], budget, excluded=bought)
+    plan = plan_exposure(user_tags, item_tags, ["n1", "n2"], budget, excluded=bought).frame()
     pairs = set(zip(plan["user_id"], plan["item_id"], strict=True))
     assert not any((u, "n1") in pairs for u in bought["user_id"])
     # those users have one new item left to draw: it gets their whole slot probability
@@ -164,8 +164,6 @@ def _pairs_one_by_one(user_tags, item_tags, new_items, budget, excluded, cap_sha
 
 @pytest.mark.parametrize("targeted", [True, False])
 def test_the_plan_counted_per_user_and_item_equals_its_pairs_listed_one_by_one(targeted):
-    from ml.marketing.new_items import plan_exposure
-
     rng = np.random.default_rng(5)
     tags = ["cat:a", "cat:b", "cat:c", "cat:d"]
     users = [f"u{i:03d}" for i in range(200)]
