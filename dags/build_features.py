@@ -1,17 +1,18 @@
 """
 ### build_features
 Builds the dbt feature layer (`dbt/`: sources -> staging -> intermediate -> marts) through
-astronomer-cosmos, so every model with its unit and data tests is a visible task, with the
-data-quality gates between the layers:
+astronomer-cosmos, so every model with its data tests is a visible task (unit tests run in CI),
+with the data-quality gates between the layers:
 
 `dbt_staging` (seeds, staging models) -> `gate_staged_events` -> `score_reviews` (the sentiment
 of new reviews, `ml.review_sentiment`, which the item marts aggregate) and `load_assistant_log`
 (the slates the shopping assistant showed -> `ml.logged_slates`, for the feedback mart) -> `dbt_features`
 (intermediate models, marts) -> `gate_marts` -> behaviour patterns (`segment_users`,
 `mine_category_rules`, `fit_category_transitions`) -> `features_ready`, which emits
-`feature_marts` (schedules `retrain_models`). Beside them, after the staging gate, `embed_items`
-keeps the shopping assistant's item embeddings (`ml.item_embeddings`) current for new or changed
-items; it is a leaf, so its failure fails the run but never holds back `feature_marts`.
+`feature_marts` (schedules `retrain_models`). After it, `embed_items` keeps the shopping
+assistant's item embeddings (`ml.item_embeddings`) current for new or changed items: a leaf that
+waits for the marts, so its language model never holds the warehouse pool ahead of them, and its
+failure fails the run but never holds back `feature_marts`.
 
 A failed gate fails its task (no retries) with the failing expectations, columns, counts and
 example values, writes Data Docs under `$INTERESTFLOW_HOME/data_docs/` and records a row in
@@ -99,8 +100,7 @@ def build_features():
     patterns = [segment_users(), mine_category_rules(), fit_category_transitions()]
     gated = gate_staged_events()
     staging >> gated >> [score_reviews(), load_assistant_log()] >> features
-    features >> gate_marts() >> patterns >> features_ready()
-    gated >> embed_items()  # a leaf: the assistant's embeddings never hold back the features
+    features >> gate_marts() >> patterns >> features_ready() >> embed_items()
 
 
 build_features()
