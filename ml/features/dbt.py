@@ -85,11 +85,7 @@ def run_dbt(
     build) besides keeping them in the result.
     """
     env = {**os.environ, **dbt_env(wh)}
-    cmd = [dbt_executable(), *args, "--project-dir", str(config.DBT_DIR), "--profiles-dir", str(config.DBT_DIR)]
-    # the profile and target named on the command line as cosmos' tasks name them: dbt keys its
-    # partial-parse file on these arguments, so the manifest parsed here is one cosmos' dbt
-    # tasks can reuse (else each build_features group's first task re-parses from scratch)
-    cmd += ["--profile", "interestflow", "--target", env["DBT_TARGET"]]
+    cmd = [dbt_executable(), *args, *_project_args(env["DBT_TARGET"])]
     if target_path is not None:
         cmd += ["--target-path", str(target_path), "--log-path", str(Path(target_path) / "logs")]
     t0 = time.perf_counter()
@@ -102,6 +98,37 @@ def run_dbt(
         tail = "\n".join(res.output.splitlines()[-40:])
         raise RuntimeError(f"dbt {' '.join(args)} failed (exit {proc.returncode}):\n{tail}")
     return res
+
+
+def _project_args(target: str) -> list[str]:
+    """The project, profile and target as cosmos' tasks name them: dbt keys its partial-parse
+    file on these arguments, so a manifest parsed here is one cosmos' dbt tasks can reuse (else
+    each build_features group's first task re-parses from scratch)."""
+    folder = str(config.DBT_DIR)
+    return ["--project-dir", folder, "--profiles-dir", folder, "--profile", "interestflow", "--target", target]
+
+
+def parse_in_process(wh: Warehouse | None = None) -> None:
+    """``dbt parse`` in this process, as cosmos' tasks run dbt (``dbtRunner``): it writes
+    ``dbt/target/manifest.json`` and the partial-parse file those tasks reuse. The embedded
+    runtime's set-up uses it: a subprocess would start another interpreter only to import dbt,
+    which this process imports for its first dbt task anyway."""
+    from dbt.cli.main import dbtRunner
+
+    env = dbt_env(wh)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # profiles.yml reads the locations from the environment
+    try:
+        result = dbtRunner().invoke(["parse", *_project_args(env["DBT_TARGET"])])
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        release_duckdb()
+    if not result.success:
+        raise RuntimeError(f"dbt parse failed: {result.exception or 'see the dbt lines above'}")
 
 
 def build(

@@ -56,9 +56,9 @@ def prepare(home: Path | None = None) -> dict[str, str]:
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     config.state_dir().mkdir(parents=True, exist_ok=True)
     if not dbt_manifest_fresh():
-        from ml.features.dbt import run_dbt
+        from ml.features.dbt import parse_in_process
 
-        run_dbt(["parse"])
+        parse_in_process()
     _run([airflow_bin(), "db", "migrate"])
     _warehouse_pool()
     return env

@@ -38,3 +38,23 @@ def test_bench_reads_dbt_totals():
 
     out = "Finished running 3 view models in 0 hours 6 minutes and 47.56 seconds (407.56s).\nDone. PASS=120 WARN=0 ERROR=1 SKIP=2 NO-OP=0"
     assert _dbt_summary(out) == {"dbt_reported_seconds": 407.56, "pass": 120, "warn": 0, "error": 1, "skip": 2}
+
+
+@pytest.mark.dbt
+def test_the_set_up_parses_the_project_in_process_and_leaves_the_environment_as_it_was(tmp_path, monkeypatch):
+    """What the embedded runtime's set-up runs on a fresh clone (ml.orchestration.local.prepare)."""
+    import os
+
+    from ml import config
+    from ml.features.dbt import parse_in_process
+    from ml.orchestration.local import dbt_manifest_fresh
+
+    monkeypatch.delenv("DBT_TARGET", raising=False)
+    monkeypatch.setenv("INTERESTFLOW_WAREHOUSE", f"duckdb:///{tmp_path / 'w.duckdb'}")
+    manifest = config.DBT_DIR / "target" / "manifest.json"
+    before = manifest.stat().st_mtime_ns if manifest.exists() else 0
+    parse_in_process()
+    assert manifest.stat().st_mtime_ns > before and dbt_manifest_fresh()
+    assert (config.DBT_DIR / "target" / "partial_parse.msgpack").exists()  # what cosmos' tasks reuse
+    assert "DBT_TARGET" not in os.environ and "INTERESTFLOW_DUCKDB_PATH" not in os.environ
+    assert not (tmp_path / "w.duckdb").exists()  # parsing never opens the warehouse
