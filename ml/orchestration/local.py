@@ -10,15 +10,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ml import config
-from ml.orchestration import children
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +23,6 @@ log = logging.getLogger(__name__)
 def airflow_bin() -> str:
     exe = Path(sys.executable).parent / "airflow"
     return str(exe) if exe.exists() else "airflow"
-
-
-def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-    """Run an ``airflow …`` command; it ends with this process (a killed ``make demo`` leaves
-    no ``airflow db migrate`` holding the metadata DB)."""
-    proc = children.run(cmd, capture_output=True, text=True, env=os.environ.copy(), **kw)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 def dbt_manifest_fresh() -> bool:
@@ -59,9 +47,18 @@ def prepare(home: Path | None = None) -> dict[str, str]:
         from ml.features.dbt import parse_in_process
 
         parse_in_process()
-    _run([airflow_bin(), "db", "migrate"])
+    _migrate_metadata()
     _warehouse_pool()
     return env
+
+
+def _migrate_metadata() -> None:
+    """What ``airflow db migrate`` does, in this process: the runtime imports Airflow anyway, and
+    the command would start another interpreter to import it again (a no-op when the metadata DB
+    is current)."""
+    from airflow.utils import db
+
+    db.upgradedb()
 
 
 def _warehouse_pool() -> None:
