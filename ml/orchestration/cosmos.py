@@ -1,7 +1,7 @@
 """The dbt project rendered as Airflow task groups by astronomer-cosmos.
 
 Each dbt model becomes a task that runs ``dbt build --select <model>`` (the model and its data
-tests; unit tests are left to CI, see :data:`TASK_ENV`); seeds are tasks too. ``select``
+tests; unit tests are left to CI, see :data:`TASK_FLAGS`); seeds are tasks too. ``select``
 renders part of the project (e.g. ``["tag:staging"]``), so a DAG can put a gate between layers.
 The project is parsed from ``dbt/target/manifest.json`` when it exists (made by ``dbt parse``
 during set-up: fast DAG parsing), else with ``dbt ls``.
@@ -13,17 +13,18 @@ from typing import Any
 
 from ml import config
 
-# Flags of every scheduled dbt task: no manifest.json/run_results.json per task (nothing reads
-# them: cosmos' lineage extraction is off without the OpenLineage provider, and writing the ~1 MB
-# manifest was a large share of each task's time); no adapter cache (a task builds one model, so
-# listing every relation of every schema first costs more than it saves: dbt looks up the
-# model's own relation when it needs it).
-TASK_FLAGS: tuple[str, ...] = ("--no-write-json", "--no-populate-cache")
-# A scheduled `dbt build` skips unit tests: their given/expect rows are fixed, so each run would
-# only repeat what CI proved (`make test` runs them in a whole-project `dbt build`, tests/dbt/);
-# data tests check the day's rows and run with their model. An environment variable rather than
-# a flag, because `dbt seed` (the seed tasks) has no --exclude-resource-type option.
-TASK_ENV: dict[str, str] = {"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test"}
+# Flags of every scheduled dbt task:
+# - no manifest.json/run_results.json per task: nothing reads them (cosmos' lineage extraction
+#   is off without the OpenLineage provider), and writing the ~1 MB manifest was a large share
+#   of each task's time;
+# - no adapter cache: a task builds one model, so listing every relation of every schema first
+#   costs more than it saves (dbt looks up the model's own relation when it needs it);
+# - no unit tests: their given/expect rows are fixed, so each scheduled build would only repeat
+#   what CI proved (`make test` runs them in a whole-project `dbt build`, tests/dbt/); data tests
+#   check the day's rows and run with their model. A selector, not `--exclude-resource-type`,
+#   because `dbt seed` (the seed tasks) has no such option; and not dbt's environment variable,
+#   because cosmos copies each task's environment into the running process for good.
+TASK_FLAGS: tuple[str, ...] = ("--no-write-json", "--no-populate-cache", "--exclude", "test_type:unit")
 
 
 def profile_config() -> Any:
@@ -79,8 +80,8 @@ def dbt_task_group(
     # dbt runs in the task's own process (dbtRunner): no new interpreter and dbt import per model,
     # which was most of each task's time; the callback closes the DuckDB file dbt-duckdb keeps open
     execution = ExecutionConfig(dbt_executable_path=dbt_executable(), invocation_mode=InvocationMode.DBT_RUNNER)
-    # the worker's own environment supplies secrets (PGPASSWORD); only locations (and TASK_ENV) go in here
-    env = {k: v for k, v in dbt_env().items() if k != "PGPASSWORD"} | TASK_ENV
+    # the worker's own environment supplies secrets (PGPASSWORD); only locations go in here
+    env = {k: v for k, v in dbt_env().items() if k != "PGPASSWORD"}
     operator_args: dict[str, Any] = {
         "dbt_cmd_flags": list(TASK_FLAGS),
         "install_deps": False,

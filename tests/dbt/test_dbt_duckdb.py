@@ -44,20 +44,21 @@ def test_build_runs_models_unit_tests_and_data_tests(built_duckdb, dbt_target):
         assert unit in out, f"unit test {unit} did not run"
 
 
-def test_a_scheduled_task_builds_its_model_and_data_tests_without_the_unit_tests(built_copy, dbt_target, monkeypatch):
-    """What build_features' cosmos tasks run: their flags and environment (ml.orchestration.cosmos)."""
+def test_a_scheduled_task_builds_its_model_and_data_tests_without_the_unit_tests(built_copy, dbt_target):
+    """What build_features' cosmos tasks run: a model's selection, the exclusion cosmos adds for
+    a test with several parents, and the tasks' flags (ml.orchestration.cosmos)."""
     from ml.features.dbt import run_dbt
-    from ml.orchestration.cosmos import TASK_ENV, TASK_FLAGS
+    from ml.orchestration.cosmos import TASK_FLAGS
 
-    for key, value in TASK_ENV.items():
-        monkeypatch.setenv(key, value)
-    flags = list(TASK_FLAGS)
+    detached = "relationships_stg_shop__events_item_id__item_id__ref_stg_shop__items_"
+    flags = [*TASK_FLAGS, "--exclude", detached]
     model = run_dbt(["build", "--select", "stg_shop__events", *flags], built_copy, target_path=dbt_target).output
     assert "OK created sql incremental model staging.stg_shop__events" in model
     assert "PASS not_null_stg_shop__events_event_at" in model  # the data tests ran on the day's rows
     assert "unit_test" not in model and "test_events_keep_one_row_per_event_id" not in model
+    assert detached not in model  # both exclusions apply
     seed = run_dbt(["seed", "--select", "tag_vocabulary", *flags], built_copy, target_path=dbt_target).output
-    assert "OK loaded seed file" in seed  # the seed tasks get the same environment and still run
+    assert "OK loaded seed file" in seed  # the seed tasks take the same flags
 
 
 def _declared_marts() -> dict[str, dict]:

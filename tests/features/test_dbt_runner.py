@@ -50,11 +50,12 @@ def test_the_set_up_parses_the_project_in_process_and_leaves_the_environment_as_
     from ml.orchestration.local import dbt_manifest_fresh
 
     monkeypatch.delenv("DBT_TARGET", raising=False)
+    monkeypatch.setenv("INTERESTFLOW_DUCKDB_PATH", "/elsewhere/w.duckdb")
     monkeypatch.setenv("INTERESTFLOW_WAREHOUSE", f"duckdb:///{tmp_path / 'w.duckdb'}")
     manifest = config.DBT_DIR / "target" / "manifest.json"
     before = manifest.stat().st_mtime_ns if manifest.exists() else 0
     parse_in_process()
     assert manifest.stat().st_mtime_ns > before and dbt_manifest_fresh()
     assert (config.DBT_DIR / "target" / "partial_parse.msgpack").exists()  # what cosmos' tasks reuse
-    assert "DBT_TARGET" not in os.environ and "INTERESTFLOW_DUCKDB_PATH" not in os.environ
+    assert "DBT_TARGET" not in os.environ and os.environ["INTERESTFLOW_DUCKDB_PATH"] == "/elsewhere/w.duckdb"
     assert not (tmp_path / "w.duckdb").exists()  # parsing never opens the warehouse
