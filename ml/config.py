@@ -8,8 +8,10 @@ with environment variables (see README, "Scale out").
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +92,21 @@ def airflow_env(home: Path | None = None) -> dict[str, str]:
         "AIRFLOW__API__HOST": "127.0.0.1",
         "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p),
     }
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the block, then put back what was there (or nothing)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def apply_airflow_env(home: Path | None = None, override: bool = False) -> dict[str, str]:

@@ -209,7 +209,8 @@ def render(outcomes: list[Outcome]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ml.bench.pipeline import environment, fresh_warehouse
+    from ml.bench.pipeline import fresh_warehouse
+    from ml.config import environment
     from ml.defaults import ALL_CANDIDATES, MODEL_NAMES
     from ml.shop.generate import write_shop
 

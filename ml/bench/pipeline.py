@@ -48,6 +48,7 @@ from typing import Any
 from ml.bench import SHOP_SIZES
 from ml.bench.candidates import read_candidate_file
 from ml.bench.measure import measure, release_freed_memory, table, write_json
+from ml.config import environment
 from ml.errors import UsageError
 
 NAME = "pipeline"
@@ -427,20 +428,6 @@ def run_airflow_celery(shop: Path, pg_server: str, state: Path, keep: bool) -> d
 
 
 # --------------------------------------------------------------------------- driver
-
-
-@contextlib.contextmanager
-def environment(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def fresh_warehouse(kind: str, out: Path, pg_server: str, label: str) -> str:

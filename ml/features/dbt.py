@@ -116,16 +116,10 @@ def parse_in_process(wh: Warehouse | None = None) -> None:
     from dbt.cli.main import dbtRunner
 
     env = dbt_env(wh)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # profiles.yml reads the locations from the environment
     try:
-        result = dbtRunner().invoke(["parse", *_project_args(env["DBT_TARGET"])])
+        with config.environment(**env):  # profiles.yml reads the locations from the environment
+            result = dbtRunner().invoke(["parse", *_project_args(env["DBT_TARGET"])])
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         release_duckdb()
     if not result.success:
         raise RuntimeError(f"dbt parse failed: {result.exception or 'see the dbt lines above'}")
