@@ -33,6 +33,8 @@ from ml.settings import settings
 NAME = "shards"
 HELP = "publish_recommendations with 1 and 2 shards on PostgreSQL under two Celery workers"
 TARGET_RATIO = 0.6  # 2 shards' publish wall against 1 shard's (issue #24)
+# unpaused for the runs: each publish and the publish_audiences run its new version triggers
+BENCH_DAGS = ("publish_recommendations", "publish_audiences")
 # the champions it can train: the production candidates' configs (EASE on 6,000 items), or item kNN
 CHAMPIONS = {
     c["model"]: c["params"] for c in (*ALL_CANDIDATES, *DEFAULT_CANDIDATES) if c["model"] in ("ease", "item_knn")
@@ -167,7 +169,9 @@ def run(args: argparse.Namespace) -> int:
         )
         topo.up(wait_s=1800)
         client = topo.client()
-        for dag_id in ("publish_recommendations", "publish_audiences"):
+        # (the topology waits for the pipeline's DAGs; publish_audiences may still be parsing)
+        client.wait_dags(BENCH_DAGS)
+        for dag_id in BENCH_DAGS:
             client.set_paused(dag_id, False)
         runs = {}
         for n in args.shards:

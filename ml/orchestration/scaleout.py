@@ -713,6 +713,16 @@ class AirflowClient:
     def import_errors(self) -> list[dict[str, Any]]:
         return list(self.request("GET", "/api/v2/importErrors")["import_errors"])
 
+    def wait_dags(self, dag_ids: Iterable[str], timeout_s: float = 300.0) -> None:
+        """Block until the dag-processor has parsed every DAG of ``dag_ids`` (a DAG the API
+        does not know yet cannot be unpaused or triggered)."""
+        wanted = set(dag_ids)
+        deadline = time.monotonic() + timeout_s
+        while missing := sorted(wanted - set(self.dag_ids())):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DAGs not parsed after {timeout_s:.0f}s: {missing}")
+            time.sleep(2)
+
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
 

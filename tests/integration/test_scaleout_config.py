@@ -7,8 +7,10 @@ import stat
 
 import pytest
 
+from ml.orchestration import scaleout
 from ml.orchestration.scaleout import (
     COMPOSE_SECRETS,
+    AirflowClient,
     Topology,
     Worker,
     airflow_argv,
@@ -168,3 +170,28 @@ def test_airflow_db_url_quotes_the_parts_and_needs_a_password():
     )
     with pytest.raises(ValueError, match="AIRFLOW_DB_PASSWORD is not set"):
         airflow_db_url("metadata", {})
+
+
+class _Parsing(AirflowClient):
+    """The API's DAG list as the dag-processor fills it: one more answer per poll."""
+
+    def __init__(self, answers: list[list[str]]):
+        super().__init__("http://127.0.0.1:9", "admin", "unused")
+        self.answers, self.polls = answers, 0
+
+    def dag_ids(self) -> list[str]:
+        self.polls += 1
+        return self.answers[min(self.polls, len(self.answers)) - 1]
+
+
+def test_waiting_for_dags_lasts_until_each_is_parsed_and_names_those_that_never_are(monkeypatch):
+    monkeypatch.setattr(scaleout.time, "sleep", lambda s: None)
+    client = _Parsing([["ingest_events"], ["ingest_events", "publish_recommendations"], ["publish_audiences", "x"]])
+    client.wait_dags(["publish_recommendations"])
+    assert client.polls == 2
+    client.wait_dags(["publish_audiences"])
+    assert client.polls == 3
+
+    never = _Parsing([["ingest_events"]])
+    with pytest.raises(TimeoutError, match=r"\['publish_audiences'\]"):
+        never.wait_dags(["ingest_events", "publish_audiences"], timeout_s=0.0)
