@@ -181,6 +181,21 @@ class FolderParts:
         return [p.name for p in sweep_stale_parts(self.folder.parent.parent)]
 
 
+def _lz4_toast(wh: Warehouse, con: Any) -> None:
+    """Compress the large values this transaction writes with lz4 where the server has it, not
+    PostgreSQL's default pglz. A slate context is a few KB of JSON, stored compressed out of
+    line; on the large shop pglz took ~13 s of a 120k-user part's ~22 s of ``COPY``, and on
+    40k contexts of 5.6 KB lz4 wrote in a third of the time at the same size. A no-op on a
+    server built without lz4 (its setting then does not offer it)."""
+    offered = wh.query(
+        "select count(*) as n from pg_settings where name = 'default_toast_compression' and 'lz4' = any(enumvals)",
+        None,
+        con,
+    )
+    if int(offered["n"].iloc[0]):
+        wh.execute(con, "set local default_toast_compression = 'lz4'")
+
+
 @dataclass(frozen=True)
 class TableParts:
     """A run's parts as rows of staged PostgreSQL tables (see the module's docstring).
@@ -203,6 +218,7 @@ class TableParts:
             self._create(con, frames)
             wh.begin(con)
             try:
+                _lz4_toast(wh, con)
                 if self._written(con, shard):
                     for frame in frames:
                         wh.execute(con, f"delete from {self.tables[frame]} where {SHARD_COLUMN} = ?", [shard.index])

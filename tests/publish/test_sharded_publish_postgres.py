@@ -188,3 +188,40 @@ def test_a_switch_killed_before_its_commit_leaves_the_served_version_and_can_run
     assert out["version"] != served["version"] and len(recs) == out["users"] * K
     logged = wh.query(f"select count(*) as n from {C.LOGGED_SLATES} where run_id = 'pg-switch-killed'")
     assert logged["n"].iloc[0] == len(recs) and not _exists(wh, staged)
+
+
+def test_a_parts_large_contexts_are_written_with_lz4_where_the_server_has_it(pg_warehouse):
+    from ml.explore import columns as C
+    from ml.explore import store
+    from ml.publish.shards import Shard, TableParts
+
+    wh = pg_warehouse
+    with wh.connect() as con:
+        store.ensure_tables(wh, con)
+    # a context of ~14 KB: stored compressed out of line, as the large shop's are
+    context = '{"features": [' + ",".join(f"{i / 7:.6f}" for i in range(1500)) + "]}"
+    frame = pd.DataFrame(
+        {
+            "recommendation_id": ["R1", "R2"],
+            "run_id": "run-1",
+            "user_id": ["U1", "U2"],
+            "policy": "greedy",
+            "as_of": pd.Timestamp("2026-01-01"),
+            "context": [context, context[::-1]],
+        }
+    )
+    parts = TableParts(
+        wh,
+        "recommendations",
+        "vtest",
+        {"slate_contexts": "serving.part_contexts"},
+        {"slate_contexts": C.SLATE_CONTEXTS},
+    )
+    parts.write(Shard(0, 1), {"slate_contexts": frame}, {"plan": "p"})
+
+    stored = wh.query("select context, pg_column_compression(context) as method from serving.part_contexts")
+    assert sorted(stored["context"]) == sorted(frame["context"])
+    offered = wh.query(
+        "select count(*) as n from pg_settings where name = 'default_toast_compression' and 'lz4' = any(enumvals)"
+    )
+    assert set(stored["method"]) == ({"lz4"} if int(offered["n"].iloc[0]) else {"pglz"})
