@@ -187,13 +187,18 @@ def _lz4_toast(wh: Warehouse, con: Any) -> None:
     line; on the large shop pglz took ~13 s of a 120k-user part's ~22 s of ``COPY``, and on
     40k contexts of 5.6 KB lz4 wrote in a third of the time at the same size. A no-op on a
     server built without lz4 (its setting then does not offer it)."""
+    if lz4_offered(wh, con):
+        wh.execute(con, "set local default_toast_compression = 'lz4'")
+
+
+def lz4_offered(wh: Warehouse, con: Any = None) -> bool:
+    """Whether the PostgreSQL server can compress with lz4 (built with it)."""
     offered = wh.query(
         "select count(*) as n from pg_settings where name = 'default_toast_compression' and 'lz4' = any(enumvals)",
         None,
         con,
     )
-    if int(offered["n"].iloc[0]):
-        wh.execute(con, "set local default_toast_compression = 'lz4'")
+    return int(offered["n"].iloc[0]) > 0
 
 
 @dataclass(frozen=True)
