@@ -360,7 +360,7 @@ class Warehouse:
 
 
 # result types whose frame is the same through Arrow as through DuckDB's own ``df()``
-_ARROW_SAFE = {"text", "double", "bigint"}
+_ARROW_SAFE = {"text", "double", "bigint", "timestamp"}
 
 
 def where_clause(*conditions: str | None) -> str:
@@ -371,7 +371,7 @@ def where_clause(*conditions: str | None) -> str:
 
 
 def _duckdb_arrow_frame(con: Any, text: str, params: Sequence[Any] | None, columns: dict[str, str]) -> pd.DataFrame:
-    """A DuckDB result of text, double and bigint columns through Arrow: the same frame as
+    """A DuckDB result of text, double, bigint and timestamp columns through Arrow: the same frame as
     ``df()`` (``str`` columns, ``float64``, ``int64`` or ``Int64`` where a bigint column holds
     NULLs), built in compiled code: 5.7M user x item rows in about 0.8 s here against 1.7-2.6 s
     through ``df()``, which makes one Python string per text value while holding the GIL."""

@@ -355,7 +355,7 @@ def with_champion(
     users: Any = None,
     codes: ChampionCodes | None = None,
     excluded: pd.DataFrame | None = None,
-    users_where: str | None = None,
+    interactions: pd.DataFrame | None = None,
 ) -> CandidateInputs:
     """``inputs`` (from :func:`read_arm_inputs`) with the champion's candidates, and with the
     interactions of ``marts.interactions`` when some of the candidates' users have no interest
@@ -363,8 +363,9 @@ def with_champion(
     finding them among millions of rows); ``codes``: the rows as positions into (user ids, item
     ids), see ``CandidateInputs.champion_codes``; ``excluded``: the excluded pairs (user_id,
     item_id) when the caller read them (``read_arm_inputs(read_excluded=False)``);
-    ``users_where``: the interactions of only the users that match this SQL condition on
-    ``user_id`` (the candidates' users must be among them)."""
+    ``interactions``: the candidates' users' rows of ``marts.interactions`` (user_id, item_id,
+    weight, n_events, last_at) when the caller read them (publishing scores on them), else they
+    are read when needed."""
     import dataclasses
 
     if users is None:
@@ -372,11 +373,12 @@ def with_champion(
     profiles = inputs.profiles
     profiled = profiles["user_id"].astype(str).unique() if profiles is not None else []
     inter = inputs.interactions
-    if not bool(isin(np.asarray(users, dtype=object), profiled).all()):
-        inter = wh.query(
-            "select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions"
-            + where_clause(users_where)
-        )
+    if not bool(isin(np.asarray(users, dtype=object), profiled).all()):  # known tags from interactions
+        inter = interactions
+        if inter is None:
+            inter = wh.query(
+                "select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions"
+            )
     extra = {"excluded": excluded[["user_id", "item_id"]]} if excluded is not None else {}
     return dataclasses.replace(
         inputs,

@@ -28,11 +28,16 @@ def decayed(df: pd.DataFrame, as_of: pd.Timestamp, half_life_days: float) -> pd.
     return d.groupby(["user_id", "item_id"], as_index=False)["weight"].sum()
 
 
+# the columns of a scoring read (``DecayedInteractions.frame``), from the mart or aggregated
+PAIR_COLUMNS = {"user_id": "text", "item_id": "text", "weight": "double", "n_events": "bigint", "last_at": "timestamp"}
+
+
 @dataclass
 class DecayedInteractions:
     """What scoring needs from ``marts.interaction_events``, aggregated by the warehouse.
 
-    ``frame``: user_id, item_id, weight (the :func:`decayed` weights); ``as_of``: the newest
+    ``frame``: user_id, item_id, weight (the :func:`decayed` weights), n_events and last_at (the
+    pair's number of events and its newest, as ``marts.interactions`` has them); ``as_of``: the newest
     event; ``users``: every user with an event, sorted; ``excluded``: user_id, item_id of the
     pairs with an event of an excluded type (purchases), ``weight`` their number of such events;
     ``popularity``: per item_id, the sum of every user's weight (what ``Popularity`` fits on the
@@ -108,9 +113,10 @@ def _decayed_pairs(wh: Warehouse, con: Any, half_life_days: float, exclude_event
     why_not = mart_mismatch(wh, con, half_life_days, exclude_event_types, as_of)
     if why_not is None:
         return _Pairs(
-            "select user_id, item_id, decayed_weight as weight, n_purchases from marts.interactions{cond}",
+            "select user_id, item_id, decayed_weight as weight, n_events, last_at, n_purchases "
+            "from marts.interactions{cond}",
             [],
-            {"user_id": "text", "item_id": "text", "weight": "double", "n_purchases": "bigint"},
+            {**PAIR_COLUMNS, "n_purchases": "bigint"},
             True,
             as_of,
         )
@@ -120,16 +126,16 @@ def _decayed_pairs(wh: Warehouse, con: Any, half_life_days: float, exclude_event
         stamp = pd.Timestamp(0)
     return _Pairs(
         "select user_id, item_id, sum(weight * power(0.5, greatest(cast(extract(epoch from "
-        "(cast(? as timestamp) - event_at)) as double precision), 0) / 86400.0 / ?)) as weight "
-        "from marts.interaction_events{cond} group by user_id, item_id",
+        "(cast(? as timestamp) - event_at)) as double precision), 0) / 86400.0 / ?)) as weight, "
+        "count(*) as n_events, max(event_at) as last_at from marts.interaction_events{cond} group by user_id, item_id",
         [stamp.to_pydatetime(), float(half_life_days)],
-        {"user_id": "text", "item_id": "text", "weight": "double"},
+        PAIR_COLUMNS,
         False,
         as_of,
     )
 
 
-MART_COLUMNS = ("user_id", "item_id", "decayed_weight", "n_purchases", "last_at", "decay_half_life_days")
+MART_COLUMNS = ("user_id", "item_id", "decayed_weight", "n_events", "n_purchases", "last_at", "decay_half_life_days")
 
 
 def mart_mismatch(

@@ -414,7 +414,9 @@ class ChampionScores:
     """What :func:`score_users` returns: the candidate rows (user_id, rank, item_id, score,
     reason, reason_tag, model_version), the champion's version, the rows' distinct users
     (sorted), the rows as positions into (user ids, item ids), the excluded (user_id, item_id)
-    pairs and the deferred :class:`ChampionReasons` (None when the rows carry their reasons)."""
+    pairs, the deferred :class:`ChampionReasons` (None when the rows carry their reasons) and
+    the interactions the users were scored on (user_id, item_id, weight, n_events, last_at: the
+    contexts derive known tags from them, so they are not read twice)."""
 
     rows: pd.DataFrame
     version_id: str
@@ -422,6 +424,7 @@ class ChampionScores:
     codes: ChampionCodes
     excluded: pd.DataFrame
     reasons: ChampionReasons | None = None
+    interactions: pd.DataFrame | None = None
 
 
 def score_users(
@@ -453,7 +456,7 @@ def score_users(
     excl = InteractionData.from_frame(inter.excluded, user_ids=inter.users, item_ids=art["item_ids"]).matrix
     popularity = inter.popularity.reindex(art["item_ids"], fill_value=0.0)  # (the whole shop's)
     pop_order = np.argsort(-popularity.to_numpy(), kind="stable")
-    users, excluded_pairs = np.asarray(inter.users, dtype=object), inter.excluded
+    users, excluded_pairs, interactions = np.asarray(inter.users, dtype=object), inter.excluded, inter.frame
     del inter
     idx, sc = model.recommend(X, k=k, exclude=excl)
     filled = _fill_from_popularity(idx, sc, pop_order, excl)
@@ -487,6 +490,7 @@ def score_users(
         codes=ChampionCodes(u_ix, picked, users, item_ids),
         excluded=excluded_pairs,  # (the same pairs as the matrix ``excl``)
         reasons=reasons if defer_reasons else None,
+        interactions=interactions,
     )
 
 
@@ -551,8 +555,15 @@ def policy_slates(wh: Warehouse, p: PublishPlan, pol: Any, shard: Shard, timings
         scores = score_users(wh, k_cand, s.excluded, defer_reasons=True, champion=champion, shard=shard)
     with stage("with_champion", timings):
         inputs = store.with_champion(
-            wh, arm_inputs, scores.rows, scores.users, scores.codes, excluded=scores.excluded, users_where=mine
+            wh,
+            arm_inputs,
+            scores.rows,
+            scores.users,
+            scores.codes,
+            excluded=scores.excluded,
+            interactions=scores.interactions,
         )
+        scores.interactions = None  # (the contexts hold them now)
     at = pd.Timestamp(m.at) if m.at else pd.Timestamp(inputs.as_of)
     cold = sorted(set(known).difference(scores.users))
     users = sorted([*scores.users, *cold]) if cold else scores.users

@@ -22,6 +22,9 @@ def _same(a, b) -> None:
     fb = b.frame.set_index(["user_id", "item_id"])["weight"].sort_index()
     assert list(fa.index) == list(fb.index) and len(fa) > 100
     np.testing.assert_allclose(fa.to_numpy(), fb.to_numpy(), rtol=1e-9, atol=0)
+    for column in ("n_events", "last_at"):  # (what the contexts derive known tags from)
+        ca = a.frame.set_index(["user_id", "item_id"])[column].sort_index()
+        assert ca.tolist() == b.frame.set_index(["user_id", "item_id"])[column].sort_index().tolist(), column
     assert list(a.users) == list(b.users) and a.as_of == b.as_of
     ea = a.excluded.set_index(["user_id", "item_id"])["weight"].sort_index()
     eb = b.excluded.set_index(["user_id", "item_id"])["weight"].sort_index()

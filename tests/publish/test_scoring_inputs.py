@@ -61,6 +61,11 @@ def _check(wh: Warehouse) -> None:
     have = got.frame.set_index(["user_id", "item_id"])["weight"].sort_index()
     assert list(have.index) == list(want.index)
     np.testing.assert_allclose(have.to_numpy(), want.to_numpy(), rtol=1e-12, atol=0)
+    # each pair's number of events and newest event, as marts.interactions has them
+    per_pair = events.groupby(["user_id", "item_id"]).agg(n_events=("weight", "size"), last_at=("event_at", "max"))
+    counted = got.frame.set_index(["user_id", "item_id"]).sort_index()
+    assert counted["n_events"].tolist() == per_pair["n_events"].tolist()
+    assert counted["last_at"].tolist() == per_pair["last_at"].tolist()
     assert list(got.users) == sorted(events["user_id"].unique())
     bought = events[events["event_type"] == "purchase"].groupby(["user_id", "item_id"]).size().sort_index()
     excl = got.excluded.set_index(["user_id", "item_id"])["weight"].sort_index()
@@ -156,7 +161,7 @@ def test_typed_bulk_reads_equal_plain_reads_on_postgres(pg_warehouse: Warehouse)
 
 @pytest.mark.unit
 def test_typed_reads_on_duckdb_equal_duckdbs_own_frames(tmp_path) -> None:
-    """On DuckDB a result of text, double and bigint columns comes through Arrow: the frame
+    """On DuckDB a result of text, double, bigint and timestamp columns comes through Arrow: the frame
     equals DuckDB's own ``df()`` value for value and dtype for dtype (NULL and empty text kept
     apart, a bigint column with NULLs as ``Int64``), bound parameters included, and the
     transaction's own uncommitted rows are seen; an empty result keeps its column types; other
@@ -168,25 +173,35 @@ def test_typed_reads_on_duckdb_equal_duckdbs_own_frames(tmp_path) -> None:
             "weight": [0.1, 1 / 3, None, -0.0, 1e-300, 12345.678901234567],
             "n": [1, 2, 3, 2**40, -5, 0],
             "m": [1, None, 3, None, 5, 6],
+            "seen_at": [
+                pd.Timestamp("2026-10-01 12:00:00.123456"),
+                None,
+                pd.Timestamp("1970-01-01"),
+                pd.Timestamp("2026-12-31 23:59:59"),
+                None,
+                pd.Timestamp("2000-02-29 06:00"),
+            ],
         }
     )
     with wh.connect() as con:
-        wh.execute(con, "create table t (user_id text, weight double, n bigint, m bigint)")
+        wh.execute(con, "create table t (user_id text, weight double, n bigint, m bigint, seen_at timestamp)")
         con.register("_rows", rows)
         wh.execute(con, "insert into t select * from _rows")
-        q = "select user_id, weight, n, m from t where n > ? order by n"
-        types = {"user_id": "text", "weight": "double", "n": "bigint", "m": "bigint"}
+        q = "select user_id, weight, n, m, seen_at from t where n > ? order by n"
+        types = {"user_id": "text", "weight": "double", "n": "bigint", "m": "bigint", "seen_at": "timestamp"}
         own = con.execute(q, [-10]).df()
         typed = wh.query_typed(q, types, [-10], con)
         pd.testing.assert_frame_equal(typed, own, check_exact=True)
         assert str(typed["m"].dtype) == "Int64" and str(typed["n"].dtype) == "int64"
         assert typed["user_id"].isna().sum() == 1 and (typed["user_id"] == "").sum() == 1
+        assert typed["seen_at"].isna().sum() == 2 and str(typed["seen_at"].dtype) == "datetime64[us]"
         empty = wh.query_typed(q, types, [2**50], con)
         # an empty result keeps the column types, as on PostgreSQL (DuckDB's df() gives objects)
-        assert empty.empty and [str(t) for t in empty.dtypes] == ["str", "float64", "int64", "int64"]
-        # a timestamp column: DuckDB's df() as before
-        stamped = wh.query_typed("select now()::timestamp as t", {"t": "timestamp"}, None, con)
-        assert str(stamped["t"].dtype).startswith("datetime64")
+        assert empty.empty
+        assert [str(t) for t in empty.dtypes] == ["str", "float64", "int64", "int64", "datetime64[us]"]
+        # a date column: DuckDB's df() as before
+        dated = wh.query_typed("select date '2026-12-07' as d", {"d": "date"}, None, con)
+        pd.testing.assert_frame_equal(dated, con.execute("select date '2026-12-07' as d").df())
 
 
 @pytest.mark.integration
