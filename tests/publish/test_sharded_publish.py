@@ -4,6 +4,9 @@ alone, and the switch publishes only complete parts of its own plan."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -13,18 +16,38 @@ K = 10
 SERVE = {"policy": "slot_allocator", "exploration_budget": {"default": 0.3}, "propensity_draws": 32}
 
 
-@pytest.fixture()
-def ready(warehouse, tiny_shop, tmp_path):
-    """The tiny shop ingested, its marts built and a champion trained."""
+@pytest.fixture(scope="module")
+def trained(tiny_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny shop ingested, its marts built and a champion trained, once for the module: a
+    folder with the warehouse file and the champion's artifacts (which the tests only read)."""
     from ml.features.dbt import build
     from ml.ingest.landing import ingest_paths
     from ml.tasks.training import evaluate_and_gate, train_candidate
+    from ml.warehouse import Warehouse
 
-    ingest_paths([tiny_shop], warehouse)
-    build(warehouse, target_path=tmp_path / "target")
-    cand = train_candidate("item_knn", {"neighbours": 50, "shrinkage": 10.0}, run_id="train-1")
-    evaluate_and_gate([cand], run_id="train-1")
-    return warehouse
+    folder = tmp_path_factory.mktemp("sharded-publish")
+    wh = Warehouse(f"duckdb:///{folder / 'wh.duckdb'}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INTERESTFLOW_WAREHOUSE", wh.url)
+        mp.setenv("INTERESTFLOW_ARTIFACTS", str(folder / "artifacts"))
+        ingest_paths([tiny_shop], wh)
+        build(wh, target_path=folder / "target")
+        cand = train_candidate("item_knn", {"neighbours": 50, "shrinkage": 10.0}, run_id="train-1")
+        evaluate_and_gate([cand], run_id="train-1")
+    return folder
+
+
+@pytest.fixture()
+def ready(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A private copy of the trained warehouse for one test (the default warehouse for it)."""
+    from ml.warehouse import Warehouse
+
+    path = tmp_path / "wh.duckdb"
+    shutil.copy(trained / "wh.duckdb", path)
+    wh = Warehouse(f"duckdb:///{path}")
+    monkeypatch.setenv("INTERESTFLOW_WAREHOUSE", wh.url)
+    monkeypatch.setenv("INTERESTFLOW_ARTIFACTS", str(trained / "artifacts"))
+    return wh
 
 
 def _parts(run_id: str, n: int) -> list[pd.DataFrame]:
