@@ -36,12 +36,13 @@ PAIR_COLUMNS = {"user_id": "text", "item_id": "text", "weight": "double", "n_eve
 class DecayedInteractions:
     """What scoring needs from ``marts.interaction_events``, aggregated by the warehouse.
 
-    ``frame``: user_id, item_id, weight (the :func:`decayed` weights), n_events and last_at (the
-    pair's number of events and its newest, as ``marts.interactions`` has them); ``as_of``: the newest
-    event; ``users``: every user with an event, sorted; ``excluded``: user_id, item_id of the
-    pairs with an event of an excluded type (purchases), ``weight`` their number of such events;
-    ``popularity``: per item_id, the sum of every user's weight (what ``Popularity`` fits on the
-    whole shop's decayed matrix), the whole shop's even when ``frame`` holds some users only."""
+    ``frame``: user_id, item_id, weight (the :func:`decayed` weights), n_events and last_at
+    (the pair's number of events and its newest, as ``marts.interactions`` has them);
+    ``as_of``: the newest event; ``users``: every user with an event, sorted; ``excluded``:
+    user_id, item_id of the pairs with an event of an excluded type (purchases), ``weight``
+    their number of such events; ``popularity``: per item_id, the sum of every user's weight
+    (what ``Popularity`` fits on the whole shop's decayed matrix), the whole shop's even when
+    ``frame`` holds some users only."""
 
     frame: pd.DataFrame
     as_of: pd.Timestamp
