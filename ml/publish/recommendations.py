@@ -32,8 +32,9 @@ whole shop's in every shard (summed by the warehouse).
 
 **What a shard reads.** The per-user tables (interactions, purchases, interest profiles,
 sessions, segments, known users) only for its own users: the warehouse computes the shard hash
-(:meth:`ml.publish.shards.Shard.where`), so a shard's reads shrink with its share of the users;
-the interactions are read once, for scoring, and the contexts derive known tags from the same rows.
+(:meth:`ml.publish.shards.Shard.where`), so a shard receives only its share of the rows (the
+server still scans every row to pick them: the hash is of the id, not a column of the marts).
+The interactions are read once, for scoring; the contexts derive known tags from the same rows.
 The items, the category transitions and the bandit feedback (the policy's fit is shop-wide) are
 read whole by every shard.
 """
