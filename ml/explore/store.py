@@ -376,8 +376,11 @@ def with_champion(
     if not bool(isin(np.asarray(users, dtype=object), profiled).all()):  # known tags from interactions
         inter = interactions
         if inter is None:
-            inter = wh.query(
-                "select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions"
+            from ml.features.interactions import PAIR_COLUMNS
+
+            inter = wh.query_typed(
+                "select user_id, item_id, decayed_weight as weight, n_events, last_at from marts.interactions",
+                PAIR_COLUMNS,
             )
     extra = {"excluded": excluded[["user_id", "item_id"]]} if excluded is not None else {}
     return dataclasses.replace(

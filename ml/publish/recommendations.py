@@ -565,7 +565,7 @@ def policy_slates(wh: Warehouse, p: PublishPlan, pol: Any, shard: Shard, timings
             excluded=scores.excluded,
             interactions=scores.interactions,
         )
-        scores.interactions = None  # (the contexts hold them now)
+        scores.interactions = None  # (``inputs`` keeps them where the contexts need them; else freed)
     at = pd.Timestamp(m.at) if m.at else pd.Timestamp(inputs.as_of)
     cold = sorted(set(known).difference(scores.users))
     users = sorted([*scores.users, *cold]) if cold else scores.users
