@@ -158,12 +158,20 @@ class FeedbackStats:
 
     @classmethod
     def from_feedback(
-        cls, feedback: pd.DataFrame, item_tags: dict[str, str] | None = None, learning: Learning = Learning()
+        cls,
+        feedback: pd.DataFrame,
+        item_tags: dict[str, str] | None = None,
+        learning: Learning = Learning(),
+        pair_rows: np.ndarray | None = None,
     ) -> FeedbackStats:
         """Aggregate feedback rows; rows without a logged tag take the item's tag from ``item_tags``
         (e.g. the shop's own earlier recommendation slates), rows with neither are not used.
         The (user, tag) and per-tag successes are ``learning``'s reward (clicks by default); the
-        slots' examination and the (user, item) counts are clicks."""
+        slots' examination and the (user, item) counts are clicks.
+
+        ``pair_rows``: a boolean mask of the rows whose users' (user, tag) and (user, item) pairs
+        are wanted (a publish shard's users); the examination weights and the per-tag and
+        overall rates are still every row's. None: every user's pairs."""
         if feedback is None or feedback.empty:
             return cls()
         fb = learning.apply(feedback[list(dict.fromkeys([*STATS_COLUMNS, reward_column(learning.reward)]))])
@@ -176,9 +184,12 @@ class FeedbackStats:
         e = examination_weights(fb)
         fb["_exam"] = e[np.clip(fb[C.POSITION].to_numpy(np.int64), 1, len(e)) - 1]
         fb[C.CLICKED] = fb[C.CLICKED].astype(np.float64)
-        ui = fb.groupby(["user_id", "item_id"])[C.CLICKED].agg(["size", "sum"])
+        pairs = fb if pair_rows is None else fb[np.asarray(pair_rows, dtype=bool)]
+        ui = pairs.groupby(["user_id", "item_id"])[C.CLICKED].agg(["size", "sum"])
         tagged = fb[fb[C.TAG].notna()]
-        ut = tagged.groupby(["user_id", C.TAG]).agg(exam=("_exam", "sum"), clicks=(C.REWARD, "sum"))
+        ut = (
+            pairs[pairs[C.TAG].notna()].groupby(["user_id", C.TAG]).agg(exam=("_exam", "sum"), clicks=(C.REWARD, "sum"))
+        )
         tg = tagged.groupby(C.TAG).agg(exam=("_exam", "sum"), clicks=(C.REWARD, "sum"))
         overall = float((fb[C.REWARD].sum() + 1.0) / (fb["_exam"].sum() + 2.0))
         return cls(

@@ -304,6 +304,7 @@ def read_arm_inputs(
     read_excluded: bool = True,
     users_where: str | None = None,
     learning: Learning = Learning(),
+    feedback_users: np.ndarray | None = None,
 ) -> CandidateInputs:
     """The part of :func:`read_candidate_inputs` that does not depend on the champion's
     candidates (items and their tags, profiles, purchases, transitions, sessions, segments,
@@ -314,7 +315,9 @@ def read_arm_inputs(
     from scoring already and hands them to :func:`with_champion`. ``users_where``: a SQL
     condition on ``user_id`` (a publish shard's): the per-user tables are read for those users
     only; items, transitions and the feedback are the whole shop's. ``learning``: the reward
-    the feedback statistics count as successes (``ml.explore.reward``)."""
+    the feedback statistics count as successes (``ml.explore.reward``); ``feedback_users``: a
+    boolean mask of the feedback rows of those users (the statistics keep their (user, tag) and
+    (user, item) pairs only, see :meth:`FeedbackStats.from_feedback`)."""
     from ml.features.interactions import load_excluded_pairs
 
     with wh.connect(read_only=True) as con:
@@ -339,7 +342,7 @@ def read_arm_inputs(
         transitions=transitions,
         sessions=sessions,
         segments=segments,
-        feedback=FeedbackStats.from_feedback(feedback, item_tags, learning),
+        feedback=FeedbackStats.from_feedback(feedback, item_tags, learning, feedback_users),
     )
 
 

@@ -52,7 +52,11 @@ class DecayedInteractions:
 
 
 def load_decayed_interactions(
-    wh: Warehouse, half_life_days: float, exclude_event_types: tuple[str, ...] = (), users_where: str | None = None
+    wh: Warehouse,
+    half_life_days: float,
+    exclude_event_types: tuple[str, ...] = (),
+    users_where: str | None = None,
+    as_of: Any = None,
 ) -> DecayedInteractions:
     """:func:`decayed` of every event, computed in the warehouse: one row per user x item comes
     back instead of one per event (5.7M instead of 10.8M rows on the large shop, with no
@@ -65,9 +69,10 @@ def load_decayed_interactions(
     ``n_purchases``), its rows are read as they are: no aggregation of every event at scoring
     time (on PostgreSQL, large shop: 3.4 s instead of 19.5 s here); otherwise the events are
     aggregated here. ``users_where``: a SQL condition on ``user_id`` keeping only some users'
-    rows (a publish shard's, ``ml.publish.shards.Shard.where``), applied by the warehouse."""
+    rows (a publish shard's, ``ml.publish.shards.Shard.where``), applied by the warehouse.
+    ``as_of``: the newest event (``max(event_at)`` of the events) when the caller has read it."""
     with wh.connect(read_only=True) as con:
-        pairs = _decayed_pairs(wh, con, half_life_days, exclude_event_types)
+        pairs = _decayed_pairs(wh, con, half_life_days, exclude_event_types, as_of)
         frame = wh.query_typed(pairs.sql(users_where), pairs.columns, pairs.params, con)
         if pairs.from_mart:
             bought = frame["n_purchases"].to_numpy() > 0 if exclude_event_types else np.zeros(len(frame), bool)
@@ -107,10 +112,14 @@ class _Pairs:
         return self.template.format(cond=where_clause(users_where))
 
 
-def _decayed_pairs(wh: Warehouse, con: Any, half_life_days: float, exclude_event_types: tuple[str, ...]) -> _Pairs:
+def _decayed_pairs(
+    wh: Warehouse, con: Any, half_life_days: float, exclude_event_types: tuple[str, ...], as_of: Any = None
+) -> _Pairs:
     """Read ``marts.interactions`` when it holds the weights (:func:`mart_mismatch`), else
-    aggregate ``marts.interaction_events``."""
-    as_of = pd.Timestamp(wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0])
+    aggregate ``marts.interaction_events`` (``as_of``: their newest event, read when None)."""
+    if as_of is None:
+        as_of = wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
+    as_of = pd.Timestamp(as_of)
     why_not = mart_mismatch(wh, con, half_life_days, exclude_event_types, as_of)
     if why_not is None:
         return _Pairs(

@@ -35,8 +35,9 @@ sessions, segments, known users) only for its own users: the warehouse computes 
 (:meth:`ml.publish.shards.Shard.where`), so a shard receives only its share of the rows (the
 server still scans every row to pick them: the hash is of the id, not a column of the marts).
 The interactions are read once, for scoring; the contexts derive known tags from the same rows.
-The items, the category transitions and the bandit feedback (the policy's fit is shop-wide) are
-read whole by every shard.
+The items, the category transitions and the bandit feedback (the policy's fit and the per-tag
+rates are shop-wide) are read whole by every shard; of the feedback's (user, tag) and (user,
+item) statistics a shard keeps its own users' only. The newest event is read once per shard.
 """
 
 from __future__ import annotations
@@ -436,6 +437,7 @@ def score_users(
     defer_reasons: bool = False,
     champion: dict[str, Any] | None = None,
     shard: Shard | None = None,
+    as_of: pd.Timestamp | None = None,
 ) -> ChampionScores:
     """Top-k for every active user of ``shard`` (default: all) with the champion (``champion``:
     its registry row when the caller has read it already), popularity over every user's
@@ -444,7 +446,8 @@ def score_users(
 
     With ``defer_reasons`` the rows' ``reason``/``reason_tag`` are left empty and the result's
     ``reasons`` is the :class:`ChampionReasons` that explains any (user, item) rows later:
-    publishing explains only the ~k shown rows per user, not every candidate."""
+    publishing explains only the ~k shown rows per user, not every candidate. ``as_of``: the
+    newest event, when the caller has read it (else it is read here)."""
     from ml.recommend import InteractionData
     from ml.registry import load_artifact
 
@@ -453,7 +456,7 @@ def score_users(
     model = art["model"]
     half_life, excluded_types = art.get("half_life_days", 14.0), tuple(exclude_event_types)
     # decayed weights aggregated by the warehouse (the same as ``decayed`` over every event)
-    inter = load_decayed_interactions(wh, half_life, excluded_types, None if shard is None else shard.where(wh))
+    inter = load_decayed_interactions(wh, half_life, excluded_types, None if shard is None else shard.where(wh), as_of)
     X = InteractionData.from_frame(inter.frame, user_ids=inter.users, item_ids=art["item_ids"]).matrix
     excl = InteractionData.from_frame(inter.excluded, user_ids=inter.users, item_ids=art["item_ids"]).matrix
     popularity = inter.popularity.reindex(art["item_ids"], fill_value=0.0)  # (the whole shop's)
@@ -548,13 +551,21 @@ def policy_slates(wh: Warehouse, p: PublishPlan, pol: Any, shard: Shard, timings
         pol.fit(feedback, learning)
         mine = shard.where(wh)  # (the shard's users, selected by the warehouse)
         arm_inputs = store.read_arm_inputs(
-            wh, s.excluded, feedback, read_excluded=False, users_where=mine, learning=learning
+            wh,
+            s.excluded,
+            feedback,
+            read_excluded=False,
+            users_where=mine,
+            learning=learning,
+            feedback_users=None if shard.whole else shard.holds(feedback["user_id"]),
         )
         labels = store.read_labels(wh)
         known = store.read_known_users(wh, users_where=mine)
     with stage("score", timings):
         k_cand = max(s.candidates_per_user, s.k)
-        scores = score_users(wh, k_cand, s.excluded, defer_reasons=True, champion=champion, shard=shard)
+        scores = score_users(
+            wh, k_cand, s.excluded, defer_reasons=True, champion=champion, shard=shard, as_of=arm_inputs.as_of
+        )
     with stage("with_champion", timings):
         inputs = store.with_champion(
             wh,

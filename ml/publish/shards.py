@@ -87,6 +87,15 @@ class Shard:
             return None
         return f"{column} in (select user_id from {USERS_TABLE} where {self.hashed(wh)})"
 
+    def holds(self, user_ids: pd.Series | np.ndarray) -> np.ndarray:
+        """Which of ``user_ids`` are this shard's users (:func:`shard_of`, each distinct id hashed
+        once), as a boolean array; all True for the whole shop."""
+        if self.whole:
+            return np.ones(len(user_ids), dtype=bool)
+        codes, uniques = pd.factorize(user_ids)
+        mine = np.append(shard_of(uniques, self.count) == self.index, False)  # (code -1: a missing id)
+        return mine[codes]
+
 
 def user_hash(user_id: str) -> int:
     """The first 32 bits of the MD5 of the id's UTF-8 bytes: stable in every process, on every

@@ -127,3 +127,30 @@ def test_base_rate_does_not_depend_on_the_order_of_the_pairs():
     exam, clicks = 4.6, 4.6 / 7.0  # the exact sums, rounded once
     assert forward == pytest.approx((clicks + 0.1) / (exam + 1.0), rel=1e-12)
     assert stats.rate([("nobody", "cat:x")], 0.1, smoothing=1.0) == pytest.approx(0.1)
+
+
+def test_pair_rows_keep_some_users_pairs_and_every_rate():
+    """A publish shard asks for its users' (user, tag) and (user, item) pairs only; the rates
+    that pool every user (per tag, overall, the examination weights) must not change."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    fb = pd.DataFrame(
+        {
+            C.POSITION: rng.integers(1, 11, n),
+            "user_id": rng.choice([f"u{i}" for i in range(40)], n),
+            "item_id": rng.choice(["i1", "i2", "i3", "i4"], n),
+            C.TAG: rng.choice(["cat:a", "cat:b", None], n),
+            C.CLICKED: rng.random(n) < 0.1,
+        }
+    )
+    tags = {"i1": "cat:a", "i2": "cat:b", "i3": "cat:c", "i4": "cat:a"}
+    whole = FeedbackStats.from_feedback(fb, tags)
+    mine = fb["user_id"].isin({f"u{i}" for i in range(0, 40, 3)}).to_numpy()
+    part = FeedbackStats.from_feedback(fb, tags, pair_rows=mine)
+    kept = set(fb.loc[mine, "user_id"])
+    assert part.user_tag == {k: v for k, v in whole.user_tag.items() if k[0] in kept}
+    assert part.user_item == {k: v for k, v in whole.user_item.items() if k[0] in kept}
+    assert len(part.user_item) < len(whole.user_item)
+    assert part.tag_ctr == whole.tag_ctr and part.overall_ctr == whole.overall_ctr
+    np.testing.assert_array_equal(part.examination, whole.examination)
+    assert part.n_rows == whole.n_rows

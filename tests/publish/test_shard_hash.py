@@ -62,3 +62,19 @@ def test_the_whole_shop_is_one_shard_with_no_condition():
     assert Shard().where(Warehouse("duckdb:///tmp/unused.duckdb")) is None
     with pytest.raises(ValueError, match="bad shard"):
         Shard(2, 2)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_holds_marks_the_rows_of_the_users_shard_of_names(n):
+    """``Shard.holds`` (the feedback rows a shard keeps the user pairs of) agrees with
+    ``shard_of`` on every row, repeated ids and Arrow strings included; a missing id is no
+    shard's."""
+    from ml.publish.shards import Shard, shard_of
+
+    ids = pd.Series([*IDS, *IDS[::-1], None], dtype="string[pyarrow]")
+    of = shard_of(IDS, n)
+    for i in range(n):
+        held = Shard(i, n).holds(ids)
+        want = [bool(of[IDS.index(u)] == i) if u is not pd.NA else n == 1 for u in ids]
+        assert held.tolist() == want

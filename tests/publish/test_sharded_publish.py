@@ -92,6 +92,36 @@ def test_shards_split_the_users_once_each_and_publish_as_one_version(ready):
     assert not parts_folder("split").exists()  # the parts are gone once published
 
 
+def test_each_users_context_is_the_same_in_one_shard_and_in_three(ready):
+    """What a context holds of its own user (tags, known tags, the user's impressions and clicks
+    per tag, candidates and their scores, segment, sessions) must not depend on the shard count:
+    a shard keeps only its users' feedback pairs, and must keep all of theirs. (The priors use the
+    shard's pooled base rates, documented in ``ml.publish.recommendations``, so they may differ.)"""
+    import json
+
+    from ml.explore.store import load_feedback
+    from ml.publish.recommendations import parts_folder
+    from ml.publish.shards import Shard
+    from ml.tasks.publishing import plan_publish, score_publish_shard
+
+    assert len(load_feedback(ready)) > 0  # (the contexts carry each user's feedback)
+    own = ("tags", "known", "impressions", "clicks", "items", "item_scores", "segment", "n_sessions")
+
+    def contexts(n: int) -> dict[str, dict]:
+        for s in plan_publish(run_id="same", k=K, shards=n, **SERVE):
+            score_publish_shard(s["plan"], s["shard"])
+        folder = parts_folder("same")
+        parts = [pd.read_parquet(folder / Shard(i, n).name / "slate_contexts.parquet") for i in range(n)]
+        rows = pd.concat(parts)
+        assert not rows["user_id"].duplicated().any()
+        return {u: {k: json.loads(c)[k] for k in own} for u, c in zip(rows["user_id"], rows["context"], strict=True)}
+
+    one, three = contexts(1), contexts(3)
+    assert one.keys() == three.keys() and len(one) > 0
+    assert any(sum(c["impressions"]) > 0 for c in one.values())  # (feedback reached the contexts)
+    assert three == one
+
+
 def test_a_retried_shard_replaces_its_part_and_the_version_has_no_duplicates(ready):
     from ml.tasks.publishing import plan_publish, score_publish_shard, switch_version
 
