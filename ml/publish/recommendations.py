@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from ml.defaults import FAMILY
-from ml.explore.candidates import ChampionCodes
+from ml.explore.candidates import CandidateInputs, ChampionCodes
 from ml.explore.defaults import DEFAULT_POLICY, DEFAULT_PROPENSITY_DRAWS, DEFAULT_REWARD, POLICY_FAMILY
 from ml.explore.reward import Learning, reward_column
 from ml.features.interactions import load_decayed_interactions
@@ -531,36 +531,45 @@ class ShardSlates:
     cold_start_users: int = 0
 
 
+def serving_inputs(
+    wh: Warehouse, p: PublishPlan, pol: Any, shard: Shard
+) -> tuple[CandidateInputs, dict[str, str], list[str]]:
+    """The policy fitted on the whole feedback, and what the shard's contexts need besides the
+    champion's candidates: the arm inputs (``ml.explore.store.read_arm_inputs``, with the
+    feedback statistics of the shard's users), the tag labels and the shard's known users."""
+    from ml.explore import store
+    from ml.explore.feedback import STATS_COLUMNS
+
+    # only the columns the policy's fit and the feedback statistics read (5 of 18 for most
+    # policies: the rest is most of the bytes)
+    learning = p.learning
+    feedback = store.load_feedback(wh, columns=(*STATS_COLUMNS, reward_column(learning.reward), *pol.feedback_columns))
+    pol.fit(feedback, learning)
+    mine = shard.where(wh)  # (the shard's users, selected by the warehouse)
+    arm_inputs = store.read_arm_inputs(
+        wh,
+        p.settings.excluded,
+        feedback,
+        read_excluded=False,
+        users_where=mine,
+        learning=learning,
+        feedback_users=None if shard.whole else shard.holds(feedback["user_id"]),
+    )
+    return arm_inputs, store.read_labels(wh), store.read_known_users(wh, users_where=mine)
+
+
 def policy_slates(wh: Warehouse, p: PublishPlan, pol: Any, shard: Shard, timings: Timings) -> ShardSlates:
     """The champion's candidates for the shard's users, the policy's slates over them, then the
     marketing layer; known users of the shard without candidates (no history yet) get a
     cold-start slate from popular interests, drawn by the same policy."""
     from ml.explore import store
     from ml.explore.candidates import CandidateSettings, build_contexts
-    from ml.explore.feedback import STATS_COLUMNS
     from ml.explore.slate import build_slates, flag_cold_start
 
     s, m = p.settings, p.settings.marketing
     champion = {"version_id": p.champion_version, "artifact_path": p.champion_artifact}
     with stage("serving_inputs", timings):
-        # only the columns the policy's fit and the feedback statistics read (5 of 18 for most
-        # policies: the rest is most of the bytes)
-        learning = p.learning
-        columns = (*STATS_COLUMNS, reward_column(learning.reward), *pol.feedback_columns)
-        feedback = store.load_feedback(wh, columns=columns)
-        pol.fit(feedback, learning)
-        mine = shard.where(wh)  # (the shard's users, selected by the warehouse)
-        arm_inputs = store.read_arm_inputs(
-            wh,
-            s.excluded,
-            feedback,
-            read_excluded=False,
-            users_where=mine,
-            learning=learning,
-            feedback_users=None if shard.whole else shard.holds(feedback["user_id"]),
-        )
-        labels = store.read_labels(wh)
-        known = store.read_known_users(wh, users_where=mine)
+        arm_inputs, labels, known = serving_inputs(wh, p, pol, shard)
     with stage("score", timings):
         k_cand = max(s.candidates_per_user, s.k)
         scores = score_users(
