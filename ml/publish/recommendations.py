@@ -534,8 +534,8 @@ class ShardSlates:
 def serving_inputs(
     wh: Warehouse, p: PublishPlan, pol: Any, shard: Shard
 ) -> tuple[CandidateInputs, dict[str, str], list[str]]:
-    """The policy fitted on the whole feedback, and what the shard's contexts need besides the
-    champion's candidates: the arm inputs (``ml.explore.store.read_arm_inputs``, with the
+    """Fit ``pol`` on the whole feedback (in place) and return what the shard's contexts need
+    besides the champion's candidates: the arm inputs (``ml.explore.store.read_arm_inputs``, with the
     feedback statistics of the shard's users), the tag labels and the shard's known users."""
     from ml.explore import store
     from ml.explore.feedback import STATS_COLUMNS
