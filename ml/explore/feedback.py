@@ -184,12 +184,13 @@ class FeedbackStats:
         e = examination_weights(fb)
         fb["_exam"] = e[np.clip(fb[C.POSITION].to_numpy(np.int64), 1, len(e)) - 1]
         fb[C.CLICKED] = fb[C.CLICKED].astype(np.float64)
-        pairs = fb if pair_rows is None else fb[np.asarray(pair_rows, dtype=bool)]
-        ui = pairs.groupby(["user_id", "item_id"])[C.CLICKED].agg(["size", "sum"])
         tagged = fb[fb[C.TAG].notna()]
-        ut = (
-            pairs[pairs[C.TAG].notna()].groupby(["user_id", C.TAG]).agg(exam=("_exam", "sum"), clicks=(C.REWARD, "sum"))
-        )
+        pairs, tagged_pairs = fb, tagged
+        if pair_rows is not None:
+            pairs = fb[np.asarray(pair_rows, dtype=bool)]
+            tagged_pairs = pairs[pairs[C.TAG].notna()]
+        ui = pairs.groupby(["user_id", "item_id"])[C.CLICKED].agg(["size", "sum"])
+        ut = tagged_pairs.groupby(["user_id", C.TAG]).agg(exam=("_exam", "sum"), clicks=(C.REWARD, "sum"))
         tg = tagged.groupby(C.TAG).agg(exam=("_exam", "sum"), clicks=(C.REWARD, "sum"))
         overall = float((fb[C.REWARD].sum() + 1.0) / (fb["_exam"].sum() + 2.0))
         return cls(
