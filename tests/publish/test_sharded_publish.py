@@ -50,12 +50,12 @@ def ready(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return wh
 
 
-def _parts(run_id: str, n: int) -> list[pd.DataFrame]:
+def _parts(run_id: str, n: int, frame: str = "slates") -> list[pd.DataFrame]:
     from ml.publish.recommendations import parts_folder
     from ml.publish.shards import Shard
 
     folder = parts_folder(run_id)
-    return [pd.read_parquet(folder / Shard(i, n).name / "slates.parquet") for i in range(n)]
+    return [pd.read_parquet(folder / Shard(i, n).name / f"{frame}.parquet") for i in range(n)]
 
 
 def test_shards_split_the_users_once_each_and_publish_as_one_version(ready):
@@ -100,8 +100,6 @@ def test_each_users_context_is_the_same_in_one_shard_and_in_three(ready):
     import json
 
     from ml.explore.store import load_feedback
-    from ml.publish.recommendations import parts_folder
-    from ml.publish.shards import Shard
     from ml.tasks.publishing import plan_publish, score_publish_shard
 
     assert len(load_feedback(ready)) > 0  # (the contexts carry each user's feedback)
@@ -110,9 +108,7 @@ def test_each_users_context_is_the_same_in_one_shard_and_in_three(ready):
     def contexts(n: int) -> dict[str, dict]:
         for s in plan_publish(run_id="same", k=K, shards=n, **SERVE):
             score_publish_shard(s["plan"], s["shard"])
-        folder = parts_folder("same")
-        parts = [pd.read_parquet(folder / Shard(i, n).name / "slate_contexts.parquet") for i in range(n)]
-        rows = pd.concat(parts)
+        rows = pd.concat(_parts("same", n, "slate_contexts"))
         assert not rows["user_id"].duplicated().any()
         return {u: {k: json.loads(c)[k] for k in own} for u, c in zip(rows["user_id"], rows["context"], strict=True)}
 
