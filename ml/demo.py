@@ -161,6 +161,11 @@ def _copy_summary(wh: Any, con: Any) -> dict[str, Any] | None:
     }
 
 
+def _fit(text: str, width: int) -> str:
+    """``text`` padded to ``width`` characters, or cut to fit with an ellipsis."""
+    return f"{text:<{width}}" if len(text) <= width else text[: width - 1] + "…"
+
+
 def render(summary: dict[str, Any]) -> str:
     out = [
         "",
@@ -187,7 +192,7 @@ def render(summary: dict[str, Any]) -> str:
     for user, items in summary["examples"].items():
         out.append(f"Top-{len(items)} for {user}:")
         for it in items:
-            out.append(f"  {it['rank']:>2}. {it['item']:<48} {it['reason']}")
+            out.append(f"  {it['rank']:>2}. {_fit(it['item'], 48)} {it['reason']}")
     if summary.get("copy"):
         c = summary["copy"]
         out.append(

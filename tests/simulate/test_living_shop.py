@@ -157,6 +157,22 @@ def test_the_demo_summary_tells_what_marketing_copy_was_written(living_shop):
     assert f"Marketing copy: {copy['variants']} variants" in text and "e.g. " in text
 
 
+@pytest.mark.unit
+def test_the_demo_examples_keep_their_columns_when_a_title_is_long():
+    from ml.demo import render
+
+    title = "I000064 Thrifto Heritage sun protection fluid, green"  # 51 characters
+    items = [
+        {"rank": 1, "item": title, "reason": "similar to 'Sun cream' you interacted with"},
+        {"rank": 2, "item": "I000045 Natural sunscreen", "reason": "popular now"},
+    ]
+    text = render({"landed": {}, "models": [], "examples": {"U1": items}})
+    lines = [ln for ln in text.splitlines() if ". I0000" in ln]
+    cut = "I000064 Thrifto Heritage sun protection fluid, …"
+    assert lines[0] == f"   1. {cut} similar to 'Sun cream' you interacted with"
+    assert lines[0].index("similar") == lines[1].index("popular")  # the reasons start in one column
+
+
 def test_the_day_table_shows_each_simulated_day(living_shop):
     from ml.simulate.living import day_table
 
