@@ -19,6 +19,7 @@ import pandas as pd
 from ml.analysis.markov import MarkovNextCategory
 from ml.analysis.rules import CategoryAssociationRules
 from ml.analysis.segments import SEGMENT_FEATURES, UserSegmenter, segment_users
+from ml.features.interactions import newest_event
 from ml.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,6 @@ def replace_table(wh: Warehouse, table: str, df: pd.DataFrame) -> int:
     return len(df)
 
 
-def _as_of(wh: Warehouse) -> pd.Timestamp:
-    df = wh.query("select max(event_at) as as_of from marts.interaction_events")
-    return pd.Timestamp(df["as_of"].iloc[0])
-
-
 def run_segments(
     wh: Warehouse | None = None, run_id: str = "manual", k_values: tuple[int, ...] | None = None
 ) -> dict[str, Any]:
@@ -60,7 +56,7 @@ def run_segments(
     features = wh.query(f"select {cols} from marts.user_features")
     seg = UserSegmenter(k_values=k_values) if k_values else UserSegmenter()
     res = segment_users(features, seg)
-    out = res.table.assign(k=res.k, silhouette=res.silhouette, run_id=run_id, as_of=_as_of(wh))
+    out = res.table.assign(k=res.k, silhouette=res.silhouette, run_id=run_id, as_of=newest_event(wh))
     replace_table(wh, "ml.user_segments", out)
     log.info("segments: k=%d silhouette=%.3f sizes=%s", res.k, res.silhouette, res.sizes)
     return {
@@ -92,7 +88,7 @@ def run_category_rules(
     baskets = wh.query(f"select distinct {key} as basket, category_path from marts.session_categories")
     model = CategoryAssociationRules(min_support=min_support, min_confidence=min_confidence)
     model.fit(baskets, basket_col="basket")
-    out = model.rules_.assign(run_id=run_id, as_of=_as_of(wh))
+    out = model.rules_.assign(run_id=run_id, as_of=newest_event(wh))
     replace_table(wh, "ml.category_rules", out)
     top = model.rules_.head(3)[["antecedent", "consequent", "lift"]].to_dict("records")
     log.info("category rules: %d rules over %d baskets; top %s", len(out), model.n_baskets_, top)
@@ -104,7 +100,7 @@ def run_category_transitions(wh: Warehouse | None = None, run_id: str = "manual"
     wh = wh or Warehouse.from_env()
     counts = wh.query("select from_category, to_category, n_transitions from marts.category_transition_counts")
     model = MarkovNextCategory(alpha=alpha).fit(counts)
-    out = model.to_frame().assign(run_id=run_id, as_of=_as_of(wh))
+    out = model.to_frame().assign(run_id=run_id, as_of=newest_event(wh))
     replace_table(wh, "ml.category_transitions", out)
     log.info("category transitions: %d categories, %d observed steps", len(model.categories_), len(out))
     return {"categories": len(model.categories_), "transitions": len(out), "steps": int(model.counts_.sum())}

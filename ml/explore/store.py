@@ -318,7 +318,7 @@ def read_arm_inputs(
     the feedback statistics count as successes (``ml.explore.reward``); ``feedback_users``: a
     boolean mask of the feedback rows of those users (the statistics keep their (user, tag) and
     (user, item) pairs only, see :meth:`FeedbackStats.from_feedback`)."""
-    from ml.features.interactions import load_excluded_pairs
+    from ml.features.interactions import load_excluded_pairs, newest_event
 
     with wh.connect(read_only=True) as con:
         feats = wh.query(
@@ -329,7 +329,7 @@ def read_arm_inputs(
         excluded = load_excluded_pairs(wh, tuple(exclude_event_types) if read_excluded else (), con, users_where)[
             ["user_id", "item_id"]
         ]
-        as_of = wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
+        as_of = newest_event(wh, con)
         transitions = read_transitions(wh, items, feats, con)
         sessions = read_sessions(wh, con, users_where)
         segments = read_segments(wh, con, users_where)
@@ -337,7 +337,7 @@ def read_arm_inputs(
     return CandidateInputs(
         items=items,
         excluded=excluded,
-        as_of=pd.Timestamp(as_of),
+        as_of=as_of,
         profiles=profiles,
         transitions=transitions,
         sessions=sessions,

@@ -51,6 +51,12 @@ class DecayedInteractions:
     popularity: pd.Series
 
 
+def newest_event(wh: Warehouse, con: Any = None) -> pd.Timestamp:
+    """The newest event of ``marts.interaction_events`` (``max(event_at)``): the horizon that
+    scoring decays to, the contexts' and the segments' ``as_of``; NaT when there are none."""
+    return pd.Timestamp(wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0])
+
+
 def load_decayed_interactions(
     wh: Warehouse,
     half_life_days: float,
@@ -117,9 +123,7 @@ def _decayed_pairs(
 ) -> _Pairs:
     """Read ``marts.interactions`` when it holds the weights (:func:`mart_mismatch`), else
     aggregate ``marts.interaction_events`` (``as_of``: their newest event, read when None)."""
-    if as_of is None:
-        as_of = wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
-    as_of = pd.Timestamp(as_of)
+    as_of = newest_event(wh, con) if as_of is None else pd.Timestamp(as_of)
     why_not = mart_mismatch(wh, con, half_life_days, exclude_event_types, as_of)
     if why_not is None:
         return _Pairs(

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from ml import columns as C
+from ml.features.interactions import newest_event
 from ml.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,7 @@ def load_audience_inputs(wh: Warehouse) -> dict[str, Any]:
         purchases = wh.query(
             "select user_id, event_at from marts.interaction_events where event_type = 'purchase'", None, con
         )
-        as_of = pd.Timestamp(
-            wh.query("select max(event_at) as t from marts.interaction_events", None, con)["t"].iloc[0]
-        )
+        as_of = newest_event(wh, con)
     if seg is not None:
         users = users.merge(seg, on="user_id", how="left")
     if latest is not None:
@@ -187,7 +186,7 @@ def generate_copy(
     unknown = sorted(set(names or []) - set(specs))
     if unknown:
         raise ValueError(f"unknown audiences {unknown}; defined: {sorted(specs)}")
-    as_of = pd.Timestamp(wh.query("select max(event_at) as t from marts.interaction_events")["t"].iloc[0])
+    as_of = newest_event(wh)
     lead = defaults.DEFAULT_COPY_LEAD_DAYS if lead_days is None else lead_days
     report = cp.publish_copy(
         wh,
