@@ -69,7 +69,7 @@ def test_the_whole_shop_is_one_shard_with_no_condition():
 def test_holds_marks_the_rows_of_the_users_shard_of_names(n):
     """``Shard.holds`` (the feedback rows a shard keeps the user pairs of) agrees with
     ``shard_of`` on every row, repeated ids and Arrow strings included; a missing id is no
-    shard's."""
+    shard's when there are several (the whole shop, one shard, holds every row)."""
     from ml.publish.shards import Shard, shard_of
 
     ids = pd.Series([*IDS, *IDS[::-1], None], dtype="string[pyarrow]")
