@@ -30,7 +30,7 @@ import pandas as pd
 
 from ml.explore.context import ArmTable, ContextList
 from ml.explore.feedback import FeedbackStats, shrunk_rate
-from ml.frames import codes_in, group_rank, isin, lookup, member, run_starts, sorted_distinct
+from ml.frames import codes_in, group_rank, lookup, member, run_starts, sorted_distinct
 from ml.shop.taxonomy import slug
 
 DEFAULT_KNOWN_RATE = 0.15
@@ -120,21 +120,6 @@ class CandidateInputs:
     feedback: FeedbackStats = field(default_factory=FeedbackStats)
     # the champion rows as positions into (user ids, item ids), as scoring has them
     champion_codes: ChampionCodes | None = None
-
-
-def _known_from_interactions(inp: CandidateInputs, users: set[str] | None = None) -> pd.DataFrame:
-    """Known tags derived from interactions, for ``users`` only when given (each user's rows
-    depend on that user's interactions alone)."""
-    inter = inp.interactions
-    if users is not None:
-        inter = inter[isin(inter["user_id"].astype(str), users)]
-    it = inter.merge(inp.items[["item_id", "tag"]], on="item_id")
-    g = it.groupby(["user_id", "tag"], as_index=False).agg(
-        weight=("weight", "sum"), evidence_count=("n_events", "sum"), last_seen=("last_at", "max")
-    )
-    g["weight"] = g["weight"] / g.groupby("user_id")["weight"].transform("sum").replace(0, 1.0)
-    g["uncertainty"] = 1.0 / np.sqrt(1.0 + g["evidence_count"].astype(float))
-    return g
 
 
 def build_contexts(
@@ -321,11 +306,7 @@ def _user_arms(
     """Every user's known and candidate tags (module docstring): a profile's rows when the user
     has a profile (known) and usable candidate rows (candidates), else derived."""
     profile, has_profile = _profile_rows(inp.profiles, user_index, shop)
-    derived = _known_from_interactions(inp, set(user_index[~has_profile]))
-    derived = derived.assign(_u=codes_in(derived["user_id"].astype(str), user_index))
-    derived = derived.assign(_t=shop.tag_index.get_indexer(derived["tag"]))
-    derived = derived[(derived["_u"] >= 0) & (derived["_t"] >= 0)]
-    derived = derived.sort_values(["_u", "weight"], ascending=[True, False], kind="stable")
+    derived = _known_from_interactions(inp.interactions, ~has_profile, user_index, shop)
     known = _Arms.concat([_known_arms(profile[profile["status"] == "known"]), _known_arms(derived)]).by_user()
     known = known.take(np.flatnonzero(group_rank(known.user) < s.max_known))
     cand_rows = profile[profile["status"] == "candidate"]
@@ -339,6 +320,28 @@ def _user_arms(
     derive[from_profile.user] = False
     derived_cands = _derived_candidates(derive, known, champ, inp.transitions, shop, s)
     return _Arms.concat([known, from_profile, derived_cands]).by_user()
+
+
+def _known_from_interactions(
+    interactions: pd.DataFrame, derive: np.ndarray, user_index: pd.Index, shop: _Catalogue
+) -> pd.DataFrame:
+    """The known tags of the users flagged in ``derive``, from their interactions (an item's tag
+    is its first row's): per user and tag (codes ``_u``, ``_t``) the share of the user's weight
+    (``weight``), the events (``evidence_count``), the newest (``last_seen``) and
+    ``uncertainty`` 1 / sqrt(1 + events); by user, then weight (ties: the tag's name)."""
+    user = codes_in(interactions["user_id"].astype(str), user_index)
+    tag = shop.item_tag[codes_in(interactions["item_id"], shop.item_index)]  # (code -1: no tag)
+    rows = np.flatnonzero((user >= 0) & (tag >= 0))
+    rows = rows[derive[user[rows]]]
+    cells = interactions.iloc[rows][["weight", "n_events", "last_at"]].reset_index(drop=True)
+    cells["key"] = user[rows] * shop.n_tags + tag[rows]  # (tag codes in name order)
+    g = cells.groupby("key", as_index=False).agg(
+        weight=("weight", "sum"), evidence_count=("n_events", "sum"), last_seen=("last_at", "max")
+    )
+    g["_u"], g["_t"] = g["key"] // shop.n_tags, g["key"] % shop.n_tags
+    g["weight"] = g["weight"] / g.groupby("_u")["weight"].transform("sum").replace(0, 1.0)
+    g["uncertainty"] = 1.0 / np.sqrt(1.0 + g["evidence_count"].astype(float))
+    return g.sort_values(["_u", "weight"], ascending=[True, False], kind="stable")
 
 
 def _arm_keys(rows: pd.DataFrame, shop: _Catalogue) -> np.ndarray:
@@ -387,17 +390,19 @@ def _candidate_arms(user: np.ndarray, tag: np.ndarray, weight: np.ndarray) -> _A
     )
 
 
+# (user, tag) cells the derived candidates score at once: a few arrays of 32 MB each
+BLOCK_CELLS = 1 << 22
+
+
 @dataclass
 class _Offers:
-    """Candidate tags proposed for users by one rule, in the rule's order: user and tag codes,
-    value; ``source``: the rule's number. Each rule makes a user's offers in the order it reads
-    them, and the rules come in their numbers' order, so a tag's rank among a user's equally
-    valued candidates is its first offer's place in the offers of all rules, concatenated."""
+    """Candidate tags proposed for users by one rule, in the order the rule makes them: user
+    and tag codes, value. The rules come in a fixed order, so a tag's rank among a user's
+    equally valued candidates is its first offer's place in the offers of all rules, in turn."""
 
     user: np.ndarray
     tag: np.ndarray
     value: np.ndarray
-    source: int
 
 
 def _derived_candidates(
@@ -412,76 +417,123 @@ def _derived_candidates(
     candidate): the tags the champion reaches (1 + its relative score, the highest), plus for
     every transition from a known tag 1 + weight x probability, or else the department siblings
     of the known tags (0.5 x department weight / (1 + rank)) or the shop's most popular tags
-    (0.01 / (1 + rank)) when worth more; never a known tag; the ``max_candidates`` best."""
-    mine = derive[known.user]
-    known = known.take(np.flatnonzero(mine))
+    (0.01 / (1 + rank)) when worth more; never a known tag; the ``max_candidates`` best.
+
+    Each block of users is scored on a dense (user, tag) grid (``BLOCK_CELLS`` cells at most)."""
+    known = known.take(np.flatnonzero(derive[known.user]))
+    moves = _Moves.of(transitions, shop)
+    users = np.flatnonzero(derive)
+    step = max(1, BLOCK_CELLS // shop.n_tags)
+    none = np.zeros(0, dtype=np.int64)
+    parts = [_candidate_arms(none, none, np.zeros(0))]
+    for lo in range(0, len(users), step):
+        block = users[lo : lo + step]
+        in_block = np.zeros(len(derive), dtype=bool)
+        in_block[block] = True
+        parts.append(
+            _block_candidates(block, in_block, known.take(np.flatnonzero(in_block[known.user])), champ, moves, shop, s)
+        )
+    return _Arms.concat(parts)
+
+
+def _block_candidates(
+    block: np.ndarray,
+    in_block: np.ndarray,
+    known: _Arms,
+    champ: _Champion,
+    moves: _Moves,
+    shop: _Catalogue,
+    s: CandidateSettings,
+) -> _Arms:
+    """:func:`_derived_candidates` of the users ``block`` (ascending codes; ``in_block``: the
+    same as a mask over all users), on a grid of one row per user and one column per tag."""
+    n_tags = shop.n_tags
+    row_of = np.full(len(in_block), -1, dtype=np.int64)
+    row_of[block] = np.arange(len(block))
     known_rank = group_rank(known.user)
+    moved, turn = _transition_offers(known, known_rank, moves)
     offers = [
-        _champion_offers(derive, champ),
-        _transition_offers(known, transitions, shop),
+        _champion_offers(in_block, champ),
+        moved,
         _department_offers(known, known_rank, shop),
-        _popular_offers(derive, shop, s),
+        _popular_offers(in_block, shop, s),
     ]
-    user = np.concatenate([o.user for o in offers])
-    tag = np.concatenate([o.tag for o in offers])
-    key = user * shop.n_tags + tag
-    taken, _ = member(key, np.sort(known.user * shop.n_tags + known.tag))
-    keep = np.flatnonzero(~taken)
-    source = np.concatenate([np.full(len(o.user), o.source) for o in offers])[keep]
-    value = np.concatenate([o.value for o in offers])[keep]
-    key = key[keep]
-    # a stable sort by (user, tag) keeps each pair's offers in the order they were made (_Offers)
-    order = np.argsort(key, kind="stable")
-    key, source, value = key[order], source[order], value[order]
-    new = run_starts(key)
-    starts, group = np.flatnonzero(new), np.cumsum(new) - 1
-    worth = _candidate_values(group, source, value, len(starts))
-    g_user, g_tag = key[starts] // shop.n_tags, key[starts] % shop.n_tags
-    best = np.lexsort((order[starts], -worth, g_user))  # ties: the pair offered first
-    best = best[group_rank(g_user[best]) < s.max_candidates]
-    return _candidate_arms(g_user[best], g_tag[best], worth[best])
-
-
-def _candidate_values(group: np.ndarray, source: np.ndarray, value: np.ndarray, n_groups: int) -> np.ndarray:
-    """Each (user, tag) group's value from its offers (sorted by group, then in the order they
-    were made): the champion's highest, plus each transition's in turn (added one at a time, as
-    the rule reads), or the departments' or popularity's highest when larger."""
-    worth = np.zeros(n_groups)
-    champion = source == 0
-    np.maximum.at(worth, group[champion], value[champion])
-    moves = np.flatnonzero(source == 1)
-    step = group_rank(group[moves])
-    for k in range(int(step.max(initial=-1)) + 1):
-        at = moves[step == k]
-        worth[group[at]] = worth[group[at]] + 1.0 + value[at]
-    others = source >= 2
-    best_other = np.zeros(n_groups)
-    np.maximum.at(best_other, group[others], value[others])
-    return np.maximum(worth, best_other)
+    cells = [row_of[o.user] * n_tags + o.tag for o in offers]
+    size = len(block) * n_tags
+    first = np.full(size, np.iinfo(np.int64).max)  # each cell's first offer, over the rules in turn
+    made = np.cumsum([0, *(len(c) for c in cells)])
+    for c, start in zip(cells, made[:-1], strict=True):
+        np.minimum.at(first, c, np.arange(start, start + len(c)))
+    worth = np.zeros(size)
+    np.maximum.at(worth, cells[0], offers[0].value)
+    for k in range(int(turn.max(initial=-1)) + 1):  # a cell's transitions added one at a time, as made
+        at = np.flatnonzero(turn == k)
+        worth[cells[1][at]] = worth[cells[1][at]] + 1.0 + moved.value[at]
+    other = np.zeros(size)
+    for c, o in zip(cells[2:], offers[2:], strict=True):
+        np.maximum.at(other, c, o.value)
+    worth = np.maximum(worth, other)
+    usable = first < np.iinfo(np.int64).max
+    usable[row_of[known.user] * n_tags + known.tag] = False
+    # per user: by worth, ties by the first offer
+    by_first = np.argsort(first.reshape(-1, n_tags), axis=1)
+    rank_key = np.where(usable, -worth, np.inf).reshape(-1, n_tags)
+    by_worth = np.argsort(np.take_along_axis(rank_key, by_first, axis=1), axis=1, kind="stable")
+    best = np.take_along_axis(by_first, by_worth, axis=1)[:, : s.max_candidates]
+    cell = (np.arange(len(block))[:, None] * n_tags + best).ravel()
+    cell = cell[usable[cell]]
+    return _candidate_arms(block[cell // n_tags], cell % n_tags, worth[cell])
 
 
 def _champion_offers(derive: np.ndarray, champ: _Champion) -> _Offers:
     rows = np.flatnonzero(derive[champ.user])
-    return _Offers(champ.user[rows], champ.tag[rows], 1.0 + champ.relative(rows), 0)
+    return _Offers(champ.user[rows], champ.tag[rows], 1.0 + champ.relative(rows))
 
 
-def _transition_offers(known: _Arms, transitions: pd.DataFrame | None, shop: _Catalogue) -> _Offers:
+@dataclass(frozen=True)
+class _Moves:
+    """The transitions between arm tags as codes, grouped by origin in the table's order:
+    ``target``, ``probability``; origin tag ``t`` owns rows ``start[t]:start[t] + count[t]``;
+    ``repeat``: how many earlier rows name the same origin and target (0 unless the table
+    repeats a pair), ``repeats`` one more than the largest."""
+
+    target: np.ndarray
+    probability: np.ndarray
+    start: np.ndarray
+    count: np.ndarray
+    repeat: np.ndarray
+    repeats: int
+
+    @classmethod
+    def of(cls, transitions: pd.DataFrame | None, shop: _Catalogue) -> _Moves:
+        if transitions is None or not len(transitions):
+            transitions = pd.DataFrame({"from_tag": [], "to_tag": [], "probability": []})
+        origin = shop.tag_index.get_indexer(transitions["from_tag"].astype(str))
+        target = shop.tag_index.get_indexer(transitions["to_tag"].astype(str))
+        rows = np.flatnonzero((origin >= 0) & (target >= 0))
+        rows = rows[np.argsort(origin[rows], kind="stable")]
+        count = np.bincount(origin[rows], minlength=shop.n_tags)
+        pairs = pd.DataFrame({"origin": origin[rows], "target": target[rows]})
+        repeat = pairs.groupby(["origin", "target"]).cumcount().to_numpy(np.int64)
+        return cls(
+            target=target[rows],
+            probability=transitions["probability"].to_numpy(np.float64)[rows],
+            start=np.cumsum(count) - count,
+            count=count,
+            repeat=repeat,
+            repeats=int(repeat.max(initial=-1)) + 1,
+        )
+
+
+def _transition_offers(known: _Arms, known_rank: np.ndarray, moves: _Moves) -> tuple[_Offers, np.ndarray]:
     """weight x probability of every transition from a known tag to an arm tag (the value
-    :func:`_candidate_values` adds to 1 + the running value)."""
-    if transitions is None or not len(transitions):
-        empty = np.zeros(0, dtype=np.int64)
-        return _Offers(empty, empty, np.zeros(0), 1)
-    origin = shop.tag_index.get_indexer(transitions["from_tag"].astype(str))
-    target = shop.tag_index.get_indexer(transitions["to_tag"].astype(str))
-    rows = np.flatnonzero((origin >= 0) & (target >= 0))
-    rows = rows[np.argsort(origin[rows], kind="stable")]
-    count = np.bincount(origin[rows], minlength=shop.n_tags)
-    start = np.cumsum(count) - count
-    n = count[known.tag]
+    :func:`_block_candidates` adds to 1 + the running value), and each offer's turn: a
+    (user, tag)'s offers in the order made, known tag by known tag, have increasing turns."""
+    n = moves.count[known.tag]
     arm = np.repeat(np.arange(len(known.tag)), n)
-    pick = rows[np.repeat(start[known.tag], n) + group_rank(arm)]
-    probability = transitions["probability"].to_numpy(np.float64)[pick]
-    return _Offers(known.user[arm], target[pick], known.weight[arm] * probability, 1)
+    pick = np.repeat(moves.start[known.tag], n) + group_rank(arm)
+    turn = known_rank[arm] * moves.repeats + moves.repeat[pick]
+    return _Offers(known.user[arm], moves.target[pick], known.weight[arm] * moves.probability[pick]), turn
 
 
 def _department_offers(known: _Arms, known_rank: np.ndarray, shop: _Catalogue) -> _Offers:
@@ -507,14 +559,14 @@ def _department_offers(known: _Arms, known_rank: np.ndarray, shop: _Catalogue) -
     row = np.repeat(np.arange(len(user)), size)
     rank = group_rank(row)
     tag = shop.dept_tags[shop.dept_bounds[dept_of][row] + rank]
-    return _Offers(user[row], tag, 0.5 * weight[row] / (1.0 + rank), 2)
+    return _Offers(user[row], tag, 0.5 * weight[row] / (1.0 + rank))
 
 
 def _popular_offers(derive: np.ndarray, shop: _Catalogue, s: CandidateSettings) -> _Offers:
     n = min(s.max_candidates, len(shop.popular))
     users = np.flatnonzero(derive)
     rank = np.tile(np.arange(n), len(users))
-    return _Offers(np.repeat(users, n), shop.popular[rank], 0.01 / (1.0 + rank), 3)
+    return _Offers(np.repeat(users, n), shop.popular[rank], 0.01 / (1.0 + rank))
 
 
 def _arm_table(

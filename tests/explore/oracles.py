@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ml.explore import columns as C
-from ml.explore.candidates import CandidateInputs, CandidateSettings, _known_from_interactions
+from ml.explore.candidates import CandidateInputs, CandidateSettings
 from ml.explore.context import ArmTable, ContextList, SlateContext, arm_features_json
 from ml.explore.feedback import FeedbackStats, shrunk_rate
 from ml.explore.policies import SlatePolicy
@@ -145,6 +145,20 @@ def per_user_contexts(
     rate_known = shrunk_rate(*table.known_feedback, s.default_known_rate)
     rate_cand = shrunk_rate(*table.cand_feedback, s.default_candidate_rate)
     return table.contexts(inp.as_of, inp.sessions, inp.segments, s.min_sessions_new, rate_known, rate_cand)
+
+
+def _known_from_interactions(inp: CandidateInputs, users: set[str]) -> pd.DataFrame:
+    """The known tags of ``users`` from their interactions: per (user_id, tag) the share of the
+    user's weight, the events (evidence_count), the newest (last_seen) and uncertainty; an item
+    listed twice has its first row's tag."""
+    inter = inp.interactions[isin(inp.interactions["user_id"].astype(str), users)]
+    it = inter.merge(inp.items.drop_duplicates("item_id")[["item_id", "tag"]], on="item_id")
+    g = it.groupby(["user_id", "tag"], as_index=False).agg(
+        weight=("weight", "sum"), evidence_count=("n_events", "sum"), last_seen=("last_at", "max")
+    )
+    g["weight"] = g["weight"] / g.groupby("user_id")["weight"].transform("sum").replace(0, 1.0)
+    g["uncertainty"] = 1.0 / np.sqrt(1.0 + g["evidence_count"].astype(float))
+    return g
 
 
 def _per_user_arms(

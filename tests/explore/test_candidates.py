@@ -271,7 +271,7 @@ def _assert_same_contexts(fast, ref, users):
 def _odd_inputs(inp: CandidateInputs) -> CandidateInputs:
     """``inp`` with the unusual rows the plain rules cover: a repeated profile tag, profile rows
     without a weight, non-finite champion scores, an item listed twice, transitions (one to a tag
-    that is no arm) and reasons."""
+    that is no arm, one pair listed twice) and reasons."""
     import dataclasses
 
     prof = inp.profiles
@@ -282,9 +282,9 @@ def _odd_inputs(inp: CandidateInputs) -> CandidateInputs:
     tags = sorted(inp.items["tag"].unique())
     transitions = pd.DataFrame(
         {
-            "from_tag": [tags[0], tags[0], tags[3], tags[5], tags[3], "style:odd"],
-            "to_tag": [tags[1], tags[4], tags[1], "style:none", tags[0], tags[2]],
-            "probability": [0.5, 0.25, 0.125, 0.5, 0.3, 0.9],
+            "from_tag": [tags[0], tags[0], tags[3], tags[5], tags[3], "style:odd", tags[0]],
+            "to_tag": [tags[1], tags[4], tags[1], "style:none", tags[0], tags[2], tags[1]],
+            "probability": [0.5, 0.25, 0.125, 0.5, 0.3, 0.9, 0.7],
         }
     )
     items = pd.concat([inp.items, inp.items.iloc[[4]].assign(tag=tags[-1])], ignore_index=True)
@@ -310,6 +310,23 @@ def test_whole_array_contexts_equal_the_per_user_oracle(seed, items_per_tag, odd
     users += ["nobody-1", "nobody-2"]
     users = users[::-1] if seed == 1 else users
     s = CandidateSettings(items_per_tag=items_per_tag, slate_size=10 if items_per_tag == 3 else 25)
+    _assert_same_contexts(build_contexts(inp, users, s), per_user_contexts(inp, users, s), users)
+
+
+@pytest.mark.parametrize("cells", [1, 100])
+def test_derived_candidates_scored_a_few_users_at_a_time_equal_the_per_user_oracle(cells, monkeypatch):
+    """The derived candidates are scored on a (user, tag) grid of at most ``BLOCK_CELLS`` cells
+    at a time: blocks of one user, and of a few, give the oracle's contexts (every user's tags
+    derived, transitions with a repeated pair)."""
+    import dataclasses
+
+    from ml.explore import candidates
+    from tests.explore.oracles import per_user_contexts
+
+    monkeypatch.setattr(candidates, "BLOCK_CELLS", cells)
+    inp = dataclasses.replace(_odd_inputs(_random_inputs(1)), profiles=None)
+    users = [*sorted(set(inp.champion["user_id"])), "nobody-1"]
+    s = CandidateSettings(max_candidates=5)
     _assert_same_contexts(build_contexts(inp, users, s), per_user_contexts(inp, users, s), users)
 
 
