@@ -759,7 +759,11 @@ def _popular_items(
     flat = shop.tag_start[tag[arm]] + group_rank(arm)
     item = shop.pop_item[flat]
     pair = user[arm] * shop.n_items + item
-    skip = member(pair, keys.ex_key)[0] | member(pair, np.sort(user[champion.arm] * shop.n_items + champion.item))[0]
+    skip = np.zeros(len(pair), dtype=bool)
+    proposed = np.sort(user[champion.arm] * shop.n_items + champion.item)
+    for per_arm, pairs in ((bought, keys.ex_key), (led, proposed)):
+        look = np.flatnonzero(per_arm[arm] > 0)  # (an arm with no bought or proposed item skips none)
+        skip[look] |= member(pair[look], pairs)[0]
     rows = np.flatnonzero(~skip)
     rows = rows[group_rank(arm[rows]) < need[arm[rows]]]
     return _ArmItems(arm[rows], item[rows], shop.pop_rel[flat[rows]], len(user))
