@@ -240,6 +240,7 @@ def test_the_assistants_answers_reach_the_feedback_mart_with_their_propensities(
 
 
 def test_the_policy_learns_from_the_policy_reward_setting(loop, monkeypatch):
+    from ml.explore.candidates import item_arm_tags
     from ml.explore.feedback import FeedbackStats
     from ml.explore.reward import Learning
     from ml.tasks.publishing import publish_recommendations
@@ -251,7 +252,10 @@ def test_the_policy_learns_from_the_policy_reward_setting(loop, monkeypatch):
     out = publish_recommendations(run_id="pub-purchase", policy="thompson", propensity_draws=16)
     assert out["reward"] == "purchase"
     contexts = wh.query(f"select context from {C.SLATE_CONTEXTS} where run_id = 'pub-purchase'")["context"]
-    item_tags = dict(zip(loop["recs"]["item_id"], loop["recs"]["reason_tag"], strict=True))
+    # feedback rows without a logged tag take the item's category tag, as serving reads them
+    feats = wh.query("select item_id, category_path, category_l1, category_l3, n_users from marts.item_features")
+    items = item_arm_tags(feats)
+    item_tags = dict(zip(items["item_id"], items["tag"], strict=True))
     by_purchase = FeedbackStats.from_feedback(mart, item_tags, Learning("purchase")).user_tag
     by_click = FeedbackStats.from_feedback(mart, item_tags).user_tag
     compared = differ = 0
