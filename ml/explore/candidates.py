@@ -427,29 +427,26 @@ def _derived_candidates(
     none = np.zeros(0, dtype=np.int64)
     parts = [_candidate_arms(none, none, np.zeros(0))]
     for lo in range(0, len(users), step):
-        block = users[lo : lo + step]
-        in_block = np.zeros(len(derive), dtype=bool)
-        in_block[block] = True
-        parts.append(
-            _block_candidates(block, in_block, known.take(np.flatnonzero(in_block[known.user])), champ, moves, shop, s)
-        )
+        parts.append(_block_candidates(users[lo : lo + step], len(derive), known, champ, moves, shop, s))
     return _Arms.concat(parts)
 
 
 def _block_candidates(
     block: np.ndarray,
-    in_block: np.ndarray,
+    n_users: int,
     known: _Arms,
     champ: _Champion,
     moves: _Moves,
     shop: _Catalogue,
     s: CandidateSettings,
 ) -> _Arms:
-    """:func:`_derived_candidates` of the users ``block`` (ascending codes; ``in_block``: the
-    same as a mask over all users), on a grid of one row per user and one column per tag."""
+    """:func:`_derived_candidates` of the users ``block`` (ascending codes among ``n_users``),
+    on a grid of one row per user and one column per tag; ``known``: any users' known arms."""
     n_tags = shop.n_tags
-    row_of = np.full(len(in_block), -1, dtype=np.int64)
+    row_of = np.full(n_users, -1, dtype=np.int64)
     row_of[block] = np.arange(len(block))
+    in_block = row_of >= 0
+    known = known.take(np.flatnonzero(in_block[known.user]))
     known_rank = group_rank(known.user)
     moved, turn = _transition_offers(known, known_rank, moves)
     offers = [
