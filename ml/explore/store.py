@@ -297,6 +297,13 @@ def read_candidate_inputs(
     return with_champion(wh, read_arm_inputs(wh, exclude_event_types, feedback), champion)
 
 
+def read_item_features(wh: Warehouse, con: Any = None) -> pd.DataFrame:
+    """The ``marts.item_features`` columns the arms' tags are made of (:func:`item_arm_tags`)."""
+    return wh.query(
+        "select item_id, category_path, category_l1, category_l3, n_users from marts.item_features", None, con
+    )
+
+
 def read_arm_inputs(
     wh: Warehouse,
     exclude_event_types: tuple[str, ...],
@@ -321,9 +328,7 @@ def read_arm_inputs(
     from ml.features.interactions import load_excluded_pairs, newest_event
 
     with wh.connect(read_only=True) as con:
-        feats = wh.query(
-            "select item_id, category_path, category_l1, category_l3, n_users from marts.item_features", None, con
-        )
+        feats = read_item_features(wh, con)
         items = item_arm_tags(feats)
         profiles = read_profiles(wh, con, users_where)
         excluded = load_excluded_pairs(wh, tuple(exclude_event_types) if read_excluded else (), con, users_where)[

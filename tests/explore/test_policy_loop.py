@@ -243,6 +243,7 @@ def test_the_policy_learns_from_the_policy_reward_setting(loop, monkeypatch):
     from ml.explore.candidates import item_arm_tags
     from ml.explore.feedback import FeedbackStats
     from ml.explore.reward import Learning
+    from ml.explore.store import read_item_features
     from ml.tasks.publishing import publish_recommendations
 
     wh = loop["wh"]
@@ -253,8 +254,7 @@ def test_the_policy_learns_from_the_policy_reward_setting(loop, monkeypatch):
     assert out["reward"] == "purchase"
     contexts = wh.query(f"select context from {C.SLATE_CONTEXTS} where run_id = 'pub-purchase'")["context"]
     # feedback rows without a logged tag take the item's category tag, as serving reads them
-    feats = wh.query("select item_id, category_path, category_l1, category_l3, n_users from marts.item_features")
-    items = item_arm_tags(feats)
+    items = item_arm_tags(read_item_features(wh))
     item_tags = dict(zip(items["item_id"], items["tag"], strict=True))
     by_purchase = FeedbackStats.from_feedback(mart, item_tags, Learning("purchase")).user_tag
     by_click = FeedbackStats.from_feedback(mart, item_tags).user_tag
